@@ -1,0 +1,9 @@
+"""Root conftest: registers the service fixtures every test directory may use."""
+
+pytest_plugins = [
+    "tests.fixtures.vault",
+    "tests.fixtures.aws",
+    "tests.fixtures.databases",
+    "tests.fixtures.standins",
+    "tests.fixtures.prefect",
+]

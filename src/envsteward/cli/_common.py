@@ -1,0 +1,63 @@
+"""Helpers shared by the CLI subcommands. Keep this module light: ``envsteward --help`` imports it."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from envsteward.settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+
+@functools.cache
+def console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+@functools.cache
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def load_settings() -> Settings:
+    from envsteward.settings import Settings
+
+    return Settings()
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> None:
+    """Print ``message`` to stderr and exit with ``code`` (no traceback)."""
+    err_console().print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    sys.exit(code)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn envsteward errors into one clear line on stderr and exit code 1, instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from envsteward.errors import EnvstewardError
+
+        try:
+            return func(*args, **kwargs)
+        except EnvstewardError as exc:
+            from rich.markup import escape
+
+            fail(escape(str(exc)))
+            raise AssertionError("unreachable") from exc
+
+    return wrapper

@@ -1,0 +1,42 @@
+"""The ``envsteward`` command line.
+
+Subcommand modules import only typer at module level; everything heavy (pydantic models, boto3, hvac,
+prefect) is imported inside the command functions so that ``envsteward --help`` answers in well under a
+second.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from envsteward import __version__
+from envsteward.cli import audit, drift, health, validate
+
+app = typer.Typer(
+    name="envsteward",
+    help="Keep development, staging and production consistent, recoverable and safe.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the envsteward version."""
+    typer.echo(f"envsteward {__version__}")
+
+
+validate.register(app)
+health.register(app)
+app.add_typer(audit.app, name="audit")
+app.add_typer(drift.app, name="drift")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The drift engine: desired vs live, and environment parity. No Prefect here."""

@@ -1,0 +1,135 @@
+"""Runtime settings: where the external systems are and how to reach them.
+
+Settings come from environment variables (prefix ``ENVSTEWARD_``, nested with ``__``, e.g.
+``ENVSTEWARD_VAULT__ADDR``) or an ``.env`` file. They hold *references* to secrets (the name of an
+environment variable or a file that holds the credential), never secret values, so printing or logging a
+Settings object is always safe.
+
+The defaults are the embedded default: no cloud account, everything under ``./.envsteward``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from envsteward.errors import ConfigurationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def read_credential(env_var: str | None, file: Path | None, what: str) -> SecretStr | None:
+    """Resolve a credential reference: the file wins over the environment variable; None when neither is set.
+
+    Raises ConfigurationError when a configured file cannot be read (the message names the file, not its
+    content).
+    """
+    if file is not None:
+        try:
+            return SecretStr(file.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {what} from file {file}: {exc.strerror}") from None
+    if env_var and os.environ.get(env_var):
+        return SecretStr(os.environ[env_var])
+    return None
+
+
+class VaultSettings(_Section):
+    addr: str = "http://127.0.0.1:8200"
+    namespace: str | None = None
+    auth: Literal["token", "approle"] = "token"
+    token_env: str = "VAULT_TOKEN"
+    token_file: Path | None = None
+    approle_mount: str = "approle"
+    role_id: str | None = None
+    secret_id_env: str = "VAULT_SECRET_ID"
+    secret_id_file: Path | None = None
+    transit_mount: str = "transit"
+    verify_tls: bool = True
+    timeout_seconds: float = 10.0
+
+
+class AWSSettings(_Section):
+    region: str = "eu-west-1"
+    dr_region: str = "eu-central-1"
+    endpoint_url: str | None = None
+    """Set for moto or LocalStack; None for real AWS."""
+    profile: str | None = None
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 30.0
+    max_attempts: int = 2
+    """botocore's own retries; envsteward's tasks retry transient errors on top."""
+
+
+class SlackSettings(_Section):
+    token_env: str = "SLACK_BOT_TOKEN"
+    base_url: str = "https://slack.com/api/"
+    ui_base_url: str | None = None
+    """Prefect UI base URL used for links in messages (e.g. http://127.0.0.1:4200)."""
+
+
+class SMTPSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password_env: str = "ENVSTEWARD_SMTP_PASSWORD"
+    sender: str = "envsteward@localhost"
+    timeout_seconds: float = 10.0
+
+
+class PagerDutySettings(_Section):
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    routing_key_env: str = "PAGERDUTY_ROUTING_KEY"
+
+
+class StorageSettings(_Section):
+    kind: Literal["filesystem", "s3"] = "filesystem"
+    bucket: str | None = None
+    dr_bucket: str | None = None
+    prefix: str = ""
+
+
+class StateSettings(_Section):
+    kind: Literal["filesystem", "redis"] = "filesystem"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "envsteward:"
+
+
+class Settings(BaseSettings):
+    """All of envsteward's runtime settings. Safe to print: it holds no secret values."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ENVSTEWARD_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    catalog: Path = Path("examples/catalog")
+    home: Path = Path(".envsteward")
+    """Embedded default's working folder: filesystem object store, state, audit log, local keys."""
+    actor: str | None = None
+    """Who is acting, for the audit log; defaults to the OS user."""
+    fingerprint_key_env: str = "ENVSTEWARD_FINGERPRINT_KEY"
+    """Env var holding the HMAC key used to fingerprint secret values; else a key file under ``home``."""
+    vault: VaultSettings = Field(default_factory=VaultSettings)
+    aws: AWSSettings = Field(default_factory=AWSSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    smtp: SMTPSettings = Field(default_factory=SMTPSettings)
+    pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+
+    def current_actor(self) -> str:
+        """The configured actor, else the OS login name, else ``unknown``."""
+        if self.actor:
+            return self.actor
+        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
