@@ -1,5 +1,5 @@
 # The two quick-start commands are `make demo` and `make test`; each creates or refreshes .venv itself.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip==26.3"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
@@ -16,7 +16,7 @@ venv: $(STAMP)
 
 ## Run the main job on the embedded default: local Prefect server, OpenBao dev server, moto, example catalog.
 demo: $(STAMP)
-	$(BIN)/python -m envsteward.deployments.demo
+	$(BIN)/python -m envsteward.deployments.demo $(DEMO_ARGS)
 
 ## Run the whole test suite against real services on loopback.
 test: $(STAMP)

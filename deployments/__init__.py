@@ -1,0 +1,1 @@
+"""Running envsteward's deployments: the embedded runner and the local demo."""

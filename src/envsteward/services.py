@@ -1,0 +1,206 @@
+"""The one place where clients for external systems are built (DESIGN.md principle 6).
+
+Flows, tasks and CLI commands ask a :class:`Services` container for what they need; nothing else builds
+an hvac, boto3, psycopg or slack-sdk client. Every client is built lazily on first use and cached for the
+life of the container, so ``envsteward --help`` and a scan of one environment only pay for what they use.
+
+Tests build a ``Services`` from a ``Settings`` that points at the loopback servers.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from envsteward.errors import ConfigurationError
+from envsteward.settings import Settings, read_credential
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from envsteward.adapters.aws import AWSClients
+    from envsteward.adapters.vault import VaultClient
+    from envsteward.audit import AuditLog
+    from envsteward.catalog import Catalog
+    from envsteward.catalog.refs import SecretRef
+    from envsteward.fingerprint import Fingerprinter
+    from envsteward.ports import ConfigSource, Notifier, ObjectStore, SecretStore, StateStore
+
+
+class Services:
+    """Lazily built, cached clients and stores for one process. Thread-safe for Prefect's thread runner."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._lock = threading.RLock()
+        self._cache: dict[str, object] = {}
+
+    def _cached(self, name: str, build: object) -> object:
+        with self._lock:
+            if name not in self._cache:
+                self._cache[name] = build() if callable(build) else build
+            return self._cache[name]
+
+    # -- catalog ------------------------------------------------------------------------------------------
+
+    def catalog(self) -> Catalog:
+        """The validated catalog named by settings. Raises CatalogError listing every problem."""
+        from envsteward.catalog import load_catalog
+
+        return self._cached("catalog", lambda: load_catalog(self.settings.catalog))  # type: ignore[return-value]
+
+    # -- clients --------------------------------------------------------------------------------------------
+
+    def vault_client(self) -> VaultClient:
+        """An authenticated Vault client (token or AppRole from settings). Raises AuthenticationError."""
+        from envsteward.adapters.vault import VaultClient
+
+        return self._cached("vault", lambda: VaultClient.from_settings(self.settings.vault))  # type: ignore[return-value]
+
+    def aws_clients(self) -> AWSClients:
+        """The boto3 client factory for every AWS service and region envsteward uses."""
+        from envsteward.adapters.aws import AWSClients
+
+        return self._cached("aws", lambda: AWSClients(self.settings.aws))  # type: ignore[return-value]
+
+    # -- stores ---------------------------------------------------------------------------------------------
+
+    def object_store(self) -> ObjectStore:
+        """The primary object store: S3 when ``storage.kind`` is ``s3``, else a folder under ``home``."""
+
+        def build() -> ObjectStore:
+            storage = self.settings.storage
+            if storage.kind == "s3":
+                from envsteward.adapters.aws import S3ObjectStore
+
+                if not storage.bucket:
+                    raise ConfigurationError("storage.kind is s3 but storage.bucket is not set (ENVSTEWARD_STORAGE__BUCKET)")
+                return S3ObjectStore(self.aws_clients(), storage.bucket, self.settings.aws.region, storage.prefix)
+            from envsteward.adapters.objectstore_fs import FilesystemObjectStore
+
+            return FilesystemObjectStore(self.settings.home / "objects")
+
+        return self._cached("object_store", build)  # type: ignore[return-value]
+
+    def state_store(self) -> StateStore:
+        from envsteward.state import open_state_store
+
+        return self._cached("state", lambda: open_state_store(self.settings))  # type: ignore[return-value]
+
+    def audit_log(self) -> AuditLog:
+        from envsteward.audit import open_audit_log
+
+        def build() -> AuditLog:
+            store = self.object_store() if self.settings.storage.kind == "s3" else None
+            return open_audit_log(self.settings, store)
+
+        return self._cached("audit", build)  # type: ignore[return-value]
+
+    def fingerprinter(self) -> Fingerprinter:
+        from envsteward.fingerprint import load_fingerprinter
+
+        return self._cached("fingerprinter", lambda: load_fingerprinter(self.settings))  # type: ignore[return-value]
+
+    # -- secrets ----------------------------------------------------------------------------------------------
+
+    def secret_store(self, scheme: str) -> SecretStore:
+        """The SecretStore for a reference scheme (vault, aws-sm, ssm, env). Raises ConfigurationError."""
+
+        def build() -> SecretStore:
+            if scheme == "vault":
+                from envsteward.adapters.vault import VaultSecretStore
+
+                return VaultSecretStore(self.vault_client())
+            if scheme == "aws-sm":
+                from envsteward.adapters.aws import SecretsManagerSecretStore
+
+                return SecretsManagerSecretStore(self.aws_clients())
+            if scheme == "ssm":
+                from envsteward.adapters.aws import SSMSecretStore
+
+                return SSMSecretStore(self.aws_clients())
+            if scheme == "env":
+                return _EnvSecretStore()
+            raise ConfigurationError(f"no secret store for scheme {scheme!r}")
+
+        return self._cached(f"secrets:{scheme}", build)  # type: ignore[return-value]
+
+    def resolve_secret(self, ref: SecretRef) -> SecretStr:
+        """Fetch a secret's value into this process only. Raises NotFoundError, PermissionDeniedError, ..."""
+        return self.secret_store(ref.scheme).get_secret(ref.location, ref.key)
+
+    # -- sources and notifiers ----------------------------------------------------------------------------------
+
+    def config_source(self, environment: str, source_name: str) -> ConfigSource:
+        """The live ConfigSource an environment's catalog entry names. Raises CatalogError/ConfigurationError."""
+        from envsteward.sources import build_config_source
+
+        env = self.catalog().environment(environment)
+        spec = next((s for s in env.sources if s.name == source_name), None)
+        if spec is None:
+            known = ", ".join(s.name for s in env.sources) or "none"
+            raise ConfigurationError(f"environment {environment!r} has no source {source_name!r} (known: {known})")
+        return self._cached(  # type: ignore[return-value]
+            f"source:{environment}:{source_name}", lambda: build_config_source(self, spec)
+        )
+
+    def notifiers(self, channel_names: Sequence[str]) -> list[Notifier]:
+        """Notifiers for the named catalog channels, in order. Raises ConfigurationError for a missing credential."""
+        from envsteward.notify import build_notifier
+
+        channels = self.catalog().channels
+        return [
+            self._cached(f"notifier:{name}", functools.partial(build_notifier, self, channels[name]))  # type: ignore[misc]
+            for name in channel_names
+        ]
+
+    def credential(self, env_var: str | None, what: str) -> SecretStr:
+        """A credential named by settings (env var). Raises ConfigurationError naming the variable to set."""
+        value = read_credential(env_var, None, what)
+        if value is None:
+            raise ConfigurationError(f"{what} is not set: export {env_var}")
+        return value
+
+
+class _EnvSecretStore:
+    """``env://NAME`` references: a variable of this process's environment (embedded default, tests)."""
+
+    scheme = "env"
+
+    def get_secret(self, location: str, key: str | None) -> SecretStr:
+        from pydantic import SecretStr
+
+        from envsteward.errors import NotFoundError
+
+        import os
+
+        if location not in os.environ:
+            raise NotFoundError(f"environment variable {location} is not set", system="env", operation="read")
+        return SecretStr(os.environ[location])
+
+    def secret_exists(self, location: str, key: str | None) -> bool:
+        import os
+
+        return location in os.environ
+
+
+_default: Services | None = None
+_default_lock = threading.Lock()
+
+
+def get_services() -> Services:
+    """The process-wide Services built from the environment's Settings (used by Prefect tasks and the CLI)."""
+    global _default  # noqa: PLW0603 - one container per process, by design
+    with _default_lock:
+        if _default is None:
+            _default = Services()
+        return _default
+
+
+def set_services(services: Services | None) -> None:
+    """Replace the process-wide container (tests point it at loopback servers; None resets it)."""
+    global _default  # noqa: PLW0603
+    with _default_lock:
+        _default = services

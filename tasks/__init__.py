@@ -1,0 +1,1 @@
+"""Thin Prefect @task wrappers over the core: retries, timeouts, caching."""
