@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from envsteward import __version__
-from envsteward.cli import audit, drift, health, validate
+from envsteward.cli import audit, backup, drift, health, retention, validate
 
 app = typer.Typer(
     name="envsteward",
@@ -31,6 +31,8 @@ validate.register(app)
 health.register(app)
 app.add_typer(audit.app, name="audit")
 app.add_typer(drift.app, name="drift")
+app.add_typer(backup.app, name="backup")
+app.add_typer(retention.app, name="retention")
 
 
 def main() -> None:
