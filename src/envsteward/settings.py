@@ -51,6 +51,8 @@ class VaultSettings(_Section):
     secret_id_env: str = "VAULT_SECRET_ID"
     secret_id_file: Path | None = None
     transit_mount: str = "transit"
+    transit_key: str = "envsteward-backups"
+    """Transit key that wraps backup data keys (key_provider: vault_transit)."""
     verify_tls: bool = True
     timeout_seconds: float = 10.0
 
@@ -63,6 +65,8 @@ class AWSSettings(_Section):
     profile: str | None = None
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 30.0
+    kms_key_id: str | None = None
+    """KMS key (id, ARN or alias) that wraps backup data keys (key_provider: aws_kms)."""
     max_attempts: int = 2
     """botocore's own retries; envsteward's tasks retry transient errors on top."""
 

@@ -1,0 +1,67 @@
+"""AWS KMS as a KeyProvider: per-object data keys from GenerateDataKey, unwrapped with Decrypt."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from envsteward.adapters.aws_errors import SYSTEM, aws_errors
+from envsteward.adapters.aws_session import AWSClients
+from envsteward.errors import IntegrityError
+from envsteward.ports import DataKey
+
+
+class KMSKeyProvider:
+    """Data keys wrapped by one KMS key. ``key_id`` is as configured (key id, ARN or alias); prefer an ARN
+    in production so a re-pointed alias cannot change which key decrypts old backups."""
+
+    def __init__(self, clients: AWSClients, key_id: str, region: str | None = None) -> None:
+        self._clients = clients
+        self.key_id = key_id
+        self.region = region
+        self._lock = threading.Lock()
+        self._arn: str | None = None
+
+    def __repr__(self) -> str:
+        return f"KMSKeyProvider(key_id={self.key_id!r})"
+
+    @property
+    def _kms(self) -> Any:
+        return self._clients.kms(self.region)
+
+    def key_arn(self) -> str:
+        """The key's ARN (DescribeKey, cached). Raises NotFoundError, PermissionDeniedError."""
+        with self._lock:
+            if self._arn is None:
+                with aws_errors("kms", "describe_key", self.key_id):
+                    self._arn = str(self._kms.describe_key(KeyId=self.key_id)["KeyMetadata"]["Arn"])
+            return self._arn
+
+    def generate_data_key(self) -> DataKey:
+        """GenerateDataKey (AES_256): a 32-byte key and its KMS ciphertext blob."""
+        with aws_errors("kms", "generate_data_key", self.key_id):
+            response = self._kms.generate_data_key(KeyId=self.key_id, KeySpec="AES_256")
+        return DataKey(
+            plaintext=bytes(response["Plaintext"]),
+            wrapped=bytes(response["CiphertextBlob"]),
+            key_id=self.key_id,
+        )
+
+    def unwrap(self, wrapped: bytes, key_id: str) -> bytes:
+        """Decrypt the wrapped key with KeyId set to this provider's key.
+
+        Raises IntegrityError when ``key_id`` names another key, or KMS says the ciphertext is not for this
+        key (IncorrectKeyException) or is corrupt (InvalidCiphertextException).
+        """
+        if key_id not in (self.key_id, self._arn) and key_id != self.key_arn():
+            raise IntegrityError(
+                f"the data key was wrapped by {key_id!r}, this provider uses {self.key_id!r}",
+                system=SYSTEM,
+                operation="kms unwrap",
+            )
+        with aws_errors("kms", "decrypt", self.key_id):
+            response = self._kms.decrypt(CiphertextBlob=wrapped, KeyId=self.key_id)
+        plaintext = bytes(response["Plaintext"])
+        if len(plaintext) != 32:
+            raise IntegrityError("unwrapped key is not 256 bits", system=SYSTEM, operation="kms unwrap")
+        return plaintext
