@@ -7,7 +7,7 @@ Tests exercise the adapters against real servers on loopback (OpenBao, moto, Pos
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -240,3 +240,7 @@ class StateStore(Protocol):
     def put(self, key: str, value: JSONValue) -> None: ...
 
     def delete(self, key: str) -> None: ...
+
+    def update(self, key: str, fn: Callable[[JSONValue | None], JSONValue | None]) -> JSONValue | None:
+        """Atomic read-modify-write: store ``fn(current)`` (None deletes) and return it."""
+        ...
