@@ -1,0 +1,163 @@
+"""The embedded default's KeyProvider: a local key-encryption key (KEK) in a file.
+
+The key file holds 32 random bytes as hex (one line). It is created on first use with mode 0600, and a key
+file that group or others can read is refused. Data keys are wrapped with AES-256-GCM under the KEK:
+
+    wrapped = b"ESLK1" || nonce (12 bytes) || ciphertext+tag
+
+with the key id as associated data, so a wrapped key only unwraps under the KEK (and key id) it was made
+with. The key id is ``local:`` followed by the first 16 hex digits of SHA-256 over a domain tag and the KEK:
+a fingerprint of a *key-encryption key* (256 random bits, so the hash reveals nothing usable), which lets a
+backup manifest say which local key it needs. It is not a fingerprint of any secret configuration value.
+
+For production use Vault transit or AWS KMS: this file is the only copy of the key, so back it up apart
+from the backups it protects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from envsteward.errors import ConfigurationError, IntegrityError
+from envsteward.ports import DataKey
+
+SYSTEM = "local-keys"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+_MAGIC = b"ESLK1"
+_KEY_ID_DOMAIN = b"envsteward-local-kek-id\0"
+
+
+class LocalKeyProvider:
+    """Wraps and unwraps data keys with a KEK read from (or created in) ``key_file``."""
+
+    def __init__(self, key_file: Path) -> None:
+        """Load the KEK, creating the file (mode 0600, folder 0700) when it does not exist. Local files only.
+
+        Raises ConfigurationError when the file is readable by group or others, is not 32 bytes of hex,
+        or cannot be read or created.
+        """
+        self.key_file = Path(key_file)
+        self._kek = _load_or_create(self.key_file)
+        self.key_id = "local:" + hashlib.sha256(_KEY_ID_DOMAIN + self._kek).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"LocalKeyProvider(key_file={str(self.key_file)!r}, key_id={self.key_id!r}, key=<redacted>)"
+
+    def generate_data_key(self) -> DataKey:
+        """A fresh random 256-bit data key and its AES-256-GCM-wrapped form. No external call."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        plaintext = secrets.token_bytes(KEY_BYTES)
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        ciphertext = AESGCM(self._kek).encrypt(nonce, plaintext, self._aad(self.key_id))
+        return DataKey(plaintext=plaintext, wrapped=_MAGIC + nonce + ciphertext, key_id=self.key_id)
+
+    def unwrap(self, wrapped: bytes, key_id: str) -> bytes:
+        """The plaintext data key. No external call.
+
+        Raises IntegrityError when ``key_id`` is not this provider's key, or the wrapped key was made with
+        another KEK, or was altered or truncated.
+        """
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if key_id != self.key_id:
+            raise IntegrityError(
+                f"data key was wrapped by {key_id!r}, but {self.key_file} holds {self.key_id!r}: "
+                "restore the key file that was used for this backup",
+                system=SYSTEM,
+                operation="unwrap",
+            )
+        body = bytes(wrapped)
+        if not body.startswith(_MAGIC) or len(body) < len(_MAGIC) + NONCE_BYTES + 16 + 1:
+            raise IntegrityError(
+                "wrapped data key is malformed or truncated", system=SYSTEM, operation="unwrap"
+            )
+        nonce = body[len(_MAGIC) : len(_MAGIC) + NONCE_BYTES]
+        ciphertext = body[len(_MAGIC) + NONCE_BYTES :]
+        try:
+            plaintext = AESGCM(self._kek).decrypt(nonce, ciphertext, self._aad(key_id))
+        except InvalidTag:
+            raise IntegrityError(
+                "wrapped data key failed authentication (wrong key file, or the wrapped key was altered)",
+                system=SYSTEM,
+                operation="unwrap",
+            ) from None
+        if len(plaintext) != KEY_BYTES:
+            raise IntegrityError("unwrapped data key has the wrong length", system=SYSTEM, operation="unwrap")
+        return plaintext
+
+    @staticmethod
+    def _aad(key_id: str) -> bytes:
+        return b"envsteward-local-wrap\0" + key_id.encode("utf-8")
+
+
+def _load_or_create(path: Path) -> bytes:
+    try:
+        return _read(path)
+    except FileNotFoundError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, (secrets.token_hex(KEY_BYTES) + "\n").encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            # link() refuses an existing name: when two processes race, both end up using the winner's key.
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot create key file {path}: {exc.strerror}", system=SYSTEM, operation="create key"
+        ) from None
+    try:
+        return _read(path)
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"key file {path} vanished while it was being created", system=SYSTEM, operation="create key"
+        ) from None
+
+
+def _read(path: Path) -> bytes:
+    """Raises FileNotFoundError (to create it), or ConfigurationError naming the file and the fix."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read key file {path}: {exc.strerror}", system=SYSTEM) from None
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"key file {path} is readable by group or others (mode {mode:04o}); run: chmod 600 {path}",
+            system=SYSTEM,
+            operation="load key",
+        )
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
+        raise ConfigurationError(f"cannot read key file {path}: {reason}", system=SYSTEM) from None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise ConfigurationError(
+            f"key file {path} must hold {KEY_BYTES} bytes as hex (64 hex digits, one line)",
+            system=SYSTEM,
+            operation="load key",
+        )
+    return key

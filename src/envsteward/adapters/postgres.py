@@ -1,0 +1,324 @@
+"""PostgreSQL over psycopg 3: queries, liveness, and the helpers backups and DR drills use.
+
+The password never goes into the connection string (which may end up in logs or Prefect parameters): it
+is passed to libpq separately, and a DSN that contains one is refused. Every psycopg exception is
+translated in :func:`_translate`, the one place that knows psycopg; messages name ``postgres``, the
+operation and ``host:port/dbname`` (never a password, and never data values PostgreSQL echoes back).
+
+Checksums (:meth:`PostgresClient.table_checksums`) are computed inside PostgreSQL: the md5 of every row's
+text form (``row::text``), those md5s sorted with the ``C`` collation, concatenated and hashed again. That is
+deterministic for the same content whatever the physical row order, locale or server, and needs only
+32 bytes of server memory per row.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
+
+from envsteward.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConflictError,
+    EnvstewardError,
+    NotFoundError,
+    PermanentError,
+    PermissionDeniedError,
+    TransientError,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+
+SYSTEM = "postgres"
+MAINTENANCE_DB = "postgres"
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+# SQLSTATEs (and whole classes) that retrying can fix.
+_TRANSIENT_STATES = {"57P01", "57P02", "57P03", "53300", "40001", "40P01", "55P03", "57014"}
+_TRANSIENT_CLASSES = {"08", "53", "58"}
+_AUTH_STATES = {"28P01", "28000"}
+_NOT_FOUND_STATES = {"3D000", "42P01", "3F000", "42883"}
+_CONFLICT_STATES = {"42P04", "42P07", "42710", "23505"}
+# Classes whose messages may quote data values (22: data exception, 23: constraint violation).
+_DATA_CLASSES = {"22", "23"}
+
+# Connection failures carry no SQLSTATE in psycopg: libpq's FATAL text is all there is.
+_CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], type[EnvstewardError]], ...] = (
+    (re.compile(r"database \".*\" does not exist"), NotFoundError),
+    (
+        re.compile(r"password authentication failed|no password supplied|no pg_hba\.conf entry"),
+        AuthenticationError,
+    ),
+    (re.compile(r"role \".*\" does not exist|authentication failed"), AuthenticationError),
+    (re.compile(r"permission denied for database|must have CONNECT privilege"), PermissionDeniedError),
+)
+
+_LIST_TABLES = """
+SELECT n.nspname, c.relname
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
+"""
+
+
+class PostgresClient:
+    """A small PostgreSQL client: one short-lived connection per call (autocommit).
+
+    ``dsn`` is a libpq connection string or URL *without* a password, e.g.
+    ``host=db port=5432 user=app dbname=app`` or ``postgresql://app@db:5432/app``.
+    """
+
+    def __init__(self, dsn: str, password: SecretStr | None = None, connect_timeout: float = 5) -> None:
+        """Raises ConfigurationError when the DSN is malformed or contains a password."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            params = conninfo_to_dict(dsn)
+        except Exception:  # noqa: BLE001 - psycopg raises ProgrammingError; its text may echo the DSN
+            raise ConfigurationError(
+                "malformed connection string: expected 'host=... user=... dbname=...' or postgresql://user@host/db",
+                system=SYSTEM,
+                operation="connect",
+            ) from None
+        if "password" in params:
+            raise ConfigurationError(
+                "the connection string contains a password; remove it and pass the password separately "
+                "(as a secret reference)",
+                system=SYSTEM,
+                operation="connect",
+            )
+        self._dsn = dsn
+        self._params: dict[str, Any] = dict(params)
+        self._password = password
+        self._connect_timeout = connect_timeout
+
+    def __repr__(self) -> str:
+        return f"PostgresClient(target={self.target!r})"
+
+    # -- identity --------------------------------------------------------------------------------------------
+
+    @property
+    def dbname(self) -> str:
+        """The database this client connects to (libpq's default: the user name)."""
+        return str(self._params.get("dbname") or self._params.get("user") or "postgres")
+
+    @property
+    def target(self) -> str:
+        """``host:port/dbname``, for messages (never credentials)."""
+        host = self._params.get("host") or self._params.get("hostaddr") or "localhost"
+        port = self._params.get("port") or "5432"
+        return f"{host}:{port}/{self.dbname}"
+
+    def for_database(self, name: str) -> PostgresClient:
+        """A client for another database on the same server with the same credentials (no network call)."""
+        from psycopg.conninfo import make_conninfo
+
+        return PostgresClient(
+            make_conninfo(self._dsn, dbname=name),
+            password=self._password,
+            connect_timeout=self._connect_timeout,
+        )
+
+    # -- connections -----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self, operation: str = "connect") -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """An autocommit connection, closed on exit. psycopg errors raised inside become envsteward errors.
+
+        Calls PostgreSQL. Raises TransientError, AuthenticationError, NotFoundError, PermissionDeniedError,
+        ConflictError or PermanentError (see :func:`_translate`).
+        """
+        import psycopg
+
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": max(1, math.ceil(self._connect_timeout)),
+            "application_name": "envsteward",
+        }
+        if self._password is not None:
+            kwargs["password"] = self._password.get_secret_value()
+        try:
+            conn = psycopg.connect(self._dsn, **kwargs)
+        except psycopg.Error as exc:
+            raise _translate(exc, operation, self.target, connecting=True) from None
+        try:
+            with conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise _translate(exc, operation, self.target, connecting=False) from None
+
+    def query(self, query: str | sql.Composable, params: Params = None) -> list[tuple[Any, ...]]:
+        """Run one statement and return its rows (an empty list for statements without a result).
+
+        Calls PostgreSQL. Raises the errors listed on :meth:`connect`.
+        """
+        with self.connect("query") as conn, conn.cursor() as cur:
+            cur.execute(_as_query(query), params)
+            if cur.description is None:
+                return []
+            return list(cur.fetchall())
+
+    def execute(self, query: str | sql.Composable, params: Params = None) -> int:
+        """Run one statement (or, without params, a script of several) and return the affected row count.
+
+        Calls PostgreSQL. Raises the errors listed on :meth:`connect`.
+        """
+        with self.connect("execute") as conn, conn.cursor() as cur:
+            cur.execute(_as_query(query), params)
+            return cur.rowcount
+
+    def ping(self) -> float:
+        """Connect, run ``SELECT 1``, and return the whole round trip in milliseconds.
+
+        Calls PostgreSQL. Raises the errors listed on :meth:`connect`.
+        """
+        started = time.perf_counter()
+        with self.connect("ping") as conn:
+            conn.execute("SELECT 1").fetchone()
+        return (time.perf_counter() - started) * 1000.0
+
+    def server_version(self) -> str:
+        """The server's version string, e.g. ``15.20`` (``SHOW server_version``, first word).
+
+        Calls PostgreSQL. Raises the errors listed on :meth:`connect`.
+        """
+        with self.connect("server_version") as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        return str(row[0]).split()[0] if row else ""
+
+    # -- databases -------------------------------------------------------------------------------------------
+
+    def database_exists(self, name: str) -> bool:
+        """True when a database called ``name`` exists on the server. Calls PostgreSQL."""
+        with self.connect("database_exists") as conn:
+            row = conn.execute("SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (name,)).fetchone()
+        return row is not None
+
+    def create_database(self, name: str) -> None:
+        """``CREATE DATABASE name``. Calls PostgreSQL.
+
+        Raises ConflictError when it exists (42P04), PermissionDeniedError without CREATEDB, or the errors
+        listed on :meth:`connect`.
+        """
+        from psycopg import sql
+
+        with self._admin_client(name).connect(f"create database {name}") as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+    def drop_database(self, name: str, force: bool = True, missing_ok: bool = True) -> None:
+        """``DROP DATABASE [IF EXISTS] name [WITH (FORCE)]``; ``force`` terminates its open sessions first.
+
+        Calls PostgreSQL. Raises NotFoundError when it does not exist and ``missing_ok`` is false,
+        PermissionDeniedError when not its owner, or the errors listed on :meth:`connect`.
+        """
+        from psycopg import sql
+
+        statement = sql.SQL("DROP DATABASE {if_exists}{name}{force}").format(
+            if_exists=sql.SQL("IF EXISTS " if missing_ok else ""),
+            name=sql.Identifier(name),
+            force=sql.SQL(" WITH (FORCE)" if force else ""),
+        )
+        with self._admin_client(name).connect(f"drop database {name}") as conn:
+            conn.execute(statement)
+
+    def _admin_client(self, name: str) -> PostgresClient:
+        # A database cannot be created from or dropped while connected to itself: use the maintenance db.
+        return self.for_database(MAINTENANCE_DB) if name == self.dbname else self
+
+    # -- content summaries -----------------------------------------------------------------------------------
+
+    def table_row_counts(self) -> dict[str, int]:
+        """Exact row count of every ordinary table outside the system schemas, keyed ``schema.table``.
+
+        Calls PostgreSQL (``count(*)`` per table, in one connection). Raises the errors listed on
+        :meth:`connect`.
+        """
+        from psycopg import sql
+
+        counts: dict[str, int] = {}
+        with self.connect("table_row_counts") as conn:
+            for schema, table in conn.execute(_LIST_TABLES).fetchall():
+                statement = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+                row = conn.execute(statement).fetchone()
+                counts[f"{schema}.{table}"] = int(row[0]) if row else 0
+        return counts
+
+    def table_checksums(self) -> dict[str, str]:
+        """A deterministic md5 of every ordinary table's content, keyed ``schema.table``.
+
+        See the module docstring for how it is computed (order-independent, locale-independent). Two
+        databases with the same rows in a table give the same checksum for it. Calls PostgreSQL. Raises
+        the errors listed on :meth:`connect`.
+        """
+        from psycopg import sql
+
+        sums: dict[str, str] = {}
+        with self.connect("table_checksums") as conn:
+            for schema, table in conn.execute(_LIST_TABLES).fetchall():
+                statement = sql.SQL(
+                    "SELECT md5(coalesce(string_agg(h, '' ORDER BY h COLLATE \"C\"), '')) "
+                    "FROM (SELECT md5(t::text) AS h FROM {} AS t) AS rows"
+                ).format(sql.Identifier(schema, table))
+                row = conn.execute(statement).fetchone()
+                sums[f"{schema}.{table}"] = str(row[0]) if row else ""
+        return sums
+
+
+def _as_query(query: str | sql.Composable) -> Any:
+    # psycopg's stubs want a LiteralString; callers pass catalog-provided SQL (health checks) as plain str.
+    return query
+
+
+def _translate(exc: Exception, operation: str, target: str, *, connecting: bool) -> EnvstewardError:
+    """Map a psycopg exception to an envsteward error. The one place that interprets psycopg errors."""
+    import psycopg
+
+    where = f"{operation} on {target}"
+    state = getattr(exc, "sqlstate", None)
+    detail = _safe_detail(exc, state)
+    kwargs = {"system": SYSTEM, "operation": where}
+    if state:
+        message = f"{detail} (SQLSTATE {state})"
+        if state in _TRANSIENT_STATES or state[:2] in _TRANSIENT_CLASSES:
+            return TransientError(message, **kwargs)
+        if state in _AUTH_STATES:
+            return AuthenticationError(message, **kwargs)
+        if state == "42501":
+            return PermissionDeniedError(message, **kwargs)
+        if state in _NOT_FOUND_STATES:
+            return NotFoundError(message, **kwargs)
+        if state in _CONFLICT_STATES:
+            return ConflictError(message, **kwargs)
+        return PermanentError(message, **kwargs)
+    if connecting or isinstance(exc, psycopg.OperationalError):
+        for pattern, error_type in _CONNECT_PATTERNS:
+            if pattern.search(detail):
+                return error_type(detail, **kwargs)
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return TransientError(detail or "connection failed", **kwargs)
+    return PermanentError(detail or type(exc).__name__, **kwargs)
+
+
+_QUOTED = re.compile(r"""(['"])(?:(?!\1).){0,2000}\1""")
+
+
+def _safe_detail(exc: Exception, state: str | None) -> str:
+    """The server's primary message (or psycopg's first line), without data values it may quote."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    text = primary or (str(exc).strip().splitlines() or [""])[0]
+    if state and state[:2] in _DATA_CLASSES:
+        text = _QUOTED.sub(r"\1<redacted>\1", text)
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,116 @@
+"""LocalKeyProvider: key file creation and mode, wrap/unwrap round trip, wrong key, tampering."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import stat
+from pathlib import Path
+
+import pytest
+
+from envsteward.adapters.local_keys import LocalKeyProvider
+from envsteward.errors import ConfigurationError, IntegrityError
+from envsteward.ports import KeyProvider
+
+
+def test_creates_key_file_0600_on_first_use(tmp_path: Path) -> None:
+    key_file = tmp_path / "home" / "keys" / "backup.key"
+    provider = LocalKeyProvider(key_file)
+    assert isinstance(provider, KeyProvider)
+    assert key_file.exists()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    kek = bytes.fromhex(key_file.read_text().strip())
+    assert len(kek) == 32
+    expected_id = "local:" + hashlib.sha256(b"envsteward-local-kek-id\0" + kek).hexdigest()[:16]
+    assert provider.key_id == expected_id
+    # The same file gives the same key id in another instance.
+    assert LocalKeyProvider(key_file).key_id == provider.key_id
+    assert kek.hex() not in repr(provider)
+    assert list(tmp_path.rglob("*.tmp")) == []
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    provider = LocalKeyProvider(tmp_path / "k.key")
+    data_key = provider.generate_data_key()
+    assert len(data_key.plaintext) == 32
+    assert data_key.key_id == provider.key_id
+    assert data_key.plaintext not in data_key.wrapped
+    assert "plaintext=<redacted>" in repr(data_key)
+    assert provider.unwrap(data_key.wrapped, data_key.key_id) == data_key.plaintext
+    # Fresh keys and fresh nonces every time.
+    other = provider.generate_data_key()
+    assert other.plaintext != data_key.plaintext
+    assert other.wrapped != data_key.wrapped
+    # A new instance (a restore on another day) unwraps it too.
+    assert (
+        LocalKeyProvider(tmp_path / "k.key").unwrap(data_key.wrapped, data_key.key_id) == data_key.plaintext
+    )
+
+
+def test_wrong_key_is_integrity_error(tmp_path: Path) -> None:
+    mine = LocalKeyProvider(tmp_path / "mine.key")
+    theirs = LocalKeyProvider(tmp_path / "theirs.key")
+    assert mine.key_id != theirs.key_id
+    data_key = theirs.generate_data_key()
+    with pytest.raises(IntegrityError, match="restore the key file") as caught:
+        mine.unwrap(data_key.wrapped, data_key.key_id)
+    assert not caught.value.transient
+    # Even when told its own key id, a key wrapped under another KEK fails authentication.
+    with pytest.raises(IntegrityError, match="failed authentication"):
+        mine.unwrap(data_key.wrapped, mine.key_id)
+
+
+@pytest.mark.parametrize("position", [0, 5, 10, 20, -1])
+def test_tampered_or_truncated_wrapped_key_is_integrity_error(tmp_path: Path, position: int) -> None:
+    provider = LocalKeyProvider(tmp_path / "k.key")
+    wrapped = bytearray(provider.generate_data_key().wrapped)
+    wrapped[position] ^= 0x01
+    with pytest.raises(IntegrityError):
+        provider.unwrap(bytes(wrapped), provider.key_id)
+    with pytest.raises(IntegrityError, match="malformed or truncated"):
+        provider.unwrap(bytes(wrapped[:20]), provider.key_id)
+
+
+def test_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "k.key"
+    LocalKeyProvider(key_file)
+    key_file.chmod(0o644)
+    with pytest.raises(
+        ConfigurationError, match=r"readable by group or others \(mode 0644\); run: chmod 600"
+    ) as caught:
+        LocalKeyProvider(key_file)
+    assert key_file.read_text().strip() not in str(caught.value)
+    key_file.chmod(0o640)
+    with pytest.raises(ConfigurationError):
+        LocalKeyProvider(key_file)
+    key_file.chmod(0o600)
+    LocalKeyProvider(key_file)
+
+
+def test_malformed_key_file_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "k.key"
+    key_file.write_text("not hex at all\n")
+    key_file.chmod(0o600)
+    with pytest.raises(ConfigurationError, match="64 hex digits"):
+        LocalKeyProvider(key_file)
+    key_file.write_text("ab" * 16 + "\n")  # 16 bytes: too short
+    with pytest.raises(ConfigurationError, match="64 hex digits"):
+        LocalKeyProvider(key_file)
+
+
+def _create(path: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    out.put(LocalKeyProvider(Path(path)).key_id)
+
+
+def test_concurrent_first_use_agrees_on_one_key(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    key_file = tmp_path / "race" / "k.key"
+    procs = [ctx.Process(target=_create, args=(str(key_file), out)) for _ in range(5)]
+    for proc in procs:
+        proc.start()
+    ids = {out.get(timeout=20) for _ in procs}
+    for proc in procs:
+        proc.join(timeout=20)
+    assert ids == {LocalKeyProvider(key_file).key_id}
