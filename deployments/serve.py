@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 import sys
 
+from envsteward.deployments.catalog import REPO_ROOT, DeploymentDefinition, read_deployments
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.flows import load_flow_from_entrypoint
-
-from envsteward.deployments.catalog import REPO_ROOT, DeploymentDefinition, read_deployments
 
 
 def build_runner_deployment(definition: DeploymentDefinition) -> RunnerDeployment:

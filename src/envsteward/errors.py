@@ -26,7 +26,7 @@ class EnvstewardError(Exception):
 
 
 class TransientError(EnvstewardError):
-    """A failure that may go away: timeouts, refused connections, throttling, 5xx, a sealed or standby Vault."""
+    """A failure that may go away: timeouts, refused connections, throttling, 5xx, a sealed Vault."""
 
     transient = True
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from envsteward.catalog import Catalog
     from envsteward.catalog.refs import SecretRef
     from envsteward.fingerprint import Fingerprinter
-    from envsteward.ports import ConfigSource, Notifier, ObjectStore, SecretStore, StateStore
+    from envsteward.ports import ConfigSource, KeyProvider, Notifier, ObjectStore, SecretStore, StateStore
 
 
 class Services:
@@ -76,8 +76,12 @@ class Services:
                 from envsteward.adapters.aws import S3ObjectStore
 
                 if not storage.bucket:
-                    raise ConfigurationError("storage.kind is s3 but storage.bucket is not set (ENVSTEWARD_STORAGE__BUCKET)")
-                return S3ObjectStore(self.aws_clients(), storage.bucket, self.settings.aws.region, storage.prefix)
+                    raise ConfigurationError(
+                        "storage.kind is s3 but storage.bucket is not set (ENVSTEWARD_STORAGE__BUCKET)"
+                    )
+                return S3ObjectStore(
+                    self.aws_clients(), storage.bucket, self.settings.aws.region, storage.prefix
+                )
             from envsteward.adapters.objectstore_fs import FilesystemObjectStore
 
             return FilesystemObjectStore(self.settings.home / "objects")
@@ -103,7 +107,36 @@ class Services:
 
         return self._cached("fingerprinter", lambda: load_fingerprinter(self.settings))  # type: ignore[return-value]
 
-    # -- secrets ----------------------------------------------------------------------------------------------
+    def key_provider(self, kind: str = "local", key_id: str | None = None) -> KeyProvider:
+        """The key provider that wraps backup data keys: ``local`` (a key file under ``home``, the embedded
+        default), ``vault_transit`` (a transit key) or ``aws_kms`` (a KMS key). Raises ConfigurationError."""
+
+        def build() -> KeyProvider:
+            if kind == "local":
+                from envsteward.adapters.local_keys import LocalKeyProvider
+
+                return LocalKeyProvider(self.settings.home / "keys" / "backup.key")
+            if kind == "vault_transit":
+                from envsteward.adapters.vault import VaultTransitKeyProvider
+
+                return VaultTransitKeyProvider(self.vault_client(), key_id or self.settings.vault.transit_key)
+            if kind == "aws_kms":
+                from envsteward.adapters.aws import KMSKeyProvider
+
+                kms_key = key_id or self.settings.aws.kms_key_id
+                if not kms_key:
+                    raise ConfigurationError(
+                        "key_provider aws_kms needs a key: set key_id on the backup target "
+                        "or ENVSTEWARD_AWS__KMS_KEY_ID"
+                    )
+                return KMSKeyProvider(self.aws_clients(), kms_key)
+            raise ConfigurationError(
+                f"unknown key provider {kind!r} (expected local, vault_transit or aws_kms)"
+            )
+
+        return self._cached(f"keys:{kind}:{key_id}", build)  # type: ignore[return-value]
+
+    # -- secrets ---------------------------------------------------------------------------------------
 
     def secret_store(self, scheme: str) -> SecretStore:
         """The SecretStore for a reference scheme (vault, aws-sm, ssm, env). Raises ConfigurationError."""
@@ -131,23 +164,25 @@ class Services:
         """Fetch a secret's value into this process only. Raises NotFoundError, PermissionDeniedError, ..."""
         return self.secret_store(ref.scheme).get_secret(ref.location, ref.key)
 
-    # -- sources and notifiers ----------------------------------------------------------------------------------
+    # -- sources and notifiers -------------------------------------------------------------------------
 
     def config_source(self, environment: str, source_name: str) -> ConfigSource:
-        """The live ConfigSource an environment's catalog entry names. Raises CatalogError/ConfigurationError."""
+        """The live ConfigSource the catalog names. Raises CatalogError, ConfigurationError."""
         from envsteward.sources import build_config_source
 
         env = self.catalog().environment(environment)
         spec = next((s for s in env.sources if s.name == source_name), None)
         if spec is None:
             known = ", ".join(s.name for s in env.sources) or "none"
-            raise ConfigurationError(f"environment {environment!r} has no source {source_name!r} (known: {known})")
+            raise ConfigurationError(
+                f"environment {environment!r} has no source {source_name!r} (known: {known})"
+            )
         return self._cached(  # type: ignore[return-value]
             f"source:{environment}:{source_name}", lambda: build_config_source(self, spec)
         )
 
     def notifiers(self, channel_names: Sequence[str]) -> list[Notifier]:
-        """Notifiers for the named catalog channels, in order. Raises ConfigurationError for a missing credential."""
+        """Notifiers for the named catalog channels. Raises ConfigurationError (missing credential)."""
         from envsteward.notify import build_notifier
 
         channels = self.catalog().channels
@@ -170,11 +205,11 @@ class _EnvSecretStore:
     scheme = "env"
 
     def get_secret(self, location: str, key: str | None) -> SecretStr:
+        import os
+
         from pydantic import SecretStr
 
         from envsteward.errors import NotFoundError
-
-        import os
 
         if location not in os.environ:
             raise NotFoundError(f"environment variable {location} is not set", system="env", operation="read")

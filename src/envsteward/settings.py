@@ -44,11 +44,11 @@ class VaultSettings(_Section):
     addr: str = "http://127.0.0.1:8200"
     namespace: str | None = None
     auth: Literal["token", "approle"] = "token"
-    token_env: str = "VAULT_TOKEN"
+    token_env: str = "VAULT_TOKEN"  # noqa: S105 - a variable name
     token_file: Path | None = None
     approle_mount: str = "approle"
     role_id: str | None = None
-    secret_id_env: str = "VAULT_SECRET_ID"
+    secret_id_env: str = "VAULT_SECRET_ID"  # noqa: S105 - a variable name
     secret_id_file: Path | None = None
     transit_mount: str = "transit"
     transit_key: str = "envsteward-backups"
@@ -72,7 +72,7 @@ class AWSSettings(_Section):
 
 
 class SlackSettings(_Section):
-    token_env: str = "SLACK_BOT_TOKEN"
+    token_env: str = "SLACK_BOT_TOKEN"  # noqa: S105 - a variable name
     base_url: str = "https://slack.com/api/"
     ui_base_url: str | None = None
     """Prefect UI base URL used for links in messages (e.g. http://127.0.0.1:4200)."""
@@ -83,7 +83,7 @@ class SMTPSettings(_Section):
     port: int = 25
     starttls: bool = False
     username: str | None = None
-    password_env: str = "ENVSTEWARD_SMTP_PASSWORD"
+    password_env: str = "ENVSTEWARD_SMTP_PASSWORD"  # noqa: S105 - a variable name
     sender: str = "envsteward@localhost"
     timeout_seconds: float = 10.0
 

@@ -6,7 +6,10 @@ the matching :class:`~envsteward.ports.ConfigSource` and assembles an environmen
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
 
 from envsteward.errors import ConfigurationError
 
@@ -17,17 +20,20 @@ if TYPE_CHECKING:
 
 
 def build_config_source(services: Services, spec: SourceSpec) -> ConfigSource:
-    """The adapter for ``spec``; clients come from ``services``. Raises ConfigurationError for an unknown kind.
+    """The adapter for ``spec``, clients from ``services``. Raises ConfigurationError (unknown kind).
 
     An empty store reads as an empty subtree (``missing_ok``): everything the catalog expects there then shows
     up as drift, which is louder and more useful than an error, and lets a heal or promotion fill it.
     """
-    kind = spec.kind
-    if kind == "vault_kv":
+    from envsteward.catalog import models
+
+    if isinstance(spec, models.VaultKVSource):
         from envsteward.adapters.vault import VaultKVSource
 
-        return VaultKVSource(spec.name, services.vault_client(), spec.path, writable=spec.writable, missing_ok=True)
-    if kind == "ssm":
+        return VaultKVSource(
+            spec.name, services.vault_client(), spec.path, writable=spec.writable, missing_ok=True
+        )
+    if isinstance(spec, models.SSMSource):
         from envsteward.adapters.aws import SSMParameterSource
 
         return SSMParameterSource(
@@ -38,22 +44,28 @@ def build_config_source(services: Services, spec: SourceSpec) -> ConfigSource:
             value_format=spec.value_format,
             missing_ok=True,
         )
-    if kind == "secrets_manager":
+    if isinstance(spec, models.SecretsManagerSource):
         from envsteward.adapters.aws import SecretsManagerSource
 
         return SecretsManagerSource(
             spec.name, services.aws_clients(), spec.prefix, writable=spec.writable, missing_ok=True
         )
-    if kind == "file":
+    if isinstance(spec, models.FileSource):
         from envsteward.adapters.file_source import FileSource
 
-        path = spec.path if spec.path.is_absolute() else services.catalog().root / spec.path
+        path = Path(spec.path)
+        if not path.is_absolute():
+            path = services.catalog().root / path
         return FileSource(spec.name, path, writable=spec.writable)
-    if kind == "http":
+    if isinstance(spec, models.HTTPSource):
         from envsteward.adapters.http_source import HTTPJSONSource
 
-        return HTTPJSONSource(spec.name, spec.url, timeout_seconds=spec.timeout_seconds)
-    raise ConfigurationError(f"source {spec.name!r}: unknown kind {kind!r}")
+        headers: dict[str, str | SecretStr] = {}
+        if spec.bearer_token is not None:
+            token = services.resolve_secret(spec.bearer_token).get_secret_value()
+            headers["Authorization"] = SecretStr(f"Bearer {token}")
+        return HTTPJSONSource(spec.name, spec.url, timeout_seconds=spec.timeout_seconds, headers=headers)
+    raise ConfigurationError(f"source {spec.name!r}: unknown kind {spec.kind!r}")
 
 
 def mount(tree: dict[str, Any], mount_at: str, subtree: Any) -> None:

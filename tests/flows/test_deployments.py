@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from envsteward.deployments.catalog import REPO_ROOT, read_deployments
 
 DEFINITIONS = read_deployments()
@@ -27,7 +26,12 @@ def test_entrypoint_loads_like_a_worker_from_the_repository_root(definition) -> 
         "print(flow.name)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=120
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert result.returncode == 0, f"{definition.entrypoint} does not load:\n{result.stderr[-3000:]}"
     assert result.stdout.strip(), "the entrypoint loaded no flow"

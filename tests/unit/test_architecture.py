@@ -18,9 +18,7 @@ CORE_EXEMPT = {CORE / "cli"}
 
 def _core_modules() -> list[Path]:
     return sorted(
-        path
-        for path in CORE.rglob("*.py")
-        if not any(exempt in path.parents for exempt in CORE_EXEMPT)
+        path for path in CORE.rglob("*.py") if not any(exempt in path.parents for exempt in CORE_EXEMPT)
     )
 
 
@@ -36,7 +34,9 @@ def _imported_roots(path: Path) -> set[str]:
 
 
 def test_core_source_never_imports_prefect() -> None:
-    offenders = [str(path.relative_to(REPO)) for path in _core_modules() if "prefect" in _imported_roots(path)]
+    offenders = [
+        str(path.relative_to(REPO)) for path in _core_modules() if "prefect" in _imported_roots(path)
+    ]
     assert offenders == [], f"the core imports prefect (DESIGN.md keeps it out): {offenders}"
 
 
@@ -75,4 +75,6 @@ def test_flows_and_tasks_are_installed_under_the_envsteward_namespace() -> None:
     for package in ("envsteward.flows", "envsteward.tasks", "envsteward.deployments"):
         spec = importlib.util.find_spec(package)
         assert spec is not None, f"{package} is not importable; is the project installed (make venv)?"
-    assert importlib.util.find_spec("flows") is None or "site-packages" not in str(importlib.util.find_spec("flows"))
+    assert importlib.util.find_spec("flows") is None or "site-packages" not in str(
+        importlib.util.find_spec("flows")
+    )

@@ -20,10 +20,12 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
-SECRET_PREFIX = "secret+"
+SECRET_PREFIX = "secret+"  # noqa: S105 - a marker, not a password
 SCHEMES = ("vault", "aws-sm", "ssm", "env")
 
-_VAULT = re.compile(r"^vault://(?P<mount>[A-Za-z0-9_.-]+)/(?P<path>[A-Za-z0-9_./-]+[A-Za-z0-9_-])#(?P<key>[^#\s]+)$")
+_VAULT = re.compile(
+    r"^vault://(?P<mount>[A-Za-z0-9_.-]+)/(?P<path>[A-Za-z0-9_./-]+[A-Za-z0-9_-])#(?P<key>[^#\s]+)$"
+)
 _AWS_SM = re.compile(r"^aws-sm://(?P<name>[A-Za-z0-9/_+=.@-]+)(?:#(?P<key>[^#\s]+))?$")
 _SSM = re.compile(r"^ssm://(?P<name>/?[A-Za-z0-9_./-]+)$")
 _ENV = re.compile(r"^env://(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
@@ -35,7 +37,7 @@ class SecretRefError(ValueError):
 
 @dataclass(frozen=True)
 class SecretRef:
-    """A parsed secret reference. ``location`` is scheme-specific (Vault ``mount/path``, SM name, SSM name)."""
+    """A parsed secret reference; ``location`` is scheme-specific (Vault ``mount/path``, SM or SSM name)."""
 
     scheme: str
     location: str
@@ -90,5 +92,7 @@ def _coerce(value: Any) -> SecretRef:
     return SecretRef.parse(value)
 
 
-SecretRefField = Annotated[SecretRef, BeforeValidator(_coerce), PlainSerializer(lambda ref: ref.uri(), return_type=str)]
+SecretRefField = Annotated[
+    SecretRef, BeforeValidator(_coerce), PlainSerializer(lambda ref: ref.uri(), return_type=str)
+]
 """Use in pydantic models for fields that hold a secret reference (validated, serialised as its URI)."""
