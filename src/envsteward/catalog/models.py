@@ -1,0 +1,408 @@
+"""The catalog's pydantic models: environments, sources, channels, backup targets, approval policy.
+
+All models are frozen and reject unknown fields. Field-level validation lives here; checks that need the
+whole catalog (references between files, duplicate names, the promotion path) live in the loader.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from envsteward.catalog.paths import compile_glob
+from envsteward.catalog.refs import SecretRefField
+from envsteward.health.specs import HealthCheckSpec
+from envsteward.ports import Severity
+
+Tier = Literal["development", "staging", "production"]
+TIERS: Final[tuple[Tier, ...]] = ("development", "staging", "production")
+TIER_RANK: Final[dict[str, int]] = {tier: rank for rank, tier in enumerate(TIERS)}
+DEFAULT_APPROVALS: Final[dict[str, int]] = {"development": 0, "staging": 1, "production": 2}
+"""Approvals needed for a change to an environment of each tier when the catalog does not say."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class Frozen(BaseModel):
+    """Base of every catalog model: immutable, unknown fields rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"invalid name {value!r}: use 1-64 letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+MOUNT_PATTERN = re.compile(r"^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)?$")
+
+
+def _check_mount(value: str) -> str:
+    if not MOUNT_PATTERN.match(value):
+        raise ValueError(
+            f"mount_at {value!r} must be keys (letters, digits, '_', '-') joined by dots, "
+            "e.g. 'app.database', or '' for the whole configuration"
+        )
+    return value
+
+
+def _check_glob(value: str) -> str:
+    return compile_glob(value).text
+
+
+def check_relative_file(value: str) -> str:
+    path = PurePosixPath(value)
+    if not value.strip() or path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"{value!r} must be a path relative to the catalog folder, inside it")
+    if path.suffix not in (".yaml", ".yml"):
+        raise ValueError(f"{value!r} must be a YAML file (.yaml or .yml)")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+MountPath = Annotated[str, AfterValidator(_check_mount)]
+PathGlobText = Annotated[str, AfterValidator(_check_glob)]
+LayerFile = Annotated[str, AfterValidator(check_relative_file)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Live sources
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _SourceBase(Frozen):
+    name: Name
+    mount_at: MountPath = ""
+    """Dotted path of the configuration subtree this source holds; ``""`` is the whole tree."""
+    writable: bool = False
+    """Whether envsteward may write to it (heal, promote). Read-only by default."""
+
+
+def _check_vault_path(value: str) -> str:
+    parts = value.strip("/").split("/")
+    if len(parts) < 2 or not all(re.fullmatch(r"[A-Za-z0-9_.-]+", part) for part in parts):
+        raise ValueError(f"vault_kv path {value!r} must be '<kv-mount>/<path>', e.g. 'secret/app/production'")
+    return "/".join(parts)
+
+
+class VaultKVSource(_SourceBase):
+    """Vault KV v2: ``path`` is ``<kv-mount>/<path>``; the tree under it is read recursively. The secret
+    ``<path>/database`` with data ``{host: …}`` maps to ``<mount_at>.database.host``."""
+
+    kind: Literal["vault_kv"]
+    path: Annotated[str, AfterValidator(_check_vault_path)]
+
+    @property
+    def kv_mount(self) -> str:
+        return self.path.split("/", 1)[0]
+
+    @property
+    def kv_path(self) -> str:
+        return self.path.split("/", 1)[1]
+
+
+def _check_ssm_prefix(value: str) -> str:
+    if not value.startswith("/") or not re.fullmatch(r"[A-Za-z0-9_./-]+", value):
+        raise ValueError(
+            f"ssm prefix {value!r} must be a parameter path starting with '/', e.g. '/app/staging/'"
+        )
+    return value if value.endswith("/") else f"{value}/"
+
+
+class SSMSource(_SourceBase):
+    """SSM Parameter Store: parameter ``<prefix>log/level`` maps to ``<mount_at>.log.level``."""
+
+    kind: Literal["ssm"]
+    prefix: Annotated[str, AfterValidator(_check_ssm_prefix)]
+    value_format: Literal["json", "string"] = "json"
+    """json: each value is parsed as a JSON scalar when it parses, else kept as a string."""
+
+
+def _check_sm_prefix(value: str) -> str:
+    if not value or not re.fullmatch(r"[A-Za-z0-9/_+=.@-]+", value):
+        raise ValueError(
+            f"secrets_manager prefix {value!r} must be a secret-name prefix, e.g. 'staging/app/'"
+        )
+    return value if value.endswith("/") else f"{value}/"
+
+
+class SecretsManagerSource(_SourceBase):
+    """AWS Secrets Manager: secret ``<prefix>db`` (a JSON object) maps to ``<mount_at>.db.<key>``."""
+
+    kind: Literal["secrets_manager"]
+    prefix: Annotated[str, AfterValidator(_check_sm_prefix)]
+
+
+def _check_data_file(value: Path) -> Path:
+    if value.suffix not in (".yaml", ".yml", ".json"):
+        raise ValueError(f"file source path '{value}' must be a .yaml, .yml or .json file")
+    return value
+
+
+class FileSource(_SourceBase):
+    """A YAML or JSON file; a relative ``path`` is resolved against the catalog folder by the loader."""
+
+    kind: Literal["file"]
+    path: Annotated[Path, AfterValidator(_check_data_file)]
+    """After loading, always absolute."""
+
+    @property
+    def format(self) -> Literal["yaml", "json"]:
+        return "json" if self.path.suffix == ".json" else "yaml"
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"url {value!r} must be an http:// or https:// URL")
+    if parts.password:
+        raise ValueError("the url may not contain a password: use bearer_token with a secret reference")
+    return value
+
+
+class HTTPSource(_SourceBase):
+    """A JSON document served over HTTP(S) (read-only)."""
+
+    kind: Literal["http"]
+    url: Annotated[str, AfterValidator(_check_http_url)]
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    bearer_token: SecretRefField | None = None
+
+    @model_validator(mode="after")
+    def _read_only(self) -> HTTPSource:
+        if self.writable:
+            raise ValueError("an http source is read-only: remove 'writable: true'")
+        return self
+
+
+SOURCE_KINDS: Final = ("vault_kv", "ssm", "secrets_manager", "file", "http")
+SourceSpec = Annotated[
+    VaultKVSource | SSMSource | SecretsManagerSource | FileSource | HTTPSource,
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Notification channels
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _ChannelBase(Frozen):
+    name: Name
+    min_severity: Severity = Severity.INFO
+    """Only notifications at or above this severity are sent to the channel."""
+
+
+class SlackChannel(_ChannelBase):
+    kind: Literal["slack"]
+    channel: str = Field(pattern=r"^[#@]?[A-Za-z0-9._-]+$")
+    """Channel name (``#ops``) or ID (``C0123456``)."""
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def _check_emails(value: list[str]) -> list[str]:
+    bad = [address for address in value if not _EMAIL.match(address)]
+    if bad:
+        raise ValueError(f"not an email address: {', '.join(repr(address) for address in bad)}")
+    return value
+
+
+class EmailChannel(_ChannelBase):
+    kind: Literal["email"]
+    to: Annotated[list[str], Field(min_length=1), AfterValidator(_check_emails)]
+
+
+class PagerDutyChannel(_ChannelBase):
+    kind: Literal["pagerduty"]
+    routing_key: SecretRefField
+    """A secret reference to the Events API v2 routing key."""
+
+
+ChannelSpec = Annotated[SlackChannel | EmailChannel | PagerDutyChannel, Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Backup targets
+# ---------------------------------------------------------------------------------------------------------
+
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
+_CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def _check_cron(value: str) -> str:
+    if value.strip() in _CRON_MACROS:
+        return value.strip()
+    fields = value.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(part) for part in fields):
+        raise ValueError(f"schedule {value!r} must be a 5-field cron expression (e.g. '0 3 * * *') or @daily")
+    return " ".join(fields)
+
+
+class _BackupBase(Frozen):
+    name: Name
+    key_provider: Literal["vault_transit", "aws_kms", "local"] = "local"
+    """Who wraps the per-backup data key: Vault transit, AWS KMS, or a local key (embedded default)."""
+    key_id: str | None = None
+    """Vault transit key name, KMS key id/ARN/alias; required for vault_transit and aws_kms."""
+    encrypted: bool = True
+    region: str | None = None
+    """Region of the primary copy; None: the AWS region in settings."""
+    replica_region: str | None = None
+    """Region of the disaster-recovery replica; None: no replica."""
+    schedule: Annotated[str, AfterValidator(_check_cron)] | None = None
+
+    @model_validator(mode="after")
+    def _check_keys_and_regions(self) -> _BackupBase:
+        if self.encrypted and self.key_provider in ("vault_transit", "aws_kms") and not self.key_id:
+            raise ValueError(
+                f"key_provider {self.key_provider!r} needs key_id (the transit key name or KMS key)"
+            )
+        if self.replica_region is not None and self.replica_region == self.region:
+            raise ValueError(f"replica_region {self.replica_region!r} must differ from region")
+        return self
+
+
+def _check_dsn(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgres", "postgresql") or not parts.hostname:
+        raise ValueError(f"dsn {value!r} must look like postgresql://USER@HOST:PORT/DATABASE")
+    if parts.password:
+        raise ValueError("the dsn may not contain a password: put a secret reference in 'password'")
+    return value
+
+
+class PostgresBackup(_BackupBase):
+    kind: Literal["postgres"]
+    dsn: Annotated[str, AfterValidator(_check_dsn)]
+    password: SecretRefField | None = None
+
+
+class SqliteBackup(_BackupBase):
+    kind: Literal["sqlite"]
+    path: str = Field(min_length=1)
+
+
+class VaultKVBackup(_BackupBase):
+    kind: Literal["vault_kv"]
+    path: Annotated[str, AfterValidator(_check_vault_path)]
+
+
+class SSMBackup(_BackupBase):
+    kind: Literal["ssm"]
+    prefix: Annotated[str, AfterValidator(_check_ssm_prefix)]
+
+
+class ConfigBackup(_BackupBase):
+    """A snapshot of the environment's configuration as its live sources hold it."""
+
+    kind: Literal["config"]
+
+
+BackupTarget = Annotated[
+    PostgresBackup | SqliteBackup | VaultKVBackup | SSMBackup | ConfigBackup,
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Approval and environments
+# ---------------------------------------------------------------------------------------------------------
+
+
+class ApprovalPolicy(Frozen):
+    """Who may approve changes to an environment, and how many approvals a change needs.
+
+    ``approvals_needed`` defaults by tier (development 0, staging 1, production 2). The requester never
+    counts as an approver of their own change.
+    """
+
+    approvers: list[str] = Field(default_factory=list)
+    approvals_needed: int = Field(default=0, ge=0, le=20)
+    timeout_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _enough_approvers(self) -> ApprovalPolicy:
+        duplicates = sorted({name for name in self.approvers if self.approvers.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"approvers listed twice: {', '.join(duplicates)}")
+        if self.approvals_needed > len(self.approvers):
+            raise ValueError(
+                f"needs {self.approvals_needed} approval(s) but lists {len(self.approvers)} approver(s): add "
+                "approvers or lower approvals_needed (tier defaults: development 0, staging 1, production 2)"
+            )
+        return self
+
+
+class EnvironmentSpec(Frozen):
+    """One environment: its tier, place on the promotion path, layers, live sources and policies."""
+
+    name: Name
+    tier: Tier
+    description: str = ""
+    promotes_to: Name | None = None
+    """The next environment on the promotion path; None for the last one."""
+    overlays: list[LayerFile] = Field(default_factory=list)
+    """Layer files merged over the catalog's base layers, in order (paths relative to the catalog)."""
+    sources: list[SourceSpec] = Field(default_factory=list)
+    health_checks: list[HealthCheckSpec] = Field(default_factory=list)
+    notify: list[str] = Field(default_factory=list)
+    """Names of the channels (``catalog.yaml`` ``channels``) told about this environment."""
+    environment_specific: list[PathGlobText] = Field(default_factory=list)
+    """Path globs that differ between environments by design: never promoted, never compared across."""
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    backups: list[BackupTarget] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tier_default_approvals(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("tier") not in DEFAULT_APPROVALS:
+            return data
+        approval = data.get("approval")
+        needed = DEFAULT_APPROVALS[data["tier"]]
+        if approval is None:
+            return {**data, "approval": {"approvals_needed": needed}}
+        if isinstance(approval, dict) and "approvals_needed" not in approval:
+            return {**data, "approval": {**approval, "approvals_needed": needed}}
+        return data
+
+
+# ---------------------------------------------------------------------------------------------------------
+# File-level documents
+# ---------------------------------------------------------------------------------------------------------
+
+
+class CatalogDocument(Frozen):
+    """``catalog.yaml``."""
+
+    platform: Name
+    description: str = ""
+    base: list[LayerFile] = Field(default_factory=list)
+    """Layer files every environment starts from, merged in order."""
+    channels: list[Any] = Field(default_factory=list)
+    """Validated one by one as :data:`ChannelSpec` (so one bad channel does not hide the others)."""
+
+
+class EnvironmentsDocument(Frozen):
+    """``environments.yaml``."""
+
+    environments: list[Any] = Field(min_length=1)
+    """Validated one by one as :class:`EnvironmentSpec`."""
+
+
+class PoliciesDocument(Frozen):
+    """``policies.yaml`` (optional)."""
+
+    drift: Any = None
+    """Validated as :class:`envsteward.drift.rules.DriftRules`."""
+    tier_rules: dict[str, Any] = Field(default_factory=dict)
+    """Per tier name: overrides of the default tier rules (see :mod:`envsteward.policy.rules`)."""
