@@ -1,0 +1,315 @@
+"""``make demo``: run envsteward's main job on the embedded default, with nothing but this repository.
+
+1. Start a Prefect server on SQLite, an OpenBao dev server (Vault API) and a moto server (AWS API) on
+   loopback, plus printing stand-ins for the platform API, Slack, PagerDuty and SMTP.
+2. Load the example platform (a copy of ``examples/catalog`` under ``.demo/``) into them: every source of
+   every environment gets its desired configuration, every secret reference a generated secret; then some
+   deliberate drift (see :data:`DELIBERATE_DRIFT`).
+3. Run the health-check flow against the Prefect server and print where to look in the UI.
+4. Serve every deployment of ``prefect.yaml`` (scheduled runs keep coming) until Ctrl-C, then stop
+   everything it started. ``--once`` stops after step 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from envsteward.deployments.catalog import REPO_ROOT
+from envsteward.deployments.local_stack import LocalStack, StackError, executable, http_ok
+
+DEMO_DIR = REPO_ROOT / ".demo"
+
+DELIBERATE_DRIFT: list[tuple[str, str, tuple[str, ...], Any, str]] = [
+    # environment, source, key path inside the source, live value, why it is interesting
+    ("staging", "ssm-services", ("worker", "concurrency"), 16, "a changed runtime parameter"),
+    (
+        "staging",
+        "vault-app",
+        ("database", "pool_size"),
+        10.0,
+        "a type change that == calls equal (10 vs 10.0)",
+    ),
+    ("production", "ssm-security", ("session", "timeout_minutes"), 120, "a security setting out of policy"),
+    ("production", "feature-flags", ("search_v2", "rollout_percent"), 100, "a feature flag edited by hand"),
+]
+REUSED_SECRET = ("app.database.password", ("staging", "production"))
+"""The same database password in staging and production: a critical parity finding."""
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--once", action="store_true", help="stop after the first flow run")
+    parser.add_argument("--prefect-port", type=int, default=4200)
+    parser.add_argument("--vault-port", type=int, default=8200)
+    parser.add_argument("--aws-port", type=int, default=5055)
+    parser.add_argument("--standin-port", type=int, default=8080, help="platform API / Slack / PagerDuty")
+    parser.add_argument("--smtp-port", type=int, default=8025)
+    args = parser.parse_args(argv)
+
+    if DEMO_DIR.exists():
+        shutil.rmtree(DEMO_DIR)
+    DEMO_DIR.mkdir()
+    shutil.copytree(REPO_ROOT / "examples" / "catalog", DEMO_DIR / "catalog")
+    configure_environment(args)
+
+    stack = LocalStack(DEMO_DIR)
+    standins = None
+    smtp = None
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        from envsteward.deployments.demo_standins import DemoHTTPStandins, start_smtp
+
+        standins = DemoHTTPStandins(args.standin_port, say)
+        standins.start()
+        smtp = start_smtp(args.smtp_port, say)
+        start_servers(stack, args)
+        say("Loading the example platform into OpenBao and moto, with deliberate drift ...")
+        seed_platform()
+        run_flows(args)
+        if args.once:
+            return 0
+        say("\nServing every deployment of prefect.yaml (runs keep coming). Ctrl-C stops everything.")
+        from envsteward.deployments.serve import build_all
+        from prefect import serve
+
+        serve(*build_all(), print_starting_message=False)
+        return 0
+    except StackError as exc:
+        say(f"demo: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("\nStopping ...")
+        return 0
+    finally:
+        try:
+            if "prefect" in sys.modules:
+                flush_prefect_logs()
+        finally:
+            stack.stop()
+        if smtp is not None:
+            smtp.stop()
+        if standins is not None:
+            standins.stop()
+        say(f"Stopped everything the demo started. Logs are in {DEMO_DIR / 'logs'}.")
+
+
+def configure_environment(args: argparse.Namespace) -> None:
+    """Point envsteward, Prefect, hvac and boto3 at the local servers (before any of them is imported)."""
+    standin = f"http://127.0.0.1:{args.standin_port}"
+    os.environ.update(
+        {
+            "PREFECT_HOME": str(DEMO_DIR / "prefect"),
+            "PREFECT_API_URL": f"http://127.0.0.1:{args.prefect_port}/api",
+            "PREFECT_UI_URL": f"http://127.0.0.1:{args.prefect_port}",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "ENVSTEWARD_CATALOG": str(DEMO_DIR / "catalog"),
+            "ENVSTEWARD_HOME": str(DEMO_DIR / "home"),
+            "ENVSTEWARD_ACTOR": "demo",
+            "ENVSTEWARD_VAULT__ADDR": f"http://127.0.0.1:{args.vault_port}",
+            "VAULT_TOKEN": "demo-" + secrets.token_hex(12),
+            "ENVSTEWARD_AWS__ENDPOINT_URL": f"http://127.0.0.1:{args.aws_port}",
+            "AWS_ACCESS_KEY_ID": "demo",
+            "AWS_SECRET_ACCESS_KEY": "demo",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "ENVSTEWARD_SLACK__BASE_URL": f"{standin}/slack/api/",
+            "ENVSTEWARD_SLACK__UI_BASE_URL": f"http://127.0.0.1:{args.prefect_port}",
+            "SLACK_BOT_TOKEN": "xoxb-demo-" + secrets.token_hex(8),
+            "ENVSTEWARD_PAGERDUTY__EVENTS_URL": f"{standin}/pagerduty/v2/enqueue",
+            "PAGERDUTY_ROUTING_KEY": secrets.token_hex(16),
+            "ENVSTEWARD_SMTP__HOST": "127.0.0.1",
+            "ENVSTEWARD_SMTP__PORT": str(args.smtp_port),
+        }
+    )
+
+
+def start_servers(stack: LocalStack, args: argparse.Namespace) -> None:
+    """Prefect server (SQLite), OpenBao dev server and moto server. Raises StackError."""
+    say(f"Starting OpenBao (Vault API) on 127.0.0.1:{args.vault_port} ...")
+    stack.start(
+        "openbao",
+        [
+            executable("bao"),
+            "server",
+            "-dev",
+            f"-dev-root-token-id={os.environ['VAULT_TOKEN']}",
+            f"-dev-listen-address=127.0.0.1:{args.vault_port}",
+        ],
+        http_ok(f"http://127.0.0.1:{args.vault_port}/v1/sys/health"),
+        port=args.vault_port,
+    )
+    say(f"Starting moto (AWS API) on 127.0.0.1:{args.aws_port} ...")
+    stack.start(
+        "moto",
+        [executable("moto_server"), "-H", "127.0.0.1", "-p", str(args.aws_port)],
+        http_ok(f"http://127.0.0.1:{args.aws_port}/moto-api/"),
+        port=args.aws_port,
+    )
+    say(f"Starting the Prefect server on http://127.0.0.1:{args.prefect_port} (first start takes ~20 s) ...")
+    stack.start(
+        "prefect-server",
+        [executable("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(args.prefect_port)],
+        http_ok(f"http://127.0.0.1:{args.prefect_port}/api/health"),
+        port=args.prefect_port,
+        timeout=180,
+    )
+
+
+def seed_platform() -> None:
+    """Write every environment's desired configuration into its live sources, then the deliberate drift."""
+    from envsteward.catalog.refs import SecretRef
+    from envsteward.services import get_services
+
+    services = get_services()
+    catalog = services.catalog()
+    prepare_stores(services)
+    generated: dict[str, str] = {}
+    shared_secret = new_secret()
+    for env_name, env in catalog.environments.items():
+        rendered = catalog.render(env_name)
+        for source_spec in env.sources:
+            source = services.config_source(env_name, source_spec.name)
+            for key_path, desired in leaves(_subtree(rendered.data, source_spec.mount_at)):
+                full_path = ".".join(filter(None, [source_spec.mount_at, *key_path]))
+                value = desired
+                if isinstance(desired, SecretRef):
+                    reused = full_path == REUSED_SECRET[0] and env_name in REUSED_SECRET[1]
+                    value = shared_secret if reused else generated.setdefault(desired.uri(), new_secret())
+                    write_secret_reference(services, desired, value)
+                if source_spec.writable:
+                    source.write(key_path, value)
+                elif value is desired:
+                    say(f"  {env_name}: {full_path} not loaded (source {source_spec.name} is read-only)")
+        say(f"  {env_name}: {len(env.sources)} sources loaded")
+    for env_name, source_name, key_path, live_value, why in DELIBERATE_DRIFT:
+        services.config_source(env_name, source_name).write(key_path, live_value)
+        say(f"  drift in {env_name}: {'.'.join(key_path)} = {live_value!r} ({why})")
+    say(f"  drift in {', '.join(REUSED_SECRET[1])}: the same {REUSED_SECRET[0]} (a reused secret)")
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def prepare_stores(services: Any) -> None:
+    """Transit key, KMS alias and buckets that the example catalog's backups and health checks name."""
+    vault = services.vault_client()
+    vault.hvac.sys.enable_secrets_engine("transit", path=services.settings.vault.transit_mount)
+    vault.transit_create_key(services.settings.vault.transit_key)
+    clients = services.aws_clients()
+    clients.s3().create_bucket(
+        Bucket="envsteward-backups", CreateBucketConfiguration={"LocationConstraint": clients.region}
+    )
+    clients.s3(region=clients.dr_region).create_bucket(
+        Bucket="envsteward-backups-dr", CreateBucketConfiguration={"LocationConstraint": clients.dr_region}
+    )
+    key = clients.kms().create_key(Description="envsteward demo backups")["KeyMetadata"]["KeyId"]
+    clients.kms().create_alias(AliasName="alias/envsteward-backups", TargetKeyId=key)
+
+
+def write_secret_reference(services: Any, ref: Any, value: str) -> None:
+    """Store ``value`` where the reference points (Vault KV key, Secrets Manager JSON key, env var)."""
+    if ref.scheme == "vault":
+        from envsteward.errors import NotFoundError
+
+        vault = services.vault_client()
+        try:
+            data = dict(vault.kv_read(ref.mount, ref.path).data)
+        except NotFoundError:
+            data = {}
+        data[ref.key] = value
+        vault.kv_write(ref.mount, ref.path, data)
+    elif ref.scheme == "aws-sm":
+        from pydantic import SecretStr
+
+        from envsteward.adapters.aws import SecretsManager
+        from envsteward.errors import NotFoundError
+
+        manager = SecretsManager(services.aws_clients())
+        try:
+            document = json.loads(manager.get_secret_string(ref.location).get_secret_value())
+        except NotFoundError:
+            document = {}
+        document[ref.key] = value
+        manager.put_secret_string(ref.location, SecretStr(json.dumps(document)))
+    elif ref.scheme == "env":
+        os.environ[ref.location] = value
+
+
+def leaves(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every (key path, value) of a nested mapping; lists are values."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from leaves(value, (*prefix, str(key)))
+    elif prefix:
+        yield prefix, tree
+
+
+def _subtree(tree: dict[str, Any], mount_at: str) -> Any:
+    from envsteward.sources import subtree_at
+
+    return subtree_at(tree, mount_at) or {}
+
+
+def run_flows(args: argparse.Namespace) -> None:
+    """Run the health-check flow against the local Prefect server and say where to look."""
+    from envsteward.flows.health_check import health_check
+
+    ui = f"http://127.0.0.1:{args.prefect_port}"
+    say("\nRunning the health-check flow ...")
+    state = health_check(return_state=True)
+    summary = state.result(raise_on_failure=False)
+    if isinstance(summary, dict):
+        print_health_table(summary)
+    else:
+        say(f"health-check ended {state.name}: {summary}")
+    say(
+        "\nWhere to look in the Prefect UI:\n"
+        f"  flow runs:        {ui}/runs\n"
+        f"  health status:    {ui}/artifacts/key/health-status\n"
+        f"  deployments:      {ui}/deployments\n"
+        "Audit log:          .venv/bin/envsteward audit show   (with ENVSTEWARD_HOME=.demo/home)"
+    )
+
+
+def print_health_table(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="health-check")
+    for column in ("environment", "check", "status", "latency ms", "detail"):
+        table.add_column(column)
+    for env_name, checks in (summary.get("environments") or {}).items():
+        for check_name, result in checks.items():
+            status = str(result.get("status"))
+            colour = {"up": "green", "degraded": "yellow"}.get(status, "red")
+            table.add_row(
+                env_name,
+                check_name,
+                f"[{colour}]{status}[/]",
+                str(result.get("latency_ms")),
+                result.get("detail"),
+            )
+    Console().print(table)
+
+
+def flush_prefect_logs() -> None:
+    """Send buffered flow-run logs to the server while it is still up."""
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=5)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
