@@ -189,6 +189,10 @@ def seed_platform() -> None:
                     write_secret_reference(services, desired, value)
                 if source_spec.writable:
                     source.write(key_path, value)
+                elif source_spec.kind == "secrets_manager" and len(key_path) == 2:
+                    # read-only for envsteward, but the demo plays the administrator who filled it
+                    name = f"{source_spec.prefix}{key_path[0]}"
+                    write_secret_reference(services, SecretRef("aws-sm", name, key_path[1]), value)
                 elif value is desired:
                     say(f"  {env_name}: {full_path} not loaded (source {source_spec.name} is read-only)")
         say(f"  {env_name}: {len(env.sources)} sources loaded")
