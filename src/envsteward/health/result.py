@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from envsteward.errors import TransientError
+
 
 class CheckStatus(StrEnum):
     """``up``: healthy; ``degraded``: reachable but slow (or a Vault standby that should not be);
@@ -48,3 +50,14 @@ def short_detail(text: str) -> str:
     """One line of at most :data:`DETAIL_MAX` characters."""
     line = " ".join(str(text).split())
     return line if len(line) <= DETAIL_MAX else line[: DETAIL_MAX - 1] + "…"
+
+
+class CheckDownError(TransientError):
+    """A transiently ``down`` result raised as an error, so that an orchestrator (the Prefect task) can retry
+    the check; carries the result so it can still be recorded when the retries are spent."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(
+            result.detail or "down", system="health", operation=f"{result.environment}/{result.check}"
+        )
+        self.result = result

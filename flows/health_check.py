@@ -1,0 +1,84 @@
+"""The health-check flow: every check of every environment, concurrently, alerting on confirmed changes.
+
+Runbook:
+1. Read the catalog; pick the environments (all by default).
+2. Run every check at once (transient failures are retried by the task before they count as ``down``).
+3. Fold each result into the check's stored state; a status change is confirmed only after the check's
+   ``consecutive`` results agree (no flapping).
+4. For each confirmed change: one notification to each of the environment's channels, one audit record.
+5. Publish the environment-by-check status as the ``health-status`` artifact; return a JSON summary.
+
+Scheduled every minute by ``prefect.yaml`` (deployment ``health-check``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envsteward.tasks.health import (
+    audit_status_change,
+    record_and_detect,
+    run_health_check,
+    send_alert,
+    write_health_artifact,
+)
+from prefect import flow
+from prefect.futures import PrefectFuture, wait
+
+from envsteward.errors import EnvstewardError
+from envsteward.health.alerts import AlertDeliveryError, notification_for
+from envsteward.health.checks import result_from_outcome
+from envsteward.health.report import summary
+from envsteward.health.runner import notify_channels, plan_checks
+from envsteward.services import get_services
+
+
+@flow(name="health-check", description="Check every environment's services; alert on a confirmed change.")
+def health_check(environments: list[str] | None = None) -> dict[str, Any]:
+    """Run every health check of ``environments`` (all when None) and return the JSON summary.
+
+    Raises ConfigurationError for an unknown environment (the message lists the known ones), and
+    AlertDeliveryError after publishing the artifact when a notification could not be sent.
+    """
+    services = get_services()
+    catalog = services.catalog()
+    planned = plan_checks(catalog, environments)
+
+    check_runs = [run_health_check.submit(p.environment, p.spec) for p in planned]
+    results = [
+        result_from_outcome(p.environment, p.spec, run.result(raise_on_failure=False))
+        for p, run in zip(planned, check_runs, strict=True)
+    ]
+
+    consecutive = {f"{p.environment}/{p.spec.name}": p.spec.consecutive for p in planned}
+    changes = record_and_detect(results, consecutive)
+
+    deliveries: list[PrefectFuture[Any]] = []
+    for change in changes:
+        notification = notification_for(change, link=_flow_run_link())
+        for channel in notify_channels(catalog, change.environment):
+            deliveries.append(send_alert.submit(channel, notification))
+        deliveries.append(audit_status_change.submit(change))
+    wait(deliveries)
+
+    write_health_artifact(results, changes)
+
+    failed = [run for run in deliveries if not run.state.is_completed()]
+    if failed:
+        reasons = "; ".join(_describe(run.result(raise_on_failure=False)) for run in failed)
+        raise AlertDeliveryError(
+            f"{len(failed)} alert/audit delivery(ies) failed: {reasons}", system="health"
+        )
+    return summary(results, changes)
+
+
+def _describe(outcome: object) -> str:
+    # envsteward errors carry safe messages; anything else is named by its type only
+    return str(outcome) if isinstance(outcome, EnvstewardError) else type(outcome).__name__
+
+
+def _flow_run_link() -> str | None:
+    from prefect.runtime import flow_run
+
+    url = flow_run.ui_url
+    return str(url) if url else None

@@ -1,0 +1,132 @@
+"""Prefect tasks for the health check flow: thin wrappers over :mod:`envsteward.health`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from prefect import Task, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.schemas.objects import State, TaskRun
+
+from envsteward.errors import is_transient
+from envsteward.health.alerts import audit_details
+from envsteward.health.checks import AnyCheck, run_check
+from envsteward.health.recording import record_result
+from envsteward.health.report import render_markdown, table_rows
+from envsteward.health.result import CheckDownError, CheckResult, CheckStatus
+from envsteward.health.runner import context_from_services
+from envsteward.health.tracker import StatusChange
+from envsteward.ports import Notification
+from envsteward.services import get_services
+
+ARTIFACT_KEY = "health-status"
+TABLE_ARTIFACT_KEY = "health-status-table"
+CHECK_TASK_TIMEOUT_SECONDS = 150.0
+"""Above the largest check timeout the catalog allows (120 s): the check's own timeout fires first."""
+
+
+def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect ``retry_condition_fn``: retry only when the task raised a transient envsteward error."""
+    # Prefect hands over Failed(data=<the exception>); read .data (state.result() would be a coroutine in
+    # the async engine)
+    exc = state.data
+    return isinstance(exc, BaseException) and is_transient(exc)
+
+
+@task(
+    name="run-health-check",
+    task_run_name="check-{environment}-{spec.name}",
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=retry_if_transient,
+    timeout_seconds=CHECK_TASK_TIMEOUT_SECONDS,
+    persist_result=False,
+)
+async def run_health_check(environment: str, spec: AnyCheck) -> CheckResult:
+    """Run one check. A transiently down result raises :class:`CheckDownError` (retried); anything else is
+    returned. Calls the checked system; may resolve the check's password (hence no persisted result).
+
+    Async only so that Prefect's timeout can interrupt it: the blocking check runs in a thread, and a
+    timed-out check counts as ``down`` (the flow turns the TimeoutError into a result).
+    """
+    context = context_from_services(get_services(), environment)
+    result = await asyncio.to_thread(run_check, spec, context)
+    if result.status is CheckStatus.DOWN and result.transient:
+        raise CheckDownError(result)
+    return result
+
+
+@task(
+    name="record-and-detect",
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=retry_if_transient,
+)
+def record_and_detect(results: Sequence[CheckResult], consecutive: dict[str, int]) -> list[StatusChange]:
+    """Fold every result into its stored state; return the confirmed changes. ``consecutive`` maps
+    ``<env>/<check>`` to the check's setting. Calls the state store (idempotent: safe to retry)."""
+    store = get_services().state_store()
+    changes = []
+    for result in results:
+        needed = consecutive.get(f"{result.environment}/{result.check}", 1)
+        change = record_result(store, result, needed)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+@task(
+    name="send-alert",
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_if_transient,
+)
+def send_alert(channel: str, notification: Notification) -> str:
+    """Send one notification to one catalog channel (Slack, email, PagerDuty).
+
+    Raises the notifier's errors (transient ones are retried)."""
+    (notifier,) = get_services().notifiers([channel])
+    notifier.send(notification)
+    return channel
+
+
+@task(
+    name="audit-status-change",
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=retry_if_transient,
+)
+def audit_status_change(change: StatusChange) -> int:
+    """Append a ``health.status_changed`` record to the audit log; return its sequence number."""
+    record = (
+        get_services()
+        .audit_log()
+        .append(
+            "health.status_changed",
+            target=f"{change.environment}/{change.check}",
+            environment=change.environment,
+            details=audit_details(change),
+        )
+    )
+    return record.seq
+
+
+@task(name="write-health-artifact", persist_result=False)
+def write_health_artifact(results: Sequence[CheckResult], changes: Sequence[StatusChange]) -> None:
+    """Publish the environment-by-check status as the ``health-status`` markdown artifact (fixed key: the
+    Prefect UI shows its history) and the rows as a table artifact."""
+    create_markdown_artifact(
+        key=ARTIFACT_KEY,
+        markdown=render_markdown(results, changes),
+        description="envsteward health: status of every check in every environment",
+    )
+    create_table_artifact(
+        key=TABLE_ARTIFACT_KEY,
+        table=table_rows(results),
+        description="envsteward health: one row per check",
+    )

@@ -1,0 +1,57 @@
+"""Keeping check states in the real file state store (read-modify-write through ``update``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from envsteward.health.recording import read_state, record_result
+from envsteward.health.result import CheckResult, CheckStatus
+from envsteward.state import FileStateStore
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def result(status: CheckStatus, minute: int) -> CheckResult:
+    return CheckResult(
+        environment="production",
+        check="db",
+        kind="postgres",
+        status=status,
+        detail=status.value,
+        checked_at=T0 + timedelta(minutes=minute),
+    )
+
+
+def test_changes_are_confirmed_across_store_round_trips(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state")
+    assert record_result(store, result(CheckStatus.UP, 0), 2) is None
+    assert record_result(store, result(CheckStatus.DOWN, 1), 2) is None
+    change = record_result(store, result(CheckStatus.DOWN, 2), 2)
+    assert change is not None
+    assert (change.from_status, change.to_status) == (CheckStatus.UP, CheckStatus.DOWN)
+    state = read_state(store, "production", "db")
+    assert state is not None
+    assert state.confirmed is CheckStatus.DOWN
+    assert store.get("health/production/db") == state.to_json()
+
+
+def test_recording_the_same_result_twice_is_idempotent(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state")
+    record_result(store, result(CheckStatus.UP, 0), 2)
+    record_result(store, result(CheckStatus.DOWN, 1), 2)
+    confirming = result(CheckStatus.DOWN, 2)
+    first = record_result(store, confirming, 2)
+    stored = store.get("health/production/db")
+    again = record_result(store, confirming, 2)  # a retried task
+    assert again == first
+    assert store.get("health/production/db") == stored
+
+
+def test_a_damaged_state_starts_over_without_inventing_an_alert(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state")
+    store.put("health/production/db", {"confirmed": "sideways"})
+    assert record_result(store, result(CheckStatus.UP, 0), 2) is None
+    state = read_state(store, "production", "db")
+    assert state is not None
+    assert state.confirmed is CheckStatus.UP
