@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from envsteward.catalog.refs import SecretRefField
+from envsteward.secret_refs import SecretRefField
 
 
 class _CheckBase(BaseModel):
