@@ -104,7 +104,7 @@ def _create(path: str, out: multiprocessing.Queue) -> None:  # type: ignore[type
 
 
 def test_concurrent_first_use_agrees_on_one_key(tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # not fork: the session may run threads
     out = ctx.Queue()
     key_file = tmp_path / "race" / "k.key"
     procs = [ctx.Process(target=_create, args=(str(key_file), out)) for _ in range(5)]

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,8 +129,13 @@ def _race(
     out.put((me, won))
 
 
+# "spawn", not "fork": the session may have Prefect's test server threads running, and forking a
+# multi-threaded process can deadlock or crash the child.
+SPAWN = multiprocessing.get_context("spawn")
+
+
 def test_put_if_absent_race_between_processes(store: FilesystemObjectStore) -> None:
-    ctx = multiprocessing.get_context("fork")
+    ctx = SPAWN
     writers = 6
     for round_number in range(3):
         key = f"audit/000{round_number}.json"
@@ -242,22 +248,21 @@ def test_stale_sidecar_is_ignored(store: FilesystemObjectStore) -> None:
     assert head.etag is None
 
 
+def _read_until_stopped(root: str, versions: list[bytes], stop: Any, bad: Any) -> None:
+    reader_store = FilesystemObjectStore(Path(root))
+    while not stop.is_set():
+        if reader_store.get_bytes("hot") not in versions:
+            with bad.get_lock():
+                bad.value += 1
+
+
 def test_writes_are_atomic_for_readers(store: FilesystemObjectStore, tmp_path: Path) -> None:
     """A reader running during many replacements only ever sees a complete version."""
     versions = [bytes([i]) * 200_000 for i in range(1, 6)]
     store.put_bytes("hot", versions[0])
-    ctx = multiprocessing.get_context("fork")
-    stop = ctx.Event()
-    bad = ctx.Value("i", 0)
-
-    def reader() -> None:
-        reader_store = FilesystemObjectStore(store.root)
-        while not stop.is_set():
-            data = reader_store.get_bytes("hot")
-            if data not in versions:
-                bad.value += 1
-
-    proc = ctx.Process(target=reader)
+    stop = SPAWN.Event()
+    bad = SPAWN.Value("i", 0)
+    proc = SPAWN.Process(target=_read_until_stopped, args=(str(store.root), versions, stop, bad))
     proc.start()
     try:
         for _ in range(10):
@@ -265,6 +270,6 @@ def test_writes_are_atomic_for_readers(store: FilesystemObjectStore, tmp_path: P
                 store.put_bytes("hot", version)
     finally:
         stop.set()
-        proc.join(timeout=20)
+        proc.join(timeout=30)
     assert proc.exitcode == 0
     assert bad.value == 0

@@ -183,7 +183,7 @@ def test_unreadable_file_is_permission_denied(tmp_path: Path) -> None:
     path = tmp_path / "secret.yaml"
     path.write_text("a: 1\n")
     path.chmod(0o000)
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # not fork: the session may run threads
     out = ctx.Queue()
     proc = ctx.Process(target=_read_as_unprivileged, args=(str(path), out))
     proc.start()
