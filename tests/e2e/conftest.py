@@ -1,0 +1,70 @@
+"""A real Prefect server (``prefect server start``) and a process work pool, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures._proc import free_port, running_process, venv_executable
+
+REPO = Path(__file__).resolve().parents[2]
+WORK_POOL = "envsteward"
+
+
+@dataclass(frozen=True)
+class PrefectServer:
+    api_url: str
+    home: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a prefect CLI / worker subprocess talking to this server."""
+        return {
+            **os.environ,
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            **extra,
+        }
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+        """Run ``prefect ARGS`` from the repository root; fail the test with its output if it fails."""
+        result = subprocess.run(
+            [venv_executable("prefect"), "--no-prompt", *args],
+            cwd=REPO,
+            env=env or self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"prefect {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return result.stdout
+
+
+def _healthy(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+        return bool(response.status == 200)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """``prefect server start`` on a free loopback port with its own SQLite database, plus the work pool."""
+    port = free_port()
+    home = tmp_path_factory.mktemp("prefect-home")
+    server = PrefectServer(f"http://127.0.0.1:{port}/api", home)
+    with running_process(
+        "prefect-server",
+        [venv_executable("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        lambda: _healthy(f"{server.api_url}/health"),
+        timeout=120,
+        env=server.env(),
+    ):
+        server.cli("work-pool", "create", WORK_POOL, "--type", "process")
+        yield server
