@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from envsteward.deployments.catalog import read_deployments
+
 from tests.e2e.conftest import REPO, WORK_POOL, PrefectServer
 from tests.fixtures._proc import venv_executable
 
