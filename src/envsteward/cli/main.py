@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from envsteward import __version__
-from envsteward.cli import audit, backup, drift, health, retention, validate
+from envsteward.cli import audit, backup, drift, health, promote, retention, validate
 
 app = typer.Typer(
     name="envsteward",
@@ -29,6 +29,7 @@ def version() -> None:
 
 validate.register(app)
 health.register(app)
+promote.register(app)
 app.add_typer(audit.app, name="audit")
 app.add_typer(drift.app, name="drift")
 app.add_typer(backup.app, name="backup")
