@@ -1,0 +1,479 @@
+"""PostgreSQL: ``pg_dump -Fc`` streamed out of one exported snapshot, ``pg_restore`` streamed back in.
+
+Consistency. The dump opens a psycopg connection, starts a ``REPEATABLE READ, READ ONLY`` transaction and
+exports its snapshot (``pg_export_snapshot()``); pg_dump is started with ``--snapshot=<id>`` and so sees
+exactly the data that transaction sees. The connection stays open (and the snapshot alive) for the whole
+dump; once pg_dump's output has been read to its end, the per-table row counts and checksums are computed
+on that same connection, i.e. IN THE SAME SNAPSHOT as the dump. A DR drill that restores the dump and runs
+:func:`database_table_summaries` on the restored database must therefore get identical numbers; any
+difference is a real defect. ``consistent_at`` is the server's ``statement_timestamp()`` of the statement
+that took the snapshot: the moment the backup represents (what RPO is measured against). Recording only a
+local clock before starting a plain pg_dump would be a few milliseconds off and would not allow exact
+table checksums, since the data could change between pg_dump's snapshot and a separate checksum query.
+
+Streaming. pg_dump writes to a pipe; the stream reads it in 1 MiB pieces and yields them. Nothing is ever
+held whole in memory or written to local disk. pg_dump's own compression is off by default
+(``--compress=0``): the backup pipeline compresses with zstd, faster and smaller than zlib twice. When
+pg_dump exits non-zero the iterator raises (after the chunks it already yielded), so the pipeline aborts
+the upload. stderr is drained in a thread and scrubbed before it reaches a message.
+
+Credentials. The DSN never holds a password (``PostgresClient`` refuses one); the password goes to
+pg_dump / pg_restore through ``PGPASSWORD`` in the subprocess environment only, never the command line.
+
+Restore. ``pg_restore --format=custom --no-owner --no-privileges --exit-on-error`` reads the dump from
+stdin into a database the caller created (a scratch database for drills). Reading custom format from a
+pipe works in archive order without parallel jobs (no ``-j``), which is what a full restore needs.
+
+External calls: PostgreSQL (psycopg), the ``pg_dump`` and ``pg_restore`` executables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
+
+from envsteward.adapters.postgres import PostgresClient
+from envsteward.backup.manifest import TableChecksum
+from envsteward.backup.sources import _tools
+from envsteward.backup.sources.base import CHUNK_SIZE, DumpStream, RestoreReport, RestoreTarget, RestoreWriter
+from envsteward.errors import IntegrityError, PermanentError
+
+if TYPE_CHECKING:
+    import psycopg
+
+KIND = "postgres"
+CUSTOM_FORMAT_MAGIC = b"PGDMP"
+
+CHECKSUM_ALGORITHM = (
+    'postgres: md5 of the concatenated md5(row::text) of every row, sorted COLLATE "C"; session '
+    "TimeZone=UTC, DateStyle=ISO, MDY, IntervalStyle=postgres, extra_float_digits=1, bytea_output=hex, "
+    "lc_monetary=C"
+)
+"""What :attr:`TableChecksum.algorithm` says for PostgreSQL tables (the drill compares like with like)."""
+
+# Text forms of timestamptz, floats, bytea, intervals and money depend on these session settings; pinning
+# them makes a checksum independent of the server's and the role's defaults (production vs scratch DB).
+_SESSION_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO, MDY"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
+    ("lc_monetary", "C"),
+)
+
+# Same table list as envsteward.adapters.postgres (ordinary tables outside the system schemas).
+_LIST_TABLES = """
+SELECT n.nspname, c.relname
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
+"""
+
+_SUMMARY = (
+    "SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h COLLATE \"C\"), '')) "
+    "FROM (SELECT md5(t::text) AS h FROM {} AS t) AS rows"
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Table summaries (the same function on the dumped snapshot and on a restored database)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def table_summaries(conn: psycopg.Connection[Any]) -> tuple[TableChecksum, ...]:
+    """Row count and content checksum of every ordinary table, in ``schema.table`` order, over ``conn``.
+
+    Runs in whatever transaction ``conn`` is in (the dump's snapshot transaction, or autocommit). The
+    checksum is the algorithm of :meth:`PostgresClient.table_checksums` (order- and locale-independent),
+    with the session settings that shape a row's text form pinned (see :data:`CHECKSUM_ALGORITHM`). Needs
+    32 bytes of server memory per row of the largest table (string_agg is capped at 1 GB: ~33 M rows).
+    Calls PostgreSQL; psycopg errors propagate (wrap the call in ``PostgresClient.connect``).
+    """
+    from psycopg import sql
+
+    for name, value in _SESSION_SETTINGS:
+        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+    summaries: list[TableChecksum] = []
+    for schema, table in conn.execute(_LIST_TABLES).fetchall():
+        statement = sql.SQL(_SUMMARY).format(sql.Identifier(schema, table))
+        row = conn.execute(statement).fetchone()
+        summaries.append(
+            TableChecksum(
+                name=f"{schema}.{table}",
+                rows=int(row[0]) if row else 0,
+                checksum=str(row[1]) if row else "",
+                algorithm=CHECKSUM_ALGORITHM,
+            )
+        )
+    return tuple(summaries)
+
+
+def database_table_summaries(client: PostgresClient) -> tuple[TableChecksum, ...]:
+    """:func:`table_summaries` of the database ``client`` points at (e.g. a restored scratch database).
+
+    Calls PostgreSQL. Raises the errors of ``PostgresClient.connect``.
+    """
+    with client.connect("table summaries") as conn:
+        return table_summaries(conn)
+
+
+def compare_tables(expected: Sequence[TableChecksum], actual: Sequence[TableChecksum]) -> list[str]:
+    """Every difference between two sets of table summaries, as sentences; empty when they match.
+
+    Pure. Tables missing on either side, different row counts, different checksums, and summaries made
+    with different algorithms are all reported (a drill that cannot compare must fail, not pass).
+    """
+    problems: list[str] = []
+    wanted = {table.name: table for table in expected}
+    found = {table.name: table for table in actual}
+    for name in sorted(wanted.keys() - found.keys()):
+        problems.append(f"table {name} is missing from the restored data")
+    for name in sorted(found.keys() - wanted.keys()):
+        problems.append(f"table {name} is in the restored data but not in the backup")
+    for name in sorted(wanted.keys() & found.keys()):
+        before, after = wanted[name], found[name]
+        if before.algorithm != after.algorithm:
+            problems.append(f"table {name}: checksums were made with different algorithms; cannot compare")
+            continue
+        if before.rows != after.rows:
+            problems.append(f"table {name}: {after.rows} rows restored, the backup had {before.rows}")
+        elif before.checksum != after.checksum:
+            problems.append(f"table {name}: same row count ({after.rows}) but different content checksum")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dump
+# ---------------------------------------------------------------------------------------------------------
+
+
+class PostgresBackupSource:
+    """One PostgreSQL database, dumped with ``pg_dump -Fc`` from an exported snapshot.
+
+    ``dsn``: libpq string or URL WITHOUT a password (``postgresql://backup@db:5432/orders``); ``password``
+    is passed to libpq and to pg_dump's environment only. ``compress_level``: pg_dump's own compression
+    (0: leave it to the pipeline's zstd). ``lock_wait_timeout_ms``: how long pg_dump waits for a table
+    lock before failing (instead of hanging behind an ``ACCESS EXCLUSIVE`` lock). ``summarize``: compute
+    per-table row counts and checksums in the dump's snapshot (costs one read of every table).
+
+    Raises ConfigurationError for a malformed DSN or one that contains a password.
+    """
+
+    kind = KIND
+
+    def __init__(
+        self,
+        name: str,
+        dsn: str,
+        password: SecretStr | None = None,
+        *,
+        pg_dump: str = "pg_dump",
+        compress_level: int = 0,
+        lock_wait_timeout_ms: int | None = 60_000,
+        summarize: bool = True,
+        extra_args: Sequence[str] = (),
+        connect_timeout: float = 10.0,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self.name = name
+        self.client = PostgresClient(dsn, password=password, connect_timeout=connect_timeout)
+        self._dsn = dsn
+        self._password = password
+        self.pg_dump = pg_dump
+        self.compress_level = compress_level
+        self.lock_wait_timeout_ms = lock_wait_timeout_ms
+        self.summarize = summarize
+        self.extra_args = tuple(extra_args)
+        self.connect_timeout = connect_timeout
+        self.chunk_size = chunk_size
+        self._tool_version: str | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresBackupSource(name={self.name!r}, target={self.client.target!r})"
+
+    def describe(self) -> dict[str, str]:
+        """``kind``, ``name``, ``target`` (``host:port/db``) and ``database``. No network call."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "target": self.client.target,
+            "database": self.client.dbname,
+        }
+
+    def tool_version(self) -> str:
+        """``pg_dump --version`` (e.g. ``15.20``), cached. Runs the executable once."""
+        if self._tool_version is None:
+            self._tool_version = _tools.tool_version(self.pg_dump)
+        return self._tool_version
+
+    def command(self, snapshot: str) -> list[str]:
+        """pg_dump's argv for ``snapshot`` (never holds the password)."""
+        argv = [
+            self.pg_dump,
+            "--format=custom",
+            f"--compress={self.compress_level}",
+            f"--snapshot={snapshot}",
+            "--no-password",
+        ]
+        if self.lock_wait_timeout_ms is not None:
+            argv.append(f"--lock-wait-timeout={self.lock_wait_timeout_ms}")
+        argv.extend(self.extra_args)
+        argv.append(f"--dbname={self._dsn}")
+        return argv
+
+    def dump(self) -> PostgresDumpStream:
+        """A dump of the database; enter it to take the snapshot and start pg_dump.
+
+        Entering calls PostgreSQL (NotFoundError for a missing database, AuthenticationError,
+        TransientError when unreachable...) and starts pg_dump (ConfigurationError when not installed).
+        Iterating raises the translated pg_dump failure (password scrubbed) when pg_dump exits non-zero.
+        """
+        return PostgresDumpStream(self)
+
+
+class PostgresDumpStream(DumpStream):
+    """A running ``pg_dump --snapshot`` (see :class:`PostgresBackupSource.dump`)."""
+
+    def __init__(self, source: PostgresBackupSource) -> None:
+        super().__init__(KIND, source.name)
+        self._source = source
+        self._stack = ExitStack()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: _tools.StderrTail | None = None
+        self.snapshot: str | None = None
+        self.server_version: str | None = None
+
+    @property
+    def _operation(self) -> str:
+        return f"pg_dump {self._source.client.target}"
+
+    def _open(self) -> None:
+        source = self._source
+        conn = self._stack.enter_context(source.client.connect(f"dump snapshot of {source.name}"))
+        self._conn = conn
+        with self._translated("export snapshot"):
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            row = conn.execute(
+                "SELECT pg_export_snapshot(), statement_timestamp(), current_setting('server_version')"
+            ).fetchone()
+        if row is None:  # pragma: no cover - a SELECT without FROM always returns one row
+            raise PermanentError("could not export a snapshot", system=KIND, operation=self._operation)
+        self.snapshot = str(row[0])
+        moment: datetime = row[1]
+        self._consistent_at = moment.astimezone(UTC)
+        self.server_version = str(row[2]).split()[0]
+        env = _tools.tool_environment(
+            source._password,
+            {
+                "PGCONNECT_TIMEOUT": str(max(1, int(source.connect_timeout))),
+                "PGAPPNAME": "envsteward-pg_dump",
+            },
+        )
+        self._proc = _tools.start(source.command(self.snapshot), env, stdin=False, operation=self._operation)
+        self._stderr = _tools.StderrTail(self._proc.stderr)
+        self.tools.update({"pg_dump": source.tool_version(), "postgres_server": self.server_version})
+
+    def _chunks(self) -> Iterator[bytes]:
+        assert self._proc is not None
+        assert self._proc.stdout is not None
+        assert self._stderr is not None
+        source = self._source
+        stdout = self._proc.stdout
+        total = 0
+        first = True
+        while piece := stdout.read(source.chunk_size):
+            if first:
+                first = False
+                if not piece.startswith(CUSTOM_FORMAT_MAGIC) and self._proc.poll() in (None, 0):
+                    raise IntegrityError(
+                        "pg_dump's output does not start with the custom-format signature (PGDMP); "
+                        "do not pass --format in extra_args",
+                        system=KIND,
+                        operation=self._operation,
+                    )
+            total += len(piece)
+            yield piece
+        returncode = self._proc.wait()
+        stderr = self._stderr.text()
+        if returncode != 0:
+            raise _tools.tool_error(
+                "pg_dump", returncode, stderr, operation=self._operation, password=source._password
+            )
+        if total == 0:
+            raise PermanentError("pg_dump exited 0 but wrote nothing", system=KIND, operation=self._operation)
+        facts: dict[str, Any] = {
+            "database": source.client.dbname,
+            "target": source.client.target,
+            "format": "custom",
+            "dump_bytes": total,
+            "snapshot": self.snapshot,
+            "server_version": self.server_version,
+            "pg_dump_version": self.tools["pg_dump"],
+        }
+        if source.summarize:
+            assert self._conn is not None
+            self.tables = self._summaries(self._conn)
+            facts["tables"] = {
+                table.name: {"rows": table.rows, "checksum": table.checksum} for table in self.tables
+            }
+            facts["checksum_algorithm"] = CHECKSUM_ALGORITHM
+        self.facts.update(facts)
+
+    def _summaries(self, conn: psycopg.Connection[Any]) -> tuple[TableChecksum, ...]:
+        with self._translated("table summaries"):
+            return table_summaries(conn)
+        raise AssertionError("unreachable")  # pragma: no cover - mypy: the context manager may swallow
+
+    @contextlib.contextmanager
+    def _translated(self, operation: str) -> Iterator[None]:
+        """psycopg errors on the snapshot connection -> envsteward errors (the adapter's one mapping)."""
+        import psycopg
+
+        from envsteward.adapters.postgres import _translate
+
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise _translate(exc, operation, self._source.client.target, connecting=False) from None
+
+    def _close(self) -> None:
+        if self._proc is not None:
+            _tools.stop(self._proc)
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.execute("ROLLBACK")
+        with contextlib.suppress(Exception):
+            self._stack.close()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Restore
+# ---------------------------------------------------------------------------------------------------------
+
+
+class PostgresRestoreTarget(RestoreTarget):
+    """Restore a custom-format dump into an EXISTING database (the caller creates it, e.g. a scratch DB).
+
+    ``single_transaction``: all or nothing (``--single-transaction``); by default objects restored before
+    a failure stay (``--exit-on-error`` stops at the first error either way), so restore into a scratch
+    database and drop it on failure. ``summarize``: compute :func:`table_summaries` of the restored
+    database into the report, to compare with the dump's (:func:`compare_tables`).
+
+    Raises ConfigurationError for a malformed DSN or one that contains a password.
+    """
+
+    kind = KIND
+
+    def __init__(
+        self,
+        dsn: str,
+        password: SecretStr | None = None,
+        *,
+        pg_restore: str = "pg_restore",
+        single_transaction: bool = False,
+        summarize: bool = True,
+        extra_args: Sequence[str] = (),
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.client = PostgresClient(dsn, password=password, connect_timeout=connect_timeout)
+        self._dsn = dsn
+        self._password = password
+        self.pg_restore = pg_restore
+        self.single_transaction = single_transaction
+        self.summarize = summarize
+        self.extra_args = tuple(extra_args)
+        self.connect_timeout = connect_timeout
+
+    def __repr__(self) -> str:
+        return f"PostgresRestoreTarget(target={self.client.target!r})"
+
+    def describe(self) -> dict[str, str]:
+        return {"kind": self.kind, "target": self.client.target, "database": self.client.dbname}
+
+    def command(self) -> list[str]:
+        """pg_restore's argv (reads stdin; never holds the password)."""
+        argv = [
+            self.pg_restore,
+            "--format=custom",
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "--no-password",
+        ]
+        if self.single_transaction:
+            argv.append("--single-transaction")
+        argv.extend(self.extra_args)
+        argv.append(f"--dbname={self._dsn}")
+        return argv
+
+    def begin(self) -> PostgresRestoreWriter:
+        """Start pg_restore. Raises ConfigurationError when pg_restore is not installed."""
+        return PostgresRestoreWriter(self)
+
+
+class PostgresRestoreWriter(RestoreWriter):
+    """A running pg_restore fed through its stdin."""
+
+    def __init__(self, target: PostgresRestoreTarget) -> None:
+        super().__init__(KIND, target.client.target)
+        self._target = target
+        self._operation = f"pg_restore {target.client.target}"
+        env = _tools.tool_environment(
+            target._password,
+            {
+                "PGCONNECT_TIMEOUT": str(max(1, int(target.connect_timeout))),
+                "PGAPPNAME": "envsteward-pg_restore",
+            },
+        )
+        self._proc = _tools.start(target.command(), env, stdin=True, operation=self._operation)
+        self._stderr = _tools.StderrTail(self._proc.stderr)
+
+    def _failure(self) -> Exception:
+        _tools.stop(self._proc, grace=10.0)
+        return _tools.tool_error(
+            "pg_restore",
+            self._proc.returncode,
+            self._stderr.text(),
+            operation=self._operation,
+            password=self._target._password,
+        )
+
+    def _write(self, data: bytes) -> None:
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(data)
+        except (BrokenPipeError, ValueError, OSError):
+            # pg_restore exited (--exit-on-error) and closed its end: its stderr says why
+            self._done = True
+            raise self._failure() from None
+
+    def _finish(self) -> RestoreReport:
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self._proc.stdin.close()
+        returncode = self._proc.wait()
+        stderr = self._stderr.text()
+        if returncode != 0:
+            raise _tools.tool_error(
+                "pg_restore", returncode, stderr, operation=self._operation, password=self._target._password
+            )
+        if self.bytes_read == 0:
+            raise PermanentError(
+                "the dump was empty: nothing restored", system=KIND, operation=self._operation
+            )
+        tables = database_table_summaries(self._target.client) if self._target.summarize else None
+        facts: Mapping[str, Any] = {"pg_restore_version": _tools.tool_version(self._target.pg_restore)}
+        return self._make_report(len(tables) if tables is not None else 0, tables=tables, facts=dict(facts))
+
+    def _abort(self) -> None:
+        _tools.stop(self._proc)
