@@ -2,7 +2,7 @@
 
 The password never goes into the connection string (which may end up in logs or Prefect parameters): it
 is passed to libpq separately, and a DSN that contains one is refused. Every psycopg exception is
-translated in :func:`_translate`, the one place that knows psycopg; messages name ``postgres``, the
+translated in :func:`translate_postgres_error`, the one place that knows psycopg; messages name ``postgres``, the
 operation and ``host:port/dbname`` (never a password, and never data values PostgreSQL echoes back).
 
 Checksums (:meth:`PostgresClient.table_checksums`) are computed inside PostgreSQL: the md5 of every row's
@@ -137,7 +137,7 @@ class PostgresClient:
         """An autocommit connection, closed on exit. psycopg errors raised inside become envsteward errors.
 
         Calls PostgreSQL. Raises TransientError, AuthenticationError, NotFoundError, PermissionDeniedError,
-        ConflictError or PermanentError (see :func:`_translate`).
+        ConflictError or PermanentError (see :func:`translate_postgres_error`).
         """
         import psycopg
 
@@ -151,12 +151,12 @@ class PostgresClient:
         try:
             conn = psycopg.connect(self._dsn, **kwargs)
         except psycopg.Error as exc:
-            raise _translate(exc, operation, self.target, connecting=True) from None
+            raise translate_postgres_error(exc, operation, self.target, connecting=True) from None
         try:
             with conn:
                 yield conn
         except psycopg.Error as exc:
-            raise _translate(exc, operation, self.target, connecting=False) from None
+            raise translate_postgres_error(exc, operation, self.target, connecting=False) from None
 
     def query(self, query: str | sql.Composable, params: Params = None) -> list[tuple[Any, ...]]:
         """Run one statement and return its rows (an empty list for statements without a result).
@@ -280,7 +280,7 @@ def _as_query(query: str | sql.Composable) -> Any:
     return query
 
 
-def _translate(exc: Exception, operation: str, target: str, *, connecting: bool) -> EnvstewardError:
+def translate_postgres_error(exc: Exception, operation: str, target: str, *, connecting: bool) -> EnvstewardError:
     """Map a psycopg exception to an envsteward error. The one place that interprets psycopg errors."""
     import psycopg
 

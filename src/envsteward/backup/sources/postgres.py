@@ -339,12 +339,12 @@ class PostgresDumpStream(DumpStream):
         """psycopg errors on the snapshot connection -> envsteward errors (the adapter's one mapping)."""
         import psycopg
 
-        from envsteward.adapters.postgres import _translate
+        from envsteward.adapters.postgres import translate_postgres_error
 
         try:
             yield
         except psycopg.Error as exc:
-            raise _translate(exc, operation, self._source.client.target, connecting=False) from None
+            raise translate_postgres_error(exc, operation, self._source.client.target, connecting=False) from None
 
     def _close(self) -> None:
         if self._proc is not None:
