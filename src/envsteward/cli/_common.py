@@ -41,7 +41,7 @@ def load_settings() -> Settings:
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
     """Print ``message`` to stderr and exit with ``code`` (no traceback)."""
-    err_console().print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err_console().print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     sys.exit(code)
 
 
