@@ -2,8 +2,9 @@
 
 The password never goes into the connection string (which may end up in logs or Prefect parameters): it
 is passed to libpq separately, and a DSN that contains one is refused. Every psycopg exception is
-translated in :func:`translate_postgres_error`, the one place that knows psycopg; messages name ``postgres``, the
-operation and ``host:port/dbname`` (never a password, and never data values PostgreSQL echoes back).
+translated in :func:`translate_postgres_error`, the one place that knows psycopg; messages name
+``postgres``, the operation and ``host:port/dbname`` (never a password, and never data values PostgreSQL
+echoes back).
 
 Checksums (:meth:`PostgresClient.table_checksums`) are computed inside PostgreSQL: the md5 of every row's
 text form (``row::text``), those md5s sorted with the ``C`` collation, concatenated and hashed again. That is
@@ -280,7 +281,9 @@ def _as_query(query: str | sql.Composable) -> Any:
     return query
 
 
-def translate_postgres_error(exc: Exception, operation: str, target: str, *, connecting: bool) -> EnvstewardError:
+def translate_postgres_error(
+    exc: Exception, operation: str, target: str, *, connecting: bool
+) -> EnvstewardError:
     """Map a psycopg exception to an envsteward error. The one place that interprets psycopg errors."""
     import psycopg
 

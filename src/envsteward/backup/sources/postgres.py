@@ -344,7 +344,9 @@ class PostgresDumpStream(DumpStream):
         try:
             yield
         except psycopg.Error as exc:
-            raise translate_postgres_error(exc, operation, self._source.client.target, connecting=False) from None
+            raise translate_postgres_error(
+                exc, operation, self._source.client.target, connecting=False
+            ) from None
 
     def _close(self) -> None:
         if self._proc is not None:
