@@ -32,13 +32,13 @@ import hmac
 import json
 import os
 import secrets
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretBytes, SecretStr
 
+from envsteward._keyfiles import read_or_create_key_file
 from envsteward.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -153,54 +153,12 @@ def load_fingerprinter(settings: Settings) -> Fingerprinter:
 
 
 def load_or_create_key_file(path: Path) -> bytes:
-    """Read the key at ``path``, creating it (mode 0600, atomically, race-free) when it does not exist.
+    """Read the key at ``path``, creating it (32 random bytes as hex, mode 0600, race-free) when missing.
 
-    Raises ConfigurationError when the file is readable by group/others or cannot be read or parsed.
+    Reads and writes local files only. Raises ConfigurationError when the file is readable by group or
+    others, or cannot be read, created or parsed (the message names the file, never the key).
     """
-    try:
-        return _read_key_file(path)
-    except FileNotFoundError:
-        pass
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, (secrets.token_hex(GENERATED_KEY_BYTES) + "\n").encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            # link() fails when another process created the file first: then both use that one.
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot create fingerprint key file {path}: {exc.strerror}") from None
-    try:
-        return _read_key_file(path)
-    except FileNotFoundError:
-        raise ConfigurationError(f"fingerprint key file {path} vanished while it was being created") from None
-
-
-def _read_key_file(path: Path) -> bytes:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read fingerprint key file {path}: {exc.strerror}") from None
-    mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
-        raise ConfigurationError(
-            f"fingerprint key file {path} is readable by group or others (mode {mode:04o}); "
-            f"run: chmod 600 {path}"
-        )
-    try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
-        raise ConfigurationError(f"cannot read fingerprint key file {path}: {reason}") from None
+    text = read_or_create_key_file(
+        path, lambda: secrets.token_hex(GENERATED_KEY_BYTES), what="fingerprint key file"
+    )
     return parse_key(text, f"key file {path}")

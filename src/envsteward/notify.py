@@ -25,6 +25,7 @@ class SeverityFilteredNotifier:
         self.name = inner.name
 
     def wants(self, notification: Notification) -> bool:
+        """True when the notification is a resolve, or at or above ``min_severity``."""
         return (
             notification.event is AlertEvent.RESOLVE or notification.severity.rank >= self.min_severity.rank
         )
@@ -38,8 +39,9 @@ class SeverityFilteredNotifier:
 def build_notifier(services: Services, channel: ChannelSpec) -> Notifier:
     """The notifier for one catalog channel, with credentials from settings or the channel's secret reference.
 
-    Raises ConfigurationError naming the variable to set when a credential is missing; resolving a PagerDuty
-    routing key calls the secret store its reference names.
+    Builds clients only (no call to Slack or the SMTP server); resolving a PagerDuty routing key calls the
+    secret store its reference names. Raises ConfigurationError naming the variable to set when a credential
+    is missing, or the secret store's errors (NotFoundError, PermissionDeniedError, TransientError).
     """
     settings = services.settings
     inner: Notifier
@@ -50,10 +52,13 @@ def build_notifier(services: Services, channel: ChannelSpec) -> Notifier:
         inner = SlackNotifier(token, channel.channel, base_url=settings.slack.base_url)
     elif channel.kind == "email":
         from envsteward.adapters.email import EmailNotifier
-        from envsteward.settings import read_credential
 
         smtp = settings.smtp
-        password = read_credential(smtp.password_env, None, "SMTP password") if smtp.username else None
+        password = (
+            services.credential(smtp.password_env, f"SMTP password for user {smtp.username!r}")
+            if smtp.username
+            else None
+        )
         inner = EmailNotifier(
             smtp.host,
             smtp.port,

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from envsteward.errors import ConfigurationError
 from envsteward.settings import Settings, read_credential
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -37,11 +39,12 @@ class Services:
         self._lock = threading.RLock()
         self._cache: dict[str, object] = {}
 
-    def _cached(self, name: str, build: object) -> object:
+    def _cached(self, name: str, build: Callable[[], T]) -> T:
+        """The object cached under ``name``, built by ``build()`` on first use (under the lock)."""
         with self._lock:
             if name not in self._cache:
-                self._cache[name] = build() if callable(build) else build
-            return self._cache[name]
+                self._cache[name] = build()
+            return cast("T", self._cache[name])
 
     # -- catalog ------------------------------------------------------------------------------------------
 
@@ -49,7 +52,7 @@ class Services:
         """The validated catalog named by settings. Raises CatalogError listing every problem."""
         from envsteward.catalog import load_catalog
 
-        return self._cached("catalog", lambda: load_catalog(self.settings.catalog))  # type: ignore[return-value]
+        return self._cached("catalog", lambda: load_catalog(self.settings.catalog))
 
     # -- clients --------------------------------------------------------------------------------------------
 
@@ -57,13 +60,13 @@ class Services:
         """An authenticated Vault client (token or AppRole from settings). Raises AuthenticationError."""
         from envsteward.adapters.vault import VaultClient
 
-        return self._cached("vault", lambda: VaultClient.from_settings(self.settings.vault))  # type: ignore[return-value]
+        return self._cached("vault", lambda: VaultClient.from_settings(self.settings.vault))
 
     def aws_clients(self) -> AWSClients:
         """The boto3 client factory for every AWS service and region envsteward uses."""
         from envsteward.adapters.aws import AWSClients
 
-        return self._cached("aws", lambda: AWSClients(self.settings.aws))  # type: ignore[return-value]
+        return self._cached("aws", lambda: AWSClients(self.settings.aws))
 
     # -- stores ---------------------------------------------------------------------------------------------
 
@@ -86,26 +89,32 @@ class Services:
 
             return FilesystemObjectStore(self.settings.home / "objects")
 
-        return self._cached("object_store", build)  # type: ignore[return-value]
+        return self._cached("object_store", build)
 
     def state_store(self) -> StateStore:
+        """The state store of ``state.kind`` (a folder under ``home``, or Redis, connected lazily)."""
         from envsteward.state import open_state_store
 
-        return self._cached("state", lambda: open_state_store(self.settings))  # type: ignore[return-value]
+        return self._cached("state", lambda: open_state_store(self.settings))
 
     def audit_log(self) -> AuditLog:
+        """The audit log: objects under ``audit/`` in the S3 store, else ``<home>/audit/audit.jsonl``."""
         from envsteward.audit import open_audit_log
 
         def build() -> AuditLog:
             store = self.object_store() if self.settings.storage.kind == "s3" else None
             return open_audit_log(self.settings, store)
 
-        return self._cached("audit", build)  # type: ignore[return-value]
+        return self._cached("audit", build)
 
     def fingerprinter(self) -> Fingerprinter:
+        """The keyed fingerprinter (key from the environment, else ``<home>/keys/fingerprint.key``).
+
+        Raises ConfigurationError for an unusable key.
+        """
         from envsteward.fingerprint import load_fingerprinter
 
-        return self._cached("fingerprinter", lambda: load_fingerprinter(self.settings))  # type: ignore[return-value]
+        return self._cached("fingerprinter", lambda: load_fingerprinter(self.settings))
 
     def key_provider(self, kind: str = "local", key_id: str | None = None) -> KeyProvider:
         """The key provider that wraps backup data keys: ``local`` (a key file under ``home``, the embedded
@@ -134,7 +143,7 @@ class Services:
                 f"unknown key provider {kind!r} (expected local, vault_transit or aws_kms)"
             )
 
-        return self._cached(f"keys:{kind}:{key_id}", build)  # type: ignore[return-value]
+        return self._cached(f"keys:{kind}:{key_id}", build)
 
     # -- secrets ---------------------------------------------------------------------------------------
 
@@ -158,7 +167,7 @@ class Services:
                 return _EnvSecretStore()
             raise ConfigurationError(f"no secret store for scheme {scheme!r}")
 
-        return self._cached(f"secrets:{scheme}", build)  # type: ignore[return-value]
+        return self._cached(f"secrets:{scheme}", build)
 
     def resolve_secret(self, ref: SecretRef) -> SecretStr:
         """Fetch a secret's value into this process only. Raises NotFoundError, PermissionDeniedError, ..."""
@@ -177,22 +186,28 @@ class Services:
             raise ConfigurationError(
                 f"environment {environment!r} has no source {source_name!r} (known: {known})"
             )
-        return self._cached(  # type: ignore[return-value]
-            f"source:{environment}:{source_name}", lambda: build_config_source(self, spec)
-        )
+        return self._cached(f"source:{environment}:{source_name}", lambda: build_config_source(self, spec))
 
     def notifiers(self, channel_names: Sequence[str]) -> list[Notifier]:
         """Notifiers for the named catalog channels. Raises ConfigurationError (missing credential)."""
         from envsteward.notify import build_notifier
 
         channels = self.catalog().channels
+        unknown = [name for name in channel_names if name not in channels]
+        if unknown:
+            known = ", ".join(sorted(channels)) or "none"
+            raise ConfigurationError(
+                f"the catalog has no notification channel {', '.join(map(repr, unknown))} (known: {known})"
+            )
         return [
-            self._cached(f"notifier:{name}", functools.partial(build_notifier, self, channels[name]))  # type: ignore[misc]
+            self._cached(f"notifier:{name}", functools.partial(build_notifier, self, channels[name]))
             for name in channel_names
         ]
 
     def credential(self, env_var: str | None, what: str) -> SecretStr:
         """A credential named by settings (env var). Raises ConfigurationError naming the variable to set."""
+        if not env_var:
+            raise ConfigurationError(f"{what}: the settings name no environment variable that holds it")
         value = read_credential(env_var, None, what)
         if value is None:
             raise ConfigurationError(f"{what} is not set: export {env_var}")
@@ -205,6 +220,7 @@ class _EnvSecretStore:
     scheme = "env"
 
     def get_secret(self, location: str, key: str | None) -> SecretStr:
+        """The variable's value (env references have no key). Raises NotFoundError when it is not set."""
         import os
 
         from pydantic import SecretStr
@@ -212,10 +228,15 @@ class _EnvSecretStore:
         from envsteward.errors import NotFoundError
 
         if location not in os.environ:
-            raise NotFoundError(f"environment variable {location} is not set", system="env", operation="read")
+            raise NotFoundError(
+                f"environment variable {location} is not set; export it where envsteward runs",
+                system="env",
+                operation=f"read {location}",
+            )
         return SecretStr(os.environ[location])
 
     def secret_exists(self, location: str, key: str | None) -> bool:
+        """True when the variable is set. Reads this process's environment only."""
         import os
 
         return location in os.environ

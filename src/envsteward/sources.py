@@ -1,7 +1,7 @@
 """Live configuration sources: from a catalog ``SourceSpec`` to the adapter that reads (and heals) it.
 
 The catalog says which subtree of an environment's configuration lives in which store; this module builds
-the matching :class:`~envsteward.ports.ConfigSource` and assembles an environment's live tree from them.
+the matching :class:`~envsteward.ports.ConfigSource` and finds a source's subtree in a configuration tree.
 """
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
 
 def build_config_source(services: Services, spec: SourceSpec) -> ConfigSource:
-    """The adapter for ``spec``, clients from ``services``. Raises ConfigurationError (unknown kind).
+    """The adapter for ``spec``, clients from ``services``.
+
+    Builds clients only, except for an HTTP source with a bearer token: that token is resolved now, from
+    the secret store its reference names. Raises ConfigurationError (unknown kind, missing settings), the
+    secret store's errors, or AuthenticationError/TransientError when Vault login fails.
 
     An empty store reads as an empty subtree (``missing_ok``): everything the catalog expects there then shows
     up as drift, which is louder and more useful than an error, and lets a heal or promotion fill it.
@@ -66,20 +70,6 @@ def build_config_source(services: Services, spec: SourceSpec) -> ConfigSource:
             headers["Authorization"] = SecretStr(f"Bearer {token}")
         return HTTPJSONSource(spec.name, spec.url, timeout_seconds=spec.timeout_seconds, headers=headers)
     raise ConfigurationError(f"source {spec.name!r}: unknown kind {spec.kind!r}")
-
-
-def mount(tree: dict[str, Any], mount_at: str, subtree: Any) -> None:
-    """Place ``subtree`` at the dotted path ``mount_at`` of ``tree`` ("" = merge into the root)."""
-    if not mount_at:
-        if not isinstance(subtree, dict):
-            raise ConfigurationError("a source mounted at the root must hold a mapping")
-        tree.update(subtree)
-        return
-    *parents, leaf = mount_at.split(".")
-    node = tree
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = subtree
 
 
 def subtree_at(tree: Any, mount_at: str) -> Any:

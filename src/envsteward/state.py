@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from envsteward._redact import vendor_text
 from envsteward.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -301,14 +302,19 @@ def _raise_redis(exc: BaseException, operation: str) -> NoReturn:
             f"Redis is not reachable ({type(exc).__name__})", system="redis", operation=operation
         ) from None
     if isinstance(exc, redis.ResponseError):
-        text = str(exc)
-        if text.startswith("NOPERM"):
+        # Some replies quote the command's arguments ("unknown command ..., with args beginning with: ..."),
+        # and an argument may be a stored value: show the reply only after redaction.
+        raw = str(exc)
+        text = vendor_text(raw)
+        if raw.startswith("NOPERM"):
             raise PermissionDeniedError(text, system="redis", operation=operation) from None
-        if text.startswith(("LOADING", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY")):
+        if raw.startswith(("LOADING", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY")):
             raise TransientError(text, system="redis", operation=operation) from None
         raise PermanentError(text, system="redis", operation=operation) from None
     if isinstance(exc, redis.RedisError):
-        raise PermanentError(f"{type(exc).__name__}: {exc}", system="redis", operation=operation) from None
+        raise PermanentError(
+            f"{type(exc).__name__}: {vendor_text(str(exc))}", system="redis", operation=operation
+        ) from None
     raise exc
 
 

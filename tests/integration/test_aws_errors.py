@@ -79,6 +79,23 @@ def test_botocore_errors() -> None:
     assert "failed" in str(echoed)
 
 
+def test_long_or_multi_line_echoed_values_are_hidden() -> None:
+    # The quote pattern used before gave up after 2000 characters or at a line break and showed the value.
+    long_value = "SEEDED-LONG-" * 300
+    echoed = translate_aws_error(
+        _client_error("ValidationException", 400, f"Value '{long_value}' at 'value' failed"),
+        "ssm",
+        "put",
+        "/x",
+    )
+    assert "SEEDED-LONG" not in str(echoed)
+    pem = "-----BEGIN KEY-----\nSEEDED-PEM-BODY\n-----END KEY-----"
+    echoed = translate_aws_error(
+        _client_error("ValidationException", 400, f"Value '{pem}' bad"), "ssm", "put"
+    )
+    assert "SEEDED-PEM-BODY" not in str(echoed)
+
+
 def test_no_credentials_is_authentication_error(
     moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

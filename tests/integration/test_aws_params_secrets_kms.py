@@ -182,6 +182,9 @@ def test_secrets_manager_source_and_store(aws_clients: AWSClients, aws_name_pref
     tree = writable.read()
     assert tree["db"] == {"host": "db", "port": 6432}
     assert tree["queue"] == {"name": "jobs"}
+    with pytest.raises(PermanentError, match="host/name: host holds a value, not a mapping"):
+        writable.write(("db", "host", "name"), "x")
+    assert writable.read()["db"] == {"host": "db", "port": 6432}
 
     store = SecretsManagerSecretStore(aws_clients)
     assert isinstance(store, SecretStore)

@@ -114,3 +114,25 @@ def test_concurrent_first_use_agrees_on_one_key(tmp_path: Path) -> None:
     for proc in procs:
         proc.join(timeout=20)
     assert ids == {LocalKeyProvider(key_file).key_id}
+
+
+def test_key_file_creation_leaves_only_the_key_file(tmp_path: Path) -> None:
+    LocalKeyProvider(tmp_path / "keys" / "k.key")
+    assert [p.name for p in (tmp_path / "keys").iterdir()] == ["k.key"]
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+
+
+def test_unusable_key_file_paths_are_clear_errors(tmp_path: Path) -> None:
+    folder = tmp_path / "k.key"
+    folder.mkdir(mode=0o700)
+    with pytest.raises(
+        ConfigurationError, match=r"local-keys: load key: cannot read key file .*k\.key: not a regular file"
+    ):
+        LocalKeyProvider(folder)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(
+        ConfigurationError, match=r"cannot read key file .*not-a-folder/k\.key: Not a directory"
+    ):
+        LocalKeyProvider(blocker / "k.key")
+    assert {p.name for p in tmp_path.iterdir()} == {"k.key", "not-a-folder"}  # no temp file left behind

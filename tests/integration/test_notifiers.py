@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import smtplib
 import ssl
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ from pydantic import SecretStr
 from envsteward.adapters.email import EmailNotifier
 from envsteward.adapters.pagerduty import PagerDutyNotifier
 from envsteward.adapters.slack import SlackNotifier, build_blocks
+from envsteward.catalog.models import EmailChannel
 from envsteward.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -21,9 +25,14 @@ from envsteward.errors import (
     PermissionDeniedError,
     TransientError,
 )
+from envsteward.notify import build_notifier
 from envsteward.ports import AlertEvent, Notification, Notifier, Severity
+from envsteward.services import Services
+from envsteward.settings import Settings, SMTPSettings
 from tests.fixtures._proc import free_port
 from tests.fixtures.standins import PagerDutyStandin, SlackStandin, SMTPStandin
+
+MINIMAL_CATALOG = Path(__file__).resolve().parents[1] / "data" / "catalogs" / "minimal"
 
 DRIFT = Notification(
     title="Drift in production: 3 items",
@@ -317,6 +326,46 @@ def test_email_seeded_password_never_leaks(smtp_server: SMTPStandin) -> None:
     with pytest.raises(AuthenticationError, match="rejected") as caught:
         wrong.send(DRIFT)
     assert "SECRET" not in _exception_texts(caught.value)
+
+
+def test_email_password_echoed_in_any_encoding_is_redacted(smtp_server: SMTPStandin) -> None:
+    """smtplib sends the password base64-encoded (AUTH LOGIN, AUTH PLAIN); a server that echoes the line
+    it rejected with a non-535 reply must not put the password into the message in that form either."""
+    seeded = "smtp-seeded-SECRET-b64"
+    notifier = _email(smtp_server, username="mailer", password=SecretStr(seeded))
+    login = base64.b64encode(seeded.encode()).decode()
+    auth_plain = base64.b64encode(f"\0mailer\0{seeded}".encode()).decode()
+    for echoed in (seeded, login, auth_plain):
+        reply = smtplib.SMTPResponseException(501, f"5.5.2 cannot decode {echoed}".encode())
+        error = notifier._translate(reply)
+        assert isinstance(error, PermanentError)
+        assert "501" in str(error)
+        assert echoed not in str(error)
+        assert "<redacted>" in str(error)
+
+
+def test_email_channel_without_password_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.delenv("ENVSTEWARD_TEST_SMTP_PASSWORD", raising=False)
+    services = Services(
+        Settings(smtp=SMTPSettings(username="mailer", password_env="ENVSTEWARD_TEST_SMTP_PASSWORD"))
+    )
+    channel = EmailChannel(name="mail", kind="email", to=["oncall@example.test"])
+    with pytest.raises(ConfigurationError, match="export ENVSTEWARD_TEST_SMTP_PASSWORD"):
+        build_notifier(services, channel)
+    monkeypatch.setenv("ENVSTEWARD_TEST_SMTP_PASSWORD", "smtp-seeded-SECRET-env")
+    notifier = build_notifier(services, channel)
+    assert notifier.name == "email"
+    assert "SECRET" not in repr(notifier)
+
+
+def test_unknown_channel_names_the_known_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    services = Services(Settings(catalog=MINIMAL_CATALOG, home=tmp_path / "home"))
+    with pytest.raises(ConfigurationError, match=r"no notification channel 'nope' \(known: ops, pager\)"):
+        services.notifiers(["ops", "nope"])
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -210,6 +210,21 @@ def test_other_errors_are_permanent_and_hide_data_values(client: PostgresClient)
     assert "s3cr3t" not in str(dup.value)
 
 
+def test_syntax_errors_hide_the_token_they_quote(client: PostgresClient) -> None:
+    # A literal spliced into a statement (client-side binding, e.g. ALTER ROLE ... PASSWORD) is the token
+    # PostgreSQL quotes in "syntax error at or near ...".
+    with pytest.raises(PermanentError) as caught:
+        client.execute("SELECT 'a' 'literal-s3cr3t'")
+    assert "42601" in str(caught.value)
+    assert "syntax error" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_missing_relation_keeps_its_name(client: PostgresClient) -> None:
+    with pytest.raises(NotFoundError, match='relation "no_such_table" does not exist'):
+        client.query("SELECT * FROM no_such_table")
+
+
 def test_password_is_passed_separately_and_never_shown(postgres_db: str) -> None:
     with pytest.raises(ConfigurationError, match="contains a password") as in_dsn:
         PostgresClient(f"postgresql://postgres:{SEEDED_PASSWORD}@127.0.0.1:5432/postgres")

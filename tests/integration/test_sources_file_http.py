@@ -6,12 +6,12 @@ import json
 import multiprocessing
 import os
 import stat
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -28,6 +28,7 @@ from envsteward.errors import (
 )
 from envsteward.ports import ConfigSource
 from tests.fixtures._proc import free_port
+from tests.fixtures.standins import serve_http
 
 YAML_TEXT = """\
 # Application settings for staging
@@ -233,6 +234,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/auth-echo-denied":
             auth = self.headers.get("Authorization", "")
             self._reply(403, "text/plain", f"token {auth} may not read this".encode())
+        elif path == "/redirect":
+            target = parse_qs(urlsplit(self.path).query)["to"][0]
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif path in self.routes:
             self._reply(*self.routes[path])
         else:
@@ -251,15 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def http_base() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(ThreadingHTTPServer(("127.0.0.1", 0), _Handler)) as base:
+        yield base
 
 
 def test_http_read(http_base: str) -> None:
@@ -344,6 +344,43 @@ def test_http_secret_header_is_sent_but_never_shown(http_base: str) -> None:
         denied.read()
     assert SEEDED_TOKEN not in str(denied_error.value)
     assert "<redacted>" in str(denied_error.value)
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Another origin: records the headers of every request it gets."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(dict(self.headers.items()))
+        body = b'{"elsewhere": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_http_secret_headers_never_follow_a_redirect_to_another_origin(http_base: str) -> None:
+    _Recorder.seen.clear()
+    with serve_http(ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)) as other:
+        away = f"{http_base}/redirect?to={quote(other + '/config', safe='')}"
+        keyed = HTTPJSONSource("svc", away, 5, headers={"X-Api-Key": SecretStr(SEEDED_TOKEN)})
+        with pytest.raises(PermanentError, match="another origin") as caught:
+            keyed.read()
+        assert _Recorder.seen == []
+        assert SEEDED_TOKEN not in str(caught.value)
+        # Without secret headers a redirect is followed wherever it goes.
+        assert HTTPJSONSource("svc", away, 5).read() == {"elsewhere": True}
+        assert len(_Recorder.seen) == 1
+    # Within the origin, secret headers go along.
+    same = f"{http_base}/redirect?to={quote('/auth', safe='')}"
+    bearer = HTTPJSONSource("svc", same, 5, headers={"Authorization": SecretStr(f"Bearer {SEEDED_TOKEN}")})
+    assert bearer.read() == {"ok": True}
 
 
 def test_http_url_credentials_are_not_shown() -> None:

@@ -13,7 +13,13 @@ import redis
 from envsteward.errors import ConfigurationError, IntegrityError, PermanentError, TransientError
 from envsteward.ports import StateStore
 from envsteward.settings import Settings, StateSettings
-from envsteward.state import FileStateStore, RedisStateStore, file_name_for_key, open_state_store
+from envsteward.state import (
+    FileStateStore,
+    RedisStateStore,
+    _raise_redis,
+    file_name_for_key,
+    open_state_store,
+)
 from tests.fixtures._proc import free_port
 
 WORKERS = 4
@@ -229,3 +235,19 @@ def test_redis_bad_url() -> None:
     with pytest.raises(ConfigurationError, match="not a valid Redis URL") as caught:
         RedisStateStore(f"http://:{SEEDED_PASSWORD}@host", "p:")
     assert SEEDED_PASSWORD not in str(caught.value)
+
+
+def test_redis_replies_that_echo_arguments_are_redacted(redis_url: str) -> None:
+    """Redis quotes a refused command's arguments in its reply; a stored value must not reach a message."""
+    seeded = "redis-SEEDED-value-5c1a"
+    client = redis.Redis.from_url(redis_url, socket_timeout=3)
+    try:
+        with pytest.raises(redis.ResponseError) as reply:
+            client.execute_command("NOSUCHCOMMAND", seeded)
+    finally:
+        client.close()
+    assert seeded in str(reply.value)  # the real server did echo it: the check below is not vacuous
+    with pytest.raises(PermanentError) as caught:
+        _raise_redis(reply.value, "put k")
+    assert seeded not in str(caught.value)
+    assert str(caught.value).startswith("redis: put k: unknown command")

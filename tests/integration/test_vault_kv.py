@@ -162,6 +162,17 @@ def test_source_write_updates_the_right_secret(vault_client: VaultClient, vault_
     assert tree["queue"] == {"name": "jobs"}
 
 
+def test_source_write_through_a_value_is_refused(vault_client: VaultClient, vault_kv_path: str) -> None:
+    _seed_tree(vault_client, vault_kv_path)
+    mount, path = _split(vault_kv_path)
+    source = VaultKVSource("s", vault_client, vault_kv_path, writable=True)
+    with pytest.raises(PermanentError, match="host/name: host holds a value, not a mapping") as caught:
+        source.write(("database", "host", "name"), "x")
+    assert f"write {vault_kv_path}/database" in str(caught.value)
+    assert "db.internal" not in str(caught.value)
+    assert vault_client.kv_read(mount, f"{path}/database").data == {"host": "db.internal", "port": 5432}
+
+
 def test_source_write_read_only_is_refused(vault_client: VaultClient, vault_kv_path: str) -> None:
     _seed_tree(vault_client, vault_kv_path)
     with pytest.raises(PermanentError, match="read-only"):

@@ -1,14 +1,12 @@
-"""Shared by the HTTP-speaking adapters (HTTP config source, PagerDuty): error mapping and safe text.
+"""Shared by the HTTP-speaking adapters (HTTP config source, PagerDuty, Slack): error mapping, safe URLs.
 
 :func:`translate_httpx_error` and :func:`error_for_status` are the one place where httpx failures and
-HTTP status codes become envsteward errors. :func:`safe_url` and :func:`scrub` keep credentials out of
-messages.
+HTTP status codes become envsteward errors. :func:`safe_url` keeps credentials in a URL out of messages;
+response bodies go through :func:`envsteward._redact.vendor_text`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,38 +22,18 @@ from envsteward.errors import (
 if TYPE_CHECKING:
     import httpx
 
-REDACTED = "<redacted>"
-_QUOTED = re.compile(r"""(['"`])(?:(?!\1).){0,2000}\1""")
-
 
 def safe_url(url: str) -> str:
     """``url`` without user info, query string or fragment (they may hold tokens), for messages."""
     try:
         parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is not a number in range
     except ValueError:
         return "<unparsable url>"
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every occurrence of each non-empty secret replaced by ``<redacted>``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def vendor_text(text: str | None, secrets: Iterable[str | None] = (), limit: int = 240) -> str:
-    """A vendor's error text made safe to show: secrets and quoted substrings redacted, whitespace
-    collapsed, length capped (vendors echo offending input, which may be a secret)."""
-    if not text:
-        return ""
-    cleaned = _QUOTED.sub(rf"\1{REDACTED}\1", scrub(text, secrets))
-    cleaned = " ".join(cleaned.split())
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
 
 
 def error_for_status(status: int, *, system: str, operation: str, detail: str = "") -> EnvstewardError:

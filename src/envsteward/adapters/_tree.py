@@ -6,7 +6,6 @@ source turns them into the nested mapping the catalog's desired configuration ha
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +47,26 @@ def set_nested(
     node[leaf] = dict(value) if isinstance(value, Mapping) else value
 
 
+def set_leaf(
+    data: dict[str, Any], key_path: tuple[str, ...], value: Any, *, system: str, operation: str
+) -> None:
+    """Set ``data[k1]...[kn] = value`` inside one secret's data, creating intermediate mappings.
+
+    Raises PermanentError (naming the key path, never a value) when a key on the way holds a value.
+    """
+    node = data
+    for part in key_path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise PermanentError(
+                f"{'/'.join(key_path)}: {part} holds a value, not a mapping",
+                system=system,
+                operation=operation,
+            )
+        node = child
+    node[key_path[-1]] = value
+
+
 def _merge(
     into: dict[str, Any], other: Mapping[str, Any], at: tuple[str, ...], *, system: str, where: str
 ) -> None:
@@ -67,16 +86,3 @@ def _merge_one(
             _merge_one(existing, sub_key, sub_value, (*full, sub_key), system=system, where=where)
         return
     raise PermanentError(f"{where}: {'/'.join(full)} is defined twice", system=system)
-
-
-_QUOTED = re.compile(r"""(['"`])(?:(?!\1).){0,2000}\1""")
-
-
-def sanitize_vendor_message(message: str | None, limit: int = 240) -> str:
-    """A vendor's error text made safe to show: quoted substrings redacted (AWS validation errors echo the
-    offending input, which may be a secret), whitespace collapsed, length capped."""
-    if not message:
-        return ""
-    text = _QUOTED.sub(r"\1<redacted>\1", message)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -2,9 +2,9 @@
 
 Messages name the system (``aws``), the service, the operation and the target (bucket/key, parameter or
 secret name) plus AWS's error code and HTTP status. AWS's own message text is shown only after
-:func:`sanitize_vendor_message` (validation errors echo the offending input between quotes, which may be
-a secret value), and botocore's ParamValidationError text (which prints values) is never shown. The vendor
-exception is not chained (``from None``), so a logged traceback cannot leak what the vendor said.
+:func:`envsteward._redact.vendor_text` (validation errors echo the offending input between quotes, which
+may be a secret value), and botocore's ParamValidationError text (which prints values) is never shown.
+The vendor exception is not chained (``from None``), so a logged traceback cannot leak what it said.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import botocore.exceptions as boto_exc
 
-from envsteward.adapters._tree import sanitize_vendor_message
+from envsteward._redact import vendor_text
 from envsteward.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -149,7 +149,7 @@ def translate_aws_error(
         return exc
     if isinstance(exc, boto_exc.ClientError):
         code, status = error_code(exc), _status(exc)
-        detail = sanitize_vendor_message(str(exc.response.get("Error", {}).get("Message") or ""))
+        detail = vendor_text(str(exc.response.get("Error", {}).get("Message") or ""))
         what = f"{code or 'error'} (HTTP {status or '?'})" + (f": {detail}" if detail else "")
         cls: type[EnvstewardError]
         if code in NOT_FOUND_CODES:
@@ -196,7 +196,7 @@ def translate_aws_error(
         )
     if isinstance(exc, _CONFIG_BOTOCORE):
         return ConfigurationError(
-            f"AWS settings are wrong ({type(exc).__name__}): {sanitize_vendor_message(str(exc))}",
+            f"AWS settings are wrong ({type(exc).__name__}): {vendor_text(str(exc))}",
             system=SYSTEM,
             operation=op,
         )

@@ -17,7 +17,7 @@ import botocore.exceptions as boto_exc
 
 from envsteward.adapters.aws_errors import SYSTEM, aws_errors, error_code, translate_aws_error
 from envsteward.adapters.aws_session import AWSClients
-from envsteward.errors import IntegrityError, NotFoundError, PermanentError
+from envsteward.errors import ConfigurationError, IntegrityError, NotFoundError, PermanentError
 from envsteward.ports import ObjectInfo
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -60,6 +60,12 @@ def _etag(value: Any) -> str | None:
     return str(value).strip('"') if value else None
 
 
+def _is_composite(head: Mapping[str, Any]) -> bool:
+    """True when a HeadObject answer's SHA-256 is a multipart checksum of part checksums (``...-N``)."""
+    sha = head.get("ChecksumSHA256")
+    return head.get("ChecksumType") == "COMPOSITE" or bool(sha and "-" in str(sha))
+
+
 class S3ObjectStore:
     """An S3 bucket (optionally under a key prefix) as an ObjectStore. Keys given and returned are relative
     to the prefix. Every method calls S3 through the ``AWSClients`` client for ``region`` and raises
@@ -77,7 +83,11 @@ class S3ObjectStore:
         list_page_size: int | None = None,
     ) -> None:
         if part_size < MIN_PART_SIZE:
-            raise PermanentError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part size)")
+            raise ConfigurationError(
+                f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part size)",
+                system=SYSTEM,
+                operation=f"s3 store {bucket}",
+            )
         self.clients = clients
         self.bucket = bucket
         self.region = region or clients.region
@@ -95,7 +105,11 @@ class S3ObjectStore:
 
     def _key(self, key: str) -> str:
         if not key or key.startswith("/"):
-            raise PermanentError(f"invalid object key {key!r}: it must be non-empty and relative")
+            raise ConfigurationError(
+                f"invalid object key {key!r}: keys are non-empty relative paths like 'backups/prod/x.zst'",
+                system=SYSTEM,
+                operation=f"s3 {self.bucket}",
+            )
         return self.prefix + key
 
     def _where(self, key: str = "") -> str:
@@ -128,11 +142,9 @@ class S3ObjectStore:
             self._s3.put_object(
                 Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", ChecksumAlgorithm="SHA256"
             )
-        except boto_exc.ClientError as exc:
+        except (boto_exc.ClientError, boto_exc.BotoCoreError) as exc:
             if error_code(exc) == "PreconditionFailed":
                 return False
-            raise translate_aws_error(exc, "s3", "put_object if-none-match", self._where(key)) from None
-        except boto_exc.BotoCoreError as exc:
             raise translate_aws_error(exc, "s3", "put_object if-none-match", self._where(key)) from None
         return True
 
@@ -276,8 +288,7 @@ class S3ObjectStore:
         with aws_errors("s3", "head_object", self._where(key)):
             response = self._s3.head_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
         sha = response.get("ChecksumSHA256")
-        composite = response.get("ChecksumType") == "COMPOSITE" or bool(sha and "-" in str(sha))
-        return ObjectChecksum(etag=_etag(response.get("ETag")), sha256=sha, composite=composite)
+        return ObjectChecksum(etag=_etag(response.get("ETag")), sha256=sha, composite=_is_composite(response))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix`` (ListObjectsV2, all pages), in key order."""
@@ -347,10 +358,7 @@ class S3ObjectStore:
         result = response.get("CopyObjectResult") or {}
         dest_sha = result.get("ChecksumSHA256")
         source_sha = source.get("ChecksumSHA256")
-        source_composite = source.get("ChecksumType") == "COMPOSITE" or bool(
-            source_sha and "-" in str(source_sha)
-        )
-        if source_sha and dest_sha and not source_composite and source_sha != dest_sha:
+        if source_sha and dest_sha and not _is_composite(source) and source_sha != dest_sha:
             raise IntegrityError(
                 "the copy's SHA-256 differs from the source's",
                 system=SYSTEM,

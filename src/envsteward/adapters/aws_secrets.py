@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from envsteward.adapters._tree import set_nested, split_path
+from envsteward.adapters._tree import set_leaf, set_nested, split_path
 from envsteward.adapters.aws_errors import SYSTEM, aws_errors
 from envsteward.adapters.aws_session import AWSClients
 from envsteward.adapters.aws_ssm import select_json_key
@@ -215,16 +215,7 @@ class SecretsManagerSource:
                     system=SYSTEM,
                     operation=f"{operation} {secret_name}",
                 )
-            node = data
-            for part in key_path[split:-1]:
-                node = node.setdefault(part, {})
-                if not isinstance(node, dict):
-                    raise PermanentError(
-                        f"{part} holds a value, not a mapping",
-                        system=SYSTEM,
-                        operation=f"{operation} {secret_name}",
-                    )
-            node[key_path[-1]] = value
+            set_leaf(data, key_path[split:], value, system=SYSTEM, operation=f"{operation} {secret_name}")
             if self._sm.describe(secret_name).current_version_id != before:
                 raise ConflictError(
                     "the secret changed since it was read",
@@ -256,6 +247,8 @@ class SecretsManagerSecretStore:
         return select_json_key(value.get_secret_value(), key, f"secretsmanager get_secret_value {location}")
 
     def secret_exists(self, location: str, key: str | None) -> bool:
+        """True when the secret (and key) exist (GetSecretValue). Raises PermissionDeniedError,
+        TransientError, or PermanentError when a key is asked of a secret that is not a JSON object."""
         try:
             self.get_secret(location, key)
         except NotFoundError:

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from envsteward.adapters._tree import set_nested, split_path
 from envsteward.adapters.aws_errors import SYSTEM, aws_errors
 from envsteward.adapters.aws_session import AWSClients
-from envsteward.errors import NotFoundError, PermanentError
+from envsteward.errors import ConfigurationError, NotFoundError, PermanentError
 from envsteward.ports import JSONValue
 
 ValueFormat = Literal["json", "string"]
@@ -78,7 +78,11 @@ class SSMParameterSource:
         missing_ok: bool = False,
     ) -> None:
         if value_format not in ("json", "string"):
-            raise PermanentError(f"value_format must be 'json' or 'string', not {value_format!r}")
+            raise ConfigurationError(
+                f"source {name!r}: value_format must be 'json' or 'string', not {value_format!r}",
+                system=SYSTEM,
+                operation="ssm source",
+            )
         self.name = name
         self.writable = writable
         self.value_format = value_format
@@ -189,6 +193,8 @@ class SSMSecretStore:
         return select_json_key(value, key, f"ssm get_parameter {location}")
 
     def secret_exists(self, location: str, key: str | None) -> bool:
+        """True when the parameter (and key) exist (GetParameter). Raises PermissionDeniedError,
+        TransientError, or PermanentError when a key is asked of a value that is not a JSON object."""
         try:
             self.get_secret(location, key)
         except NotFoundError:

@@ -8,6 +8,7 @@ The password is sent to the server only; it never appears in a message or except
 
 from __future__ import annotations
 
+import base64
 import html
 import smtplib
 import ssl
@@ -16,7 +17,7 @@ from email.utils import formatdate, make_msgid
 
 from pydantic import SecretStr
 
-from envsteward.adapters._http import vendor_text
+from envsteward._redact import vendor_text
 from envsteward.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -102,7 +103,7 @@ class EmailNotifier:
     def _translate(self, exc: Exception) -> EnvstewardError:
         """Map an smtplib/ssl/socket exception to an envsteward error (the one place that does)."""
         op = self._operation
-        secrets = [self._password.get_secret_value() if self._password else None]
+        secrets = _password_forms(self.username, self._password)
         if isinstance(exc, smtplib.SMTPAuthenticationError):
             return AuthenticationError(
                 f"login as {self.username!r} rejected (code {exc.smtp_code}); check the password reference",
@@ -153,6 +154,17 @@ class EmailNotifier:
         if isinstance(exc, smtplib.SMTPException):
             return PermanentError(f"SMTP failure ({type(exc).__name__})", system=SYSTEM, operation=op)
         return PermanentError(f"unexpected failure ({type(exc).__name__})", system=SYSTEM, operation=op)
+
+
+def _password_forms(username: str | None, password: SecretStr | None) -> list[str]:
+    """The password as smtplib sends it (plain, AUTH LOGIN's base64, AUTH PLAIN's base64 of
+    ``\0user\0password``): a server that echoes a rejected AUTH line must not show it in any form."""
+    if password is None or not password.get_secret_value():
+        return []
+    plain = password.get_secret_value()
+    login = base64.b64encode(plain.encode("utf-8")).decode("ascii")
+    auth_plain = base64.b64encode(f"\0{username or ''}\0{plain}".encode()).decode("ascii")
+    return [plain, login, auth_plain]
 
 
 def build_message(notification: Notification, sender: str, to: list[str]) -> EmailMessage:

@@ -2,19 +2,25 @@
 
 Typical use: a service's ``/config`` or feature-flag endpoint whose live values are compared with the
 catalog. Header values may be secrets (an ``Authorization`` header): pass them as ``SecretStr``; they are
-sent, never shown. Messages show the URL without user info or query string.
+sent, never shown, and never sent to another origin a redirect points at. Messages show the URL without
+user info or query string.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from envsteward.adapters._http import error_for_status, safe_url, translate_httpx_error, vendor_text
+from envsteward._redact import vendor_text
+from envsteward.adapters._http import error_for_status, safe_url, translate_httpx_error
 from envsteward.errors import PermanentError
 from envsteward.ports import JSONValue
+
+if TYPE_CHECKING:
+    import httpx
 
 SYSTEM = "http"
 
@@ -46,7 +52,7 @@ class HTTPJSONSource:
 
         Raises TransientError (refused, timeout, 408/429/5xx), NotFoundError (404/410),
         AuthenticationError (401), PermissionDeniedError (403), PermanentError (other 4xx, a body that is
-        not JSON, or JSON that is not an object).
+        not JSON, JSON that is not an object, or a redirect to another origin while secret headers are set).
         """
         import httpx
 
@@ -58,13 +64,14 @@ class HTTPJSONSource:
         }
         headers.setdefault("Accept", "application/json")
         try:
-            response = httpx.get(
-                self.url,
-                headers=headers,
+            hooks = {"request": [self._same_origin_guard(operation)]} if any(secrets) else {}
+            with httpx.Client(
                 timeout=self.timeout_seconds,
                 verify=self._verify_tls,
                 follow_redirects=True,
-            )
+                event_hooks=hooks,
+            ) as client:
+                response = client.get(self.url, headers=headers)
         except httpx.HTTPError as exc:
             raise translate_httpx_error(exc, system=SYSTEM, operation=operation) from None
         if response.status_code >= 400:
@@ -90,6 +97,26 @@ class HTTPJSONSource:
             )
         return document
 
+    def _same_origin_guard(self, operation: str) -> Callable[[httpx.Request], None]:
+        """A request hook that refuses to follow a redirect to another origin while secret headers are set.
+
+        httpx drops ``Authorization`` on such a redirect, but would send any other header (an API key).
+        """
+        import httpx
+
+        start = _origin(httpx.URL(self.url))
+
+        def guard(request: httpx.Request) -> None:
+            if _origin(request.url) != start:
+                raise PermanentError(
+                    f"redirected to {safe_url(str(request.url))}, another origin; secret headers are only "
+                    "sent to the configured origin: set the source's url to the final address",
+                    system=SYSTEM,
+                    operation=operation,
+                )
+
+        return guard
+
     def write(self, key_path: tuple[str, ...], value: JSONValue) -> None:
         """Always raises PermanentError: HTTP sources are read-only."""
         raise PermanentError(
@@ -97,3 +124,8 @@ class HTTPJSONSource:
             system=SYSTEM,
             operation=f"write {'/'.join(key_path)}",
         )
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default_port = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default_port

@@ -17,11 +17,10 @@ from the backups it protects.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import stat
 from pathlib import Path
 
+from envsteward._keyfiles import read_or_create_key_file
 from envsteward.errors import ConfigurationError, IntegrityError
 from envsteward.ports import DataKey
 
@@ -98,60 +97,10 @@ class LocalKeyProvider:
 
 
 def _load_or_create(path: Path) -> bytes:
+    """The KEK in ``path`` (created when missing). Raises ConfigurationError naming the file and the fix."""
+    text = read_or_create_key_file(path, lambda: secrets.token_hex(KEY_BYTES), system=SYSTEM)
     try:
-        return _read(path)
-    except FileNotFoundError:
-        pass
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, (secrets.token_hex(KEY_BYTES) + "\n").encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            # link() refuses an existing name: when two processes race, both end up using the winner's key.
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot create key file {path}: {exc.strerror}", system=SYSTEM, operation="create key"
-        ) from None
-    try:
-        return _read(path)
-    except FileNotFoundError:
-        raise ConfigurationError(
-            f"key file {path} vanished while it was being created", system=SYSTEM, operation="create key"
-        ) from None
-
-
-def _read(path: Path) -> bytes:
-    """Raises FileNotFoundError (to create it), or ConfigurationError naming the file and the fix."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read key file {path}: {exc.strerror}", system=SYSTEM) from None
-    mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
-        raise ConfigurationError(
-            f"key file {path} is readable by group or others (mode {mode:04o}); run: chmod 600 {path}",
-            system=SYSTEM,
-            operation="load key",
-        )
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
-        raise ConfigurationError(f"cannot read key file {path}: {reason}", system=SYSTEM) from None
-    try:
-        key = bytes.fromhex(text)
+        key = bytes.fromhex(text.strip())
     except ValueError:
         key = b""
     if len(key) != KEY_BYTES:

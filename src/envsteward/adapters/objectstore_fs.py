@@ -29,17 +29,18 @@ raises ConflictError.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import errno
 import hashlib
 import json
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from envsteward._fsync import fsync_dir
 from envsteward.errors import (
     ConfigurationError,
     ConflictError,
@@ -105,7 +106,7 @@ class FilesystemObjectStore:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise _translate(exc, "put", key) from None
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return self._finish_write(key, path, digest.hexdigest(), meta)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -135,7 +136,7 @@ class FilesystemObjectStore:
             raise _translate(exc, "put_if_absent", key) from None
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         self._finish_write(key, path, hashlib.sha256(data).hexdigest(), {})
         return True
 
@@ -197,7 +198,7 @@ class FilesystemObjectStore:
             return None
         except OSError as exc:
             raise _translate(exc, "head", key) from None
-        if not _is_regular(info.st_mode):
+        if not stat.S_ISREG(info.st_mode):
             return None
         return self._info(key, path, info)
 
@@ -377,24 +378,8 @@ def _read_chunks(handle: IO[bytes], chunk_size: int, key: str) -> Iterator[bytes
             yield chunk
 
 
-def _is_regular(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(mode)
-
-
 def _mtime(info: os.stat_result) -> datetime:
     return datetime.fromtimestamp(info.st_mtime, tz=UTC)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename durable; some filesystems do not support fsync on directories.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _translate(exc: OSError, operation: str, key: str) -> EnvstewardError:

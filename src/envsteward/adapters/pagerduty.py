@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from envsteward.adapters._http import error_for_status, safe_url, translate_httpx_error, vendor_text
+from envsteward._redact import vendor_text
+from envsteward.adapters._http import error_for_status, safe_url, translate_httpx_error
 from envsteward.errors import PermanentError
 from envsteward.ports import AlertEvent, Notification, Severity
 

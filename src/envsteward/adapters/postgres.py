@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from envsteward._redact import redact_quoted, shorten
 from envsteward.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -49,8 +50,10 @@ _TRANSIENT_CLASSES = {"08", "53", "58"}
 _AUTH_STATES = {"28P01", "28000"}
 _NOT_FOUND_STATES = {"3D000", "42P01", "3F000", "42883"}
 _CONFLICT_STATES = {"42P04", "42P07", "42710", "23505"}
-# Classes whose messages may quote data values (22: data exception, 23: constraint violation).
+# Messages that may quote data values: classes 22 (data exception) and 23 (constraint violation), and
+# syntax errors (42601), which quote the statement's token "at or near" the error, e.g. a literal.
 _DATA_CLASSES = {"22", "23"}
+_QUOTES_INPUT_STATES = {"42601"}
 
 # Connection failures carry no SQLSTATE in psycopg: libpq's FATAL text is all there is.
 _CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], type[EnvstewardError]], ...] = (
@@ -313,15 +316,14 @@ def translate_postgres_error(
     return PermanentError(detail or type(exc).__name__, **kwargs)
 
 
-_QUOTED = re.compile(r"""(['"])(?:(?!\1).){0,2000}\1""")
-
-
 def _safe_detail(exc: Exception, state: str | None) -> str:
-    """The server's primary message (or psycopg's first line), without data values it may quote."""
+    """The server's primary message (or psycopg's first line), without data values it may quote.
+
+    Quoted names in other messages (``relation "orders" does not exist``) stay: they say what to fix.
+    """
     diag = getattr(exc, "diag", None)
     primary = getattr(diag, "message_primary", None) if diag is not None else None
     text = primary or (str(exc).strip().splitlines() or [""])[0]
-    if state and state[:2] in _DATA_CLASSES:
-        text = _QUOTED.sub(r"\1<redacted>\1", text)
-    text = " ".join(text.split())
-    return text if len(text) <= 300 else text[:297] + "..."
+    if state and (state[:2] in _DATA_CLASSES or state in _QUOTES_INPUT_STATES):
+        text = redact_quoted(text)
+    return shorten(text, 300)

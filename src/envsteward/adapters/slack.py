@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from envsteward.adapters._http import safe_url, vendor_text
+from envsteward._redact import vendor_text
+from envsteward.adapters._http import safe_url
 from envsteward.errors import (
     AuthenticationError,
     EnvstewardError,

@@ -144,7 +144,7 @@ def split_mount_path(location: str) -> tuple[str, str]:
     mount, _, path = location.strip("/").partition("/")
     if not mount:
         raise ConfigurationError(
-            f"vault location {location!r} must look like MOUNT/PATH (e.g. secret/app/db)"
+            f"vault location {location!r} must look like MOUNT/PATH (e.g. secret/app/db)", system=SYSTEM
         )
     return mount, path.strip("/")
 

@@ -1,9 +1,9 @@
 """The one place where hvac and requests exceptions become envsteward errors.
 
 Messages name the system (``vault``), the operation and the path. They carry Vault's own error text only
-after :func:`sanitize_vendor_message` (quoted substrings redacted, length capped), and never a token or a
-secret value. The vendor exception is not chained (``from None``) so a logged traceback cannot leak what
-the vendor put in its message.
+after :func:`envsteward._redact.vendor_text` (quoted substrings redacted, length capped), and never a
+token or a secret value. The vendor exception is not chained (``from None``) so a logged traceback
+cannot leak what the vendor put in its message.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import hvac.exceptions as hvac_exc
 import requests
 
-from envsteward.adapters._tree import sanitize_vendor_message
+from envsteward._redact import vendor_text
 from envsteward.errors import (
     AuthenticationError,
     ConflictError,
@@ -62,7 +62,7 @@ def translate_vault_error(
     if isinstance(exc, EnvstewardError):
         return exc
     if isinstance(exc, hvac_exc.VaultError):
-        detail = sanitize_vendor_message(", ".join(exc.errors) if exc.errors else str(exc.args[0] or ""))
+        detail = vendor_text(", ".join(exc.errors) if exc.errors else str(exc.args[0] or ""))
         suffix = f" ({detail})" if detail else ""
         if isinstance(exc, hvac_exc.InvalidPath):
             return NotFoundError(f"nothing at this path{suffix}", system=SYSTEM, operation=op)

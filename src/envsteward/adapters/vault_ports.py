@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from envsteward.adapters._tree import set_nested, split_path
+from envsteward.adapters._tree import set_leaf, set_nested, split_path
 from envsteward.adapters.vault_client import VaultClient, split_mount_path, transit_key_version
 from envsteward.adapters.vault_errors import SYSTEM
 from envsteward.errors import IntegrityError, NotFoundError, PermanentError
@@ -100,7 +100,9 @@ class VaultKVSource:
             if split < len(key_path) - 1 and key_path[split] not in current.data:
                 continue  # this secret does not hold that branch: prefer a secret of its own
             data = json.loads(json.dumps(dict(current.data)))  # deep copy of plain JSON
-            _set_inside(data, key_path[split:], value, where=f"{self.mount}/{secret_path}")
+            set_leaf(
+                data, key_path[split:], value, system=SYSTEM, operation=f"write {self.mount}/{secret_path}"
+            )
             self._client.kv_write(self.mount, secret_path, data, cas=current.version)
             return
         secret_path = self._full(key_path[:-1])
@@ -115,20 +117,6 @@ class VaultKVSource:
         except NotFoundError:
             cas = 0
         self._client.kv_write(self.mount, secret_path, {key_path[-1]: value}, cas=cas)
-
-
-def _set_inside(data: dict[str, Any], key_path: tuple[str, ...], value: JSONValue, *, where: str) -> None:
-    node = data
-    for part in key_path[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise PermanentError(
-                f"{'/'.join(key_path)}: {part} holds a value, not a mapping",
-                system=SYSTEM,
-                operation=f"write {where}",
-            )
-        node = child
-    node[key_path[-1]] = value
 
 
 class VaultSecretStore:

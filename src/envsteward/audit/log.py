@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from pydantic import ValidationError
 
 from envsteward.audit.query import action_matches
-from envsteward.audit.record import GENESIS_HASH, AuditRecord, canonical_json, hash_body, is_valid_action
+from envsteward.audit.record import (
+    GENESIS_HASH,
+    AuditRecord,
+    canonical_json,
+    first_validation_error,
+    hash_body,
+    is_valid_action,
+)
 from envsteward.audit.safety import AuditDetailsError, check_json_safe
 from envsteward.audit.verify import VerifyResult, verify_lines
 from envsteward.errors import ConfigurationError, ConflictError, IntegrityError
@@ -119,7 +126,9 @@ class AuditLog:
                 )
             except (ValidationError, ValueError) as exc:
                 raise AuditDetailsError(
-                    f"cannot build the audit record: {_first_error(exc)}", system="audit"
+                    "cannot build the audit record: "
+                    + (first_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)),
+                    system="audit",
                 ) from None
             if self.sink.append_line(record.seq, record.to_line()):
                 return record
@@ -230,13 +239,6 @@ class AuditLog:
 
             self._fingerprinter = source if isinstance(source, Fingerprinter) else source()
         return self._fingerprinter.fingerprint(value)
-
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
-    return str(exc)
 
 
 def open_audit_log(settings: Settings, object_store: ObjectStore | None = None) -> AuditLog:

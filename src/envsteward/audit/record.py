@@ -34,7 +34,16 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 GENESIS_HASH = "0" * 64
 """``prev_hash`` of record 1."""
@@ -67,6 +76,13 @@ def format_time(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("audit times must be timezone-aware")
     return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def first_validation_error(exc: ValidationError) -> str:
+    """``member: problem`` for the first error pydantic found (its messages never quote the value)."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "record"
+    return f"{where}: {first['msg']}"
 
 
 def is_valid_action(action: str) -> bool:

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from envsteward._fsync import fsync_dir
 from envsteward.errors import ConflictError, IntegrityError, NotFoundError, PermanentError, TransientError
 from envsteward.ports import ObjectStore
 
@@ -104,7 +105,7 @@ class JsonLinesFileSink:
             finally:
                 os.close(fd)
             if created:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
         return True
 
     def last_line(self) -> str | None:
@@ -169,15 +170,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _os_error(exc: OSError, operation: str, path: Path) -> PermanentError | TransientError:

@@ -24,7 +24,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from envsteward.audit.record import GENESIS_HASH, RECORD_FIELDS, AuditRecord, hash_body
+from envsteward.audit.record import (
+    GENESIS_HASH,
+    RECORD_FIELDS,
+    AuditRecord,
+    first_validation_error,
+    hash_body,
+)
 
 CHANGED = "changed"
 REMOVED = "removed"
@@ -170,9 +176,7 @@ def _schema_problem(raw: dict[str, Any]) -> str | None:
     try:
         AuditRecord.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "record"
-        return f"{where}: {first['msg']}"
+        return first_validation_error(exc)
     return None
 
 

@@ -21,6 +21,7 @@ from typing import IO
 
 from pydantic import SecretStr
 
+from envsteward._redact import scrub as scrub_secrets
 from envsteward.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -98,8 +99,7 @@ class StderrTail:
 
 def scrub(text: str, password: SecretStr | None) -> str:
     """``text`` without the password, password-like parameters, or the lines that quote data values."""
-    if password is not None and password.get_secret_value():
-        text = text.replace(password.get_secret_value(), "<redacted>")
+    text = scrub_secrets(text, [password.get_secret_value() if password is not None else None])
     text = _PASSWORDISH[0].sub(r"\1<redacted>", text)
     text = _PASSWORDISH[1].sub(r"\1<redacted>\3", text)
     lines = [line.rstrip() for line in text.splitlines() if line.strip() and not _DATA_LINE.match(line)]
