@@ -60,7 +60,7 @@ def build_config_source(services: Services, spec: SourceSpec) -> ConfigSource:
         path = Path(spec.path)
         if not path.is_absolute():
             path = services.catalog().root / path
-        return FileSource(spec.name, path, writable=spec.writable)
+        return FileSource(spec.name, path, writable=spec.writable, file_format=spec.format)
     if isinstance(spec, models.HTTPSource):
         from envsteward.adapters.http_source import HTTPJSONSource
 

@@ -27,7 +27,10 @@ class AWSClients:
         self._clients: dict[tuple[str, str], Any] = {}
 
     def __repr__(self) -> str:
-        return f"AWSClients(region={self.region!r}, endpoint_url={self.settings.endpoint_url!r})"
+        from envsteward.adapters._http import safe_url
+
+        endpoint = safe_url(self.settings.endpoint_url) if self.settings.endpoint_url else None
+        return f"AWSClients(region={self.region!r}, endpoint_url={endpoint!r})"
 
     @property
     def region(self) -> str:
