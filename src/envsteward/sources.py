@@ -80,3 +80,22 @@ def subtree_at(tree: Any, mount_at: str) -> Any:
             return None
         node = node[part]
     return node
+
+
+def mount(tree: dict[str, Any], mount_at: str, subtree: Any) -> None:
+    """Place ``subtree`` at the dotted path ``mount_at`` of ``tree`` (``""``: merge into the root).
+
+    Raises ConfigurationError when a subtree mounted at the root is not a mapping."""
+    if not mount_at:
+        if not isinstance(subtree, dict):
+            raise ConfigurationError("a source mounted at the root must hold a mapping")
+        tree.update(subtree)
+        return
+    *parents, leaf = mount_at.split(".")
+    node = tree
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[leaf] = subtree

@@ -177,3 +177,137 @@ def test_help_stays_fast_and_does_not_import_the_engine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "envsteward.drift.engine" not in out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# envsteward drift scan (file sources only: no servers needed)
+# ---------------------------------------------------------------------------------------------------------
+
+SCAN_SECRET = "Scan-Seeded-Api-Key-31"
+SCAN_SECRETS = {"development": SCAN_SECRET + "-dev", "staging": SCAN_SECRET}
+
+
+def _scan_catalog(tmp_path: Path) -> Path:
+    root = tmp_path / "catalog"
+    (root / "config").mkdir(parents=True)
+    (root / "live").mkdir()
+    (root / "catalog.yaml").write_text("platform: clitest\nbase: [config/base.yaml]\n")
+    (root / "config" / "base.yaml").write_text("app:\n  workers: 4\n  mode: fast\n")
+    (root / "policies.yaml").write_text(
+        "drift:\n  severity:\n    - {path: app.mode, severity: high}\n"
+        "  heal: {enabled: false, max_severity: medium}\n"
+    )
+    envs = []
+    for name, nxt in (("development", "staging"), ("staging", None)):
+        (root / "config" / f"{name}.yaml").write_text(
+            f"app:\n  api_key: secret+env://ENVSTEWARD_TEST_SCAN_KEY_{name.upper()}\n"
+        )
+        (root / "live" / f"{name}.json").write_text(
+            json.dumps({"workers": 4, "mode": "fast", "api_key": SCAN_SECRETS[name]})
+        )
+        source = {
+            "name": "app",
+            "kind": "file",
+            "path": f"live/{name}.json",
+            "mount_at": "app",
+            "writable": True,
+        }
+        env = {"name": name, "tier": name, "sources": [source], "overlays": [f"config/{name}.yaml"]}
+        if nxt:
+            env["promotes_to"] = nxt
+        else:
+            env["approval"] = {"approvers": ["alice"]}
+        envs.append(env)
+    (root / "environments.yaml").write_text(json.dumps({"environments": envs}))
+    return root
+
+
+def _scan(tmp_path: Path, *args: object) -> tuple[int, str, str]:
+    result = runner.invoke(
+        app,
+        ["drift", "scan", "--catalog", str(tmp_path / "catalog"), *map(str, args)],
+        env={
+            "COLUMNS": "400",
+            "ENVSTEWARD_HOME": str(tmp_path / "home"),
+            "ENVSTEWARD_TEST_SCAN_KEY_DEVELOPMENT": SCAN_SECRETS["development"],
+            "ENVSTEWARD_TEST_SCAN_KEY_STAGING": SCAN_SECRETS["staging"],
+            "ENVSTEWARD_ACTOR": "cli-test",
+        },
+    )
+    return result.exit_code, result.stdout, " ".join(result.stderr.split())
+
+
+def test_scan_exit_codes_follow_the_threshold(tmp_path: Path) -> None:
+    root = _scan_catalog(tmp_path)
+    code, out, err = _scan(tmp_path)
+    assert code == 0, out + err
+    assert "development" in out
+    assert "parity" in out
+    # the same secret in both environments is a critical parity finding
+    os_env = {"ENVSTEWARD_TEST_SCAN_KEY_DEVELOPMENT": SCAN_SECRET}
+    reused = runner.invoke(
+        app,
+        ["drift", "scan", "--catalog", str(root), "--json"],
+        env={
+            "ENVSTEWARD_HOME": str(tmp_path / "home"),
+            "ENVSTEWARD_TEST_SCAN_KEY_STAGING": SCAN_SECRET,
+            **os_env,
+        },
+    )
+    assert reused.exit_code == 2
+    (finding,) = json.loads(reused.stdout)["parity"]["development<->staging"]["report"]["items"]
+    assert (finding["kind"], finding["severity"]) == ("secret_reused", "critical")
+    assert SCAN_SECRET not in reused.stdout
+    live = root / "live" / "staging.json"
+    live.write_text(json.dumps({"workers": 4.0, "mode": "fast", "api_key": SCAN_SECRET}))  # a type trap
+    code, out, _ = _scan(tmp_path, "--json")
+    assert code == 2
+    result = json.loads(out)
+    (item,) = result["environments"]["staging"]["report"]["items"]
+    assert (item["path"], item["kind"], item["severity"]) == ("app.workers", "type_changed", "medium")
+    assert _scan(tmp_path, "--fail-on", "high")[0] == 0, "medium drift under a high threshold"
+    assert _scan(tmp_path, "--fail-on", "medium")[0] == 2
+    code, _, err = _scan(tmp_path, "--fail-on", "severe")
+    assert code == 1
+    assert "not a severity" in err
+    code, _, err = _scan(tmp_path, "--env", "prod")
+    assert code == 1
+    assert "unknown environment" in err
+
+
+def test_scan_secret_drift_is_redacted_and_an_unreadable_source_is_an_error(tmp_path: Path) -> None:
+    root = _scan_catalog(tmp_path)
+    (root / "live" / "development.json").write_text(
+        json.dumps({"workers": 4, "mode": "fast", "api_key": "other"})
+    )
+    code, out, _ = _scan(tmp_path, "--json", "--env", "development")
+    assert code == 2
+    (item,) = json.loads(out)["environments"]["development"]["report"]["items"]
+    assert item["path"] == "app.api_key"
+    assert item["secret"]
+    assert item["severity"] == "high"
+    assert SCAN_SECRET not in out
+    assert '"other"' not in out
+    (root / "live" / "staging.json").unlink()
+    code, out, err = _scan(tmp_path, "--env", "staging")
+    assert code == 1
+    assert "staging could not be scanned" in err
+    assert "app" in err
+    assert SCAN_SECRET not in out + err
+
+
+def test_scan_heal_writes_back_items_at_or_below_the_threshold_only(tmp_path: Path) -> None:
+    root = _scan_catalog(tmp_path)
+    live = root / "live" / "staging.json"
+    live.write_text(json.dumps({"workers": 9, "mode": "slow", "api_key": SCAN_SECRET}))
+    before = live.read_bytes()
+    assert _scan(tmp_path, "--env", "staging")[0] == 2
+    assert live.read_bytes() == before, "a scan without --heal wrote to the source"
+    code, out, _ = _scan(tmp_path, "--env", "staging", "--heal", "--json")
+    assert code == 2  # the high item stays open
+    outcomes = {o["path"]: o["result"] for o in json.loads(out)["heal"]["outcomes"]}
+    assert outcomes == {"app.workers": "healed", "app.mode": "not_approved"}
+    assert json.loads(live.read_text()) == {"workers": 4, "mode": "slow", "api_key": SCAN_SECRET}
+    audit = (tmp_path / "home" / "audit" / "audit.jsonl").read_text()
+    assert '"drift.healed"' in audit
+    assert SCAN_SECRET not in audit

@@ -173,3 +173,123 @@ def _print_report(report: DriftReport) -> None:
             f" no longer hides drift, {rule.matched} item(s) reported",
             highlight=False,
         )
+
+
+@app.command("scan", cls=_UsageErrorsExitOne)
+def scan(
+    env: Annotated[
+        list[str] | None,
+        typer.Option("--env", "-e", help="Environment to scan (repeatable); default: every environment."),
+    ] = None,
+    heal: Annotated[
+        bool,
+        typer.Option(
+            "--heal",
+            help="Write back items at or below the catalog's heal threshold (re-read first, verify after, "
+            "audited). Items above it need approval in the drift-scan flow.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            help="Exit 2 only for open drift at or above this severity (critical, high, medium, low); "
+            "default: any drift.",
+        ),
+    ] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option("--catalog", help="Catalog folder (default: settings, ENVSTEWARD_CATALOG)."),
+    ] = None,
+) -> None:
+    """Scan live environments against the catalog now, without Prefect (no alerts, no alert state).
+
+    Exit 0: no drift at or above the threshold; 2: there is; 1: error, or an environment could not be read
+    (and no drift at or above the threshold was found elsewhere).
+    """
+    from envsteward.cli._common import handle_errors
+
+    raise typer.Exit(handle_errors(_scan)(env or [], heal, as_json, fail_on, catalog))
+
+
+def _scan(
+    environments: list[str], heal: bool, as_json: bool, fail_on: str | None, catalog: Path | None
+) -> int:
+    """Run the scan and print it; return the exit code. Raises envsteward errors (catalog, settings)."""
+    import json
+
+    from envsteward.cli._common import EXIT_ERROR, EXIT_OK, err_console, load_settings
+    from envsteward.errors import ConfigurationError
+    from envsteward.ports import Severity
+    from envsteward.scan import ScanStatus, run_scan
+    from envsteward.scan.report import exceeds
+    from envsteward.services import Services
+
+    if fail_on is not None and fail_on.lower() not in {s.value for s in Severity}:
+        raise ConfigurationError(
+            f"--fail-on {fail_on!r} is not a severity: use critical, high, medium or low"
+        )
+    settings = load_settings()
+    if catalog is not None:
+        settings = settings.model_copy(update={"catalog": catalog})
+    run = run_scan(Services(settings), environments or None, heal=heal)
+    if as_json:
+        typer.echo(json.dumps(run.to_dict(fail_on), indent=2, ensure_ascii=False))
+    else:
+        _print_scan(run)
+    if exceeds(run.scans, run.parities, run.outcomes, fail_on):
+        return EXIT_DRIFT
+    unknown = [scan for scan in run.scans if scan.status is ScanStatus.UNKNOWN]
+    if unknown:
+        from rich.markup import escape
+
+        for scan in unknown:
+            err_console().print(
+                f"[bold red]error:[/] {escape(scan.environment)} could not be scanned: "
+                f"{escape(scan.reason or '')}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _print_scan(run: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from envsteward.cli._common import console
+    from envsteward.scan.report import SEVERITIES, counts
+
+    out = console()
+    summary = Table(title="Drift scan")
+    summary.add_column("scope", no_wrap=True)
+    summary.add_column("status")
+    for severity in SEVERITIES:
+        summary.add_column(severity.value, justify="right")
+    rows = [(s.environment, s.status.value, s.report) for s in run.scans]
+    rows += [(f"{p.left} <-> {p.right} (parity)", p.status.value, p.report) for p in run.parities]
+    for name, status, report in rows:
+        c = counts(report)
+        summary.add_row(escape(name), status, *(str(c[s.value]) for s in SEVERITIES))
+    out.print(summary)
+    for scan in run.scans:
+        if scan.report.items:
+            out.print(f"\n[bold]{escape(scan.environment)}[/]", highlight=False)
+            _print_report(scan.report)
+        if scan.reason:
+            out.print(f"[yellow]{escape(scan.environment)}: {escape(scan.reason)}[/]", highlight=False)
+    for pair in run.parities:
+        if pair.report.items:
+            out.print(f"\n[bold]parity {escape(pair.left)} <-> {escape(pair.right)}[/]", highlight=False)
+            _print_report(pair.report)
+    if run.outcomes:
+        table = Table(title="Heal")
+        for column in ("environment", "path", "severity", "result", "reason"):
+            table.add_column(column, overflow="fold")
+        for o in run.outcomes:
+            table.add_row(
+                escape(o.environment), escape(o.path), o.severity.value, o.result.value, escape(o.reason)
+            )
+        out.print(table)
