@@ -5,7 +5,8 @@
 2. Load the example platform (a copy of ``examples/catalog`` under ``.demo/``) into them: every source of
    every environment gets its desired configuration, every secret reference a generated secret; then some
    deliberate drift (see :data:`DELIBERATE_DRIFT`).
-3. Run the health-check flow against the Prefect server and print where to look in the UI.
+3. Run the drift-scan flow (read-only) and the health-check flow against the Prefect server and print
+   what they found and where to look in the UI.
 4. Serve every deployment of ``prefect.yaml`` (scheduled runs keep coming) until Ctrl-C, then stop
    everything it started. ``--once`` stops after step 3.
 """
@@ -32,10 +33,10 @@ DELIBERATE_DRIFT: list[tuple[str, str, tuple[str, ...], Any, str]] = [
     ("staging", "ssm-services", ("worker", "concurrency"), 16, "a changed runtime parameter"),
     (
         "staging",
-        "vault-app",
-        ("database", "pool_size"),
-        10.0,
-        "a type change that == calls equal (10 vs 10.0)",
+        "ssm-services",
+        ("api", "request_timeout_seconds"),
+        30.0,
+        "30 vs 30.0: == says equal, types differ",
     ),
     ("production", "ssm-security", ("session", "timeout_minutes"), 120, "a security setting out of policy"),
     ("production", "feature-flags", ("search_v2", "rollout_percent"), 100, "a feature flag edited by hand"),
@@ -267,10 +268,18 @@ def _subtree(tree: dict[str, Any], mount_at: str) -> Any:
 
 
 def run_flows(args: argparse.Namespace) -> None:
-    """Run the health-check flow against the local Prefect server and say where to look."""
+    """Run the drift scan (the main job) and the health check against the local Prefect server."""
+    from envsteward.flows.drift_scan import drift_scan
     from envsteward.flows.health_check import health_check
 
     ui = f"http://127.0.0.1:{args.prefect_port}"
+    say("\nRunning the drift-scan flow (read-only: heal=False) ...")
+    scan_state = drift_scan(heal=False, return_state=True)
+    scan = scan_state.result(raise_on_failure=False)
+    if isinstance(scan, dict):
+        print_drift_tables(scan)
+    else:
+        say(f"drift-scan ended {scan_state.name}: {scan}")
     say("\nRunning the health-check flow ...")
     state = health_check(return_state=True)
     summary = state.result(raise_on_failure=False)
@@ -281,10 +290,44 @@ def run_flows(args: argparse.Namespace) -> None:
     say(
         "\nWhere to look in the Prefect UI:\n"
         f"  flow runs:        {ui}/runs\n"
+        f"  drift summary:    {ui}/artifacts/key/drift-summary\n"
+        f"  drift items:      {ui}/artifacts/key/drift-items\n"
         f"  health status:    {ui}/artifacts/key/health-status\n"
         f"  deployments:      {ui}/deployments\n"
-        "Audit log:          .venv/bin/envsteward audit show   (with ENVSTEWARD_HOME=.demo/home)"
+        "Audit log:          ENVSTEWARD_HOME=.demo/home .venv/bin/envsteward audit show"
     )
+
+
+def print_drift_tables(scan: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 140))
+    summary = Table(title=f"drift-scan: {scan.get('status')}")
+    for column in ("scope", "status", "critical", "high", "medium", "low"):
+        summary.add_column(column)
+    for scope, row in (scan.get("summary") or {}).items():
+        summary.add_row(
+            scope,
+            str(row.get("status")),
+            *(str(row.get(s, 0)) for s in ("critical", "high", "medium", "low")),
+        )
+    console.print(summary)
+    items = Table(title="drift items")
+    for column in ("scope", "path", "kind", "severity", "desired", "live"):
+        items.add_column(column, overflow="fold")
+    reports = {**(scan.get("environments") or {}), **(scan.get("parity") or {})}
+    for scope, report in reports.items():
+        for item in (report.get("report") or report).get("items", []):
+            items.add_row(
+                scope,
+                item["path"],
+                item["kind"],
+                item["severity"],
+                str(item.get("desired")),
+                str(item.get("live")),
+            )
+    console.print(items)
 
 
 def print_health_table(summary: dict[str, Any]) -> None:

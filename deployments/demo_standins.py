@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from email import message_from_bytes
+from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -45,13 +47,13 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             payload = {}
         if self.path.endswith("/chat.postMessage"):
-            self.printer(f"[slack {payload.get('channel')}] {payload.get('text', '')}")
+            self.printer(f"[slack {payload.get('channel')}] {payload.get('text', '')}\n")
             self._reply(200, {"ok": True, "channel": payload.get("channel"), "ts": "1.0"})
         elif self.path.endswith("/auth.test"):
             self._reply(200, {"ok": True, "user": "envsteward-demo"})
         elif self.path.endswith("/v2/enqueue"):
             summary = (payload.get("payload") or {}).get("summary", "")
-            self.printer(f"[pagerduty {payload.get('event_action')}] {summary}")
+            self.printer(f"[pagerduty {payload.get('event_action')}] {summary}\n")
             self._reply(202, {"status": "success", "dedup_key": payload.get("dedup_key") or "demo"})
         else:
             self._reply(404, {"ok": False, "error": "unknown_method"})
@@ -83,12 +85,8 @@ class _PrintingSMTPHandler:
         self.printer = printer
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
-        subject = ""
-        for line in envelope.content.decode("utf-8", "replace").splitlines():
-            if line.lower().startswith("subject:"):
-                subject = line.split(":", 1)[1].strip()
-                break
-        self.printer(f"[email to {', '.join(envelope.rcpt_tos)}] {subject}")
+        message = message_from_bytes(envelope.content, policy=default)
+        self.printer(f"[email to {', '.join(envelope.rcpt_tos)}] {message['subject']}")
         return "250 Message accepted for delivery"
 
 
