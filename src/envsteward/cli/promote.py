@@ -1,7 +1,161 @@
-"""Placeholder until the promotion commands land."""
+"""``envsteward promote``, ``approve`` and ``reject``.
+
+``promote`` runs the promote flow in this process (a local run: it pauses in place while it waits for
+approval), or with ``--deployment`` starts a run of the ``promote`` deployment and returns at once (the run
+suspends on a worker while it waits). ``approve``/``reject`` answer a waiting run's approval form through the
+Prefect API (``PREFECT_API_URL``), like the UI's Resume form.
+
+Heavy imports (prefect, the flow) stay inside the functions: ``envsteward --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
 
 import typer
+
+from envsteward.cli._common import console, fail, handle_errors
+
+DEFAULT_DEPLOYMENT = "promote/promote"
 
 
 def register(app: typer.Typer) -> None:
     """Add the promote, approve and reject commands to the top-level app."""
+    app.command("promote")(promote_command)
+    app.command("approve")(approve_command)
+    app.command("reject")(reject_command)
+
+
+@handle_errors
+def promote_command(  # noqa: PLR0917 - typer maps parameters to arguments and options
+    source: Annotated[str, typer.Argument(help="Environment to promote from, e.g. development.")],
+    target: Annotated[str, typer.Argument(help="The next environment on the promotion path, e.g. staging.")],
+    select: Annotated[
+        list[str] | None,
+        typer.Option("--select", help="Only keys matching this path glob (repeatable); default: every key."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan and its validation; write nothing.")
+    ] = False,
+    requested_by: Annotated[
+        str, typer.Option("--requested-by", help="Who asks (default: the configured actor). Cannot approve.")
+    ] = "",
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the approvers and the audit log.")] = "",
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment",
+            help=f"Start a run of this deployment (e.g. {DEFAULT_DEPLOYMENT}) instead of running locally.",
+        ),
+    ] = None,
+) -> None:
+    """Promote SOURCE's configuration to TARGET: plan, validate, wait for approval, apply, verify."""
+    parameters: dict[str, Any] = {
+        "source": source,
+        "target": target,
+        "select": list(select) if select else None,
+        "dry_run": dry_run,
+        "requested_by": requested_by,
+        "reason": reason,
+    }
+    if deployment:
+        _start_deployment(deployment, parameters)
+        return
+    import importlib
+
+    # flows/ is mapped into the distribution as envsteward.flows (pyproject package-dir); imported by
+    # name so that the typed core never depends on the orchestration layer at type-check time
+    promote = importlib.import_module("envsteward.flows.promote").promote
+    result: dict[str, Any] = promote(**parameters)
+    if dry_run and result.get("plan_markdown"):
+        console().print(result["plan_markdown"], markup=False, highlight=False)
+    shown = {key: value for key, value in result.items() if key != "plan_markdown"}
+    console().print(json.dumps(shown, indent=2), markup=False)
+    if result.get("blockers"):
+        fail("the promotion is blocked: " + "; ".join(result["blockers"]))
+
+
+def _start_deployment(name: str, parameters: dict[str, Any]) -> None:
+    from prefect.deployments import run_deployment
+
+    try:
+        run: Any = run_deployment(name=name, parameters=parameters, timeout=0)
+    except Exception as exc:  # noqa: BLE001 - the Prefect client's errors carry no secret
+        fail(f"cannot start deployment {name!r}: {exc}")
+        return
+    console().print(f"started flow run {run.id} ({run.name}) of {name}", markup=False)
+
+
+def _answer(run_id: str, decision: str, reviewer: str, comment: str) -> None:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import FlowPauseTimeout, NotPausedError, ObjectNotFound
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL
+
+    if not reviewer.strip():
+        fail("--reviewer is required: your name, as on the target's approver list")
+    try:
+        flow_run_id = UUID(run_id)
+    except ValueError:
+        fail(f"{run_id!r} is not a flow run id (a UUID, as shown by the promote flow and the Prefect UI)")
+        return
+    api = PREFECT_API_URL.value() or "the local Prefect API"
+    try:
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(flow_run_id)
+            flow = client.read_flow(flow_run.flow_id)
+    except ObjectNotFound:
+        fail(f"no flow run {run_id} at {api}")
+        return
+    except Exception as exc:  # noqa: BLE001 - named by type only
+        fail(f"cannot reach the Prefect API at {api}: {type(exc).__name__}")
+        return
+    if flow.name != "promote":
+        fail(f"flow run {run_id} is a {flow.name!r} run, not a promotion")
+    state = flow_run.state
+    if state is None or not state.is_paused():
+        fail(
+            f"flow run {run_id} is {state.name if state else 'not started'}, not waiting for approval "
+            "(only a paused or suspended promotion can be answered)"
+        )
+    try:
+        resume_flow_run(
+            flow_run_id, run_input={"decision": decision, "reviewer": reviewer, "comment": comment}
+        )
+    except NotPausedError:
+        fail(f"flow run {run_id} is no longer waiting for approval")
+    except FlowPauseTimeout:
+        fail(
+            f"flow run {run_id} waited too long: its approval request timed out and can no longer be answered"
+        )
+    except RuntimeError as exc:
+        fail(f"the Prefect API refused the answer for flow run {run_id}: {exc}")
+    verb = "approved" if decision == "approve" else "rejected"
+    console().print(
+        f"{verb} flow run {run_id} as {reviewer}; the promotion checks the answer (see the run's logs and "
+        "`envsteward audit`): a refused answer (requester, not an approver) does not count",
+        markup=False,
+    )
+
+
+@handle_errors
+def approve_command(
+    run_id: Annotated[str, typer.Argument(help="The waiting promote flow run's id.")],
+    reviewer: Annotated[str, typer.Option("--reviewer", help="Your name, as on the target's approver list.")],
+    comment: Annotated[str, typer.Option("--comment", help="Why (recorded in the audit log).")] = "",
+) -> None:
+    """Approve a promotion that waits for approval."""
+    _answer(run_id, "approve", reviewer, comment)
+
+
+@handle_errors
+def reject_command(
+    run_id: Annotated[str, typer.Argument(help="The waiting promote flow run's id.")],
+    reviewer: Annotated[str, typer.Option("--reviewer", help="Your name, as on the target's approver list.")],
+    comment: Annotated[str, typer.Option("--comment", help="Why (recorded in the audit log).")] = "",
+) -> None:
+    """Reject a promotion that waits for approval (one rejection ends it)."""
+    _answer(run_id, "reject", reviewer, comment)

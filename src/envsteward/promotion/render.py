@@ -1,0 +1,120 @@
+"""A promotion plan as people read it: a markdown diff for the approval form, artifacts and Slack.
+
+Plans hold no secret value, so nothing here can leak one; secrets appear as their reference and whether
+the target's store holds it. Long values are shortened.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from envsteward.promotion.approval import ApprovalState
+from envsteward.promotion.model import PromotionPlan
+
+MAX_VALUE_CHARS = 120
+MAX_ROWS = 200
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[: MAX_VALUE_CHARS - 3] + "..."
+    return text.replace("|", "\\|").replace("`", "'")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_diff(plan: PromotionPlan) -> str:
+    """The changes as a unified-diff block (``-`` the target's value now, ``+`` what it would get)."""
+    lines = []
+    for change in plan.changes[:MAX_ROWS]:
+        lines.append(f"@@ {change.path} ({change.target_source}) @@")
+        if change.kind == "update":
+            lines.append(f"- {_show(change.before)}")
+        lines.append(f"+ {_show(change.after)}")
+    if len(plan.changes) > MAX_ROWS:
+        lines.append(f"... and {len(plan.changes) - MAX_ROWS} more")
+    return "```diff\n" + "\n".join(lines or ["(no changes)"]) + "\n```"
+
+
+def render_plan_markdown(plan: PromotionPlan, *, title: str | None = None) -> str:
+    """The whole plan: route, approvals, blockers, the diff, secret checks, policy result, skipped keys."""
+    parts = [f"### {title or f'Promotion {plan.source} → {plan.target}'}", ""]
+    parts.append(
+        f"**{len(plan.changes)}** change(s), **{len(plan.skipped)}** skipped, "
+        f"**{len(plan.secret_checks)}** secret reference(s) checked"
+        + (f"; select: `{', '.join(plan.select)}`" if plan.select else "")
+    )
+    if plan.approvals_needed:
+        parts.append(
+            f"Needs **{plan.approvals_needed}** approval(s) from distinct approvers "
+            f"({', '.join(plan.approvers)}); the requester cannot approve. "
+            f"Unanswered after {plan.timeout_hours:g} h it is rejected."
+        )
+    parts.append(f"Plan hash: `{plan.plan_hash[:16]}`")
+    parts.append("")
+    if plan.blockers:
+        parts.append("**Blocked:**")
+        parts.extend(f"- {_cell(text)}" for text in plan.blockers)
+        parts.append("")
+    parts.append("#### Changes")
+    parts.append(render_diff(plan))
+    if plan.secret_checks:
+        parts += [
+            "",
+            "#### Secrets (promoted by reference, never by value)",
+            "",
+            "| Path | Reference | Status |",
+        ]
+        parts.append("| --- | --- | --- |")
+        for check in plan.secret_checks:
+            status = "present" if check.exists else "**missing**"
+            parts.append(f"| `{check.path}` | `{check.reference or '-'}` | {status}: {_cell(check.detail)} |")
+    parts += ["", "#### Tier rules on the configuration after the plan", ""]
+    if plan.violations:
+        parts += ["| Rule | Path | Origin | Problem |", "| --- | --- | --- | --- |"]
+        for v in plan.violations:
+            parts.append(
+                f"| {v.rule_id} ({v.severity}) | `{v.path}` | {v.origin or '-'} | {_cell(v.message)} |"
+            )
+    else:
+        parts.append("All rules pass.")
+    if plan.skipped:
+        parts += ["", "#### Not promoted", "", "| Path | Why |", "| --- | --- |"]
+        for skipped in plan.skipped[:MAX_ROWS]:
+            parts.append(f"| `{skipped.path}` | {_cell(skipped.reason)} |")
+        if len(plan.skipped) > MAX_ROWS:
+            parts.append(f"| ... | {len(plan.skipped) - MAX_ROWS} more |")
+    return "\n".join(parts) + "\n"
+
+
+def render_approval_description(
+    plan: PromotionPlan, state: ApprovalState, requester: str, reason: str
+) -> str:
+    """The approval form's description: who asks and why, how many approvals are still needed, the plan."""
+    head = [
+        f"**{requester}** asks to promote **{plan.source} → {plan.target}**"
+        + (f": {_cell(reason)}" if reason else "."),
+        "",
+        f"Approvals: {len(state.approved_by)} of {state.needed}"
+        + (f" (so far: {', '.join(state.approved_by)})" if state.approved_by else "")
+        + ". Answer with decision `approve` or `reject`, your name as reviewer, and a comment.",
+        "",
+    ]
+    return "\n".join(head) + render_plan_markdown(plan)
+
+
+def render_plan_text(plan: PromotionPlan, limit: int = 20) -> str:
+    """A short plain-text list of the changes, for a notification."""
+    lines = [f"{plan.source} → {plan.target}: {len(plan.changes)} change(s)"]
+    for change in plan.changes[:limit]:
+        before = f"{_show(change.before)} → " if change.kind == "update" else "(new) "
+        lines.append(f"• {change.path}: {before}{_show(change.after)}")
+    if len(plan.changes) > limit:
+        lines.append(f"… and {len(plan.changes) - limit} more")
+    if plan.secret_checks:
+        lines.append(f"{len(plan.secret_checks)} secret reference(s) checked in {plan.target}'s store")
+    return "\n".join(lines)

@@ -1,0 +1,526 @@
+"""The promote flow under Prefect, against OpenBao and moto, answered through the Prefect API
+(``resume_flow_run`` with ``run_input``), the way the UI's Resume form and ``envsteward approve`` do.
+
+Runs locally (no deployment), so the flow *pauses* in place; the suspend path is covered end to end in
+``tests/e2e/test_promotion_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envsteward.adapters.aws import AWSClients
+from envsteward.adapters.vault import VaultClient
+from envsteward.errors import PermissionDeniedError
+from envsteward.ports import ConfigSource, JSONValue
+from envsteward.services import Services, set_services
+from envsteward.settings import AWSSettings, Settings, SlackSettings, VaultSettings
+from tests.fixtures.standins import SLACK_TOKEN, SlackStandin
+from tests.unit.promotion._catalog import (
+    ALL_SEEDED,
+    DEV_TO_STAGING,
+    read_everything,
+    seed_environments,
+    write_catalog,
+)
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+SLACK_TOKEN_ENV = "ENVSTEWARD_TEST_PROMOTE_SLACK_TOKEN"
+CHANNEL = "#envsteward-alerts"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def health_server() -> Iterator[str]:
+    """A service that answers 200 on /ok and 503 on /down."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = 200 if self.path == "/ok" else 503
+            self.send_response(code)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@dataclass
+class World:
+    folder: Path
+    services: Services
+    vault_base: str
+    ssm_base: str
+    slack: SlackStandin
+    runs: list[Run] = field(default_factory=list)
+
+    def audit(self, action: str | None = None) -> list[Any]:
+        return list(self.services.audit_log().records(action=action))
+
+    def audit_text(self) -> str:
+        path = self.services.settings.home / "audit" / "audit.jsonl"
+        return path.read_text() if path.exists() else ""
+
+
+def _build_world(  # noqa: PLR0917 - the fixtures it combines
+    tmp_path: Path,
+    vault_settings: VaultSettings,
+    vault_kv_path: str,
+    aws_settings: AWSSettings,
+    aws_name_prefix: str,
+    slack: SlackStandin,
+    health_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    **catalog_options: Any,
+) -> World:
+    folder = write_catalog(
+        tmp_path / "catalog",
+        vault_base=vault_kv_path,
+        ssm_base=f"/{aws_name_prefix}",
+        health_url=health_url,
+        slack_channel=CHANNEL,
+        **catalog_options,
+    )
+    monkeypatch.setenv(SLACK_TOKEN_ENV, SLACK_TOKEN)
+    settings = Settings(
+        catalog=folder,
+        home=tmp_path / "home",
+        actor="tester",
+        vault=vault_settings,
+        aws=aws_settings,
+        slack=SlackSettings(token_env=SLACK_TOKEN_ENV, base_url=slack.url),
+    )
+    services = Services(settings)
+    seed_environments(
+        folder,
+        VaultClient.from_settings(vault_settings),
+        AWSClients(aws_settings).ssm(),
+        vault_kv_path,
+        f"/{aws_name_prefix}",
+    )
+    return World(folder, services, vault_kv_path, f"/{aws_name_prefix}", slack)
+
+
+@pytest.fixture
+def world(  # noqa: PLR0917 - pytest fixtures
+    tmp_path: Path,
+    vault_settings: VaultSettings,
+    vault_kv_path: str,
+    aws_settings: AWSSettings,
+    aws_name_prefix: str,
+    slack_standin: SlackStandin,
+    health_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[World]:
+    import envsteward.flows.promote as promote_module
+
+    monkeypatch.setattr(promote_module, "POLL_INTERVAL_SECONDS", 1)
+    built = _build_world(
+        tmp_path,
+        vault_settings,
+        vault_kv_path,
+        aws_settings,
+        aws_name_prefix,
+        slack_standin,
+        f"{health_server}/ok",
+        monkeypatch,
+    )
+    set_services(built.services)
+    yield built
+    for run in built.runs:  # never leave a paused flow thread behind
+        if run.thread.is_alive():
+            with contextlib.suppress(Exception):
+                answer(run.wait_paused(1, timeout=1), "reject", "alice", "test teardown")
+            run.thread.join(timeout=30)
+    set_services(None)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running and answering
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Run:
+    """A promote flow run in a background thread (it pauses in place while it waits for approval)."""
+
+    def __init__(self, world: World, **parameters: Any) -> None:
+        from envsteward.flows.promote import promote
+
+        self.name = f"promote-test-{uuid.uuid4().hex[:10]}"
+        self.result: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        flow = promote.with_options(flow_run_name=self.name)
+
+        def target() -> None:
+            try:
+                self.result = flow(**parameters)
+            except BaseException as exc:
+                self.error = exc
+
+        self.thread = threading.Thread(target=target, daemon=True)
+        world.runs.append(self)
+        self.thread.start()
+
+    def flow_run(self) -> Any:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[self.name]))
+            )
+        return runs[0] if runs else None
+
+    def wait_paused(self, gate: int, timeout: float = 60) -> uuid.UUID:
+        """Wait until the run waits at approval gate ``gate``; its id."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.flow_run()
+            state = run.state if run is not None else None
+            if (
+                state is not None
+                and state.is_paused()
+                and state.state_details.pause_key == f"approval-{gate}"
+            ):
+                return run.id
+            if not self.thread.is_alive():
+                raise AssertionError(f"the flow ended before gate {gate}: {self.error!r} {self.result!r}")
+            time.sleep(0.2)
+        raise AssertionError(f"the flow did not pause at gate {gate} in {timeout} s")
+
+    def finish(self, timeout: float = 120) -> dict[str, Any]:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the flow did not finish"
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def answer(run_id: uuid.UUID, decision: str, reviewer: str, comment: str = "") -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    resume_flow_run(run_id, run_input={"decision": decision, "reviewer": reviewer, "comment": comment})
+
+
+def read_artifacts(flow_run_id: uuid.UUID) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return [str(artifact.data) for artifact in artifacts]
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        for secret in ALL_SEEDED:
+            assert secret not in text, f"a seeded secret value leaked: {text[:200]!r}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_happy_path_development_to_staging_to_production(world: World) -> None:
+    before_prod = read_everything(world.services, "production")
+
+    run = Run(world, source="development", target="staging", requested_by="dave", reason="release 1.1")
+    answer(run.wait_paused(1), "approve", "alice", "looks good")
+    result = run.finish()
+    assert result["outcome"] == "applied", result
+    assert result["written"] == len(DEV_TO_STAGING)
+    staging = read_everything(world.services, "staging")
+    assert staging["ssm-services"]["api"]["image"] == "shop/api:1.1.0"
+    assert staging["ssm-services"]["api"]["timeout_seconds"] == 45
+    assert staging["ssm-services"]["worker"]["image"] == "shop/worker:2.0.0"
+    assert staging["ssm-services"]["api"]["instances"] == 2, "environment-specific key was copied"
+    assert staging["vault-app"]["database"]["pool_size"] == 20
+    assert staging["vault-app"]["database"]["host"] == "db.staging.internal"
+    assert staging["vault-app"]["database"]["password"] == "s33d-stg-db-pa55-4be1", "a secret was copied"
+    assert staging["vault-app"]["cache"] == {"ttl": 60}
+    assert staging["flags"] == {"new_checkout": True, "countries": ["DE", "FR", "NL"]}
+    assert read_everything(world.services, "production") == before_prod
+
+    run = Run(world, source="staging", target="production", requested_by="dave", reason="release 1.1")
+    first = run.wait_paused(1)
+    answer(first, "approve", "alice", "ok from alice")
+    answer(run.wait_paused(2), "approve", "carol", "ok from carol")
+    result = run.finish()
+    assert result["outcome"] == "applied", result
+    assert result["approved_by"] == ["alice", "carol"]
+    production = read_everything(world.services, "production")
+    assert production["ssm-services"]["api"]["image"] == "shop/api:1.1.0"
+    assert production["ssm-services"]["api"]["instances"] == 4
+    assert production["vault-app"]["database"]["password"] == "s33d-prd-db-pa55-c3a7"
+
+    actions = [record.action for record in world.audit()]
+    assert actions.count("promotion.requested") == 2
+    assert actions.count("promotion.approved") == 3
+    assert actions.count("promotion.applied") == 2
+    assert actions.count("promotion.verified") == 2
+    approved = [r for r in world.audit("promotion.approved") if r.environment == "production"]
+    assert [(r.actor, r.details["comment"]) for r in approved] == [
+        ("alice", "ok from alice"),
+        ("carol", "ok from carol"),
+    ]
+
+    messages = world.slack.messages()
+    requests = [m for m in messages if "requested by dave" in json.dumps(m)]
+    assert len(requests) == 2, "one approval request per promotion"
+    assert "services.api.image" in json.dumps(requests[1])
+    assert "http" in json.dumps(requests[1]), "the request links to the run in the UI"
+
+    artifacts = read_artifacts(first)
+    assert any("services.api.image" in text and "```diff" in text for text in artifacts)
+    assert_no_secret(json.dumps(result), world.audit_text(), json.dumps(messages), *artifacts)
+
+
+def test_self_approval_and_a_reviewer_not_on_the_list_are_refused_and_it_keeps_waiting(world: World) -> None:
+    run = Run(world, source="development", target="staging", requested_by="alice")
+    answer(run.wait_paused(1), "approve", "alice", "my own change")
+    answer(run.wait_paused(2), "approve", "mallory", "let me in")
+    answer(run.wait_paused(3), "approve", "bob", "reviewed")
+    result = run.finish()
+    assert result["outcome"] == "applied"
+    assert result["approved_by"] == ["bob"]
+    refused = world.audit("promotion.approval_refused")
+    assert [(r.actor, r.details["accepted"]) for r in refused] == [("alice", False), ("mallory", False)]
+    assert "requested this promotion" in refused[0].details["reason"]
+    assert "not an approver" in refused[1].details["reason"]
+
+
+def test_a_rejection_ends_it_and_nothing_is_written(world: World) -> None:
+    before = read_everything(world.services, "staging")
+    run = Run(world, source="development", target="staging", requested_by="dave")
+    answer(run.wait_paused(1), "reject", "bob", "not this week")
+    result = run.finish()
+    assert result["outcome"] == "rejected"
+    assert read_everything(world.services, "staging") == before
+    (rejected,) = world.audit("promotion.rejected")
+    assert (rejected.actor, rejected.details["comment"]) == ("bob", "not this week")
+    assert not world.audit("promotion.applied")
+
+
+def test_no_answer_before_the_deadline_rejects_it(  # noqa: PLR0917 - pytest fixtures
+    tmp_path: Path,
+    vault_settings: VaultSettings,
+    vault_kv_path: str,
+    aws_settings: AWSSettings,
+    aws_name_prefix: str,
+    slack_standin: SlackStandin,
+    health_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import envsteward.flows.promote as promote_module
+
+    monkeypatch.setattr(promote_module, "POLL_INTERVAL_SECONDS", 1)
+    world = _build_world(
+        tmp_path,
+        vault_settings,
+        vault_kv_path,
+        aws_settings,
+        aws_name_prefix,
+        slack_standin,
+        f"{health_server}/ok",
+        monkeypatch,
+        staging_timeout_hours=0.001,  # 3.6 s
+    )
+    set_services(world.services)
+    try:
+        before = read_everything(world.services, "staging")
+        run = Run(world, source="development", target="staging", requested_by="dave")
+        result = run.finish(timeout=60)
+        assert result["outcome"] == "timed-out"
+        assert read_everything(world.services, "staging") == before
+        (timed_out,) = world.audit("promotion.timed_out")
+        assert "no decision within" in timed_out.details["reason"]
+    finally:
+        set_services(None)
+
+
+def test_a_plan_that_changed_since_approval_is_aborted_without_writing(world: World) -> None:
+    from envsteward.promotion.errors import StalePlanError
+
+    run = Run(world, source="development", target="staging", requested_by="dave")
+    run_id = run.wait_paused(1)
+    AWSClients(world.services.settings.aws).ssm().put_parameter(
+        Name=f"{world.ssm_base}/staging/services/api/image",
+        Value="shop/api:hotfix",
+        Type="SecureString",
+        Overwrite=True,
+    )
+    before = read_everything(world.services, "staging")
+    answer(run_id, "approve", "alice", "ok")
+    with pytest.raises(StalePlanError, match=r"services\.api\.image: the target's current value changed"):
+        run.finish()
+    assert read_everything(world.services, "staging") == before
+    assert world.audit("promotion.aborted")
+    assert not world.audit("promotion.applied")
+
+
+class _FailAfter:
+    """Wraps a ConfigSource: the ``limit``-th write (counted over all wrapped sources) fails with permission
+    denied; reads, other writes and everything else go to the real source."""
+
+    def __init__(self, inner: ConfigSource, counter: list[int], limit: int) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.writable = inner.writable
+        self.counter = counter
+        self.limit = limit
+
+    def read(self) -> Any:
+        return self.inner.read()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def write(self, key_path: tuple[str, ...], value: JSONValue) -> None:
+        self.counter[0] += 1
+        if self.counter[0] == self.limit:
+            raise PermissionDeniedError("permission denied", system="vault", operation="kv write (injected)")
+        self.inner.write(key_path, value)
+
+
+class _FailingServices(Services):
+    def __init__(self, settings: Settings, environment: str, limit: int) -> None:
+        super().__init__(settings)
+        self._failing_env = environment
+        self._counter = [0]
+        self._limit = limit
+
+    def config_source(self, environment: str, source_name: str) -> ConfigSource:
+        source = super().config_source(environment, source_name)
+        if environment != self._failing_env:
+            return source
+        return _FailAfter(source, self._counter, self._limit)  # type: ignore[return-value]
+
+
+def test_a_failure_after_half_the_writes_rolls_the_target_back_exactly(world: World) -> None:
+    from envsteward.promotion.errors import PromotionRolledBackError
+
+    failing = _FailingServices(world.services.settings, "staging", limit=len(DEV_TO_STAGING) // 2 + 1)
+    set_services(failing)
+    world.services = failing
+    before = read_everything(failing, "staging")
+    run = Run(world, source="development", target="staging", requested_by="dave")
+    answer(run.wait_paused(1), "approve", "alice", "ok")
+    with pytest.raises(PromotionRolledBackError, match="rolled back") as raised:
+        run.finish()
+    assert failing._counter[0] >= len(DEV_TO_STAGING) // 2 + 1, "the failure came after half the writes"
+    assert read_everything(failing, "staging") == before
+    (failed,) = world.audit("promotion.failed")
+    written = [o for o in failed.details["outcomes"] if o["status"] == "written"]
+    assert len(written) == len(DEV_TO_STAGING) // 2
+    assert world.audit("promotion.rolled_back")[0].details["verified"] is True
+    alerts = [m for m in world.slack.messages() if "rolled back" in json.dumps(m)]
+    assert alerts, "the rollback was not alerted"
+    assert_no_secret(str(raised.value), world.audit_text(), json.dumps(world.slack.messages()))
+
+
+def test_a_failing_health_check_rolls_back(world: World, health_server: str) -> None:
+    from envsteward.promotion.errors import PromotionRolledBackError
+
+    environments = (world.folder / "environments.yaml").read_text()
+    (world.folder / "environments.yaml").write_text(
+        environments.replace(f"{health_server}/ok", f"{health_server}/down")
+    )
+    fresh = Services(world.services.settings)
+    set_services(fresh)
+    world.services = fresh
+    before = read_everything(fresh, "staging")
+    run = Run(world, source="development", target="staging", requested_by="dave")
+    answer(run.wait_paused(1), "approve", "alice", "ok")
+    with pytest.raises(PromotionRolledBackError, match="health check api"):
+        run.finish()
+    assert read_everything(fresh, "staging") == before
+
+
+def test_a_dry_run_writes_nothing_anywhere(world: World) -> None:
+    before = {env: read_everything(world.services, env) for env in ("staging", "production")}
+    run = Run(world, source="development", target="staging", dry_run=True)
+    result = run.finish()
+    assert result["outcome"] == "dry-run"
+    assert result["changes"] == len(DEV_TO_STAGING)
+    assert "services.api.image" in result["plan_markdown"]
+    assert {env: read_everything(world.services, env) for env in before} == before
+    assert world.audit_text() == ""
+    assert world.slack.messages() == []
+    assert not (world.services.settings.home / "state").exists() or not any(
+        (world.services.settings.home / "state").iterdir()
+    )
+    run_id = run.flow_run().id
+    artifacts = read_artifacts(run_id)
+    assert any("Dry run" in text for text in artifacts)
+    assert_no_secret(json.dumps(result), *artifacts)
+
+
+def test_a_policy_violation_blocks_the_promotion(world: World) -> None:
+    from envsteward.promotion.errors import PromotionBlockedError
+
+    AWSClients(world.services.settings.aws).ssm().put_parameter(
+        Name=f"{world.ssm_base}/staging/services/api/log_level",
+        Value="debug",
+        Type="SecureString",
+        Overwrite=True,
+    )
+    before = read_everything(world.services, "production")
+    run = Run(world, source="staging", target="production", requested_by="dave")
+    with pytest.raises(PromotionBlockedError) as raised:
+        run.finish()
+    message = str(raised.value)
+    assert "no-debug-logs" in message
+    assert "services.api.log_level" in message
+    assert "promoted from staging live" in message
+    assert read_everything(world.services, "production") == before
+    (blocked,) = world.audit("promotion.blocked")
+    assert any("no-debug-logs" in text for text in blocked.details["blockers"])
+
+
+def test_a_second_promotion_to_the_same_target_is_held(world: World) -> None:
+    from envsteward.promotion.lock import PromotionLockedError
+
+    first = Run(world, source="development", target="staging", requested_by="dave")
+    first_id = first.wait_paused(1)
+    second = Run(world, source="development", target="staging", requested_by="erin")
+    with pytest.raises(PromotionLockedError, match=f"already in progress: flow run {first_id}"):
+        second.finish()
+    answer(first_id, "reject", "bob", "done testing")
+    assert first.finish()["outcome"] == "rejected"
+    third = Run(world, source="development", target="staging", dry_run=False, requested_by="erin")
+    answer(third.wait_paused(1), "approve", "bob", "now")
+    assert third.finish()["outcome"] == "applied"
+
+
+def test_promoting_anywhere_but_the_next_environment_is_refused(world: World) -> None:
+    from envsteward.promotion.plan import PromotionRefusedError
+
+    run = Run(world, source="development", target="production")
+    with pytest.raises(PromotionRefusedError, match="development -> staging -> production"):
+        run.finish()
