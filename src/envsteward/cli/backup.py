@@ -1,5 +1,401 @@
-"""Placeholder until the backup commands land."""
+"""``envsteward backup``: run, list, verify, restore and prune backups, without Prefect.
+
+* ``backup run [--env E] [--target T]`` — back up the catalog's targets now (and replicate those with a
+  ``replica_region``); exit 1 when any target failed (the others still run).
+* ``backup list [--env E] [--target T] [--json]`` — every complete backup in either region: id,
+  environment, target, time, size, verified-by-drill, replica state.
+* ``backup verify ID [--dr]`` — read the whole object, decrypt it and check every checksum.
+* ``backup restore ID --to DEST [--dr]`` — verify completely, then restore. DEST by kind:
+  ``postgresql://USER@HOST:PORT/DB`` (existing, empty database), a file path (sqlite, config),
+  ``vault://MOUNT/PREFIX``, ``ssm:///PREFIX`` or ``ssm://REGION/PREFIX``
+  (see :mod:`envsteward.backup.restore`).
+* ``backup prune [--dry-run] [--json]`` — print what retention removes in both regions, then remove it
+  (audited as ``backup.pruned``).
+
+A damaged or tampered backup (flipped byte, truncation, reordered chunks, wrong key) fails with one line
+``error: ...`` and exit code 1; nothing is restored. Long transfers show a progress bar on a terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-app = typer.Typer(help="backup commands", no_args_is_help=True)
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from envsteward.backup.progress import ProgressEvent
+    from envsteward.services import Services
+
+app = typer.Typer(help="Back up, list, verify, restore and prune backups.", no_args_is_help=True)
+
+CatalogOption = Annotated[
+    Path | None, typer.Option("--catalog", help="Catalog folder (default: settings, ENVSTEWARD_CATALOG).")
+]
+DrOption = Annotated[
+    bool, typer.Option("--dr", help="Read the replica in the DR store instead of the primary copy.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _services(catalog: Path | None) -> Services:
+    from envsteward.cli._common import load_settings
+    from envsteward.services import Services
+
+    settings = load_settings()
+    if catalog is not None:
+        settings = settings.model_copy(update={"catalog": catalog})
+    return Services(settings)
+
+
+class ProgressBar:
+    """A ProgressCallback that drives one rich progress bar per (phase, backup)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self._tasks: dict[tuple[str, str], TaskID] = {}
+
+    def __call__(self, event: ProgressEvent) -> None:
+        key = (event.phase, event.backup_id)
+        task = self._tasks.get(key)
+        if task is None:
+            task = self.progress.add_task(f"{event.phase} {event.backup_id}", total=event.total_stored_bytes)
+            self._tasks[key] = task
+        self.progress.update(task, completed=event.stored_bytes, total=event.total_stored_bytes)
+
+
+@contextmanager
+def progress_bar() -> Iterator[ProgressBar]:
+    """A transient rich progress bar on stderr (silent when stderr is not a terminal)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    from envsteward.cli._common import err_console
+
+    console = err_console()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        yield ProgressBar(progress)
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{value} B"  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------------------------------------
+
+
+@app.command("run")
+def run(
+    env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Only this backup target.")] = None,
+    as_json: JsonOption = False,
+    catalog: CatalogOption = None,
+) -> None:
+    """Back up the catalog's targets now (all, or those selected) and replicate them."""
+    from envsteward.cli._common import handle_errors
+
+    raise typer.Exit(handle_errors(_run)(env, target, as_json, catalog))
+
+
+def _run(environment: str | None, target: str | None, as_json: bool, catalog: Path | None) -> int:
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from envsteward.backup.runner import plan_backups, run_backup_target, run_summary
+    from envsteward.backup.stores import backup_stores
+    from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console
+
+    services = _services(catalog)
+    planned = plan_backups(services.catalog(), environment, target)
+    if not planned:
+        console().print("No backup targets are defined for the selected environment(s).")
+        return EXIT_OK
+    stores = backup_stores(services)
+    results = []
+    with progress_bar() as bar:
+        for item in planned:
+            results.append(run_backup_target(services, item, stores=stores, progress=bar))
+    summary = run_summary(results)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        table = Table(title="backups")
+        for column in ("target", "status", "backup id", "stored", "seconds", "replica"):
+            table.add_column(column)
+        for result in results:
+            table.add_row(
+                f"{result.environment}/{result.target}",
+                "[green]ok[/]" if result.status == "ok" else "[red]failed[/]",
+                result.backup.backup_id if result.backup else "-",
+                _size(result.backup.stored_bytes if result.backup else None),
+                f"{result.duration_seconds:.1f}",
+                result.replica_status,
+            )
+        console().print(table)
+    for result in results:
+        if result.error:
+            err_console().print(
+                f"[bold red]failed:[/] {escape(result.environment)}/{escape(result.target)}: "
+                f"{escape(result.error)}"
+            )
+    return EXIT_OK if summary["ok"] else EXIT_ERROR
+
+
+# ---------------------------------------------------------------------------------------------------------
+# list
+# ---------------------------------------------------------------------------------------------------------
+
+
+@app.command("list")
+def list_command(
+    env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Only this backup target.")] = None,
+    as_json: JsonOption = False,
+    catalog: CatalogOption = None,
+) -> None:
+    """List the complete backups in both regions (by environment, target, then time)."""
+    from envsteward.cli._common import handle_errors
+
+    raise typer.Exit(handle_errors(_list)(env, target, as_json, catalog))
+
+
+def backup_rows(services: Services, environment: str | None, target: str | None) -> list[dict[str, Any]]:
+    """One JSON-able row per complete backup in either region. Calls the object stores."""
+    from envsteward.backup.drill_marks import is_verified_by_drill
+    from envsteward.backup.prune import collect_backups
+    from envsteward.backup.replica import replica_state
+    from envsteward.backup.stores import backup_stores
+
+    stores = backup_stores(services)
+    rows: list[dict[str, Any]] = []
+    for backup_id, found in collect_backups(stores).items():
+        manifest = found.manifest
+        if environment is not None and manifest.environment != environment:
+            continue
+        if target is not None and manifest.source.name != target:
+            continue
+        state = "only in DR" if "primary" not in found.regions else replica_state(stores.dr, manifest)
+        rows.append(
+            {
+                "backup_id": backup_id,
+                "environment": manifest.environment,
+                "target": manifest.source.name,
+                "kind": manifest.source.kind,
+                "time": manifest.consistent_at.isoformat(),
+                "size": manifest.sizes.ciphertext,
+                "plaintext_size": manifest.sizes.plaintext,
+                "verified_by_drill": is_verified_by_drill(stores.primary, stores.dr, backup_id=backup_id),
+                "replica": state,
+                "regions": list(found.regions),
+            }
+        )
+    rows.sort(key=lambda row: (row["environment"], row["target"], row["time"]))
+    return rows
+
+
+def _list(environment: str | None, target: str | None, as_json: bool, catalog: Path | None) -> int:
+    import json
+
+    from rich.table import Table
+
+    from envsteward.cli._common import EXIT_OK, console
+
+    rows = backup_rows(_services(catalog), environment, target)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        console().print("No backups found.")
+        return EXIT_OK
+    table = Table(title="backups")
+    for column in ("id", "env", "target", "time", "size", "verified-by-drill", "replica"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["backup_id"],
+            row["environment"],
+            row["target"],
+            row["time"][:19].replace("T", " ") + "Z",
+            _size(row["size"]),
+            "yes" if row["verified_by_drill"] else "no",
+            "[green]ok[/]" if row["replica"] == "ok" else f"[yellow]{row['replica']}[/]",
+        )
+    console().print(table)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------
+# verify and restore
+# ---------------------------------------------------------------------------------------------------------
+
+
+@app.command("verify")
+def verify(
+    backup_id: Annotated[str, typer.Argument(help="The backup id (see `envsteward backup list`).")],
+    dr: DrOption = False,
+    catalog: CatalogOption = None,
+) -> None:
+    """Read the whole backup, decrypt it and check every checksum (writes nothing)."""
+    from envsteward.cli._common import handle_errors
+
+    raise typer.Exit(handle_errors(_verify)(backup_id, dr, catalog))
+
+
+def _store(services: Services, dr: bool) -> Any:
+    from envsteward.backup.stores import backup_stores
+    from envsteward.errors import ConfigurationError
+
+    stores = backup_stores(services)
+    if not dr:
+        return stores.primary
+    if stores.dr is None:
+        raise ConfigurationError("no DR store is configured (storage.dr_bucket)")
+    return stores.dr
+
+
+def _verify(backup_id: str, dr: bool, catalog: Path | None) -> int:
+    from envsteward.backup.manifest import check_backup_id
+    from envsteward.backup.restore import verify_stored_backup
+    from envsteward.cli._common import EXIT_OK, console
+
+    check_backup_id(backup_id)
+    services = _services(catalog)
+    with progress_bar() as bar:
+        manifest = verify_stored_backup(services, _store(services, dr), backup_id, bar)
+    console().print(
+        f"[green]verified[/] {backup_id}: {manifest.format.chunks} chunk(s), "
+        f"{_size(manifest.sizes.ciphertext)} stored, {_size(manifest.sizes.plaintext)} of data; "
+        "every chunk authenticated, sizes and SHA-256 match the manifest",
+        highlight=False,
+    )
+    return EXIT_OK
+
+
+@app.command("restore")
+def restore(
+    backup_id: Annotated[str, typer.Argument(help="The backup id (see `envsteward backup list`).")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="Destination: postgresql://USER@HOST:PORT/DB (existing, empty), a file path (sqlite, "
+            "config), vault://MOUNT/PREFIX, ssm:///PREFIX or ssm://REGION/PREFIX.",
+        ),
+    ],
+    dr: DrOption = False,
+    as_json: JsonOption = False,
+    catalog: CatalogOption = None,
+) -> None:
+    """Verify the whole backup, then restore it into DEST (nothing is restored if verification fails)."""
+    from envsteward.cli._common import handle_errors
+
+    raise typer.Exit(handle_errors(_restore)(backup_id, to, dr, as_json, catalog))
+
+
+def _restore(backup_id: str, destination: str, dr: bool, as_json: bool, catalog: Path | None) -> int:
+    import json
+
+    from envsteward.backup.manifest import check_backup_id
+    from envsteward.backup.restore import restore_stored_backup
+    from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console
+
+    check_backup_id(backup_id)
+    services = _services(catalog)
+    with progress_bar() as bar:
+        outcome = restore_stored_backup(services, _store(services, dr), backup_id, destination, bar)
+    if as_json:
+        typer.echo(json.dumps(outcome.as_json(), indent=2))
+    else:
+        where = ", ".join(f"{key}={value}" for key, value in outcome.destination.items())
+        console().print(
+            f"[green]restored[/] {backup_id} into {where}: {outcome.report.items} item(s), "
+            f"{_size(outcome.report.bytes_read)}",
+            highlight=False,
+        )
+    if outcome.table_mismatches:
+        for problem in outcome.table_mismatches:
+            err_console().print(f"[bold red]table mismatch:[/] {problem}", highlight=False)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------
+# prune
+# ---------------------------------------------------------------------------------------------------------
+
+
+@app.command("prune")
+def prune(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; remove nothing.")] = False,
+    as_json: JsonOption = False,
+    catalog: CatalogOption = None,
+) -> None:
+    """Apply each target's retention policy in both regions: print what goes, then remove it."""
+    from envsteward.cli._common import handle_errors
+
+    raise typer.Exit(handle_errors(_prune)(dry_run, as_json, catalog))
+
+
+def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
+    import json
+
+    from rich.markup import escape
+
+    from envsteward.backup.prune import catalog_policies, execute_prune, plan_prune, prune_summary
+    from envsteward.backup.stores import backup_stores
+    from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console
+
+    services = _services(catalog)
+    stores = backup_stores(services)
+    plan = plan_prune(stores, catalog_policies(services.catalog()))
+    if not as_json:
+        for line in plan.render_text():
+            console().print(escape(line), highlight=False)
+        console().print(
+            f"{len(plan.to_remove)} backup(s) to remove from {plan.primary} and {plan.dr}"
+            + (" (dry run: nothing removed)" if dry_run else ""),
+            highlight=False,
+        )
+    result = None
+    if not dry_run and plan.to_remove:
+        result = execute_prune(
+            plan,
+            stores,
+            services.audit_log(),
+            on_removed=None if as_json else lambda backup_id: console().print(f"removed {escape(backup_id)}"),
+        )
+        for backup_id, error in result.failed:
+            err_console().print(f"[bold red]error:[/] {escape(backup_id)}: {escape(error)}", highlight=False)
+    if as_json:
+        typer.echo(json.dumps(prune_summary(plan, result, dry_run=dry_run), indent=2))
+    return EXIT_ERROR if result is not None and not result.ok else EXIT_OK

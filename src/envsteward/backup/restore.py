@@ -1,0 +1,281 @@
+"""Verify and restore a stored backup into a destination named on the command line.
+
+Destination syntax (``envsteward backup restore ID --to DEST``), by the backup's source kind:
+
+=========  ==============================================================================================
+kind       DEST
+=========  ==============================================================================================
+postgres   ``postgresql://USER@HOST:PORT/DATABASE`` (or a libpq ``key=value`` string, or just
+           ``DATABASE`` on the backed-up server). The database must EXIST and be EMPTY (no tables).
+           Password: the catalog target's password reference when the destination is the same server and
+           user as the target; otherwise libpq's own (``PGPASSWORD``, ``~/.pgpass``). Never in DEST.
+sqlite     a file path (``/restore/app.db`` or ``file:///restore/app.db``); the file must not exist.
+config     a file path, as for sqlite (the JSON snapshot document is written there).
+vault_kv   ``vault://MOUNT/PREFIX`` (e.g. ``vault://secret/restore/0412``); existing secrets are never
+           overwritten (ConflictError).
+ssm        ``ssm:///PREFIX`` (the target's region) or ``ssm://REGION/PREFIX``; existing parameters are
+           never overwritten.
+=========  ==============================================================================================
+
+Nothing is restored from a backup that does not verify: the whole object is read, authenticated,
+decompressed and checked against its manifest (every chunk's tag, sizes, SHA-256s, the manifest's MAC)
+BEFORE the destination is even opened; the restore is then a second pass that authenticates every chunk
+again. A failure in that pass aborts the destination (restore into scratch places and discard on error).
+
+External calls: the object store, the key provider, and the destination system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from envsteward.backup.manifest import Manifest
+from envsteward.backup.pipeline import read_manifest, restore_backup, verify_backup
+from envsteward.backup.progress import ProgressCallback
+from envsteward.errors import ConfigurationError, ConflictError, EnvstewardError, IntegrityError
+from envsteward.ports import KeyProvider, ObjectStore
+
+if TYPE_CHECKING:
+    from envsteward.backup.sources import RestoreReport, RestoreTarget
+    from envsteward.catalog import BackupTarget
+    from envsteward.services import Services
+
+KEY_PROVIDERS = ("local", "vault_transit", "aws_kms")
+
+
+def catalog_target_for(services: Services, manifest: Manifest) -> BackupTarget | None:
+    """The catalog target a backup was taken from, or None when the catalog no longer has it."""
+    try:
+        environment = services.catalog().environment(manifest.environment)
+    except EnvstewardError:
+        return None
+    return next((item for item in environment.backups if item.name == manifest.source.name), None)
+
+
+def key_provider_for(
+    services: Services, manifest: Manifest, target: BackupTarget | None = None
+) -> KeyProvider:
+    """The key provider that can unwrap ``manifest``'s data key: the kind recorded in the manifest
+    (``extra.key_provider``), else the catalog target's, else ``local``; the key is the manifest's.
+
+    Raises ConfigurationError for an unknown recorded kind. No network call until it is used.
+    """
+    kind = manifest.extra.get("key_provider")
+    if kind is None and target is not None:
+        kind = target.key_provider
+    kind = str(kind or "local")
+    if kind not in KEY_PROVIDERS:
+        raise ConfigurationError(
+            f"backup {manifest.backup_id} records key provider {kind!r}; known: {', '.join(KEY_PROVIDERS)}"
+        )
+    return services.key_provider(kind, None if kind == "local" else manifest.encryption.key_id)
+
+
+def verify_stored_backup(
+    services: Services, store: ObjectStore, backup_id: str, progress: ProgressCallback | None = None
+) -> Manifest:
+    """Read the whole backup, decrypt it and check every checksum (nothing written anywhere).
+
+    Raises NotFoundError, IntegrityError (naming what failed), the key provider's and store's errors.
+    """
+    manifest = read_manifest(store, backup_id)
+    keys = key_provider_for(services, manifest, catalog_target_for(services, manifest))
+    with _naming(backup_id):
+        return verify_backup(store, backup_id, keys, progress)
+
+
+@contextmanager
+def _naming(backup_id: str) -> Iterator[None]:
+    """Make every IntegrityError name the backup (the format's messages name only the chunk)."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if backup_id in str(exc):
+            raise
+        raise IntegrityError(f"backup {backup_id}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Destinations
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _file_path(text: str, kind: str) -> str:
+    if text.startswith("file://"):
+        parts = urlsplit(text)
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigurationError(
+                f"{kind} restore destination {text!r}: file URLs must be local (file:///path)"
+            )
+        return parts.path
+    if "://" in text:
+        raise ConfigurationError(
+            f"a {kind} backup restores into a file: give a path (e.g. /restore/app.db), not {text!r}"
+        )
+    if not text:
+        raise ConfigurationError(f"a {kind} backup restores into a file: the destination path is empty")
+    return text
+
+
+def _vault_location(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme != "vault" or not parts.netloc or not parts.path.strip("/"):
+        raise ConfigurationError(
+            f"a vault_kv backup restores under vault://MOUNT/PREFIX (e.g. vault://secret/restore/0412), "
+            f"not {text!r}; use a scratch prefix: existing secrets are never overwritten"
+        )
+    return f"{parts.netloc}/{parts.path.strip('/')}"
+
+
+def _ssm_location(text: str) -> tuple[str | None, str]:
+    parts = urlsplit(text)
+    if parts.scheme != "ssm" or not parts.path.strip("/"):
+        raise ConfigurationError(
+            f"an ssm backup restores under ssm:///PREFIX or ssm://REGION/PREFIX (e.g. ssm:///restore/0412), "
+            f"not {text!r}"
+        )
+    return (parts.netloc or None), "/" + parts.path.strip("/")
+
+
+def _same_server(dsn_a: str, dsn_b: str) -> bool:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        a, b = conninfo_to_dict(dsn_a), conninfo_to_dict(dsn_b)
+    except Exception:  # noqa: BLE001 - psycopg raises ProgrammingError for junk; treat it as "different"
+        return False
+
+    def ident(params: dict[str, Any]) -> tuple[str, str, str]:
+        host = str(params.get("host") or params.get("hostaddr") or "localhost")
+        return host, str(params.get("port") or "5432"), str(params.get("user") or "")
+
+    return ident(a) == ident(b)
+
+
+def _postgres_target(services: Services, target: BackupTarget | None, destination: str) -> RestoreTarget:
+    from envsteward.backup.sources import build_restore_target
+    from envsteward.backup.sources.postgres import PostgresRestoreTarget
+
+    if not destination:
+        raise ConfigurationError("a postgres backup restores into a database: give postgresql://USER@HOST/DB")
+    is_dsn = "://" in destination or "=" in destination
+    if not is_dsn:
+        if target is None:
+            raise ConfigurationError(
+                f"the backup's target is no longer in the catalog, so {destination!r} cannot be resolved "
+                "to a server: give a full postgresql://USER@HOST:PORT/DATABASE"
+            )
+        return build_restore_target(target, services=services, destination=destination)
+    if target is not None and getattr(target, "dsn", None) and _same_server(target.dsn, destination):  # type: ignore[union-attr]
+        from psycopg.conninfo import conninfo_to_dict
+
+        dbname = str(conninfo_to_dict(destination).get("dbname") or "")
+        if dbname:
+            return build_restore_target(target, services=services, destination=dbname)
+    return PostgresRestoreTarget(destination)
+
+
+def _check_empty_database(restore_target: RestoreTarget) -> None:
+    client = getattr(restore_target, "client", None)
+    if client is None:
+        return
+    tables = client.table_row_counts()
+    if tables:
+        raise ConflictError(
+            f"database {client.target} is not empty ({len(tables)} table(s)); restore into an empty database "
+            "you created for it (CREATE DATABASE ...)"
+        )
+
+
+def restore_target_for(
+    services: Services, manifest: Manifest, destination: str, target: BackupTarget | None = None
+) -> RestoreTarget:
+    """Build the restore target for ``destination`` (see the module docstring for the syntax).
+
+    Raises ConfigurationError for a destination that does not fit the backup's kind. No network call
+    except building a Vault/AWS client.
+    """
+    from envsteward.backup.sources.config_snapshot import ConfigSnapshotRestoreTarget
+    from envsteward.backup.sources.sqlite import SqliteRestoreTarget
+    from envsteward.backup.sources.ssm import SSMRestoreTarget
+    from envsteward.backup.sources.vault_kv import VaultKVRestoreTarget
+
+    kind = manifest.source.kind
+    if kind == "postgres":
+        return _postgres_target(services, target, destination)
+    if kind == "sqlite":
+        return SqliteRestoreTarget(_file_path(destination, kind))
+    if kind == "config":
+        return ConfigSnapshotRestoreTarget(_file_path(destination, kind))
+    if kind == "vault_kv":
+        return VaultKVRestoreTarget(services.vault_client(), _vault_location(destination))
+    if kind == "ssm":
+        region, prefix = _ssm_location(destination)
+        region = region or getattr(target, "region", None)
+        return SSMRestoreTarget(services.aws_clients(), prefix, region=region)
+    raise ConfigurationError(
+        f"backup {manifest.backup_id} is of kind {kind!r}, which envsteward cannot restore"
+    )
+
+
+@dataclass(frozen=True)
+class RestoreOutcome:
+    backup_id: str
+    kind: str
+    destination: dict[str, str]
+    report: RestoreReport
+    table_mismatches: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "backup_id": self.backup_id,
+            "kind": self.kind,
+            "destination": self.destination,
+            "bytes": self.report.bytes_read,
+            "items": self.report.items,
+            "seconds": round(self.report.seconds, 3),
+            "tables_match": not self.table_mismatches,
+            "table_mismatches": list(self.table_mismatches),
+        }
+
+
+def restore_stored_backup(
+    services: Services,
+    store: ObjectStore,
+    backup_id: str,
+    destination: str,
+    progress: ProgressCallback | None = None,
+) -> RestoreOutcome:
+    """Verify backup ``backup_id`` completely, then restore it into ``destination``.
+
+    Nothing reaches the destination unless the whole backup verified first. Raises NotFoundError,
+    IntegrityError, ConfigurationError (bad destination), ConflictError (non-empty database, existing
+    file/secret/parameter), and the destination's errors.
+    """
+    from envsteward.backup.sources.postgres import compare_tables
+
+    manifest = read_manifest(store, backup_id)
+    target = catalog_target_for(services, manifest)
+    keys = key_provider_for(services, manifest, target)
+    restore_target = restore_target_for(services, manifest, destination, target)
+    with _naming(backup_id):
+        verify_backup(store, backup_id, keys, progress)
+    if manifest.source.kind == "postgres":
+        _check_empty_database(restore_target)
+    with _naming(backup_id), restore_target.begin() as writer:
+        restore_backup(store, backup_id, keys, writer.write, progress, verify_first=False)
+        report = writer.finish()
+    mismatches: list[str] = []
+    if manifest.tables is not None and report.tables is not None:
+        mismatches = compare_tables(manifest.tables, report.tables)
+    return RestoreOutcome(
+        backup_id=backup_id,
+        kind=manifest.source.kind,
+        destination=restore_target.describe(),
+        report=report,
+        table_mismatches=tuple(mismatches),
+    )

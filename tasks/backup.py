@@ -1,0 +1,170 @@
+"""Prefect tasks for the backup and prune flows: thin wrappers over :mod:`envsteward.backup`.
+
+Backups touch secrets (database passwords, Vault and SSM values in the stream): no task persists its result,
+and results hold ids, sizes and timings only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from prefect import Task, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.client.schemas.objects import State, TaskRun
+
+from envsteward.backup.progress_estimate import PercentTracker, previous_plaintext_size
+from envsteward.backup.prune import (
+    PrunePlan,
+    PruneResult,
+    catalog_policies,
+    execute_prune,
+    plan_prune,
+)
+from envsteward.backup.replica import ReplicaResult
+from envsteward.backup.runner import BackupOutcome, TargetRunResult, replicate, run_backup
+from envsteward.backup.stores import backup_stores
+from envsteward.errors import is_transient
+from envsteward.ports import Notification
+from envsteward.services import get_services
+
+BACKUP_TASK_TIMEOUT_SECONDS = 6 * 3600.0
+"""A backup may take hours on a large database; the next scheduled run starts 6 hours later."""
+REPLICA_TASK_TIMEOUT_SECONDS = 2 * 3600.0
+
+
+def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect ``retry_condition_fn``: retry only when the task raised a transient envsteward error."""
+    exc = state.data
+    return isinstance(exc, BaseException) and is_transient(exc)
+
+
+def _artifact_key(*parts: str) -> str:
+    """Prefect artifact keys allow lower-case letters, digits and dashes only."""
+    text = "-".join(parts).lower()
+    return "".join(char if char.isalnum() else "-" for char in text)
+
+
+@task(
+    name="backup-target",
+    task_run_name="backup-{environment}-{target}",
+    retries=2,
+    retry_delay_seconds=[30, 120],
+    retry_condition_fn=retry_if_transient,
+    timeout_seconds=BACKUP_TASK_TIMEOUT_SECONDS,
+    persist_result=False,
+)
+def backup_target(environment: str, target: str) -> BackupOutcome:
+    """Back up one catalog target into the primary store (audited), showing a progress artifact.
+
+    Calls the target's system, its key provider, the object store and the audit log. Raises their errors;
+    transient ones are retried (each attempt writes a new backup id; a failed attempt leaves nothing).
+    """
+    services = get_services()
+    stores = backup_stores(services)
+    artifact_id = create_progress_artifact(
+        progress=0.0,
+        key=_artifact_key("backup-progress", environment, target),
+        description=f"backup of {environment}/{target}",
+    )
+
+    def emit(percent: float, description: str) -> None:
+        update_progress_artifact(artifact_id=artifact_id, progress=percent, description=description)
+
+    tracker = PercentTracker(emit, previous_plaintext_size(stores.primary, environment, target))
+    outcome = run_backup(services, environment, target, stores=stores, progress=tracker)
+    update_progress_artifact(
+        artifact_id=artifact_id, progress=100.0, description=f"done: {outcome.backup_id}"
+    )
+    return outcome
+
+
+@task(
+    name="replicate-backup",
+    task_run_name="replicate-{environment}-{target}",
+    retries=3,
+    retry_delay_seconds=[10, 60, 300],
+    retry_condition_fn=retry_if_transient,
+    timeout_seconds=REPLICA_TASK_TIMEOUT_SECONDS,
+    persist_result=False,
+)
+def replicate_target(environment: str, target: str, backup_id: str) -> ReplicaResult:
+    """Copy one backup to the DR store and verify the copy's checksum (audited); idempotent, so retrying
+    is safe. Calls both object stores and the audit log."""
+    return replicate(get_services(), environment, target, backup_id)
+
+
+@task(
+    name="send-backup-alert",
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_if_transient,
+)
+def send_backup_alert(channel: str, notification: Notification) -> str:
+    """Send one notification to one catalog channel. Raises the notifier's errors."""
+    (notifier,) = get_services().notifiers([channel])
+    notifier.send(notification)
+    return channel
+
+
+@task(name="update-run-progress", persist_result=False)
+def update_run_progress(artifact_id: UUID, percent: float, description: str) -> None:
+    """Move the flow's overall progress artifact."""
+    update_progress_artifact(artifact_id=artifact_id, progress=percent, description=description)
+
+
+@task(name="write-backup-artifact", persist_result=False)
+def write_backup_artifact(results: list[TargetRunResult]) -> None:
+    """Publish one row per target (id, sizes, duration, replica) as the ``backup-run`` table artifact."""
+    rows = []
+    for result in results:
+        rows.append(
+            {
+                "target": f"{result.environment}/{result.target}",
+                "status": result.status,
+                "backup_id": result.backup.backup_id if result.backup else "-",
+                "stored_bytes": result.backup.stored_bytes if result.backup else 0,
+                "seconds": result.duration_seconds,
+                "replica": result.replica_status,
+                "lag_seconds": result.replica.lag_seconds if result.replica else None,
+                "error": result.error or "",
+            }
+        )
+    create_table_artifact(key="backup-run", table=rows, description="envsteward backups: one row per target")
+
+
+@task(
+    name="plan-prune",
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_if_transient,
+)
+def plan_prune_task() -> PrunePlan:
+    """Decide what retention removes in both regions (reads only). Calls the object stores."""
+    services = get_services()
+    return plan_prune(backup_stores(services), catalog_policies(services.catalog()))
+
+
+@task(name="write-prune-artifact", persist_result=False)
+def write_prune_artifact(plan: PrunePlan, dry_run: bool) -> None:
+    """Publish the plan (what goes, what stays and why) BEFORE anything is removed."""
+    heading = "Prune plan (dry run: nothing is removed)" if dry_run else "Prune plan"
+    lines = [f"# {heading}", "", f"primary: `{plan.primary}`, DR: `{plan.dr}`", "", "```"]
+    lines += plan.render_text()
+    lines.append("```")
+    create_markdown_artifact(key="prune-plan", markdown="\n".join(lines), description="envsteward prune plan")
+
+
+@task(name="execute-prune", persist_result=False)
+def execute_prune_task(plan: PrunePlan) -> PruneResult:
+    """Remove what the plan says in both regions; audit ``backup.pruned`` per backup. Not retried as a
+    whole (a failed deletion is reported; the next run's plan picks it up again)."""
+    services = get_services()
+    return execute_prune(plan, backup_stores(services), services.audit_log())

@@ -1,0 +1,334 @@
+"""``envsteward backup``: run, list, verify, restore and prune on the embedded default (local folders, local
+key). Tampering with a stored backup in any way must fail with one clear line, exit 1, and restore nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import struct
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from envsteward.adapters.local_keys import LocalKeyProvider
+from envsteward.adapters.objectstore_fs import FilesystemObjectStore
+from envsteward.backup import BackupSourceInfo, ProgressEvent, new_backup_id, write_backup
+from envsteward.cli import backup as backup_cli
+from envsteward.cli.main import app
+
+runner = CliRunner()
+MARKER = "cli-known-row-0c4f9e"
+BLOB_BYTES = 3 * 1024 * 1024 + 123
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # no stray .env from the repository
+    monkeypatch.setenv("ENVSTEWARD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ENVSTEWARD_ACTOR", "cli-backup-test")
+    monkeypatch.setenv("ENVSTEWARD_CATALOG", str(tmp_path / "catalog"))
+    monkeypatch.setenv("COLUMNS", "250")
+    for name in list(os.environ):
+        if name.startswith(("ENVSTEWARD_STORAGE", "ENVSTEWARD_AWS")):
+            monkeypatch.delenv(name)
+    db = tmp_path / "app.db"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, blob BLOB)")
+        conn.execute("INSERT INTO notes VALUES (1, ?, ?)", (MARKER, os.urandom(BLOB_BYTES)))
+    conn.close()
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    (folder / "catalog.yaml").write_text(json.dumps({"platform": "clibackup"}), encoding="utf-8")
+    envs = [
+        {
+            "name": "dev",
+            "tier": "development",
+            "backups": [
+                {"name": "app-db", "kind": "sqlite", "path": str(db), "replica_region": "eu-central-1"},
+                {"name": "cfg", "kind": "config"},
+            ],
+        }
+    ]
+    (folder / "environments.yaml").write_text(json.dumps({"environments": envs}), encoding="utf-8")
+    return tmp_path
+
+
+def invoke(*args: str) -> Any:
+    return runner.invoke(app, ["backup", *args])
+
+
+def backup_id_of(workdir: Path, target: str = "app-db") -> str:
+    result = invoke("list", "--json", "--target", target)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert rows, "no backup listed"
+    return str(rows[-1]["backup_id"])
+
+
+def data_file(workdir: Path, backup_id: str, region: str = "objects") -> Path:
+    return workdir / "home" / region / backup_id / "data.bin"
+
+
+def assert_one_clean_error(result: Any, *words: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# run, list, verify, restore
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_run_list_verify_and_restore(workdir: Path) -> None:
+    result = invoke("run", "--env", "dev")
+    assert result.exit_code == 0, result.output
+    assert "dev/app-db" in result.stdout
+    assert "dev/cfg" in result.stdout
+
+    listed = invoke("list", "--json")
+    rows = json.loads(listed.stdout)
+    by_target = {row["target"]: row for row in rows}
+    assert by_target["app-db"]["replica"] == "ok"
+    assert by_target["cfg"]["replica"] == "missing"  # no replica_region: no replica asked for
+    assert by_target["app-db"]["verified_by_drill"] is False
+    assert by_target["app-db"]["size"] > BLOB_BYTES
+
+    table = invoke("list")
+    assert table.exit_code == 0
+    for column in ("id", "env", "target", "time", "size", "verified-by-drill", "replica"):
+        assert column in table.stdout
+    backup_id = by_target["app-db"]["backup_id"]
+    assert backup_id in table.stdout
+
+    stored = data_file(workdir, backup_id).read_bytes()
+    assert MARKER.encode() not in stored
+
+    verified = invoke("verify", backup_id)
+    assert verified.exit_code == 0, verified.output
+    assert "verified" in verified.stdout
+    assert invoke("verify", backup_id, "--dr").exit_code == 0
+
+    destination = workdir / "restored.db"
+    restored = invoke("restore", backup_id, "--to", str(destination), "--dr")
+    assert restored.exit_code == 0, restored.output
+    conn = sqlite3.connect(destination)
+    try:
+        assert conn.execute("SELECT body FROM notes").fetchall() == [(MARKER,)]
+    finally:
+        conn.close()
+
+    again = invoke("restore", backup_id, "--to", str(destination))
+    assert_one_clean_error(again, "exists")
+
+
+def test_run_json_and_a_failing_target_does_not_stop_the_others(workdir: Path) -> None:
+    (workdir / "app.db").unlink()
+    result = invoke("run", "--json")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    status = {entry["target"]: entry["status"] for entry in summary["results"]}
+    assert status == {"app-db": "failed", "cfg": "ok"}
+    assert summary["ok"] is False
+    assert "failed: dev/app-db" in result.stderr
+
+
+def test_unknown_target_and_bad_ids_fail_cleanly(workdir: Path) -> None:
+    assert_one_clean_error(invoke("run", "--target", "nope"), "no backup target 'nope'")
+    assert_one_clean_error(invoke("verify", "../../etc/passwd"), "invalid backup id")
+    assert_one_clean_error(invoke("verify", "dev/app-db/20240101T000000Z-00000000"), "not found")
+
+
+def test_restore_destination_must_fit_the_kind(workdir: Path) -> None:
+    assert invoke("run", "--target", "app-db").exit_code == 0
+    backup_id = backup_id_of(workdir)
+    assert_one_clean_error(invoke("restore", backup_id, "--to", "vault://secret/x"), "restores into a file")
+    assert not any(workdir.glob("*.restore"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tampering
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _frames(data: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """(header length, [(offset, length) of each frame]) of a backup object (format v1)."""
+    offset = 8 + 1 + 1 + 4 + 32
+    for _ in range(3):
+        (length,) = struct.unpack(">H", data[offset : offset + 2])
+        offset += 2 + length
+    header = offset
+    frames = []
+    while offset < len(data):
+        _kind, length = struct.unpack(">BI", data[offset : offset + 5])
+        frames.append((offset, 5 + length))
+        offset += 5 + length
+    return header, frames
+
+
+def flip(data: bytes) -> bytes:
+    changed = bytearray(data)
+    changed[len(changed) // 2] ^= 0x04
+    return bytes(changed)
+
+
+def truncate(data: bytes) -> bytes:
+    _header, frames = _frames(data)
+    return data[: frames[-1][0]]  # drop the final chunk: a clean cut at a frame boundary
+
+
+def reorder(data: bytes) -> bytes:
+    header, frames = _frames(data)
+    assert len(frames) >= 3, "need several chunks"
+    (a_off, a_len), (b_off, b_len) = frames[0], frames[1]
+    return data[:header] + data[b_off : b_off + b_len] + data[a_off : a_off + a_len] + data[b_off + b_len :]
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (flip, ("backup dev/app-db/", "authentication failed")),
+        (truncate, ("backup dev/app-db/", "trunc")),
+        (reorder, ("backup dev/app-db/", "authentication failed")),
+    ],
+    ids=["flipped-byte", "truncated", "reordered-chunks"],
+)
+def test_a_damaged_object_fails_verify_and_restores_nothing(
+    workdir: Path, damage: Any, words: tuple[str, ...]
+) -> None:
+    assert invoke("run", "--target", "app-db").exit_code == 0
+    backup_id = backup_id_of(workdir)
+    path = data_file(workdir, backup_id)
+    path.write_bytes(damage(path.read_bytes()))
+
+    assert_one_clean_error(invoke("verify", backup_id), *words)
+    destination = workdir / "restored.db"
+    assert_one_clean_error(invoke("restore", backup_id, "--to", str(destination)), *words)
+    assert not destination.exists()
+    assert [p.name for p in workdir.iterdir() if "restore" in p.name] == []
+    # the replica is intact and still restores
+    assert invoke("verify", backup_id, "--dr").exit_code == 0
+
+
+def test_a_wrong_key_fails_cleanly(workdir: Path) -> None:
+    assert invoke("run", "--target", "app-db").exit_code == 0
+    backup_id = backup_id_of(workdir)
+    key_file = workdir / "home" / "keys" / "backup.key"
+    key_file.unlink()
+    LocalKeyProvider(key_file).generate_data_key()  # a new, different local key
+    assert_one_clean_error(invoke("verify", backup_id), "unwrap")
+    destination = workdir / "restored.db"
+    assert_one_clean_error(invoke("restore", backup_id, "--to", str(destination)), "unwrap")
+    assert not destination.exists()
+
+
+def test_an_altered_manifest_fails_cleanly(workdir: Path) -> None:
+    assert invoke("run", "--target", "app-db").exit_code == 0
+    backup_id = backup_id_of(workdir)
+    manifest_path = workdir / "home" / "objects" / backup_id / "manifest.json"
+    document = json.loads(manifest_path.read_text(encoding="utf-8"))
+    document["environment"] = "production"
+    manifest_path.write_text(json.dumps(document), encoding="utf-8")
+    assert_one_clean_error(invoke("verify", backup_id), "manifest authentication failed")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# prune
+# ---------------------------------------------------------------------------------------------------------
+
+
+def seed_backups(workdir: Path, count: int) -> list[str]:
+    """``count`` backups of dev/cfg an hour apart today, in both regions; ids oldest first."""
+    home = workdir / "home"
+    keys = LocalKeyProvider(home / "keys" / "backup.key")
+    stores = [FilesystemObjectStore(home / "objects"), FilesystemObjectStore(home / "objects-dr")]
+    start = datetime.now(UTC).replace(hour=0, minute=30, second=0, microsecond=0)
+    ids = []
+    for index in range(count):
+        at = start + timedelta(hours=index)
+        backup_id = new_backup_id("dev", "cfg", now=at)
+        for store in stores:
+            write_backup(
+                store,
+                keys,
+                backup_id,
+                [b"{}"],
+                environment="dev",
+                source=BackupSourceInfo(kind="config", name="cfg"),
+                started_at=at,
+                consistent_at=at,
+                extra={"key_provider": "local"},
+            )
+        ids.append(backup_id)
+    return ids
+
+
+def test_prune_prints_the_plan_before_removing_in_both_regions(workdir: Path) -> None:
+    ids = seed_backups(workdir, 5)  # same day: the default policy keeps the newest and the oldest
+    dry = invoke("prune", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "3 backup(s) to remove" in dry.stdout
+    assert "dry run: nothing removed" in dry.stdout
+    assert all((workdir / "home" / "objects" / backup_id / "manifest.json").exists() for backup_id in ids)
+
+    result = invoke("prune")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for backup_id in ids[1:4]:
+        assert f"REMOVE {backup_id}  (primary, dr)" in out
+        assert out.index(f"REMOVE {backup_id}") < out.index("removed "), "removed before the plan was shown"
+        for region in ("objects", "objects-dr"):
+            assert not (workdir / "home" / region / backup_id).exists()
+    assert "newest backup (safety floor)" in out
+    for backup_id in (ids[0], ids[-1]):
+        assert (workdir / "home" / "objects-dr" / backup_id / "manifest.json").exists()
+
+    log = (workdir / "home" / "audit" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    pruned = [json.loads(line) for line in log if '"backup.pruned"' in line]
+    assert sorted(record["target"] for record in pruned) == sorted(ids[1:4])
+
+    data = json.loads(invoke("prune", "--json").stdout)
+    assert data["plan"]["remove"] == 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# progress bar
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_progress_bar_follows_pipeline_events() -> None:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    progress = Progress(console=Console(file=io.StringIO(), force_terminal=True), auto_refresh=False)
+    bar = backup_cli.ProgressBar(progress)
+    bar(
+        ProgressEvent(
+            phase="verify", backup_id="dev/a/1", stored_bytes=10, plaintext_bytes=9, total_stored_bytes=40
+        )
+    )
+    bar(
+        ProgressEvent(
+            phase="verify", backup_id="dev/a/1", stored_bytes=40, plaintext_bytes=36, total_stored_bytes=40
+        )
+    )
+    bar(
+        ProgressEvent(
+            phase="restore", backup_id="dev/a/1", stored_bytes=5, plaintext_bytes=4, total_stored_bytes=40
+        )
+    )
+    tasks = {task.description: task for task in progress.tasks}
+    assert tasks["verify dev/a/1"].completed == 40
+    assert tasks["verify dev/a/1"].finished
+    assert tasks["restore dev/a/1"].completed == 5
