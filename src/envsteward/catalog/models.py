@@ -315,6 +315,53 @@ BackupTarget = Annotated[
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Disaster-recovery drills
+# ---------------------------------------------------------------------------------------------------------
+
+
+class SmokeQuery(Frozen):
+    """A read-only query a DR drill runs against the restored database (PostgreSQL or SQLite).
+
+    It passes when it returns at least ``min_rows`` rows and, when ``expect`` is set, the first column of
+    the first row, as text, equals ``expect``. Results are never copied into reports (they may be data).
+    """
+
+    name: Name
+    sql: str = Field(min_length=1)
+    min_rows: int = Field(default=1, ge=0)
+    expect: str | None = None
+
+
+class DrillSpec(Frozen):
+    """How the environment's disaster-recovery drill runs (``envsteward drill run``, flow ``dr-drill``).
+
+    ``target``: the backup target the drill restores (default: the first postgres target, else the first
+    target). ``server_dsn``: the PostgreSQL server where the drill creates its scratch database
+    ``envsteward_drill_<env>_<id>`` (the DSN's database is only used to connect; no password in it) —
+    required to drill a postgres target; never point it at production. ``vault_mount``: the KV v2 mount
+    for the scratch prefix of Vault KV drills (default: the backed-up mount). Targets: RTO (drill start to
+    verified ready) and RPO (age of the newest backup in the drilled region), in minutes.
+    """
+
+    target: Name | None = None
+    server_dsn: Annotated[str, AfterValidator(_check_dsn)] | None = None
+    password: SecretRefField | None = None
+    vault_mount: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+    rto_target_minutes: float = Field(default=15.0, gt=0, le=7 * 24 * 60)
+    rpo_target_minutes: float = Field(default=5.0, gt=0, le=366 * 24 * 60)
+    smoke_queries: list[SmokeQuery] = Field(default_factory=list)
+    smoke_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _unique_smoke_names(self) -> DrillSpec:
+        names = [query.name for query in self.smoke_queries]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"smoke query names listed twice: {', '.join(duplicates)}")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Approval and environments
 # ---------------------------------------------------------------------------------------------------------
 
@@ -361,6 +408,19 @@ class EnvironmentSpec(Frozen):
     """Path globs that differ between environments by design: never promoted, never compared across."""
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     backups: list[BackupTarget] = Field(default_factory=list)
+    drill: DrillSpec | None = None
+    """Disaster-recovery drill settings; None: defaults (and no drill server, so no postgres drill)."""
+
+    @model_validator(mode="after")
+    def _drill_target_exists(self) -> EnvironmentSpec:
+        if self.drill is not None and self.drill.target is not None:
+            names = [backup.name for backup in self.backups]
+            if self.drill.target not in names:
+                raise ValueError(
+                    f"drill.target {self.drill.target!r} is not one of this environment's backups "
+                    f"({', '.join(names) or 'none'})"
+                )
+        return self
 
     @model_validator(mode="before")
     @classmethod
