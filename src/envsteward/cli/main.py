@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from envsteward import __version__
-from envsteward.cli import audit, backup, drift, health, promote, retention, validate
+from envsteward.cli import audit, backup, drift, drill, health, promote, retention, validate
 
 app = typer.Typer(
     name="envsteward",
@@ -33,6 +33,7 @@ promote.register(app)
 app.add_typer(audit.app, name="audit")
 app.add_typer(drift.app, name="drift")
 app.add_typer(backup.app, name="backup")
+app.add_typer(drill.app, name="drill")
 app.add_typer(retention.app, name="retention")
 
 
