@@ -6,17 +6,16 @@ and results hold ids, sizes and timings only.
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
-from prefect import Task, task
+from envsteward.tasks.common import artifact_key, retry_if_transient
+from prefect import task
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.client.schemas.objects import State, TaskRun
 
 from envsteward.backup.progress_estimate import PercentTracker, previous_plaintext_size
 from envsteward.backup.prune import (
@@ -29,25 +28,12 @@ from envsteward.backup.prune import (
 from envsteward.backup.replica import ReplicaResult
 from envsteward.backup.runner import BackupOutcome, TargetRunResult, replicate, run_backup
 from envsteward.backup.stores import backup_stores
-from envsteward.errors import is_transient
 from envsteward.ports import Notification
 from envsteward.services import get_services
 
 BACKUP_TASK_TIMEOUT_SECONDS = 6 * 3600.0
 """A backup may take hours on a large database; the next scheduled run starts 6 hours later."""
 REPLICA_TASK_TIMEOUT_SECONDS = 2 * 3600.0
-
-
-def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Prefect ``retry_condition_fn``: retry only when the task raised a transient envsteward error."""
-    exc = state.data
-    return isinstance(exc, BaseException) and is_transient(exc)
-
-
-def _artifact_key(*parts: str) -> str:
-    """Prefect artifact keys allow lower-case letters, digits and dashes only."""
-    text = "-".join(parts).lower()
-    return "".join(char if char.isalnum() else "-" for char in text)
 
 
 @task(
@@ -69,7 +55,7 @@ def backup_target(environment: str, target: str) -> BackupOutcome:
     stores = backup_stores(services)
     artifact_id = create_progress_artifact(
         progress=0.0,
-        key=_artifact_key("backup-progress", environment, target),
+        key=artifact_key("backup-progress", environment, target),
         description=f"backup of {environment}/{target}",
     )
 

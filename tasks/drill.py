@@ -7,11 +7,9 @@ The drill itself is NOT retried: a failed drill is a finding to report, and a re
 
 from __future__ import annotations
 
-from typing import Any
-
-from prefect import Task, task
+from envsteward.tasks.common import artifact_key, retry_if_transient
+from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.client.schemas.objects import State, TaskRun
 
 from envsteward.drill import (
     DrillRecord,
@@ -25,25 +23,12 @@ from envsteward.drill import (
     table_rows,
 )
 from envsteward.drill.alerts import channel_kinds
-from envsteward.errors import is_transient
 from envsteward.ports import Notification
 from envsteward.services import get_services
 
 DRILL_TASK_TIMEOUT_SECONDS = 12 * 3600.0
 """A drill of a large database takes hours; it must not run into the next month's drill."""
 HISTORY_IN_REPORT = 12
-
-
-def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Prefect ``retry_condition_fn``: retry only when the task raised a transient envsteward error."""
-    exc = state.data
-    return isinstance(exc, BaseException) and is_transient(exc)
-
-
-def artifact_key(*parts: str) -> str:
-    """Prefect artifact keys allow lower-case letters, digits and dashes only."""
-    text = "-".join(parts).lower()
-    return "".join(char if char.isalnum() else "-" for char in text)
 
 
 @task(

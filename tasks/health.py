@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
-from prefect import Task, task
+from envsteward.tasks.common import retry_if_transient
+from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.client.schemas.objects import State, TaskRun
 
-from envsteward.errors import is_transient
 from envsteward.health.alerts import audit_details
 from envsteward.health.checks import AnyCheck, run_check
 from envsteward.health.recording import record_result
@@ -25,14 +23,6 @@ ARTIFACT_KEY = "health-status"
 TABLE_ARTIFACT_KEY = "health-status-table"
 CHECK_TASK_TIMEOUT_SECONDS = 150.0
 """Above the largest check timeout the catalog allows (120 s): the check's own timeout fires first."""
-
-
-def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Prefect ``retry_condition_fn``: retry only when the task raised a transient envsteward error."""
-    # Prefect hands over Failed(data=<the exception>); read .data (state.result() would be a coroutine in
-    # the async engine)
-    exc = state.data
-    return isinstance(exc, BaseException) and is_transient(exc)
 
 
 @task(
