@@ -25,6 +25,7 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from envsteward.adapters.postgres import PostgresClient
+from envsteward.backup.manifest import TableChecksum
 from envsteward.backup.sources import (
     CHUNK_SIZE,
     BackupSource,
@@ -202,6 +203,91 @@ def test_postgres_checksums_detect_a_changed_row(postgres_db: str, scratch_db: s
         "table billing.invoices: same row count (3) but different content checksum",
         "table public.empty_table: 1 rows restored, the backup had 0",
     ]
+
+
+def test_postgres_checksum_thread_failure_makes_the_stream_raise(postgres_db: str) -> None:
+    """pg_dump succeeds (it skips the table) but the concurrent checksums cannot read it: the stream
+    raises, so the pipeline aborts the upload, and no session is left behind."""
+    seed_shop(postgres_db)
+    role = f"envsteward_limited_{uuid.uuid4().hex[:8]}"
+    dbname = postgres_db.split("dbname=")[1]
+    with psycopg.connect(postgres_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE hidden (id int)")
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA billing TO {}").format(sql.Identifier(role)))
+        for table in ("public.customers", "billing.invoices", "public.empty_table"):
+            conn.execute(
+                sql.SQL("GRANT SELECT ON {} TO {}").format(
+                    sql.Identifier(*table.split(".")), sql.Identifier(role)
+                )
+            )
+    try:
+        source = PostgresBackupSource(
+            "orders", postgres_dsn(dbname, user=role), extra_args=["--exclude-table=public.hidden"]
+        )
+        received: list[bytes] = []
+        with pytest.raises(EnvstewardError) as caught, source.dump() as stream:
+            received.extend(stream)
+        assert "table checksums" in str(caught.value)
+        assert "permission" in str(caught.value).lower()
+        assert stream.tables is None
+        assert not stream.complete
+        assert other_sessions(postgres_db) == 0
+        # the same role and dump without the checksums: succeeds (pg_dump alone can do it)
+        quiet = PostgresBackupSource(
+            "orders",
+            postgres_dsn(dbname, user=role),
+            extra_args=["--exclude-table=public.hidden"],
+            summarize=False,
+        )
+        data, ok = dump_all(quiet)
+        assert data.startswith(b"PGDMP")
+        assert ok.tables is None
+        assert "tables" not in ok.facts
+    finally:
+        with psycopg.connect(postgres_db, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_postgres_checksums_are_order_independent_and_match_the_adapter(
+    postgres_db: str, scratch_db: str
+) -> None:
+    seed_shop(postgres_db)
+    _data, stream = dump_all(PostgresBackupSource("orders", postgres_db))
+    assert stream.tables is not None
+    assert stream.facts["checksum_algorithm"] == CHECKSUM_ALGORITHM
+    assert CHECKSUM_ALGORITHM.startswith("pg-md5-sum128/v2")
+    # ONE implementation: the adapter's checksums are the source's
+    adapter = PostgresClient(postgres_db).table_checksums()
+    assert adapter == {table.name: table.checksum for table in stream.tables}
+    assert all(len(table.checksum) == 32 for table in stream.tables)
+    # same rows inserted in the opposite order, in a different session time zone: same summaries
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("SET TimeZone = 'America/Los_Angeles'")
+        conn.execute(SHOP_SCHEMA.split("INSERT INTO customers", maxsplit=1)[0])
+        with psycopg.connect(postgres_db) as source_conn:
+            for schema, table in (("public", "customers"), ("billing", "invoices")):
+                name = sql.Identifier(schema, table)
+                out = sql.SQL("COPY (SELECT * FROM {} ORDER BY id DESC) TO STDOUT").format(name)
+                with source_conn.cursor().copy(out) as reader:
+                    text = b"".join(bytes(block) for block in reader)
+                with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(name)) as writer:
+                    writer.write(text)
+    assert compare_tables(stream.tables, database_table_summaries(PostgresClient(scratch_db))) == []
+
+
+def test_compare_tables_refuses_summaries_of_different_algorithms() -> None:
+    old = TableChecksum(
+        name="public.t", rows=3, checksum="ab" * 16, algorithm="postgres: md5 string_agg (v1)"
+    )
+    new = old.model_copy(update={"algorithm": CHECKSUM_ALGORITHM})
+    problems = compare_tables([old], [new])
+    assert len(problems) == 1
+    assert "different algorithms and cannot be compared" in problems[0]
+    assert "string_agg" in problems[0]
+    assert "pg-md5-sum128/v2" in problems[0]
+    assert compare_tables([new], [new]) == []
 
 
 def test_postgres_dump_is_one_snapshot_even_when_data_changes_during_the_dump(
@@ -622,7 +708,10 @@ def test_registry_builds_sources_and_targets_from_catalog_targets(
     )
     source = build_backup_source(pg, environment="prod", services=services)
     assert isinstance(source, PostgresBackupSource)
+    assert source.summarize, "table checksums are on by default"
     assert services.resolved == [SecretRef("env", "PGPASS")]
+    unchecked = pg.model_copy(update={"table_checksums": False})
+    assert not build_backup_source(unchecked, environment="prod", services=services).summarize  # type: ignore[attr-defined]
     data, stream = dump_all(source)
     target = build_restore_target(pg, services=services, destination=scratch_db.split("dbname=")[1])
     assert isinstance(target, PostgresRestoreTarget)

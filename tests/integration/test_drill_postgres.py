@@ -425,6 +425,43 @@ def test_restored_data_that_differs_from_the_manifest_fails_the_drill(
     assert not record.marked_verified
 
 
+def test_a_backup_without_table_checksums_fails_the_drill_clearly(pg_drill: Callable[..., PgDrill]) -> None:
+    """``table_checksums: false`` makes a backup the drill cannot verify: FAILED, never a silent pass."""
+    drill = pg_drill()
+    stores = backup_stores(drill.services)
+    assert stores.dr is not None
+    source = PostgresBackupSource("orders-db", pg_url(dbname_of(drill.source_dsn)), summarize=False)
+    keys = drill.services.key_provider(
+        "vault_transit", drill.services.catalog().environment("prod").backups[0].key_id
+    )
+    backup_id = new_backup_id("prod", "orders-db")
+    with source.dump() as stream:
+        manifest = write_backup(
+            stores.primary,
+            keys,
+            backup_id,
+            stream,
+            environment="prod",
+            source=stream.source_info(),
+            started_at=stream.started_at,
+            consistent_at=stream.consistent_at,
+            tables=lambda: stream.tables,
+            extra={"key_provider": "vault_transit"},
+        )
+    assert manifest.tables is None
+    replicate_backup(stores.primary, stores.dr, backup_id, dr_region=DR_REGION)
+
+    record, token = drill.drill(FakeClock(manifest.consistent_at + START_OFFSET, STEP))
+
+    assert record.status is DrillStatus.FAILED
+    assert record.failed_phase is PhaseName.VERIFY_DATA
+    assert record.error is not None
+    assert "the backup has no table checksums to verify against" in record.error
+    assert record.scratch_removed is True
+    drill.assert_scratch_gone(record, token)
+    assert not record.marked_verified
+
+
 def test_a_failing_smoke_query_fails_the_drill_and_still_tears_down(pg_drill: Callable[..., PgDrill]) -> None:
     drill = pg_drill(
         drill={

@@ -260,3 +260,48 @@ def test_connect_context_translates_errors_raised_inside(client: PostgresClient)
         conn.execute("SELECT * FROM nowhere")
     with client.connect() as conn:
         assert isinstance(conn, psycopg.Connection)
+
+
+def test_checksums_are_the_documented_two_lane_md5_sum(shop: PostgresClient) -> None:
+    """Recompute pg-md5-sum128/v2 in Python from each row's text form: the server's value must match."""
+    import hashlib
+
+    from envsteward.adapters.pg_checksums import SESSION_SETTINGS, combine_lanes
+
+    with shop.connect() as conn:
+        for name, value in SESSION_SETTINGS:
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        texts = [str(row[0]) for row in conn.execute("SELECT t::text FROM customers AS t").fetchall()]
+    lane_a = lane_b = 0
+    for text in texts:
+        digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
+        lane_a += int.from_bytes(digest[:8], "big")
+        lane_b += int.from_bytes(digest[8:], "big")
+    assert len(texts) == 3
+    assert shop.table_checksums()["public.customers"] == combine_lanes(lane_a, lane_b)
+    # an empty table sums to zero; two identical rows do not cancel out (a multiset sum, not XOR)
+    assert shop.table_checksums()["public.empty_table"] == "0" * 32
+    shop.execute("INSERT INTO empty_table VALUES (7), (7)")
+    assert shop.table_checksums()["public.empty_table"] != "0" * 32
+
+
+def test_checksums_do_not_depend_on_the_session_time_zone(shop: PostgresClient) -> None:
+    """The pinned session settings win over a role/database default (production vs a scratch server)."""
+    shop.execute("CREATE TABLE moments (at timestamptz, span interval, x float8, b bytea)")
+    shop.execute("INSERT INTO moments VALUES ('2024-01-01 12:00+02', '1 day 2 hours', 0.1, '\\x01')")
+    before = shop.table_checksums()["public.moments"]
+    shop.execute(
+        sql.SQL(
+            "ALTER DATABASE {} SET TimeZone = 'Asia/Tokyo'; "
+            "ALTER DATABASE {} SET DateStyle = 'SQL, DMY'; "
+            "ALTER DATABASE {} SET extra_float_digits = 0"
+        ).format(*[sql.Identifier(shop.dbname)] * 3)
+    )
+    assert shop.table_checksums()["public.moments"] == before
+
+
+def test_combine_lanes_wraps_modulo_2_to_the_64() -> None:
+    from envsteward.adapters.pg_checksums import combine_lanes
+
+    assert combine_lanes(-1, 1 << 64) == "f" * 16 + "0" * 16
+    assert combine_lanes((1 << 64) + 5, -(1 << 65) + 10) == f"{5:016x}{10:016x}"

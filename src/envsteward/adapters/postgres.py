@@ -6,10 +6,11 @@ translated in :func:`translate_postgres_error`, the one place that knows psycopg
 ``postgres``, the operation and ``host:port/dbname`` (never a password, and never data values PostgreSQL
 echoes back).
 
-Checksums (:meth:`PostgresClient.table_checksums`) are computed inside PostgreSQL: the md5 of every row's
-text form (``row::text``), those md5s sorted with the ``C`` collation, concatenated and hashed again. That is
-deterministic for the same content whatever the physical row order, locale or server, and needs only
-32 bytes of server memory per row.
+Checksums (:meth:`PostgresClient.table_checksums`) are computed inside PostgreSQL by
+:mod:`envsteward.adapters.pg_checksums` (the one implementation, shared with the PostgreSQL backup source):
+two 64-bit lanes of the md5 of every row's text form, summed mod 2^64, with the session settings that
+shape ``row::text`` pinned. Deterministic for the same content whatever the physical row order, locale or
+server; no sort, constant server memory.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from envsteward._redact import redact_quoted, shorten
+from envsteward.adapters.pg_checksums import LIST_TABLES, table_sums
 from envsteward.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -65,15 +67,6 @@ _CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], type[EnvstewardError]], ...] = (
     (re.compile(r"role \".*\" does not exist|authentication failed"), AuthenticationError),
     (re.compile(r"permission denied for database|must have CONNECT privilege"), PermissionDeniedError),
 )
-
-_LIST_TABLES = """
-SELECT n.nspname, c.relname
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
-"""
 
 
 class PostgresClient:
@@ -252,31 +245,21 @@ class PostgresClient:
 
         counts: dict[str, int] = {}
         with self.connect("table_row_counts") as conn:
-            for schema, table in conn.execute(_LIST_TABLES).fetchall():
+            for schema, table in conn.execute(LIST_TABLES).fetchall():
                 statement = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
                 row = conn.execute(statement).fetchone()
                 counts[f"{schema}.{table}"] = int(row[0]) if row else 0
         return counts
 
     def table_checksums(self) -> dict[str, str]:
-        """A deterministic md5 of every ordinary table's content, keyed ``schema.table``.
+        """A deterministic checksum (32 hex digits) of every ordinary table's content, keyed ``schema.table``.
 
-        See the module docstring for how it is computed (order-independent, locale-independent). Two
-        databases with the same rows in a table give the same checksum for it. Calls PostgreSQL. Raises
-        the errors listed on :meth:`connect`.
+        Algorithm :data:`envsteward.adapters.pg_checksums.CHECKSUM_ALGORITHM` (order- and
+        locale-independent, session settings pinned). Two databases with the same rows in a table give
+        the same checksum for it. Calls PostgreSQL. Raises the errors listed on :meth:`connect`.
         """
-        from psycopg import sql
-
-        sums: dict[str, str] = {}
         with self.connect("table_checksums") as conn:
-            for schema, table in conn.execute(_LIST_TABLES).fetchall():
-                statement = sql.SQL(
-                    "SELECT md5(coalesce(string_agg(h, '' ORDER BY h COLLATE \"C\"), '')) "
-                    "FROM (SELECT md5(t::text) AS h FROM {} AS t) AS rows"
-                ).format(sql.Identifier(schema, table))
-                row = conn.execute(statement).fetchone()
-                sums[f"{schema}.{table}"] = str(row[0]) if row else ""
-        return sums
+            return {item.name: item.checksum for item in table_sums(conn)}
 
 
 def _as_query(query: str | sql.Composable) -> Any:

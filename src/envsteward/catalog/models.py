@@ -17,6 +17,7 @@ from envsteward.catalog.paths import compile_glob
 from envsteward.catalog.refs import SecretRefField
 from envsteward.health.specs import HealthCheckSpec
 from envsteward.ports import Severity
+from envsteward.retention.policy import RetentionPolicy
 
 Tier = Literal["development", "staging", "production"]
 TIERS: Final[tuple[Tier, ...]] = ("development", "staging", "production")
@@ -260,6 +261,9 @@ class _BackupBase(Frozen):
     replica_region: str | None = None
     """Region of the disaster-recovery replica; None: no replica."""
     schedule: Annotated[str, AfterValidator(_check_cron)] | None = None
+    retention: RetentionPolicy | None = None
+    """Which backups prune keeps (restic ``forget`` rules: ``last``, ``daily``, ``within``...); None: the
+    default policy (``envsteward.retention.DEFAULT_POLICY``)."""
 
     @model_validator(mode="after")
     def _check_keys_and_regions(self) -> _BackupBase:
@@ -285,6 +289,10 @@ class PostgresBackup(_BackupBase):
     kind: Literal["postgres"]
     dsn: Annotated[str, AfterValidator(_check_dsn)]
     password: SecretRefField | None = None
+    table_checksums: bool = True
+    """Record per-table row counts and checksums in the dump's snapshot (computed while pg_dump runs, on a
+    second connection). False saves one read of every table, but a DR drill then has nothing to verify
+    the restored data against and fails."""
 
 
 class SqliteBackup(_BackupBase):

@@ -503,10 +503,21 @@ def _restore(
         return writer.finish()
 
 
+_TABLE_KINDS = frozenset({"postgres", "sqlite"})
+"""Scratch kinds verified by per-table row counts and checksums from the manifest."""
+
+
 def _verify(run: _Run, scratch: Scratch | None, manifest: Manifest, report: Any) -> None:
     assert scratch is not None
     rows = scratch.verify(manifest, report)
     run.verifications.extend(rows)
+    if scratch.kind in _TABLE_KINDS and manifest.tables is None:
+        # fail safe: a restore with nothing to compare it to proves nothing about the data
+        raise DrillStepError(
+            "the backup has no table checksums to verify against (it was made with table_checksums: "
+            "false, or by a source that records none): the restored data cannot be verified; enable "
+            "table_checksums on the backup target and drill a newer backup"
+        )
     bad = [row for row in rows if not row.ok]
     if bad:
         raise DrillStepError(

@@ -128,7 +128,9 @@ def _postgres_password(target: Any, services: SourceServices) -> SecretStr | Non
 def _postgres_source(target: Any, environment: str, services: SourceServices) -> BackupSource:
     from envsteward.backup.sources.postgres import PostgresBackupSource
 
-    return PostgresBackupSource(target.name, target.dsn, _postgres_password(target, services))
+    return PostgresBackupSource(
+        target.name, target.dsn, _postgres_password(target, services), summarize=target.table_checksums
+    )
 
 
 def _postgres_target(

@@ -2,14 +2,16 @@
 
 Consistency. The dump opens a psycopg connection, starts a ``REPEATABLE READ, READ ONLY`` transaction and
 exports its snapshot (``pg_export_snapshot()``); pg_dump is started with ``--snapshot=<id>`` and so sees
-exactly the data that transaction sees. The connection stays open (and the snapshot alive) for the whole
-dump; once pg_dump's output has been read to its end, the per-table row counts and checksums are computed
-on that same connection, i.e. IN THE SAME SNAPSHOT as the dump. A DR drill that restores the dump and runs
+exactly the data that transaction sees. The exporting transaction stays open (and the snapshot alive) until
+the dump AND the table summaries are done. The per-table row counts and checksums
+(:mod:`envsteward.adapters.pg_checksums`, algorithm :data:`CHECKSUM_ALGORITHM`) are computed CONCURRENTLY
+with the dump, in a background thread on a second connection that imports the same snapshot
+(``SET TRANSACTION SNAPSHOT``), i.e. IN THE SAME SNAPSHOT as the dump. The stream's ``tables`` are set once
+both have finished; a failure of the checksum thread makes the stream raise (so the pipeline aborts the
+upload), at the next chunk or at the end. A DR drill that restores the dump and runs
 :func:`database_table_summaries` on the restored database must therefore get identical numbers; any
 difference is a real defect. ``consistent_at`` is the server's ``statement_timestamp()`` of the statement
-that took the snapshot: the moment the backup represents (what RPO is measured against). Recording only a
-local clock before starting a plain pg_dump would be a few milliseconds off and would not allow exact
-table checksums, since the data could change between pg_dump's snapshot and a separate checksum query.
+that took the snapshot: the moment the backup represents (what RPO is measured against).
 
 Streaming. pg_dump writes to a pipe; the stream reads it in 1 MiB pieces and yields them. Nothing is ever
 held whole in memory or written to local disk. pg_dump's own compression is off by default
@@ -31,18 +33,20 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from envsteward.adapters import pg_checksums
 from envsteward.adapters.postgres import PostgresClient
 from envsteward.backup.manifest import TableChecksum
 from envsteward.backup.sources import _tools
 from envsteward.backup.sources.base import CHUNK_SIZE, DumpStream, RestoreReport, RestoreTarget, RestoreWriter
-from envsteward.errors import IntegrityError, PermanentError
+from envsteward.errors import EnvstewardError, IntegrityError, PermanentError
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,38 +54,11 @@ if TYPE_CHECKING:
 KIND = "postgres"
 CUSTOM_FORMAT_MAGIC = b"PGDMP"
 
-CHECKSUM_ALGORITHM = (
-    'postgres: md5 of the concatenated md5(row::text) of every row, sorted COLLATE "C"; session '
-    "TimeZone=UTC, DateStyle=ISO, MDY, IntervalStyle=postgres, extra_float_digits=1, bytea_output=hex, "
-    "lc_monetary=C"
-)
+CHECKSUM_ALGORITHM = pg_checksums.CHECKSUM_ALGORITHM
 """What :attr:`TableChecksum.algorithm` says for PostgreSQL tables (the drill compares like with like)."""
 
-# Text forms of timestamptz, floats, bytea, intervals and money depend on these session settings; pinning
-# them makes a checksum independent of the server's and the role's defaults (production vs scratch DB).
-_SESSION_SETTINGS: tuple[tuple[str, str], ...] = (
-    ("TimeZone", "UTC"),
-    ("DateStyle", "ISO, MDY"),
-    ("IntervalStyle", "postgres"),
-    ("extra_float_digits", "1"),
-    ("bytea_output", "hex"),
-    ("lc_monetary", "C"),
-)
-
-# Same table list as envsteward.adapters.postgres (ordinary tables outside the system schemas).
-_LIST_TABLES = """
-SELECT n.nspname, c.relname
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
-"""
-
-_SUMMARY = (
-    "SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h COLLATE \"C\"), '')) "
-    "FROM (SELECT md5(t::text) AS h FROM {} AS t) AS rows"
-)
+SUMMARY_APPLICATION_NAME = "envsteward-table-checksums"
+"""``application_name`` of the connection that computes the table summaries during a dump."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -89,32 +66,21 @@ _SUMMARY = (
 # ---------------------------------------------------------------------------------------------------------
 
 
-def table_summaries(conn: psycopg.Connection[Any]) -> tuple[TableChecksum, ...]:
+def table_summaries(
+    conn: psycopg.Connection[Any], *, should_stop: Callable[[], bool] | None = None
+) -> tuple[TableChecksum, ...]:
     """Row count and content checksum of every ordinary table, in ``schema.table`` order, over ``conn``.
 
-    Runs in whatever transaction ``conn`` is in (the dump's snapshot transaction, or autocommit). The
-    checksum is the algorithm of :meth:`PostgresClient.table_checksums` (order- and locale-independent),
-    with the session settings that shape a row's text form pinned (see :data:`CHECKSUM_ALGORITHM`). Needs
-    32 bytes of server memory per row of the largest table (string_agg is capped at 1 GB: ~33 M rows).
+    Runs in whatever transaction ``conn`` is in (a snapshot transaction, or autocommit), with the
+    algorithm of :mod:`envsteward.adapters.pg_checksums` (the one shared with
+    :meth:`PostgresClient.table_checksums`): order-independent, no sort, constant server memory.
+    ``should_stop``: see :func:`~envsteward.adapters.pg_checksums.table_sums`.
     Calls PostgreSQL; psycopg errors propagate (wrap the call in ``PostgresClient.connect``).
     """
-    from psycopg import sql
-
-    for name, value in _SESSION_SETTINGS:
-        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
-    summaries: list[TableChecksum] = []
-    for schema, table in conn.execute(_LIST_TABLES).fetchall():
-        statement = sql.SQL(_SUMMARY).format(sql.Identifier(schema, table))
-        row = conn.execute(statement).fetchone()
-        summaries.append(
-            TableChecksum(
-                name=f"{schema}.{table}",
-                rows=int(row[0]) if row else 0,
-                checksum=str(row[1]) if row else "",
-                algorithm=CHECKSUM_ALGORITHM,
-            )
-        )
-    return tuple(summaries)
+    return tuple(
+        TableChecksum(name=item.name, rows=item.rows, checksum=item.checksum, algorithm=CHECKSUM_ALGORITHM)
+        for item in pg_checksums.table_sums(conn, should_stop=should_stop)
+    )
 
 
 def database_table_summaries(client: PostgresClient) -> tuple[TableChecksum, ...]:
@@ -133,6 +99,15 @@ def compare_tables(expected: Sequence[TableChecksum], actual: Sequence[TableChec
     with different algorithms are all reported (a drill that cannot compare must fail, not pass).
     """
     problems: list[str] = []
+    expected_algorithms = sorted({str(table.algorithm) for table in expected})
+    actual_algorithms = sorted({str(table.algorithm) for table in actual})
+    if expected and actual and expected_algorithms != actual_algorithms:
+        return [
+            "the table checksums were made with different algorithms and cannot be compared: the backup "
+            f"used {' + '.join(map(repr, expected_algorithms))}, the restored data "
+            f"{' + '.join(map(repr, actual_algorithms))}; summarise the restored data with the backup's "
+            "algorithm (an envsteward version that knows it)"
+        ]
     wanted = {table.name: table for table in expected}
     found = {table.name: table for table in actual}
     for name in sorted(wanted.keys() - found.keys()):
@@ -163,7 +138,9 @@ class PostgresBackupSource:
     is passed to libpq and to pg_dump's environment only. ``compress_level``: pg_dump's own compression
     (0: leave it to the pipeline's zstd). ``lock_wait_timeout_ms``: how long pg_dump waits for a table
     lock before failing (instead of hanging behind an ``ACCESS EXCLUSIVE`` lock). ``summarize``: compute
-    per-table row counts and checksums in the dump's snapshot (costs one read of every table).
+    per-table row counts and checksums in the dump's snapshot, concurrently with the dump on a second
+    connection (costs one more read of every table and a second connection; the catalog's
+    ``PostgresBackup.table_checksums``).
 
     Raises ConfigurationError for a malformed DSN or one that contains a password.
     """
@@ -241,7 +218,8 @@ class PostgresBackupSource:
 
 
 class PostgresDumpStream(DumpStream):
-    """A running ``pg_dump --snapshot`` (see :class:`PostgresBackupSource.dump`)."""
+    """A running ``pg_dump --snapshot`` plus, when summarising, the checksum thread on the same snapshot
+    (see :class:`PostgresBackupSource.dump`)."""
 
     def __init__(self, source: PostgresBackupSource) -> None:
         super().__init__(KIND, source.name)
@@ -250,6 +228,12 @@ class PostgresDumpStream(DumpStream):
         self._conn: psycopg.Connection[Any] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: _tools.StderrTail | None = None
+        self._summary_thread: threading.Thread | None = None
+        self._summary_conn: psycopg.Connection[Any] | None = None
+        self._summary_lock = threading.Lock()
+        self._summary_stop = threading.Event()
+        self._summary_result: tuple[TableChecksum, ...] | None = None
+        self._summary_error: BaseException | None = None
         self.snapshot: str | None = None
         self.server_version: str | None = None
 
@@ -282,6 +266,77 @@ class PostgresDumpStream(DumpStream):
         self._proc = _tools.start(source.command(self.snapshot), env, stdin=False, operation=self._operation)
         self._stderr = _tools.StderrTail(self._proc.stderr)
         self.tools.update({"pg_dump": source.tool_version(), "postgres_server": self.server_version})
+        if source.summarize:
+            self._summary_thread = threading.Thread(
+                target=self._summarize, args=(self.snapshot,), name=f"pg-table-checksums-{source.name}"
+            )
+            self._summary_thread.daemon = True
+            self._summary_thread.start()
+
+    # -- the checksum thread -----------------------------------------------------------------------------
+
+    def _summarize(self, snapshot: str) -> None:
+        """Thread body: import ``snapshot`` on a second connection and summarise every table in it.
+
+        Never raises: the result or the (translated) error is kept for :meth:`_summaries`.
+        """
+        from psycopg import sql
+
+        try:
+            with self._source.client.connect(f"table checksums of {self._source.name}") as conn:
+                with self._summary_lock:
+                    if self._summary_stop.is_set():
+                        return
+                    self._summary_conn = conn
+                conn.execute("SELECT set_config('application_name', %s, false)", (SUMMARY_APPLICATION_NAME,))
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+                tables = table_summaries(conn, should_stop=self._summary_stop.is_set)
+                conn.execute("ROLLBACK")
+            self._summary_result = tables
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
+            self._summary_error = exc
+        finally:
+            with self._summary_lock:
+                self._summary_conn = None
+
+    def _raise_summary_error(self) -> None:
+        error = self._summary_error
+        if error is None:
+            return
+        if isinstance(error, EnvstewardError):
+            raise error
+        raise PermanentError(
+            f"computing the table checksums failed: {type(error).__name__}",
+            system=KIND,
+            operation=f"table checksums {self._source.client.target}",
+        ) from error
+
+    def _summaries(self) -> tuple[TableChecksum, ...]:
+        """Wait for the checksum thread; its tables, or its error raised here."""
+        assert self._summary_thread is not None
+        self._summary_thread.join()
+        self._raise_summary_error()
+        if self._summary_result is None:  # pragma: no cover - the thread sets one or the other
+            raise PermanentError(
+                "the table checksums stopped before the end", system=KIND, operation=self._operation
+            )
+        return self._summary_result
+
+    def _stop_summaries(self) -> None:
+        """Ask the checksum thread to stop (cancel its running query) and wait for it."""
+        thread = self._summary_thread
+        if thread is None:
+            return
+        self._summary_stop.set()
+        with self._summary_lock:
+            conn = self._summary_conn
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.cancel_safe(timeout=5.0)
+        thread.join(timeout=30.0)
+
+    # -- the dump ----------------------------------------------------------------------------------------
 
     def _chunks(self) -> Iterator[bytes]:
         assert self._proc is not None
@@ -301,6 +356,8 @@ class PostgresDumpStream(DumpStream):
                         system=KIND,
                         operation=self._operation,
                     )
+            # fail early: no point uploading the rest of a backup whose checksums already failed
+            self._raise_summary_error()
             total += len(piece)
             yield piece
         returncode = self._proc.wait()
@@ -321,18 +378,12 @@ class PostgresDumpStream(DumpStream):
             "pg_dump_version": self.tools["pg_dump"],
         }
         if source.summarize:
-            assert self._conn is not None
-            self.tables = self._summaries(self._conn)
+            self.tables = self._summaries()
             facts["tables"] = {
                 table.name: {"rows": table.rows, "checksum": table.checksum} for table in self.tables
             }
             facts["checksum_algorithm"] = CHECKSUM_ALGORITHM
         self.facts.update(facts)
-
-    def _summaries(self, conn: psycopg.Connection[Any]) -> tuple[TableChecksum, ...]:
-        with self._translated("table summaries"):
-            return table_summaries(conn)
-        raise AssertionError("unreachable")  # pragma: no cover - mypy: the context manager may swallow
 
     @contextlib.contextmanager
     def _translated(self, operation: str) -> Iterator[None]:
@@ -351,6 +402,8 @@ class PostgresDumpStream(DumpStream):
     def _close(self) -> None:
         if self._proc is not None:
             _tools.stop(self._proc)
+        # the exporting transaction must outlive the checksum thread's snapshot import
+        self._stop_summaries()
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.execute("ROLLBACK")
