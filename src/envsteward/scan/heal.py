@@ -403,31 +403,14 @@ def _finish(
             environment=action.environment,
             details=details,
         )
-    return HealOutcome(
-        action_id=action.id,
-        environment=action.environment,
-        source=action.source,
-        path=action.path,
-        severity=action.severity,
-        result=result,
-        reason=reason,
-        item_fingerprint=action.item_fingerprint,
-        approved_by=approval[0] if approval else None,
-    )
+    return HealOutcome.for_action(action, result, reason, approval[0] if approval else None)
 
 
 def not_approved_outcomes(decision: ApprovalDecision) -> list[HealOutcome]:
     """Outcomes for the declined actions of an approval decision (nothing written)."""
     return [
-        HealOutcome(
-            action_id=action.id,
-            environment=action.environment,
-            source=action.source,
-            path=action.path,
-            severity=action.severity,
-            result=HealResult.NOT_APPROVED,
-            reason=decision.reasons.get(action.id, "not approved"),
-            item_fingerprint=action.item_fingerprint,
+        HealOutcome.for_action(
+            action, HealResult.NOT_APPROVED, decision.reasons.get(action.id, "not approved")
         )
         for action in decision.declined
     ]
@@ -436,16 +419,4 @@ def not_approved_outcomes(decision: ApprovalDecision) -> list[HealOutcome]:
 def unexecuted_outcomes(actions: Sequence[HealAction], result: HealResult, reason: str) -> list[HealOutcome]:
     """Outcomes for actions that were not executed (``not_approved``, or ``failed`` when their heal task
     failed as a whole)."""
-    return [
-        HealOutcome(
-            action_id=a.id,
-            environment=a.environment,
-            source=a.source,
-            path=a.path,
-            severity=a.severity,
-            result=result,
-            reason=reason,
-            item_fingerprint=a.item_fingerprint,
-        )
-        for a in actions
-    ]
+    return [HealOutcome.for_action(a, result, reason) for a in actions]

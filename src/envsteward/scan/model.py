@@ -113,6 +113,22 @@ class HealOutcome(_Frozen):
     item_fingerprint: str
     approved_by: str | None = None
 
+    @classmethod
+    def for_action(
+        cls, action: HealAction, result: HealResult, reason: str, approved_by: str | None = None
+    ) -> HealOutcome:
+        return cls(
+            action_id=action.id,
+            environment=action.environment,
+            source=action.source,
+            path=action.path,
+            severity=action.severity,
+            result=result,
+            reason=reason,
+            item_fingerprint=action.item_fingerprint,
+            approved_by=approved_by,
+        )
+
 
 class EnvironmentScan(_Frozen):
     """The desired-vs-live result of one environment."""

@@ -133,15 +133,8 @@ def needs_approval_outcomes(
 ) -> list[HealOutcome]:
     """Outcomes for actions above the heal threshold that were not healed in this run."""
     return [
-        HealOutcome(
-            action_id=a.id,
-            environment=a.environment,
-            source=a.source,
-            path=a.path,
-            severity=a.severity,
-            result=HealResult.NOT_APPROVED,
-            reason=f"above the heal threshold ({threshold.value}): {why}",
-            item_fingerprint=a.item_fingerprint,
+        HealOutcome.for_action(
+            a, HealResult.NOT_APPROVED, f"above the heal threshold ({threshold.value}): {why}"
         )
         for a in actions
     ]
