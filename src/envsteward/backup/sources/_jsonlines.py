@@ -4,9 +4,10 @@ into records without ever putting a line's content into an error message."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from envsteward.backup.sources.base import RestoreReport, RestoreWriter
 from envsteward.errors import IntegrityError
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -70,3 +71,51 @@ class LineSplitter:
         return IntegrityError(
             f"line {self.line_number}: {what}", system=self._system, operation=self._operation
         )
+
+
+class JsonLinesRestoreWriter(RestoreWriter):
+    """Restores a JSON-lines dump: checks the header line, hands every further record to :meth:`_apply`.
+
+    Subclasses set ``dump_format`` (the header's ``format``), ``dump_name`` and ``count_name`` and write
+    one record in ``_apply``. Nothing is undone on abort: restore into a scratch prefix and delete it.
+    """
+
+    dump_format: str
+    dump_name: str
+    count_name: str
+
+    def __init__(self, kind: str, target: str, system: str, operation: str) -> None:
+        super().__init__(kind, target)
+        self._system = system
+        self._operation = operation
+        self._lines = LineSplitter(system, operation)
+        self._header_seen = False
+        self._written = 0
+
+    def _write(self, data: bytes) -> None:
+        for record in self._lines.feed(data):
+            self._take(record)
+
+    def _take(self, record: Mapping[str, Any]) -> None:
+        if self._header_seen:
+            self._apply(record)
+            self._written += 1
+        elif record.get("format") == self.dump_format:
+            self._header_seen = True
+        else:
+            raise self._lines.invalid(f"not {self.dump_name} (expected a {self.dump_format!r} header line)")
+
+    def _apply(self, record: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> RestoreReport:
+        for record in self._lines.close():
+            self._take(record)
+        if not self._header_seen:
+            raise IntegrityError(
+                "the dump is empty (no header line)", system=self._system, operation=self._operation
+            )
+        return self._make_report(self._written, facts={self.count_name: self._written})
+
+    def _abort(self) -> None:
+        """Nothing to undo: what was written so far stays (restore into a scratch prefix and delete it)."""

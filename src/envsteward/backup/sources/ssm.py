@@ -28,17 +28,15 @@ import boto3
 import botocore
 
 from envsteward.adapters.aws import AWSClients, aws_errors
-from envsteward.backup.sources._jsonlines import LineSplitter, encode_line
+from envsteward.backup.sources._jsonlines import JsonLinesRestoreWriter, encode_line
 from envsteward.backup.sources.base import (
     DumpStream,
-    RestoreReport,
     RestoreTarget,
-    RestoreWriter,
     rechunk,
     utcnow,
 )
 from envsteward.backup.sources.vault_kv import check_relative_path
-from envsteward.errors import IntegrityError, NotFoundError
+from envsteward.errors import NotFoundError
 
 KIND = "ssm"
 FORMAT = "envsteward-ssm/1"
@@ -180,24 +178,16 @@ class SSMRestoreTarget(RestoreTarget):
         return SSMRestoreWriter(self)
 
 
-class SSMRestoreWriter(RestoreWriter):
-    def __init__(self, target: SSMRestoreTarget) -> None:
-        super().__init__(KIND, f"{target.region}:{target.prefix}")
-        self._target = target
-        self._lines = LineSplitter("aws", f"ssm restore into {target.prefix}")
-        self._header_seen = False
-        self._written = 0
+class SSMRestoreWriter(JsonLinesRestoreWriter):
+    dump_format = FORMAT
+    dump_name = "an SSM dump"
+    count_name = "parameters"
 
-    def _write(self, data: bytes) -> None:
-        for record in self._lines.feed(data):
-            self._apply(record)
+    def __init__(self, target: SSMRestoreTarget) -> None:
+        super().__init__(KIND, f"{target.region}:{target.prefix}", "aws", f"ssm restore into {target.prefix}")
+        self._target = target
 
     def _apply(self, record: Mapping[str, Any]) -> None:
-        if not self._header_seen:
-            if record.get("format") != FORMAT:
-                raise self._lines.invalid(f"not an SSM dump (expected a {FORMAT!r} header line)")
-            self._header_seen = True
-            return
         relative, kind, value = record.get("path"), record.get("type"), record.get("value")
         if not isinstance(relative, str) or not relative or not check_relative_path(relative):
             raise self._lines.invalid("'path' must be a relative parameter path without '.' or '..' segments")
@@ -219,18 +209,3 @@ class SSMRestoreWriter(RestoreWriter):
                 kwargs["KeyId"] = str(key_id)
         with aws_errors("ssm", "put_parameter", name):
             target.clients.ssm(target.region).put_parameter(**kwargs)
-        self._written += 1
-
-    def _finish(self) -> RestoreReport:
-        for record in self._lines.close():
-            self._apply(record)
-        if not self._header_seen:
-            raise IntegrityError(
-                "the dump is empty (no header line)",
-                system="aws",
-                operation=f"ssm restore into {self.target}",
-            )
-        return self._make_report(self._written, facts={"parameters": self._written})
-
-    def _abort(self) -> None:
-        """Nothing to undo: parameters put so far stay (restore into a scratch prefix and delete it)."""

@@ -26,16 +26,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from envsteward.adapters.vault import VaultClient, split_mount_path
-from envsteward.backup.sources._jsonlines import LineSplitter, encode_line
+from envsteward.backup.sources._jsonlines import JsonLinesRestoreWriter, encode_line
 from envsteward.backup.sources.base import (
     DumpStream,
-    RestoreReport,
     RestoreTarget,
-    RestoreWriter,
     rechunk,
     utcnow,
 )
-from envsteward.errors import EnvstewardError, IntegrityError, NotFoundError
+from envsteward.errors import EnvstewardError, NotFoundError
 
 KIND = "vault_kv"
 FORMAT = "envsteward-vault-kv/1"
@@ -164,24 +162,16 @@ class VaultKVRestoreTarget(RestoreTarget):
         return VaultKVRestoreWriter(self)
 
 
-class VaultKVRestoreWriter(RestoreWriter):
-    def __init__(self, target: VaultKVRestoreTarget) -> None:
-        super().__init__(KIND, target.location)
-        self._target = target
-        self._lines = LineSplitter("vault", f"restore into {target.location}")
-        self._header_seen = False
-        self._written = 0
+class VaultKVRestoreWriter(JsonLinesRestoreWriter):
+    dump_format = FORMAT
+    dump_name = "a Vault KV dump"
+    count_name = "secrets"
 
-    def _write(self, data: bytes) -> None:
-        for record in self._lines.feed(data):
-            self._apply(record)
+    def __init__(self, target: VaultKVRestoreTarget) -> None:
+        super().__init__(KIND, target.location, "vault", f"restore into {target.location}")
+        self._target = target
 
     def _apply(self, record: Mapping[str, Any]) -> None:
-        if not self._header_seen:
-            if record.get("format") != FORMAT:
-                raise self._lines.invalid(f"not a Vault KV dump (expected a {FORMAT!r} header line)")
-            self._header_seen = True
-            return
         relative, data, metadata = record.get("path"), record.get("data"), record.get("custom_metadata") or {}
         if not isinstance(relative, str) or not check_relative_path(relative):
             raise self._lines.invalid("'path' must be a relative secret path without '.' or '..' segments")
@@ -196,16 +186,3 @@ class VaultKVRestoreWriter(RestoreWriter):
             target.client.kv_update_metadata(
                 target.mount, path, custom_metadata={str(k): str(v) for k, v in metadata.items()}
             )
-        self._written += 1
-
-    def _finish(self) -> RestoreReport:
-        for record in self._lines.close():
-            self._apply(record)
-        if not self._header_seen:
-            raise IntegrityError(
-                "the dump is empty (no header line)", system="vault", operation=f"restore into {self.target}"
-            )
-        return self._make_report(self._written, facts={"secrets": self._written})
-
-    def _abort(self) -> None:
-        """Nothing to undo here: secrets written so far stay (restore into a scratch prefix and delete it)."""
