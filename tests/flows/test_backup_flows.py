@@ -6,17 +6,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from envsteward.adapters.local_keys import LocalKeyProvider
-from envsteward.adapters.objectstore_fs import FilesystemObjectStore
-from envsteward.backup import BackupSourceInfo, new_backup_id, write_backup
 from envsteward.services import Services, set_services
 from envsteward.settings import Settings, SlackSettings
+from tests.fixtures.backups import seed_config_backups
 from tests.fixtures.standins import SLACK_TOKEN, SlackStandin
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -177,27 +174,7 @@ def test_unknown_environment_fails_the_flow_clearly(use_catalog: Callable[..., S
 
 
 def seed(home: Path, count: int) -> list[str]:
-    keys = LocalKeyProvider(home / "keys" / "backup.key")
-    stores = [FilesystemObjectStore(home / "objects"), FilesystemObjectStore(home / "objects-dr")]
-    start = datetime.now(UTC).replace(hour=0, minute=15, second=0, microsecond=0)
-    ids = []
-    for index in range(count):
-        at = start + timedelta(hours=index)
-        backup_id = new_backup_id("dev", "cfg", now=at)
-        for store in stores:
-            write_backup(
-                store,
-                keys,
-                backup_id,
-                [b"{}"],
-                environment="dev",
-                source=BackupSourceInfo(kind="config", name="cfg"),
-                started_at=at,
-                consistent_at=at,
-                extra={"key_provider": "local"},
-            )
-        ids.append(backup_id)
-    return ids
+    return seed_config_backups(home, count, minute=15)
 
 
 def test_prune_flow_plans_publishes_then_removes(use_catalog: Callable[..., Services]) -> None:

@@ -8,7 +8,6 @@ import json
 import os
 import sqlite3
 import struct
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from envsteward.adapters.local_keys import LocalKeyProvider
-from envsteward.adapters.objectstore_fs import FilesystemObjectStore
-from envsteward.backup import BackupSourceInfo, ProgressEvent, new_backup_id, write_backup
+from envsteward.backup import ProgressEvent
 from envsteward.cli import backup as backup_cli
 from envsteward.cli.main import app
+from tests.fixtures.backups import seed_config_backups
 
 runner = CliRunner()
 MARKER = "cli-known-row-0c4f9e"
@@ -250,28 +249,7 @@ def test_an_altered_manifest_fails_cleanly(workdir: Path) -> None:
 
 def seed_backups(workdir: Path, count: int) -> list[str]:
     """``count`` backups of dev/cfg an hour apart today, in both regions; ids oldest first."""
-    home = workdir / "home"
-    keys = LocalKeyProvider(home / "keys" / "backup.key")
-    stores = [FilesystemObjectStore(home / "objects"), FilesystemObjectStore(home / "objects-dr")]
-    start = datetime.now(UTC).replace(hour=0, minute=30, second=0, microsecond=0)
-    ids = []
-    for index in range(count):
-        at = start + timedelta(hours=index)
-        backup_id = new_backup_id("dev", "cfg", now=at)
-        for store in stores:
-            write_backup(
-                store,
-                keys,
-                backup_id,
-                [b"{}"],
-                environment="dev",
-                source=BackupSourceInfo(kind="config", name="cfg"),
-                started_at=at,
-                consistent_at=at,
-                extra={"key_provider": "local"},
-            )
-        ids.append(backup_id)
-    return ids
+    return seed_config_backups(workdir / "home", count, minute=30)
 
 
 def test_prune_prints_the_plan_before_removing_in_both_regions(workdir: Path) -> None:
