@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from envsteward.errors import ConfigurationError
+from envsteward.tree import MISSING, PathConflictError, parse_path, value_at
+from envsteward.tree import mount as mount_at_path
 
 if TYPE_CHECKING:
     from envsteward.catalog.models import SourceSpec
@@ -73,29 +75,16 @@ def build_config_source(services: Services, spec: SourceSpec) -> ConfigSource:
 
 
 def subtree_at(tree: Any, mount_at: str) -> Any:
-    """The value at dotted path ``mount_at`` of ``tree``, or None when it is absent."""
-    node = tree
-    for part in [p for p in mount_at.split(".") if p]:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    """The value at the mount path ``mount_at`` (``app.database``) of ``tree``, or None when it is absent."""
+    value = value_at(tree, parse_path(mount_at))
+    return None if value is MISSING else value
 
 
 def mount(tree: dict[str, Any], mount_at: str, subtree: Any) -> None:
-    """Place ``subtree`` at the dotted path ``mount_at`` of ``tree`` (``""``: merge into the root).
+    """Place ``subtree`` at the mount path ``mount_at`` of ``tree`` (``""``: merge into the root).
 
     Raises ConfigurationError when a subtree mounted at the root is not a mapping."""
-    if not mount_at:
-        if not isinstance(subtree, dict):
-            raise ConfigurationError("a source mounted at the root must hold a mapping")
-        tree.update(subtree)
-        return
-    *parents, leaf = mount_at.split(".")
-    node = tree
-    for part in parents:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
-        node = child
-    node[leaf] = subtree
+    try:
+        mount_at_path(tree, parse_path(mount_at), subtree)
+    except PathConflictError:
+        raise ConfigurationError("a source mounted at the root must hold a mapping") from None

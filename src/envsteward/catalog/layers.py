@@ -20,11 +20,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from envsteward.catalog.paths import PathTuple, format_path, iter_nodes
 from envsteward.catalog.problems import ProblemSink
 from envsteward.catalog.refs import SecretRef, SecretRefError, is_secret_ref
 from envsteward.catalog.rendered import CATALOG_NAMESPACE, RenderedConfig
 from envsteward.catalog.yamlio import YamlFile
+from envsteward.tree import PathTuple, format_path, iter_nodes
 
 
 @dataclass

@@ -37,11 +37,11 @@ from envsteward.catalog.models import (
     PoliciesDocument,
     check_relative_file,
 )
-from envsteward.catalog.paths import MISSING, PathTuple, format_path, get_at, parse_path
 from envsteward.catalog.problems import CatalogError, ProblemSink
 from envsteward.catalog.rendered import CATALOG_NAMESPACE, RenderedConfig
 from envsteward.catalog.yamlio import YamlFile, read_yaml
 from envsteward.drift.rules import DriftRules
+from envsteward.tree import MISSING, PathTuple, format_path, parse_path, value_at
 
 CATALOG_FILE = "catalog.yaml"
 ENVIRONMENTS_FILE = "environments.yaml"
@@ -541,7 +541,7 @@ class _Loader:
         self, doc: YamlFile, prefix: PathTuple, spec: EnvironmentSpec, config: RenderedConfig
     ) -> None:
         for index, source in enumerate(spec.sources):
-            value = get_at(config.data, parse_path(source.mount_at))
+            value = value_at(config.data, parse_path(source.mount_at))
             where = (*prefix, "sources", index, "mount_at")
             if value is MISSING:
                 message = (
@@ -614,7 +614,7 @@ def _facts(doc: YamlFile, prefix: PathTuple, spec: EnvironmentSpec) -> tuple[dic
 
 def _describe(doc: YamlFile, prefix: PathTuple, error: ErrorDetails, root_type: Any) -> tuple[int, str, str]:
     loc = tuple(error["loc"])
-    node: Any = get_at(doc.data, prefix)
+    node: Any = value_at(doc.data, prefix)
     matched: list[str | int] = list(prefix)
     field_parts: list[str | int] = list(prefix)
     missing_field: str | None = None

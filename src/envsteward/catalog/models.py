@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from envsteward.catalog.paths import compile_glob
 from envsteward.catalog.refs import SecretRefField
 from envsteward.health.specs import HealthCheckSpec
 from envsteward.ports import Severity
 from envsteward.retention.policy import RetentionPolicy
+from envsteward.tree import compile_glob
 
 Tier = Literal["development", "staging", "production"]
 TIERS: Final[tuple[Tier, ...]] = ("development", "staging", "production")

@@ -7,8 +7,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from envsteward.catalog.paths import MISSING, compile_glob, format_path, get_at, iter_leaves, parse_path
 from envsteward.catalog.refs import SECRET_PREFIX, SecretRef
+from envsteward.tree import MISSING, compile_glob, format_path, iter_leaves, parse_path, value_at
 
 CATALOG_NAMESPACE = "_catalog"
 """Top-level key under which tier rules see facts from the catalog itself (e.g. ``_catalog.backups``)."""
@@ -49,12 +49,12 @@ class RenderedConfig:
 
         Raises ValueError for a malformed path.
         """
-        value = get_at(self.data, parse_path(path))
+        value = value_at(self.data, parse_path(path))
         return default if value is MISSING else value
 
     def has(self, path: str) -> bool:
         """True when a node exists at the dotted ``path``."""
-        return get_at(self.data, parse_path(path)) is not MISSING
+        return value_at(self.data, parse_path(path)) is not MISSING
 
     def leaves(self) -> Iterator[tuple[str, Any]]:
         """``(dotted path, value)`` for every leaf in document order (empty mappings/lists included)."""

@@ -18,8 +18,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from envsteward.catalog.paths import PathTuple, format_path
 from envsteward.catalog.problems import ProblemSink
+from envsteward.tree import PathTuple, format_path
 
 
 @dataclass

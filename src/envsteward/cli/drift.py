@@ -87,7 +87,7 @@ def _load_rules(path: Path) -> DriftRules:
 
     from envsteward.drift import DriftRules
     from envsteward.drift.documents import DocumentError, load_document
-    from envsteward.drift.paths import join
+    from envsteward.tree import join
 
     data, origins = load_document(path)
     if data is None:
@@ -107,7 +107,7 @@ def _load_rules(path: Path) -> DriftRules:
 
 
 def _nearest_origin(origins: dict[str, str], loc: tuple[Any, ...]) -> str | None:
-    from envsteward.drift.paths import join
+    from envsteward.tree import join
 
     paths = [""]
     for part in loc:

@@ -2,7 +2,7 @@
 
 * :func:`compare` — desired vs live configuration of one environment, a :class:`DriftReport`;
 * :func:`parity` — two neighbouring environments on the promotion path;
-* :mod:`envsteward.drift.paths` — the path and glob syntax the rules use;
+* :mod:`envsteward.tree` — the path and glob syntax the rules use;
 * :mod:`envsteward.drift.documents` — loading YAML/JSON documents with their ``file:line`` origins.
 """
 

@@ -16,8 +16,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from envsteward.drift.paths import join, key_text
 from envsteward.errors import ConfigurationError
+from envsteward.tree import join, key_text
 
 _JSON_SUFFIXES = frozenset({".json"})
 

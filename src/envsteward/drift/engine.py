@@ -13,7 +13,7 @@ example the same mapping in another key order) only send the walk down the slow 
 exact. Findings are identical to a plain recursive walk (a randomised test checks this against one).
 
 Rules (severity, ignore, secret paths, list keys, environment-specific keys) are compiled once per call into
-one :class:`~envsteward.drift.paths.GlobSet`, stepped one segment per visited node; only nodes on the way to
+one :class:`~envsteward.tree.GlobSet`, stepped one segment per visited node; only nodes on the way to
 a difference are ever visited.
 
 Equality details: two NaNs are equal; ``0.0`` equals ``-0.0``; any mapping is an object and any list or
@@ -38,9 +38,14 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any, NamedTuple
 
-from envsteward.catalog.refs import SECRET_PREFIX, SecretRef
 from envsteward.drift.model import DriftItem, DriftKind, DriftReport, ExpiredIgnore
-from envsteward.drift.paths import (
+from envsteward.drift.redaction import REDACTED, is_secret_key
+from envsteward.drift.rules import DriftRules, IgnoreRule
+from envsteward.errors import ConfigurationError
+from envsteward.ports import Severity
+from envsteward.secret_refs import SECRET_PREFIX, SecretRef
+from envsteward.tree import (
+    MISSING,
     Glob,
     GlobError,
     GlobSet,
@@ -51,15 +56,10 @@ from envsteward.drift.paths import (
     key_text,
     parse_glob,
 )
-from envsteward.drift.redaction import REDACTED, is_secret_key
-from envsteward.drift.rules import DriftRules, IgnoreRule
-from envsteward.errors import ConfigurationError
-from envsteward.ports import Severity
 
 Fingerprint = Callable[[Any], str]
 """A keyed HMAC of a value (``envsteward.fingerprint.Fingerprinter.fingerprint``)."""
 
-_MISSING: Any = object()
 _NONE_TYPE = type(None)
 _EXACT_SCALARS = frozenset({str, int, bool, _NONE_TYPE})
 _KIND = {str: str, int: int, float: float, bool: bool, _NONE_TYPE: _NONE_TYPE, dict: dict, list: list}
@@ -141,8 +141,8 @@ def _ref_text(value: Any) -> str:
 
 def type_name(value: Any) -> str | None:
     """The JSON name of a value's type (``boolean``, ``integer``, ``number``, ``string``, ``null``,
-    ``object``, ``array``, ``secret_ref``); None for :data:`_MISSING`."""
-    if value is _MISSING:
+    ``object``, ``array``, ``secret_ref``); None for :data:`MISSING`."""
+    if value is MISSING:
         return None
     if isinstance(value, str) and value.startswith(SECRET_PREFIX):
         return "secret_ref"
@@ -387,17 +387,17 @@ class _Walker:
         removed = 0
         same = _same
         for key, want in desired.items():
-            have = live.get(key, _MISSING)
-            if have is _MISSING:
+            have = live.get(key, MISSING)
+            if have is MISSING:
                 removed += 1
-                self.emit(self.key_child(node, key), DriftKind.REMOVED, want, _MISSING)
+                self.emit(self.key_child(node, key), DriftKind.REMOVED, want, MISSING)
             elif want is not have and not same(want, have):
                 self.diff(want, have, self.key_child(node, key))
         if len(live) > len(desired) - removed:
             for key, have in live.items():
                 if key not in desired:
                     text = key_text(key)
-                    self.emit(self.child(node, text, None), DriftKind.ADDED, _MISSING, have)
+                    self.emit(self.child(node, text, None), DriftKind.ADDED, MISSING, have)
 
     def walk_list(self, desired: Any, live: Any, node: _Node) -> None:
         field = self.rules.accept(node.states).list_key
@@ -414,9 +414,9 @@ class _Walker:
             if want is not have and not same(want, have):
                 self.diff(want, have, self.child(node, i, i))
         for i in range(common, len(desired)):
-            self.emit(self.child(node, i, i), DriftKind.REMOVED, desired[i], _MISSING)
+            self.emit(self.child(node, i, i), DriftKind.REMOVED, desired[i], MISSING)
         for i in range(common, len(live)):
-            self.emit(self.child(node, i, None), DriftKind.ADDED, _MISSING, live[i])
+            self.emit(self.child(node, i, None), DriftKind.ADDED, MISSING, live[i])
 
     def walk_keyed(
         self,
@@ -429,12 +429,12 @@ class _Walker:
             entry = live.get(key)
             child = self.child(node, Keyed(field, value), index)
             if entry is None:
-                self.emit(child, DriftKind.REMOVED, want, _MISSING)
+                self.emit(child, DriftKind.REMOVED, want, MISSING)
             elif not _same(want, entry[1]):
                 self.diff(want, entry[1], child)
         for key, (_, have, value) in live.items():
             if key not in desired:
-                self.emit(self.child(node, Keyed(field, value), None), DriftKind.ADDED, _MISSING, have)
+                self.emit(self.child(node, Keyed(field, value), None), DriftKind.ADDED, MISSING, have)
 
     def secret_leaf(self, desired: Any, live: Any, node: _Node) -> None:
         """A secret is expected at ``node``: check presence, and the value by fingerprint when both the
@@ -485,10 +485,10 @@ class _Walker:
         shown_desired: Any = None
         shown_live: Any = None
         self.redactions = 0
-        if desired is not _MISSING:
+        if desired is not MISSING:
             shown_desired, r, f = self.render(desired, node, desired_side=True, root=True)
             rank, floor = max(rank, r), floor or f
-        if live is not _MISSING:
+        if live is not MISSING:
             shown_live, r, f = self.render(live, node, desired_side=self.parity is not None, root=True)
             rank, floor = max(rank, r), floor or f
         if shown is not None:
@@ -700,7 +700,7 @@ def compare(
     (the keyed HMAC function applied to the live value) are both given. Secrets are never resolved here.
 
     ``rules``: severity, ignore (with expiry, per environment), secret paths and list keys (see
-    :mod:`envsteward.drift.paths` for the glob syntax). ``environment`` selects per-environment ignores and
+    :mod:`envsteward.tree.globs` for the glob syntax). ``environment`` selects per-environment ignores and
     goes into each item's fingerprint. ``origins``: ``file:line`` by path (positional paths of the desired
     document, ``services[0].port``, or the keyed form); an item without an exact origin gets its nearest
     ancestor's. ``secret_paths``: exact paths where the desired side holds a secret reference. ``today``:

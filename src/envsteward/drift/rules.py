@@ -1,7 +1,7 @@
 """Drift rules as the catalog declares them (``policies.drift``): severity, secrecy, ignores, list keys.
 
 These are declarations only; the drift engine (:mod:`envsteward.drift`) interprets them. Paths are globs in
-the syntax of :mod:`envsteward.drift.paths` (validated here, so a malformed glob is a catalog error naming
+the syntax of :mod:`envsteward.tree.globs` (validated here, so a malformed glob is a catalog error naming
 its field); an unknown severity name is rejected by the :class:`~envsteward.ports.Severity` enum.
 """
 
@@ -12,11 +12,11 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from envsteward.drift.paths import validate_glob
 from envsteward.ports import Severity
+from envsteward.tree import validate_glob
 
 PathGlob = Annotated[str, Field(min_length=1), AfterValidator(validate_glob)]
-"""A path glob (``services[*].port``, ``**.password``); see :mod:`envsteward.drift.paths`."""
+"""A path glob (``services[*].port``, ``**.password``); see :mod:`envsteward.tree.globs`."""
 
 
 class _Rule(BaseModel):

@@ -8,19 +8,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from envsteward.catalog.paths import (
-    MISSING,
-    PathTuple,
-    format_path,
-    get_at,
-    iter_nodes,
-    parse_path,
-)
 from envsteward.catalog.refs import SecretRef
 from envsteward.catalog.rendered import RenderedConfig
 from envsteward.drift.redaction import REDACTED, is_secret_key
 from envsteward.policy.rules import TierRule
 from envsteward.ports import Severity
+from envsteward.tree import MISSING, PathTuple, format_path, iter_nodes, parse_path, value_at
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
@@ -111,14 +104,14 @@ def _check_required(
         return
     if parent.is_literal:
         parent_path = parent.literal_path()
-        parent_value = get_at(view, parent_path)
+        parent_value = value_at(view, parent_path)
         parents = [] if parent_value is MISSING else [(parent_path, parent_value)]
     else:
         parents = [(path, value) for path, value in nodes if parent.matches(path)]
     if not parents:
         # An empty collection satisfies "every item has it" (its own rule can demand at least one item),
         # but a collection that does not exist at all is reported: fail safe.
-        if parent.is_literal or get_at(view, parent.literal_prefix()) is MISSING:
+        if parent.is_literal or value_at(view, parent.literal_prefix()) is MISSING:
             report(rule.path, f"is required, but nothing matches {parent.text!r} in the configuration")
         return
     for path, value in parents:
@@ -232,7 +225,7 @@ def _check_compare(
     op, other = rule.compare.op, rule.compare.other
     other_path = (*path[:-1], *parse_path(other))
     other_text = format_path(other_path)
-    other_value = get_at(view, other_path)
+    other_value = value_at(view, other_path)
     if other_value is MISSING or other_value is None:
         return f"must be {op} {other}, but {other_text} is missing"
     other_shown = _display(other_value, other_path, rendered)

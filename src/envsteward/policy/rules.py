@@ -38,9 +38,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from envsteward.catalog.paths import PathGlob, compile_glob, parse_path
 from envsteward.errors import ConfigurationError
 from envsteward.ports import Severity
+from envsteward.tree import Glob, compile_glob, parse_path
 
 Scalar = bool | int | float | str
 CompareOp = Literal["<", "<=", "==", "!=", ">=", ">"]
@@ -124,7 +124,7 @@ class TierRule(_Frozen):
         return self
 
     @property
-    def glob(self) -> PathGlob:
+    def glob(self) -> Glob:
         return compile_glob(self.path)
 
     @property

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from envsteward.drift import compare
 from envsteward.errors import EnvstewardError, PermanentError
 from envsteward.promotion.model import ApplyReport, PromotionPlan, WriteOutcome, WriteStatus
-from envsteward.promotion.plan import is_missing, value_at
 from envsteward.promotion.snapshot import SourceSnapshot, TargetSnapshot, plain
 from envsteward.scan.live import call_with_retries, describe_failure
+from envsteward.tree import is_missing, value_at
 
 if TYPE_CHECKING:
     from envsteward.ports import ConfigSource

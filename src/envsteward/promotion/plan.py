@@ -27,10 +27,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from envsteward.catalog import Catalog, RenderedConfig
-from envsteward.catalog.paths import PathGlob, compile_glob, format_path, parse_path
 from envsteward.catalog.refs import SecretRef
 from envsteward.drift import DriftKind, DriftRules, compare, is_secret_key
-from envsteward.drift import paths as glob_syntax
 from envsteward.errors import ConfigurationError
 from envsteward.policy import evaluate_tier_rules
 from envsteward.promotion.model import (
@@ -41,12 +39,14 @@ from envsteward.promotion.model import (
     Skipped,
 )
 from envsteward.scan.live import LiveTree
+from envsteward.tree import MISSING, Glob, compile_glob, format_path, mount, parse_glob, parse_path, value_at
+from envsteward.tree import set_at as _set
+from envsteward.tree.globs import KEY
 
 SecretExists = Callable[[SecretRef], bool]
 """Asks the target's secret store whether a referenced secret exists (never reads its value out)."""
 
 ABSENT = "absent"
-_MISSING: Any = object()
 
 
 class PromotionRefusedError(ConfigurationError):
@@ -72,7 +72,7 @@ def check_route(catalog: Catalog, source: str, target: str) -> None:
         )
 
 
-def compile_globs(texts: Iterable[str], what: str) -> list[PathGlob]:
+def compile_globs(texts: Iterable[str], what: str) -> list[Glob]:
     """Compile path globs. Raises PromotionRefusedError naming the malformed glob and ``what`` it is for."""
     out = []
     for text in texts:
@@ -85,7 +85,7 @@ def compile_globs(texts: Iterable[str], what: str) -> list[PathGlob]:
     return out
 
 
-def _at_or_below(globs: Sequence[PathGlob], path: tuple[str, ...]) -> PathGlob | None:
+def _at_or_below(globs: Sequence[Glob], path: tuple[str, ...]) -> Glob | None:
     """The first glob matching ``path`` or one of its ancestors."""
     for glob in globs:
         for depth in range(1, len(path) + 1):
@@ -94,25 +94,11 @@ def _at_or_below(globs: Sequence[PathGlob], path: tuple[str, ...]) -> PathGlob |
     return None
 
 
-def value_at(tree: Any, keys: Sequence[str]) -> Any:
-    """The value at mapping keys ``keys`` of ``tree``, or the module's missing marker."""
-    node = tree
-    for key in keys:
-        if not isinstance(node, Mapping) or key not in node:
-            return _MISSING
-        node = node[key]
-    return node
-
-
-def is_missing(value: Any) -> bool:
-    return value is _MISSING
-
-
 def _leading_keys(path: str) -> tuple[str, ...]:
     """The mapping keys of a drift path up to the first list segment (``a.b[2].c`` -> ``(a, b)``)."""
     keys: list[str] = []
-    for kind, arg, _ in glob_syntax.parse_glob(path).tokens:
-        if kind != glob_syntax.KEY:
+    for kind, arg, _ in parse_glob(path).tokens:
+        if kind != KEY:
             break
         keys.append(str(arg))
     return tuple(keys)
@@ -130,14 +116,10 @@ def _leaves(value: Any, prefix: tuple[str, ...]) -> list[tuple[tuple[str, ...], 
 
 def digest(value: Any) -> str:
     """SHA-256 of a non-secret value's canonical JSON (types kept: ``1``, ``1.0`` and ``true`` differ)."""
-    if value is _MISSING:
+    if value is MISSING:
         return ABSENT
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _mount_parts(mount_at: str) -> tuple[str, ...]:
-    return tuple(part for part in mount_at.split(".") if part)
 
 
 def derive_reference(ref: SecretRef, source: str, target: str) -> SecretRef | None:
@@ -207,7 +189,7 @@ class _Planner:
     def owner(self, keys: tuple[str, ...]) -> tuple[Any, tuple[str, ...]] | None:
         best: tuple[int, Any] | None = None
         for spec in self.target_env.sources:
-            parts = _mount_parts(spec.mount_at)
+            parts = parse_path(spec.mount_at)
             holds = keys[: len(parts)] == parts and len(keys) > len(parts)
             if holds and (best is None or len(parts) > best[0]):
                 best = (len(parts), spec)
@@ -248,7 +230,7 @@ class _Planner:
         after = value_at(self.source_live.data, keys)
         before = value_at(self.target_live.data, keys)
         if isinstance(after, Mapping):
-            if before is not _MISSING and not isinstance(before, Mapping):
+            if before is not MISSING and not isinstance(before, Mapping):
                 self.conflict(keys, f"{self.target} holds a single value where {self.source} holds a mapping")
                 return
             for leaf_keys, _ in _leaves(after, keys):
@@ -302,10 +284,10 @@ class _Planner:
         self.changes.append(
             Change(
                 path=path,
-                kind="create" if before is _MISSING else "update",
+                kind="create" if before is MISSING else "update",
                 target_source=spec.name,
                 key_path=relative,
-                before=None if before is _MISSING else copy.deepcopy(before),
+                before=None if before is MISSING else copy.deepcopy(before),
                 after=copy.deepcopy(after),
             )
         )
@@ -338,7 +320,7 @@ class _Planner:
                 "first (secret values are never copied between environments)"
             )
             check = SecretCheck(path=path, reference=target_ref.uri(), exists=exists, detail=detail)
-        elif value_at(self.target_live.data, keys) is not _MISSING:
+        elif value_at(self.target_live.data, keys) is not MISSING:
             check = SecretCheck(
                 path=path,
                 reference=None,
@@ -365,7 +347,7 @@ class _Planner:
         origins = dict(planned.origins)
         for change in self.changes:
             keys = parse_path(change.path)
-            _set(planned.data, keys, copy.deepcopy(change.after))  # type: ignore[arg-type]
+            _set(planned.data, keys, copy.deepcopy(change.after), make_room=True)
             origins[change.path] = f"promoted from {self.source} live (into {change.target_source})"
         after = RenderedConfig(
             environment=self.target,
@@ -417,29 +399,12 @@ class _Planner:
         return plan.model_copy(update={"plan_hash": plan_hash(plan)})
 
 
-def _subtree(tree: Any, mount_at: str) -> Any:
-    node = value_at(tree, _mount_parts(mount_at))
-    return None if node is _MISSING else node
-
-
 def _mount(tree: dict[str, Any], mount_at: str, subtree: Any) -> None:
-    parts = _mount_parts(mount_at)
-    if not parts:
+    parts = parse_path(mount_at)
+    if not parts:  # a source at the root replaces the whole tree, not just its top-level keys
         tree.clear()
-        tree.update(subtree if isinstance(subtree, dict) else {})
-        return
-    _set(tree, parts, subtree)
-
-
-def _set(tree: dict[str, Any], keys: Sequence[str], value: Any) -> None:
-    node = tree
-    for key in keys[:-1]:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            child = {}
-            node[key] = child
-        node = child
-    node[keys[-1]] = value
+        subtree = subtree if isinstance(subtree, dict) else {}
+    mount(tree, parts, subtree)
 
 
 def planned_configuration(rendered: RenderedConfig, sources: Sequence[Any], live: LiveTree) -> RenderedConfig:
@@ -451,12 +416,12 @@ def planned_configuration(rendered: RenderedConfig, sources: Sequence[Any], live
     for spec in sources:
         if spec.name not in readable:
             continue
-        subtree = _subtree(live.data, spec.mount_at)
-        _mount(data, spec.mount_at, copy.deepcopy(subtree) if subtree is not None else {})
+        subtree = value_at(live.data, parse_path(spec.mount_at))
+        _mount(data, spec.mount_at, {} if subtree is MISSING or subtree is None else copy.deepcopy(subtree))
     for path, ref in rendered.secret_refs.items():
         keys = parse_path(path)
-        if all(isinstance(key, str) for key in keys) and value_at(data, keys) is not _MISSING:  # type: ignore[arg-type]
-            _set(data, keys, ref)  # type: ignore[arg-type]
+        if all(isinstance(key, str) for key in keys) and value_at(data, keys) is not MISSING:
+            _set(data, keys, ref, make_room=True)
     _redact_secret_leaves(data, (), rendered)
     return RenderedConfig(
         environment=rendered.environment,

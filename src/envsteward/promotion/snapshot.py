@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from envsteward.errors import NotFoundError, PermanentError
 from envsteward.promotion.model import PromotionPlan
-from envsteward.promotion.plan import is_missing, value_at
+from envsteward.tree import is_missing, value_at
 
 if TYPE_CHECKING:
     from envsteward.adapters.aws import AWSClients

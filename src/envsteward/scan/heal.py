@@ -34,12 +34,12 @@ from envsteward.scan.model import (
     SourceState,
     _Frozen,
 )
+from envsteward.tree import MISSING, parse_path, value_at
 
 if TYPE_CHECKING:
     from envsteward.audit import AuditLog
 
 Fingerprint = Callable[[Any], str]
-_MISSING: Any = object()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -47,25 +47,11 @@ _MISSING: Any = object()
 # ---------------------------------------------------------------------------------------------------------
 
 
-def value_at(tree: Any, keys: Sequence[str]) -> Any:
-    """The value at ``keys`` (mapping keys from the root) or :data:`_MISSING`."""
-    node = tree
-    for key in keys:
-        if not isinstance(node, Mapping) or key not in node:
-            return _MISSING
-        node = node[key]
-    return node
-
-
-def _mount_parts(mount_at: str) -> tuple[str, ...]:
-    return tuple(part for part in mount_at.split(".") if part)
-
-
 def owning_source(key_path: Sequence[str], sources: Sequence[SourceState]) -> SourceState | None:
     """The source whose mount point is the longest prefix of ``key_path`` (None when no source holds it)."""
     best: tuple[int, SourceState] | None = None
     for state in sources:
-        parts = _mount_parts(state.mount_at)
+        parts = parse_path(state.mount_at)
         if tuple(key_path[: len(parts)]) == parts and (best is None or len(parts) > best[0]):
             best = (len(parts), state)
     return best[1] if best else None
@@ -128,7 +114,7 @@ def plan_heals(
             continue
         want = value_at(desired, item.key_path)
         have = value_at(live, item.key_path)
-        if want is _MISSING:
+        if want is MISSING:
             refuse(item, "the desired value is absent")
             continue
         if _holds_ref(want):
@@ -139,7 +125,7 @@ def plan_heals(
         ):
             refuse(item, "a mapping or list replaced by another type needs a person")
             continue
-        relative = tuple(item.key_path[len(_mount_parts(source.mount_at)) :])
+        relative = tuple(item.key_path[len(parse_path(source.mount_at)) :])
         writes = _leaves(want, relative)
         if not writes or any(not write.key_path for write in writes):
             refuse(item, "nothing to write as single keys (an empty mapping, or the source's whole tree)")
@@ -152,7 +138,7 @@ def plan_heals(
             writes=tuple(writes),
             desired=want,
             desired_fingerprint=fingerprint(want),
-            live_fingerprint=None if have is _MISSING else fingerprint(have),
+            live_fingerprint=None if have is MISSING else fingerprint(have),
             severity=item.severity,
             kind=item.kind,
             item_fingerprint=item.fingerprint,
@@ -311,7 +297,7 @@ def execute_heals(
     written: list[HealAction] = []
     for action in actions:
         now = value_at(before, action.key_path)
-        now_fp = None if now is _MISSING else fingerprint(now)
+        now_fp = None if now is MISSING else fingerprint(now)
         if now_fp == action.desired_fingerprint:
             outcomes[action.id] = _finish(
                 action,
@@ -352,7 +338,7 @@ def execute_heals(
                 )
                 continue
             value = value_at(after, action.key_path)
-            if value is not _MISSING and fingerprint(value) == action.desired_fingerprint:
+            if value is not MISSING and fingerprint(value) == action.desired_fingerprint:
                 outcomes[action.id] = _finish(
                     action, HealResult.HEALED, "written and verified", audit, approvals
                 )

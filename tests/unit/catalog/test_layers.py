@@ -6,7 +6,7 @@ import pytest
 
 from envsteward.catalog import SecretRef, load_catalog
 from envsteward.catalog.layers import Layer, merge_layers, render_layers
-from envsteward.catalog.paths import iter_nodes
+from envsteward.tree import iter_nodes
 
 from .conftest import CatalogFactory
 

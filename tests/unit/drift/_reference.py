@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from envsteward.drift.paths import Keyed, join, key_text
+from envsteward.tree import Keyed, join, key_text
 
 Finding = tuple[str, str, Any, Any]
 _MISSING = object()

@@ -14,7 +14,7 @@ import pytest
 from deepdiff import DeepDiff
 
 from envsteward.drift import compare
-from envsteward.drift.paths import render
+from envsteward.tree import format_path as render
 
 SCALARS: list[Any] = [0, 1, 2, True, False, 0.0, 1.0, 2.5, "1", "x", "", None]
 LIST_ITEMS: list[Any] = ["a", "b", "", None]

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from envsteward.catalog import RenderedConfig, SecretRef, load_catalog
-from envsteward.catalog.paths import format_path, iter_nodes
 from envsteward.policy import TierRule, Violation, default_tier_rules, evaluate_tier_rules
 from envsteward.ports import Severity
+from envsteward.tree import format_path, iter_nodes
 from tests.unit.catalog.conftest import DATA, EXAMPLE
 
 CONFIG: dict[str, Any] = {

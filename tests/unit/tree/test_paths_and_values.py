@@ -1,17 +1,17 @@
-"""Paths and globs (the syntax of envsteward.drift.paths) as the catalog and the tier rules use them."""
+"""Paths, globs and values at paths (envsteward.tree) as the catalog and the tier rules use them."""
 
 from __future__ import annotations
 
 import pytest
 
-from envsteward.catalog.paths import (
+from envsteward.tree import (
     MISSING,
     compile_glob,
     format_path,
-    get_at,
     glob_matches,
     iter_leaves,
     parse_path,
+    value_at,
 )
 
 
@@ -74,8 +74,8 @@ def test_glob_parts() -> None:
 
 def test_tree_helpers() -> None:
     tree = {"a": {"b": [1, {"c": None}], "empty": {}}}
-    assert get_at(tree, ("a", "b", 1, "c")) is None
-    assert get_at(tree, ("a", "x")) is MISSING
-    assert get_at(tree, ("a", "b", 5)) is MISSING
-    assert get_at(tree, ("a", "b", "x")) is MISSING
+    assert value_at(tree, ("a", "b", 1, "c")) is None
+    assert value_at(tree, ("a", "x")) is MISSING
+    assert value_at(tree, ("a", "b", 5)) is MISSING
+    assert value_at(tree, ("a", "b", "x")) is MISSING
     assert [format_path(path) for path, _ in iter_leaves(tree)] == ["a.b[0]", "a.b[1].c", "a.empty"]

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from envsteward.drift.paths import GlobError, GlobSet, Keyed, Segment, parse_glob, render
+from envsteward.tree import GlobError, GlobSet, Keyed, Segment, parse_glob
+from envsteward.tree import format_path as render
 
 
 @pytest.mark.parametrize(
