@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from envsteward.drift import DriftRules, compare, engine
+from envsteward.drift import DriftRules, compare, walk
 from tests.unit.drift._reference import reference_diff
 
 TRAPS: list[Any] = [0, 1, 2, True, False, 0.0, 1.0, -0.0, 2.5, "1", "0", "", "x", None, float("nan")]
@@ -130,14 +130,14 @@ def test_equal_subtrees_are_not_walked(monkeypatch: pytest.MonkeyPatch) -> None:
     live = copy.deepcopy(desired)
     live["services"]["svc500"]["env"]["B"][2] = 1  # one type trap deep inside
     calls = 0
-    original = engine._Walker.diff
+    original = walk.Walker.diff
 
     def counting(self: Any, a: Any, b: Any, node: Any) -> None:
         nonlocal calls
         calls += 1
         original(self, a, b, node)
 
-    monkeypatch.setattr(engine._Walker, "diff", counting)
+    monkeypatch.setattr(walk.Walker, "diff", counting)
     report = compare(desired, live)
     assert [(i.path, i.kind.value) for i in report.items] == [("services.svc500.env.B[2]", "type_changed")]
     assert calls <= 6, f"the walk recursed {calls} times for one difference"
