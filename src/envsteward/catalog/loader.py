@@ -13,21 +13,26 @@ to the catalog folder.
 
 from __future__ import annotations
 
-import itertools
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails
 
 from envsteward.catalog.core import Catalog
+from envsteward.catalog.cross_checks import (
+    EnvEntry,
+    check_drift_rule_environments,
+    check_duplicate_environments,
+    check_environment,
+    check_mounts,
+    items,
+)
+from envsteward.catalog.field_errors import report_validation_error
 from envsteward.catalog.layers import Layer, build_layer, render_layers
 from envsteward.catalog.models import (
-    MOUNT_PATTERN,
-    SOURCE_KINDS,
     TIER_RANK,
     CatalogDocument,
     ChannelSpec,
@@ -38,10 +43,11 @@ from envsteward.catalog.models import (
     check_relative_file,
 )
 from envsteward.catalog.problems import CatalogError, ProblemSink
+from envsteward.catalog.promotion_path import check_promotion_path
 from envsteward.catalog.rendered import CATALOG_NAMESPACE, RenderedConfig
 from envsteward.catalog.yamlio import YamlFile, read_yaml
 from envsteward.drift.rules import DriftRules
-from envsteward.tree import MISSING, PathTuple, format_path, parse_path, value_at
+from envsteward.tree import PathTuple, format_path
 
 CATALOG_FILE = "catalog.yaml"
 ENVIRONMENTS_FILE = "environments.yaml"
@@ -59,18 +65,6 @@ def load_catalog(path: Path | str) -> Catalog:
     Reads local files only. Raises CatalogError listing every problem found, each with file, line, field.
     """
     return _Loader(Path(path)).load()
-
-
-@dataclass
-class _EnvEntry:
-    index: int
-    raw: Any
-    spec: EnvironmentSpec | None
-
-    @property
-    def name(self) -> str | None:
-        name = self.raw.get("name") if isinstance(self.raw, dict) else None
-        return name if isinstance(name, str) else None
 
 
 @dataclass
@@ -109,11 +103,13 @@ class _Loader:
         drift_rules, overrides = self.load_policies(policies_doc, entries)
 
         env_names = {entry.name for entry in entries if entry.name}
-        self.check_duplicate_environments(env_doc, entries)
-        path = self.check_promotion_path(env_doc, entries) if env_doc is not None else None
+        check_duplicate_environments(self.sink, env_doc, entries)
+        path = check_promotion_path(self.sink, env_doc, entries) if env_doc is not None else None
         for entry in entries:
             if env_doc is not None:
-                self.check_environment(env_doc, entry)
+                check_environment(
+                    self.sink, env_doc, entry, self.channel_names if self.channels_known else None
+                )
         base_layers = self.load_base_layers(catalog_doc)
         rendered = self.render_all(env_doc, entries, base_layers, drift_rules)
 
@@ -163,15 +159,7 @@ class _Loader:
         try:
             return validator.validate_python(value)
         except ValidationError as exc:
-            grouped: dict[tuple[int, str], list[str]] = {}
-            for error in exc.errors(include_url=False):
-                line, field_name, message = _describe(doc, prefix, error, root_type)
-                messages = grouped.setdefault((line, field_name), [])
-                if message not in messages:
-                    messages.append(message)
-            for (line, field_name), messages in grouped.items():
-                text = messages[0] if len(messages) == 1 else "invalid value: " + "; or ".join(messages)
-                self.sink.add(doc.display, line, field_name, text)
+            report_validation_error(self.sink, doc, prefix, exc, root_type)
             return None
 
     def load_channels(self, doc: YamlFile | None) -> dict[str, ChannelSpec]:
@@ -200,20 +188,20 @@ class _Loader:
         self.channels_known = True
         return channels
 
-    def load_environments(self, doc: YamlFile | None) -> list[_EnvEntry]:
+    def load_environments(self, doc: YamlFile | None) -> list[EnvEntry]:
         self.validate_document(doc, EnvironmentsDocument)
         raw_environments = _field(doc, "environments", None)
         if doc is None or not isinstance(raw_environments, list):
             return []
         return [
-            _EnvEntry(
+            EnvEntry(
                 index, raw, self.validate(doc, ("environments", index), raw, _ENVIRONMENT, EnvironmentSpec)
             )
             for index, raw in enumerate(raw_environments)
         ]
 
     def load_policies(
-        self, doc: YamlFile | None, entries: Sequence[_EnvEntry]
+        self, doc: YamlFile | None, entries: Sequence[EnvEntry]
     ) -> tuple[DriftRules | None, dict[str, Any]]:
         from envsteward.policy.rules import TierRuleOverrides, default_tier_rules
 
@@ -224,7 +212,9 @@ class _Loader:
         if doc.data.get("drift") is not None:
             drift = self.validate(doc, ("drift",), doc.data["drift"], DriftRules, DriftRules)
         if drift is not None:
-            self.check_drift_rules(doc, drift, {entry.name for entry in entries if entry.name})
+            check_drift_rule_environments(
+                self.sink, doc, drift, {entry.name for entry in entries if entry.name}
+            )
         overrides: dict[str, Any] = {}
         tier_rules = doc.data.get("tier_rules")
         for tier, raw in tier_rules.items() if isinstance(tier_rules, dict) else ():
@@ -239,7 +229,7 @@ class _Loader:
                 continue
             known = [rule.id for rule in default_tier_rules()[tier]]
             raw_disable = raw.get("disable") if isinstance(raw, dict) else None
-            for index, rule_id in enumerate(_items(raw_disable)):
+            for index, rule_id in enumerate(items(raw_disable)):
                 if isinstance(rule_id, str) and rule_id not in known:
                     where = (*prefix, "disable", index)
                     self.sink.add(
@@ -253,216 +243,6 @@ class _Loader:
             if parsed is not None:
                 overrides[tier] = parsed
         return drift, overrides
-
-    def check_drift_rules(self, doc: YamlFile, drift: DriftRules, env_names: set[str | None]) -> None:
-        for i, rule in enumerate(drift.ignore):
-            for j, env in enumerate(rule.environments or []):
-                if env not in env_names:
-                    where = ("drift", "ignore", i, "environments", j)
-                    self.sink.add(
-                        doc.display,
-                        doc.line_of(where),
-                        format_path(where),
-                        f"unknown environment {env!r}; known: {', '.join(sorted(n for n in env_names if n))}",
-                    )
-
-    # -- cross-checks --------------------------------------------------------------------------------------
-
-    def check_duplicate_environments(self, doc: YamlFile | None, entries: Sequence[_EnvEntry]) -> None:
-        if doc is None:
-            return
-        seen: dict[str, int] = {}
-        for entry in entries:
-            if entry.name is None:
-                continue
-            where = ("environments", entry.index, "name")
-            if entry.name in seen:
-                self.sink.add(
-                    doc.display,
-                    doc.line_of(where),
-                    format_path(where),
-                    f"duplicate environment name {entry.name!r} (first defined at line {seen[entry.name]})",
-                )
-            else:
-                seen[entry.name] = doc.line_of(where)
-
-    def check_promotion_path(self, doc: YamlFile, entries: Sequence[_EnvEntry]) -> tuple[str, ...] | None:
-        """The environments in promotion order, or None (with problems reported) when the path is broken."""
-        nodes: dict[str, _EnvEntry] = {}
-        for entry in entries:
-            if entry.name is not None and entry.name not in nodes:
-                nodes[entry.name] = entry
-        if not nodes:
-            return None
-        targets: dict[str, str | None] = {}
-        broken = False
-        for name, entry in nodes.items():
-            target = entry.raw.get("promotes_to")
-            where = ("environments", entry.index, "promotes_to")
-            if target is not None and not isinstance(target, str):
-                broken = True  # a type error, reported by validation
-                continue
-            if target is not None and target not in nodes:
-                self.sink.add(
-                    doc.display,
-                    doc.line_of(where),
-                    format_path(where),
-                    f"unknown environment {target!r}; known: {', '.join(nodes)}",
-                )
-                broken = True
-                continue
-            targets[name] = target
-        if broken:
-            return None
-        return self._walk_promotion_path(doc, nodes, targets)
-
-    def _walk_promotion_path(
-        self, doc: YamlFile, nodes: Mapping[str, _EnvEntry], targets: Mapping[str, str | None]
-    ) -> tuple[str, ...] | None:
-        def where(name: str) -> tuple[int, str]:
-            path = ("environments", nodes[name].index, "promotes_to")
-            return doc.line_of(path), format_path(path)
-
-        ok = True
-        incoming: dict[str, list[str]] = {}
-        for name, target in targets.items():
-            if target is not None:
-                incoming.setdefault(target, []).append(name)
-        for target, sources in incoming.items():
-            for extra in sources[1:]:
-                line, field_name = where(extra)
-                self.sink.add(
-                    doc.display,
-                    line,
-                    field_name,
-                    f"{sources[0]!r} already promotes to {target!r}: the promotion path is a single line, "
-                    "each environment has at most one predecessor",
-                )
-                ok = False
-        reported: set[frozenset[str]] = set()
-        for start in targets:
-            walk: list[str] = []
-            current: str | None = start
-            while current is not None and current not in walk:
-                walk.append(current)
-                current = targets[current]
-            if current is None:
-                continue
-            cycle = walk[walk.index(current) :]
-            if frozenset(cycle) in reported:
-                continue
-            reported.add(frozenset(cycle))
-            closing = max(cycle, key=lambda name: nodes[name].index)
-            line, field_name = where(closing)
-            loop = " -> ".join([*cycle, cycle[0]])
-            self.sink.add(
-                doc.display,
-                line,
-                field_name,
-                f"the promotion path has a cycle: {loop}; "
-                "the last environment on the path must not set promotes_to",
-            )
-            ok = False
-        if not ok:
-            return None
-        starts = [name for name in targets if name not in incoming]
-        chains: list[list[str]] = []
-        for start in starts:
-            chain: list[str] = []
-            current = start
-            while current is not None:
-                chain.append(current)
-                current = targets[current]
-            chains.append(chain)
-        if len(chains) > 1:
-            first_end = chains[0][-1]
-            described = " and ".join(repr(" -> ".join(chain)) for chain in chains)
-            line = doc.line_of(("environments", nodes[first_end].index))
-            self.sink.add(
-                doc.display,
-                line,
-                format_path(("environments", nodes[first_end].index)),
-                f"the promotion path has a gap: {described} are not connected; "
-                f"set promotes_to on {first_end!r} (to {chains[1][0]!r}) "
-                "so that every environment is on one path",
-            )
-            return None
-        path = tuple(chains[0])
-        for name, target in itertools.pairwise(path):
-            here, there = nodes[name].spec, nodes[target].spec
-            if here is not None and there is not None and TIER_RANK[here.tier] > TIER_RANK[there.tier]:
-                line, field_name = where(name)
-                self.sink.add(
-                    doc.display,
-                    line,
-                    field_name,
-                    f"{name!r} ({here.tier}) promotes to {target!r} ({there.tier}): changes must flow "
-                    "from lower to higher tiers (development -> staging -> production)",
-                )
-                ok = False
-        return path if ok else None
-
-    def check_environment(self, doc: YamlFile, entry: _EnvEntry) -> None:
-        """Names and references inside one environment, checked on the raw data so that an environment
-        with other mistakes still gets these reported too."""
-        raw = entry.raw
-        if not isinstance(raw, dict):
-            return
-        prefix: PathTuple = ("environments", entry.index)
-        env_name = entry.name or f"#{entry.index}"
-
-        def problem(path: PathTuple, message: str) -> None:
-            full = (*prefix, *path)
-            self.sink.add(doc.display, doc.line_of(full), format_path(full), message)
-
-        for key, kind in (
-            ("sources", "source"),
-            ("health_checks", "health check"),
-            ("backups", "backup target"),
-        ):
-            first: dict[str, int] = {}
-            for index, item in enumerate(_items(raw.get(key))):
-                name = item.get("name") if isinstance(item, dict) else None
-                if not isinstance(name, str):
-                    continue
-                if name in first:
-                    line = doc.line_of((*prefix, key, first[name]))
-                    problem(
-                        (key, index, "name"),
-                        f"duplicate {kind} name {name!r} in environment {env_name!r} (first at line {line})",
-                    )
-                else:
-                    first[name] = index
-        if self.channels_known:
-            for index, channel in enumerate(_items(raw.get("notify"))):
-                if isinstance(channel, str) and channel not in self.channel_names:
-                    known = (
-                        ", ".join(sorted(self.channel_names)) or "(none: declare channels in catalog.yaml)"
-                    )
-                    problem(("notify", index), f"unknown channel {channel!r}; known: {known}")
-        mounts: list[tuple[str, tuple[str, ...]]] = []
-        for index, source in enumerate(_items(raw.get("sources"))):
-            if not isinstance(source, dict):
-                continue
-            mount_at = source.get("mount_at", "")
-            if (
-                not isinstance(mount_at, str)
-                or not MOUNT_PATTERN.match(mount_at)
-                or source.get("kind") not in SOURCE_KINDS
-            ):
-                continue  # reported by validation
-            name = str(source.get("name", f"#{index}"))
-            mount = tuple(part for part in mount_at.split(".") if part)
-            for other_name, other in mounts:
-                if mount[: len(other)] == other or other[: len(mount)] == mount:
-                    problem(
-                        ("sources", index, "mount_at"),
-                        f"source {name!r} (mounted at {mount_at or '<root>'!r}) overlaps source "
-                        f"{other_name!r} (mounted at {'.'.join(other) or '<root>'!r}): each part of the "
-                        "configuration lives in exactly one source",
-                    )
-                    break
-            mounts.append((name, mount))
 
     # -- layers and rendering ------------------------------------------------------------------------------
 
@@ -509,7 +289,7 @@ class _Loader:
     def render_all(
         self,
         env_doc: YamlFile | None,
-        entries: Sequence[_EnvEntry],
+        entries: Sequence[EnvEntry],
         base: list[Layer] | None,
         drift: DriftRules | None,
     ) -> dict[str, RenderedConfig]:
@@ -534,29 +314,8 @@ class _Loader:
                 secret_paths=secret_paths,
             )
             rendered[spec.name] = config
-            self.check_mounts(env_doc, prefix, spec, config)
+            check_mounts(self.sink, env_doc, prefix, spec, config)
         return rendered
-
-    def check_mounts(
-        self, doc: YamlFile, prefix: PathTuple, spec: EnvironmentSpec, config: RenderedConfig
-    ) -> None:
-        for index, source in enumerate(spec.sources):
-            value = value_at(config.data, parse_path(source.mount_at))
-            where = (*prefix, "sources", index, "mount_at")
-            if value is MISSING:
-                message = (
-                    f"source {source.name!r} holds {source.mount_at!r}, but the desired configuration of "
-                    f"{spec.name!r} has nothing there: declare it in a layer (an empty mapping is fine)"
-                )
-            elif not isinstance(value, dict):
-                message = (
-                    f"source {source.name!r} holds {source.mount_at!r}, but in the desired configuration of "
-                    f"{spec.name!r} that is {'a list' if isinstance(value, list) else 'a single value'}, "
-                    "not a mapping"
-                )
-            else:
-                continue
-            self.sink.add(doc.display, doc.line_of(where), format_path(where), message)
 
     def resolve_files(self, spec: EnvironmentSpec) -> EnvironmentSpec:
         """File sources with relative paths get absolute paths (resolved against the catalog folder)."""
@@ -586,10 +345,6 @@ def _usable_layer_path(value: Any) -> bool:
     return True
 
 
-def _items(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _facts(doc: YamlFile, prefix: PathTuple, spec: EnvironmentSpec) -> tuple[dict[str, Any], dict[str, str]]:
     """What tier rules see under ``_catalog`` for ``spec``, with the origins in environments.yaml."""
     backups: dict[str, Any] = {}
@@ -607,114 +362,3 @@ def _facts(doc: YamlFile, prefix: PathTuple, spec: EnvironmentSpec) -> tuple[dic
             origins[f"{CATALOG_NAMESPACE}.backups.{target.name}.{name}"] = doc.origin((*item, name))
     facts = {"environment": spec.name, "tier": spec.tier, "backups": backups}
     return facts, origins
-
-
-# -- pydantic errors -> file, line, field, message -------------------------------------------------------
-
-
-def _describe(doc: YamlFile, prefix: PathTuple, error: ErrorDetails, root_type: Any) -> tuple[int, str, str]:
-    loc = tuple(error["loc"])
-    node: Any = value_at(doc.data, prefix)
-    matched: list[str | int] = list(prefix)
-    field_parts: list[str | int] = list(prefix)
-    missing_field: str | None = None
-    for index, part in enumerate(loc):
-        in_mapping = isinstance(node, dict) and isinstance(part, str) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        if in_mapping or in_list:
-            node = node[part]
-        else:
-            if index == len(loc) - 1 and isinstance(part, str) and isinstance(node, dict):
-                missing_field = part
-                field_parts.append(part)
-            continue  # a union tag or validator name in the loc: not part of the document
-        matched.append(part)
-        field_parts.append(part)
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if kind == "extra_forbidden":
-        allowed = _allowed_fields(root_type, loc[:-1])
-        message = f"unknown field {loc[-1]!r}"
-        if allowed:
-            message += f"; allowed fields: {', '.join(allowed)}"
-    elif kind == "missing":
-        message = f"missing required field {missing_field or loc[-1]!r}"
-    elif kind == "union_tag_invalid":
-        tags = ctx.get("expected_tags", "")
-        discriminator = str(ctx.get("discriminator", "kind")).strip("'")
-        message = f"unknown {discriminator} {ctx.get('tag')!r}: expected one of {tags}"
-        matched.append(discriminator)
-        field_parts.append(discriminator)
-    elif kind == "union_tag_not_found":
-        discriminator = str(ctx.get("discriminator", "kind")).strip("'")
-        options = _discriminator_tags(root_type, loc)
-        message = f"missing required field {discriminator!r}" + (f" (one of {options})" if options else "")
-        field_parts.append(discriminator)
-    line = doc.line_of(tuple(matched))
-    return line, format_path(field_parts), message
-
-
-def _unwrap(tp: Any) -> Any:
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is typing.Annotated:
-            tp = typing.get_args(tp)[0]
-            continue
-        args = [arg for arg in typing.get_args(tp) if arg is not type(None)]
-        if _is_union(tp) and len(args) == 1:
-            tp = args[0]
-            continue
-        return tp
-
-
-def _is_union(tp: Any) -> bool:
-    import types
-
-    return typing.get_origin(tp) in (typing.Union, types.UnionType)
-
-
-def _tag_of(model: Any) -> str | None:
-    if isinstance(model, type) and issubclass(model, BaseModel) and "kind" in model.model_fields:
-        values = typing.get_args(model.model_fields["kind"].annotation)
-        return str(values[0]) if values else None
-    return None
-
-
-def _walk_type(root_type: Any, loc: Sequence[str | int]) -> Any:
-    tp = root_type
-    for part in loc:
-        tp = _unwrap(tp)
-        if _is_union(tp):
-            members = {_tag_of(member): member for member in typing.get_args(tp)}
-            if part in members:
-                tp = members[part]
-                continue
-            return None
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            info = tp.model_fields.get(str(part))
-            if info is None:
-                return None
-            tp = info.annotation
-        elif typing.get_origin(tp) is list and isinstance(part, int):
-            tp = typing.get_args(tp)[0]
-        elif typing.get_origin(tp) is dict:
-            tp = typing.get_args(tp)[1]
-        else:
-            return None
-    return _unwrap(tp)
-
-
-def _allowed_fields(root_type: Any, loc: Sequence[str | int]) -> list[str]:
-    tp = _walk_type(root_type, loc)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return list(tp.model_fields)
-    return []
-
-
-def _discriminator_tags(root_type: Any, loc: Sequence[str | int]) -> str:
-    tp = _walk_type(root_type, loc)
-    if tp is not None and _is_union(tp):
-        tags = [tag for tag in (_tag_of(member) for member in typing.get_args(tp)) if tag]
-        return ", ".join(repr(tag) for tag in tags)
-    return ""
