@@ -135,3 +135,32 @@ def test_the_command_module_imports_nothing_heavy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_problems_print_without_markup_or_emoji(tmp_path: Path) -> None:
+    """``environments.yaml:100:`` is a line number, not the 💯 emoji; ``[bold]`` in a name is text."""
+    root = tmp_path / "catalog"
+    shutil.copytree(DATA / "minimal", root)
+    envs = root / "environments.yaml"
+    lines = envs.read_text(encoding="utf-8").splitlines()
+    lines[1:1] = [f"  # padding {i}" for i in range(99 - len(lines))]
+    lines.append("    tier_typo: 1")
+    lines.append('    "[bold]x[/bold]:thumbs_up:": 1')
+    envs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, output = run(str(root))
+    assert code == 1
+    assert "catalog/environments.yaml:100: environments[1].tier_typo: unknown field 'tier_typo'" in output
+    assert "environments.yaml:101: " in output
+    assert "unknown field '[bold]x[/bold]:thumbs_up:'" in output
+    assert "💯" not in output
+    assert "👍" not in output
+
+
+def test_cli_errors_print_as_plain_text(tmp_path: Path) -> None:
+    """An error message goes to stderr as it is: no markup eaten, no emoji made."""
+    script = "from envsteward.cli._common import fail\nfail('file a.yaml:100: [bold]x[/bold] :thumbs_up:')\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: file a.yaml:100: [bold]x[/bold] :thumbs_up:"

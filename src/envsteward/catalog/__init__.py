@@ -32,9 +32,11 @@ from envsteward.catalog.models import (
 from envsteward.catalog.problems import CatalogError, CatalogProblem
 from envsteward.catalog.refs import SecretRef
 from envsteward.catalog.rendered import RenderedConfig
+from envsteward.catalog.yamlio import LIMIT_VARIABLES, YamlLimits
 
 __all__ = [
     "DEFAULT_APPROVALS",
+    "LIMIT_VARIABLES",
     "TIERS",
     "ApprovalPolicy",
     "BackupTarget",
@@ -60,5 +62,6 @@ __all__ = [
     "Tier",
     "VaultKVBackup",
     "VaultKVSource",
+    "YamlLimits",
     "load_catalog",
 ]

@@ -45,7 +45,7 @@ from envsteward.catalog.models import (
 from envsteward.catalog.problems import CatalogError, ProblemSink
 from envsteward.catalog.promotion_path import check_promotion_path
 from envsteward.catalog.rendered import CATALOG_NAMESPACE, RenderedConfig
-from envsteward.catalog.yamlio import YamlFile, read_yaml
+from envsteward.catalog.yamlio import YamlFile, YamlLimits, read_yaml
 from envsteward.drift.rules import DriftRules
 from envsteward.tree import PathTuple, format_path
 
@@ -59,17 +59,26 @@ _M = typing.TypeVar("_M", bound=BaseModel)
 _BACKUP_FACTS = ("kind", "encrypted", "key_provider", "key_id", "region", "replica_region", "schedule")
 
 
-def load_catalog(path: Path | str) -> Catalog:
+def load_catalog(path: Path | str, *, limits: YamlLimits | None = None) -> Catalog:
     """Load and validate the catalog in folder ``path`` (or the folder of a ``catalog.yaml`` file).
 
-    Reads local files only. Raises CatalogError listing every problem found, each with file, line, field.
+    ``limits``: the budget of each file (size, nodes after alias expansion, nesting depth); default: the
+    defaults of :class:`YamlLimits` with ``ENVSTEWARD_CATALOG_MAX_*`` environment variables applied.
+    Reads local files (and the environment) only. Raises CatalogError listing every problem found, each with
+    file, line, field (one naming the variable when a limit variable is not a positive integer).
     """
-    return _Loader(Path(path)).load()
+    if limits is None:
+        try:
+            limits = YamlLimits.from_environment()
+        except ValueError as exc:
+            raise CatalogError([], summary=str(exc)) from None
+    return _Loader(Path(path), limits=limits).load()
 
 
 @dataclass
 class _Loader:
     given: Path
+    limits: YamlLimits = field(default_factory=YamlLimits)
     sink: ProblemSink = field(default_factory=ProblemSink)
     layers: dict[str, Layer | None] = field(default_factory=dict)
     channel_names: set[str] = field(default_factory=set)
@@ -143,7 +152,7 @@ class _Loader:
                 "(see examples/catalog/README.md)",
             )
             return None
-        return read_yaml(file, rel, self.display(rel), self.sink, config_tree=config_tree)
+        return read_yaml(file, rel, self.display(rel), self.sink, config_tree=config_tree, limits=self.limits)
 
     def validate_document(self, doc: YamlFile | None, model: type[_M]) -> _M | None:
         if doc is None:

@@ -6,12 +6,21 @@ whole catalog (references between files, duplicate names, the promotion path) li
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from envsteward.catalog.refs import SecretRefField
 from envsteward.health.specs import HealthCheckSpec
@@ -241,12 +250,25 @@ _CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midni
 
 
 def _check_cron(value: str) -> str:
+    """A 5-field cron expression, checked by the cron library Prefect's own cron schedules use (cronsim),
+    so that a schedule that validates here is one Prefect accepts and that can fire."""
+    from cronsim import CronSim, CronSimError
+
     if value.strip() in _CRON_MACROS:
         return value.strip()
     fields = value.split()
     if len(fields) != 5 or not all(_CRON_FIELD.match(part) for part in fields):
         raise ValueError(f"schedule {value!r} must be a 5-field cron expression (e.g. '0 3 * * *') or @daily")
-    return " ".join(fields)
+    expression = " ".join(fields)
+    try:
+        CronSim(expression, dt.datetime(2000, 1, 1))
+    except CronSimError as exc:
+        reason = str(exc)[:1].lower() + str(exc)[1:]
+        raise ValueError(
+            f"schedule {value!r}: {reason} (fields: minute 0-59, hour 0-23, day of month 1-31, "
+            "month 1-12, day of week 0-7; a day that never occurs counts as bad)"
+        ) from None
+    return expression
 
 
 class _BackupBase(Frozen):
@@ -271,9 +293,15 @@ class _BackupBase(Frozen):
             raise ValueError(
                 f"key_provider {self.key_provider!r} needs key_id (the transit key name or KMS key)"
             )
-        if self.replica_region is not None and self.replica_region == self.region:
-            raise ValueError(f"replica_region {self.replica_region!r} must differ from region")
         return self
+
+    @field_validator("replica_region")
+    @classmethod
+    def _replica_elsewhere(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # a field validator (not the model validator above) so that the problem points at this field's line
+        if value is not None and value == info.data.get("region"):
+            raise ValueError(f"replica_region {value!r} must differ from region")
+        return value
 
 
 def _check_dsn(value: str) -> str:

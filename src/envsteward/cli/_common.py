@@ -21,16 +21,19 @@ EXIT_ERROR = 1
 
 @functools.cache
 def console() -> Console:
+    """stdout. Emoji codes are off (``file.yaml:100:`` must not print as 💯); markup is on for the CLI's own
+    text, so anything that came from outside (names, paths, messages) goes through ``rich.markup.escape``."""
     from rich.console import Console
 
-    return Console()
+    return Console(emoji=False)
 
 
 @functools.cache
 def err_console() -> Console:
+    """stderr, for errors: no emoji codes, and :func:`fail` prints messages as plain text."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, emoji=False)
 
 
 def load_settings() -> Settings:
@@ -40,8 +43,11 @@ def load_settings() -> Settings:
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
-    """Print ``message`` to stderr and exit with ``code`` (no traceback)."""
-    err_console().print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    """Print ``message`` to stderr, as plain text (no markup, no emoji), and exit with ``code`` (no
+    traceback)."""
+    from rich.text import Text
+
+    err_console().print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -55,9 +61,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except EnvstewardError as exc:
-            from rich.markup import escape
-
-            fail(escape(str(exc)))
+            fail(str(exc))
             raise AssertionError("unreachable") from exc
 
     return wrapper

@@ -65,9 +65,7 @@ def diff(
         live_data, _ = load_document(live, label=str(live))
         report = compare(desired_data, live_data, drift_rules, environment=environment, origins=origins)
     except ConfigurationError as exc:
-        from rich.markup import escape
-
-        fail(escape(str(exc)))
+        fail(str(exc))
         return
     if as_json:
         import json

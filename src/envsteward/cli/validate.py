@@ -74,8 +74,9 @@ def _console() -> Console:
 
     from rich.console import Console
 
-    # Wide when not a terminal (CI logs, pipes) so that table cells are not wrapped mid-path.
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    # Wide when not a terminal (CI logs, pipes) so that table cells are not wrapped mid-path. No markup and
+    # no emoji: a file name, key or message can contain anything ("environments.yaml:100:" is not 💯).
+    return Console(width=None if sys.stdout.isatty() else 200, highlight=False, markup=False, emoji=False)
 
 
 def _selected(catalog: Catalog, wanted: list[str] | None) -> list[str]:
