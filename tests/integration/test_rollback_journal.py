@@ -75,7 +75,7 @@ class Rig:
 
 
 @pytest.fixture
-def rig(
+def rig(  # noqa: PLR0917 - pytest fixtures
     tmp_path: Path,
     vault_settings: VaultSettings,
     vault_kv_path: str,
@@ -182,7 +182,7 @@ def head(plan: PromotionPlan, count: int) -> PromotionPlan:
     return plan.model_copy(update={"changes": plan.changes[:count]})
 
 
-def test_an_outage_longer_than_the_budget_leaves_a_pending_journal_and_the_sweep_restores_exactly(
+def test_an_outage_longer_than_the_budget_leaves_a_pending_journal_and_the_sweep_restores_exactly(  # noqa: PLR0915
     rig: Rig,
 ) -> None:
     now = datetime.now(UTC)
@@ -201,7 +201,7 @@ def test_an_outage_longer_than_the_budget_leaves_a_pending_journal_and_the_sweep
     apply_plan(head(plan, 5), sources, retries=0)
     assert whole_state(rig) != before
     timers = rig.outage(7.0)
-    with pytest.raises(ApplyError, match="writing services.api.timeout_seconds"):
+    with pytest.raises(ApplyError, match=r"writing services\.api\.timeout_seconds"):
         apply_plan(plan.model_copy(update={"changes": plan.changes[5:]}), sources, retries=0)
 
     with pytest.raises(RollbackPendingError) as raised:
