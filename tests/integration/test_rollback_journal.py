@@ -228,6 +228,11 @@ def test_an_outage_longer_than_the_budget_leaves_a_pending_journal_and_the_sweep
     with pytest.raises(PendingRollbackError, match=RUN):
         open_journal(rig.direct, plan, run_id="another-run", now=now)
 
+    assert rig.vault_proxy.down, "the outage outlasts the budget"
+    [still] = repair_pending(rig.proxied, datetime.now(UTC), lambda _run: False, budget=FAST)
+    assert (still.outcome, still.keys_left) == ("pending", tuple(remote))
+    assert load_journal(store, "staging") is not None
+
     for timer in timers:
         timer.join()
     reports = repair_pending(rig.proxied, datetime.now(UTC), lambda _run: True, budget=PATIENT)

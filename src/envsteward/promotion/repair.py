@@ -12,6 +12,23 @@
   target so the caller can tell the channels.
 * :func:`rollback_status` — the unfinished journals, for ``envsteward promote --status``.
 
+Wiring (a flow, the CLI, a deployment)::
+
+    ensure_no_pending(services.state_store(), plan.target, run_id)        # before taking the lease
+    journal = open_journal(services, plan, run_id=run_id, now=now)        # before the first write
+    try:
+        apply, verify, health ...
+    except Exception:
+        roll_back_with_budget(services, journal)  # raises RollbackPendingError: keep the lease
+        ...audit promotion.rolled_back, notify, raise PromotionRolledBackError
+    else:
+        discard(services, journal)
+    repair_pending(services, now, is_run_active)      # sweep / drift scan / `promote --repair TARGET`
+    rollback_status(services, target)                 # `promote --status TARGET`
+
+``is_run_active`` must raise (or be wrapped to raise) when the orchestrator cannot answer: an unknown
+answer counts as running.
+
 Messages name the entry, the operation that failed (``restore`` for anything a restore does, its reads
 included; ``verify`` for the fresh read after it) and the keys; never a value.
 """
