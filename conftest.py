@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.databases",
     "tests.fixtures.standins",
     "tests.fixtures.prefect",
+    "tests.fixtures.faultproxy",
 ]

@@ -163,19 +163,25 @@ class FileRestorer:
         if self.content is None:
             self.path.unlink(missing_ok=True)
             return
-        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.restore")
-        try:
-            mode = self.path.stat().st_mode & 0o7777 if self.path.exists() else 0o600
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(self.content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, self.path)
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+        mode = self.path.stat().st_mode & 0o7777 if self.path.exists() else 0o600
+        write_file_atomically(self.path, self.content, mode)
+
+
+def write_file_atomically(path: Path, content: bytes, mode: int) -> None:
+    """Replace ``path`` with ``content`` (temporary file in the same folder, fsync, rename) and give it
+    ``mode``. Local file system only; raises OSError."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.restore")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 class LeafRestorer:
