@@ -60,10 +60,25 @@ def _etag(value: Any) -> str | None:
     return str(value).strip('"') if value else None
 
 
+def _etag_parts(etag: Any) -> int | None:
+    """The part count of a multipart object's ETag (``"<md5>-N"``), or None for a single-part ETag."""
+    text = str(etag or "").strip('"')
+    head, dash, tail = text.rpartition("-")
+    return int(tail) if dash and head and tail.isdigit() else None
+
+
 def _is_composite(head: Mapping[str, Any]) -> bool:
-    """True when a HeadObject answer's SHA-256 is a multipart checksum of part checksums (``...-N``)."""
+    """True when a HeadObject answer's SHA-256 is a multipart checksum of part checksums, not of the object.
+
+    S3 says so with ``ChecksumType: COMPOSITE`` or a ``-N`` suffix on the checksum, but not every
+    implementation does (moto 5.2's HeadObject gives neither), so an ETag with a part count also marks
+    it, unless S3 explicitly says ``FULL_OBJECT``.
+    """
+    kind = head.get("ChecksumType")
+    if kind == "FULL_OBJECT":
+        return False
     sha = head.get("ChecksumSHA256")
-    return head.get("ChecksumType") == "COMPOSITE" or bool(sha and "-" in str(sha))
+    return kind == "COMPOSITE" or bool(sha and "-" in str(sha)) or _etag_parts(head.get("ETag")) is not None
 
 
 class S3ObjectStore:
@@ -327,9 +342,10 @@ class S3ObjectStore:
 
         ``dest`` is another S3ObjectStore (its bucket, region and prefix are used) or a bucket name (region
         ``dest_region``, default settings.dr_region). S3 computes the destination's SHA-256 during the copy;
-        when the source has a whole-object SHA-256 the two must match, else IntegrityError. Objects over
-        5 GiB would need UploadPartCopy, which is not implemented (PermanentError). Raises NotFoundError
-        for a missing source object or bucket.
+        when both the source and the copy have a whole-object SHA-256 the two must match, else
+        IntegrityError (a multipart source's composite checksum is not comparable: see ``_is_composite``).
+        Objects over 5 GiB would need UploadPartCopy, which is not implemented (PermanentError). Raises
+        NotFoundError for a missing source object or bucket.
         """
         if isinstance(dest, S3ObjectStore):
             dest_bucket, region = dest.bucket, dest_region or dest.region
@@ -358,7 +374,11 @@ class S3ObjectStore:
         result = response.get("CopyObjectResult") or {}
         dest_sha = result.get("ChecksumSHA256")
         source_sha = source.get("ChecksumSHA256")
-        if source_sha and dest_sha and not _is_composite(source) and source_sha != dest_sha:
+        # A multipart source has a checksum of part checksums; CopyObject gives the copy a whole-object one
+        # (or keeps a composite one): only two whole-object checksums are comparable. The caller checks the
+        # copy against the manifest's own SHA-256 either way (replica.check_data_copy).
+        comparable = not _is_composite(source) and not _is_composite(result)
+        if source_sha and dest_sha and comparable and source_sha != dest_sha:
             raise IntegrityError(
                 "the copy's SHA-256 differs from the source's",
                 system=SYSTEM,

@@ -36,11 +36,18 @@ from urllib.parse import urlsplit
 from envsteward.backup.manifest import Manifest
 from envsteward.backup.pipeline import read_manifest, restore_backup, verify_backup
 from envsteward.backup.progress import ProgressCallback
-from envsteward.errors import ConfigurationError, ConflictError, EnvstewardError, IntegrityError
+from envsteward.errors import (
+    ConfigurationError,
+    ConflictError,
+    EnvstewardError,
+    IntegrityError,
+    NotFoundError,
+)
 from envsteward.ports import KeyProvider, ObjectStore
 
 if TYPE_CHECKING:
     from envsteward.backup.sources import RestoreReport, RestoreTarget
+    from envsteward.backup.stores import BackupStores
     from envsteward.catalog import BackupTarget
     from envsteward.services import Services
 
@@ -86,6 +93,74 @@ def verify_stored_backup(
     keys = key_provider_for(services, manifest, catalog_target_for(services, manifest))
     with _naming(backup_id):
         return verify_backup(store, backup_id, keys, progress)
+
+
+@dataclass(frozen=True)
+class RegionCheck:
+    """The outcome of verifying one region's copy of a backup (JSON-able, no secret in it)."""
+
+    region: str
+    """``primary`` or ``dr``."""
+    store: str
+    ok: bool
+    error: str | None = None
+    chunks: int | None = None
+    stored_bytes: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "store": self.store,
+            "ok": self.ok,
+            "error": self.error,
+            "chunks": self.chunks,
+            "stored_bytes": self.stored_bytes,
+        }
+
+
+def verify_all_regions(
+    services: Services, stores: BackupStores, backup_id: str, progress: ProgressCallback | None = None
+) -> list[RegionCheck]:
+    """Verify every copy of ``backup_id``: the primary and (when a DR store is configured) the replica,
+    each read whole, decrypted and checked; the replica's manifest must also equal the primary's byte for
+    byte. A missing copy is a failed check. Writes nothing.
+
+    Calls both stores and the key provider. A failure of one region is returned, not raised (the other
+    is still checked); only errors that concern neither copy (e.g. a bad key configuration) propagate.
+    """
+    from envsteward.backup.manifest import manifest_object_key
+    from envsteward.backup.stores import describe_store
+
+    checks: list[RegionCheck] = []
+    manifests: dict[str, bytes] = {}
+    for region, store in (("primary", stores.primary), ("dr", stores.dr)):
+        if store is None:
+            continue
+        where = describe_store(store)
+        try:
+            manifest = verify_stored_backup(services, store, backup_id, progress)
+            manifests[region] = store.get_bytes(manifest_object_key(backup_id))
+        except (NotFoundError, IntegrityError) as exc:
+            checks.append(RegionCheck(region, where, ok=False, error=str(exc)))
+            continue
+        checks.append(
+            RegionCheck(
+                region, where, ok=True, chunks=manifest.format.chunks, stored_bytes=manifest.sizes.ciphertext
+            )
+        )
+    if len(manifests) == 2 and manifests["primary"] != manifests["dr"]:
+        checks = [
+            RegionCheck(
+                check.region,
+                check.store,
+                ok=False,
+                error=f"backup {backup_id}: the replica's manifest differs from the primary's",
+            )
+            if check.region == "dr"
+            else check
+            for check in checks
+        ]
+    return checks
 
 
 @contextmanager
