@@ -397,7 +397,11 @@ def test_runner_replicates_a_multipart_backup(setup: Setup, tmp_path: Path) -> N
     conn.close()
     catalog = write_catalog(
         tmp_path / "catalog",
-        [environment("dev", [{"name": "db", "kind": "sqlite", "path": str(blob), "replica_region": DR_REGION}])],
+        [
+            environment(
+                "dev", [{"name": "db", "kind": "sqlite", "path": str(blob), "replica_region": DR_REGION}]
+            )
+        ],
     )
     services = setup.services(catalog)
     result = run_backup_target(services, plan_backups(services.catalog())[0])

@@ -23,6 +23,7 @@ from envsteward.ports import ObjectInfo
 MIN_PART_SIZE = 5 * 1024 * 1024
 """S3's smallest allowed part, except for the last one."""
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
+DEFAULT_CONCURRENCY = 4
 MAX_SINGLE_COPY_SIZE = 5 * 1024**3
 """CopyObject's limit; larger objects need UploadPartCopy (not implemented: backups stay below it)."""
 
@@ -81,6 +82,40 @@ def _is_composite(head: Mapping[str, Any]) -> bool:
     return kind == "COMPOSITE" or bool(sha and "-" in str(sha)) or _etag_parts(head.get("ETag")) is not None
 
 
+class _IterableReader:
+    """A non-seekable, read-only file object over an iterable of byte chunks (for ``upload_fileobj``).
+
+    ``read(n)`` returns exactly ``n`` bytes until the iterable ends (then fewer, then ``b""``); it holds
+    at most one read plus one chunk. An exception raised by the iterable propagates from ``read``.
+    """
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = bytearray()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int | None = -1) -> bytes:
+        while not self._done and (size is None or size < 0 or len(self._buffer) < size):
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                self._done = True
+        if size is None or size < 0 or size >= len(self._buffer):
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            return data
+        with memoryview(self._buffer) as view:  # one copy of the part, not two
+            data = bytes(view[:size])
+        del self._buffer[:size]
+        return data
+
+
 class S3ObjectStore:
     """An S3 bucket (optionally under a key prefix) as an ObjectStore. Keys given and returned are relative
     to the prefix. Every method calls S3 through the ``AWSClients`` client for ``region`` and raises
@@ -95,6 +130,7 @@ class S3ObjectStore:
         prefix: str = "",
         *,
         part_size: int = DEFAULT_PART_SIZE,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
         list_page_size: int | None = None,
     ) -> None:
         if part_size < MIN_PART_SIZE:
@@ -108,6 +144,8 @@ class S3ObjectStore:
         self.region = region or clients.region
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.part_size = part_size
+        self.max_concurrency = max(1, max_concurrency)
+        """Parts uploaded at once by :meth:`put_stream` (each holds one part in memory)."""
         self.list_page_size = list_page_size
         """ListObjectsV2 page size (S3's default and maximum is 1000); smaller pages only help tests."""
 
@@ -168,73 +206,43 @@ class S3ObjectStore:
     ) -> ObjectInfo:
         """Upload an object of unknown size from ``chunks`` (any sizes) without holding it whole.
 
-        Parts of ``part_size`` bytes are uploaded as they fill (at most one part plus one chunk in memory);
-        a stream smaller than one part becomes a single PutObject. On ANY exception or interruption
-        (including one raised by ``chunks`` itself, KeyboardInterrupt or GeneratorExit) the multipart upload
-        is aborted, so no object and no orphaned parts remain, and the exception is re-raised.
-        """
-        full = self._key(key)
-        buffer = bytearray()
-        upload_id: str | None = None
-        parts: list[dict[str, Any]] = []
-        size = 0
-        try:
-            for chunk in chunks:
-                buffer += chunk
-                size += len(chunk)
-                while len(buffer) >= self.part_size:
-                    if upload_id is None:
-                        with aws_errors("s3", "create_multipart_upload", self._where(key)):
-                            upload_id = str(
-                                self._s3.create_multipart_upload(
-                                    Bucket=self.bucket,
-                                    Key=full,
-                                    Metadata=dict(metadata or {}),
-                                    ChecksumAlgorithm="SHA256",
-                                )["UploadId"]
-                            )
-                    with memoryview(buffer) as view:  # one copy of the part, not two
-                        part = bytes(view[: self.part_size])
-                    del buffer[: self.part_size]
-                    parts.append(self._upload_part(key, upload_id, len(parts) + 1, part))
-            if upload_id is None:
-                with aws_errors("s3", "put_object", self._where(key)):
-                    self._s3.put_object(
-                        Bucket=self.bucket,
-                        Key=full,
-                        Body=bytes(buffer),
-                        Metadata=dict(metadata or {}),
-                        ChecksumAlgorithm="SHA256",
-                    )
-                return self._info_after_write(key)
-            if buffer:
-                parts.append(self._upload_part(key, upload_id, len(parts) + 1, bytes(buffer)))
-                buffer.clear()
-            with aws_errors("s3", "complete_multipart_upload", self._where(key)):
-                self._s3.complete_multipart_upload(
-                    Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": parts}
-                )
-            upload_id = None
-        except BaseException:
-            if upload_id is not None:
-                self._abort(full, upload_id)
-            raise
-        return self._info_after_write(key)
+        boto3's managed transfer (``upload_fileobj``) does the work: a stream smaller than one part becomes
+        one PutObject, a larger one a multipart upload whose parts of ``part_size`` bytes are sent by
+        ``max_concurrency`` threads while the next part is read, each with its SHA-256 checked by S3. At
+        most ``max_concurrency + 1`` parts are in memory. ``chunks`` is consumed in a transfer thread.
+        On ANY exception or interruption (including one raised by ``chunks`` itself, or
+        KeyboardInterrupt) the multipart upload is aborted by s3transfer, so no object and no orphaned
+        parts remain, and the exception is re-raised here.
 
-    def _upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
-        with aws_errors("s3", f"upload_part {number}", self._where(key)):
-            response = self._s3.upload_part(
-                Bucket=self.bucket,
-                Key=self._key(key),
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-                ChecksumAlgorithm="SHA256",
+        Why the managed transfer and not the previous hand-rolled serial loop (measured: 96 MiB of random
+        data to moto on loopback, 8 MiB parts, 2 shared cores, best of 2; /tmp script, not kept):
+        serial 1.08 s (89 MiB/s, traced heap peak 24 MiB); managed with 1 thread 1.08 s (24 MiB);
+        2 threads 0.83 s (115 MiB/s, 33 MiB); 4 threads 0.76 s (126 MiB/s, 51 MiB). Even on loopback,
+        where a part costs no network latency, concurrency is 1.4x faster; against real S3 every part
+        is a round trip that the concurrent parts overlap. The price is memory, about
+        ``(max_concurrency + 2) * part_size``; the default (4 x 8 MiB) stays far below the 256 MiB
+        budget of a backup (benchmarks/backup/README.md). Same checksums, same abort guarantee.
+        """
+        from boto3.s3.transfer import TransferConfig
+
+        full = self._key(key)
+        config = TransferConfig(
+            multipart_threshold=self.part_size,
+            multipart_chunksize=self.part_size,
+            max_concurrency=self.max_concurrency,
+            use_threads=True,
+            preferred_transfer_client="classic",  # the CRT client would ignore the memory bound below
+        )
+        # s3transfer's bound on parts read ahead of the uploads (default 10 parts, 80 MiB here)
+        config.max_in_memory_upload_chunks = self.max_concurrency
+        extra: dict[str, Any] = {"ChecksumAlgorithm": "SHA256"}
+        if metadata:
+            extra["Metadata"] = dict(metadata)
+        with aws_errors("s3", "upload", self._where(key)):
+            self._s3.upload_fileobj(
+                _IterableReader(chunks), self.bucket, full, ExtraArgs=extra, Config=config
             )
-        part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
-        if response.get("ChecksumSHA256"):
-            part["ChecksumSHA256"] = response["ChecksumSHA256"]
-        return part
+        return self._info_after_write(key)
 
     def _abort(self, full_key: str, upload_id: str) -> None:
         """Best effort: the original exception matters more than a failed abort (a lifecycle rule for
