@@ -6,11 +6,11 @@ botocore verifies again on download (``ChecksumMode=ENABLED``) where S3 has a fu
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from base64 import b64encode
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import botocore.exceptions as boto_exc
@@ -244,11 +244,63 @@ class S3ObjectStore:
             )
         return self._info_after_write(key)
 
-    def _abort(self, full_key: str, upload_id: str) -> None:
-        """Best effort: the original exception matters more than a failed abort (a lifecycle rule for
-        incomplete multipart uploads is the backstop)."""
-        with contextlib.suppress(boto_exc.BotoCoreError, boto_exc.ClientError):
-            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload_id)
+    # -- leftovers of interrupted uploads ----------------------------------------------------------------
+
+    def list_incomplete_uploads(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Multipart uploads that were started and never completed nor aborted (a process killed
+        mid-upload), oldest first (ListMultipartUploads, all pages; ListParts for each one's size).
+
+        Each is reported as the object it was going to become: ``key``, the bytes of its uploaded parts,
+        ``modified`` = its last activity (initiated, or its newest part; moto reports a fixed initiation
+        time in 2010, real S3 the true one); ``metadata["upload"]`` is the UploadId (for
+        :meth:`abort_incomplete_upload`). An upload in progress looks the same: the caller decides by age.
+        """
+        found: list[ObjectInfo] = []
+        paginator = self._s3.get_paginator("list_multipart_uploads")
+        with aws_errors("s3", "list_multipart_uploads", self._where(prefix)):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for upload in page.get("Uploads") or []:
+                    full, upload_id = str(upload["Key"]), str(upload["UploadId"])
+                    size, last_part = self._uploaded_parts(full, upload_id)
+                    initiated: datetime = upload["Initiated"]
+                    found.append(
+                        ObjectInfo(
+                            key=full[len(self.prefix) :],
+                            size=size,
+                            modified=max(initiated, last_part) if last_part is not None else initiated,
+                            metadata={"upload": upload_id},
+                        )
+                    )
+        return iter(sorted(found, key=lambda item: (item.modified, item.key)))
+
+    def _uploaded_parts(self, full_key: str, upload_id: str) -> tuple[int, datetime | None]:
+        """The bytes uploaded so far and when the last part arrived (ListParts, all pages)."""
+        total = 0
+        last: datetime | None = None
+        paginator = self._s3.get_paginator("list_parts")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Key=full_key, UploadId=upload_id):
+                for part in page.get("Parts") or []:
+                    total += int(part.get("Size") or 0)
+                    when = part.get("LastModified")
+                    if isinstance(when, datetime) and (last is None or when > last):
+                        last = when
+        except boto_exc.ClientError as exc:
+            if error_code(exc) == "NoSuchUpload":
+                return total, last  # completed or aborted since it was listed
+            raise
+        return total, last
+
+    def abort_incomplete_upload(self, upload: ObjectInfo) -> None:
+        """Abort a multipart upload from :meth:`list_incomplete_uploads` (AbortMultipartUpload: its parts
+        are deleted and stop costing storage). An upload already gone is fine. Raises the usual errors."""
+        upload_id = upload.metadata.get("upload", "")
+        try:
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self._key(upload.key), UploadId=upload_id)
+        except (boto_exc.ClientError, boto_exc.BotoCoreError) as exc:
+            if error_code(exc) == "NoSuchUpload":
+                return
+            raise translate_aws_error(exc, "s3", "abort_multipart_upload", self._where(upload.key)) from None
 
     def _info_after_write(self, key: str) -> ObjectInfo:
         info = self.head(key)

@@ -244,12 +244,73 @@ def list_command(
     env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
     target: Annotated[str | None, typer.Option("--target", "-t", help="Only this backup target.")] = None,
     as_json: JsonOption = False,
+    incomplete: Annotated[
+        bool,
+        typer.Option(
+            "--incomplete",
+            help="List what interrupted backups left behind (unfinished uploads, data without a manifest).",
+        ),
+    ] = False,
     catalog: CatalogOption = None,
 ) -> None:
     """List the complete backups in both regions (by environment, target, then time)."""
     from envsteward.cli._common import handle_errors
 
+    if incomplete:
+        raise typer.Exit(handle_errors(_list_incomplete)(as_json, catalog))
     raise typer.Exit(handle_errors(_list)(env, target, as_json, catalog))
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _list_incomplete(as_json: bool, catalog: Path | None) -> int:
+    import json
+
+    from rich.markup import escape
+
+    from envsteward.backup.leftovers import BACKUP_TIMEOUT_SECONDS, find_leftovers, removable
+    from envsteward.backup.stores import backup_stores
+    from envsteward.cli._common import EXIT_OK, console
+
+    leftovers = find_leftovers(backup_stores(_services(catalog)))
+    if as_json:
+        typer.echo(
+            json.dumps([item.as_json() | {"removable": removable(item)} for item in leftovers], indent=2)
+        )
+        return EXIT_OK
+    if not leftovers:
+        console().print("No leftovers of interrupted backups.")
+        return EXIT_OK
+    rows = [
+        [
+            escape(item.backup_id or item.key),
+            item.region,
+            escape(item.what),
+            _age(item.age_seconds),
+            _size(item.size),
+        ]
+        for item in leftovers
+    ]
+    print_table(
+        "leftovers of interrupted backups",
+        [("backup id", 100), ("region", 80), ("what", 70), ("age", 90), ("size", 60)],
+        rows,
+    )
+    console().print(
+        f"`envsteward backup prune` removes those older than {_age(BACKUP_TIMEOUT_SECONDS)} plus an hour "
+        "(a younger one may still be running).",
+        highlight=False,
+        markup=False,
+    )
+    return EXIT_OK
 
 
 def backup_rows(services: Services, environment: str | None, target: str | None) -> list[dict[str, Any]]:
@@ -496,6 +557,7 @@ def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
 
     from rich.markup import escape
 
+    from envsteward.backup.leftovers import find_leftovers, removable, remove_leftovers
     from envsteward.backup.prune import catalog_policies, execute_prune, plan_prune, prune_summary
     from envsteward.backup.stores import backup_stores
     from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console
@@ -503,6 +565,7 @@ def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
     services = _services(catalog)
     stores = backup_stores(services)
     plan = plan_prune(stores, catalog_policies(services.catalog()))
+    leftovers = find_leftovers(stores)
     if not as_json:
         for line in plan.render_text():
             console().print(escape(line), highlight=False)
@@ -521,6 +584,36 @@ def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
         )
         for backup_id, error in result.failed:
             err_console().print(f"[bold red]error:[/] {escape(backup_id)}: {escape(error)}", highlight=False)
+    to_clean = [item for item in leftovers if removable(item)]
+    if not as_json:
+        for item in leftovers:
+            verdict = "REMOVE" if item in to_clean else "keep  "
+            console().print(
+                f"  {verdict} {item.what} {escape(item.key)} ({item.region}, {_size(item.size)}, "
+                f"{_age(item.age_seconds)} old{'' if item in to_clean else ': may still be running'})",
+                highlight=False,
+            )
+        console().print(
+            f"{len(to_clean)} leftover(s) of interrupted backups to remove"
+            + (" (dry run: nothing removed)" if dry_run else ""),
+            highlight=False,
+        )
+    cleanup = None
+    if not dry_run and to_clean:
+        cleanup = remove_leftovers(
+            stores,
+            to_clean,
+            on_removed=None if as_json else lambda item: console().print(f"removed {escape(item.key)}"),
+        )
+        for item, error in cleanup.failed:
+            err_console().print(f"[bold red]error:[/] {escape(item.key)}: {escape(error)}", highlight=False)
     if as_json:
-        typer.echo(json.dumps(prune_summary(plan, result, dry_run=dry_run), indent=2))
-    return EXIT_ERROR if result is not None and not result.ok else EXIT_OK
+        summary = prune_summary(plan, result, dry_run=dry_run)
+        summary["leftovers"] = {
+            "found": [item.as_json() | {"removable": removable(item)} for item in leftovers],
+            "cleanup": cleanup.as_json() if cleanup is not None else None,
+        }
+        summary["ok"] = summary["ok"] and (cleanup is None or cleanup.ok)
+        typer.echo(json.dumps(summary, indent=2))
+    failed = (result is not None and not result.ok) or (cleanup is not None and not cleanup.ok)
+    return EXIT_ERROR if failed else EXIT_OK
