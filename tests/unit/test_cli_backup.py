@@ -421,3 +421,19 @@ def test_cli_list_at_80_columns(workdir: Path, monkeypatch: pytest.MonkeyPatch) 
         for backup_id in backup_ids:
             assert backup_id in output, output
     _common.console.cache_clear()
+
+
+def test_read_only_commands_never_create_a_key(workdir: Path) -> None:
+    assert invoke("run", "--target", "app-db").exit_code == 0
+    backup_id = backup_id_of(workdir)
+    key_file = workdir / "home" / "keys" / "backup.key"
+    key_file.unlink()
+    assert_one_clean_error(invoke("verify", backup_id), "no local backup key at", str(key_file))
+    assert not key_file.exists(), "verify created a key"
+    assert_one_clean_error(invoke("verify", backup_id, "--dr"), "no local backup key at")
+    destination = workdir / "restored.db"
+    assert_one_clean_error(invoke("restore", backup_id, "--to", str(destination)), str(key_file))
+    assert not key_file.exists(), "restore created a key"
+    assert not destination.exists()
+    assert invoke("list").exit_code == 0
+    assert not key_file.exists(), "list created a key"

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -69,7 +70,9 @@ def key_provider_for(
     """The key provider that can unwrap ``manifest``'s data key: the kind recorded in the manifest
     (``extra.key_provider``), else the catalog target's, else ``local``; the key is the manifest's.
 
-    Raises ConfigurationError for an unknown recorded kind. No network call until it is used.
+    The local key is only read, never created: a missing key file is a ConfigurationError naming where
+    it was expected. Raises ConfigurationError for an unknown recorded kind. No network call until it is
+    used.
     """
     kind = manifest.extra.get("key_provider")
     if kind is None and target is not None:
@@ -79,7 +82,17 @@ def key_provider_for(
         raise ConfigurationError(
             f"backup {manifest.backup_id} records key provider {kind!r}; known: {', '.join(KEY_PROVIDERS)}"
         )
-    return services.key_provider(kind, None if kind == "local" else manifest.encryption.key_id)
+    if kind == "local":
+        # read-only: never create a key (services.key_provider would, for the next backup run)
+        from envsteward.adapters.local_keys import LocalKeyProvider
+
+        return LocalKeyProvider(local_key_file(services), create=False)
+    return services.key_provider(kind, manifest.encryption.key_id)
+
+
+def local_key_file(services: Services) -> Path:
+    """Where the local key provider keeps its key-encryption key (as ``Services.key_provider`` does)."""
+    return services.settings.home / "keys" / "backup.key"
 
 
 def verify_stored_backup(
