@@ -6,7 +6,9 @@ Destination syntax (``envsteward backup restore ID --to DEST``), by the backup's
 kind       DEST
 =========  ==============================================================================================
 postgres   ``postgresql://USER@HOST:PORT/DATABASE`` (or a libpq ``key=value`` string, or just
-           ``DATABASE`` on the backed-up server). The database must EXIST and be EMPTY (no tables).
+           ``DATABASE`` on the backed-up server). The database must EXIST and be EMPTY (no user object
+           at all: schema, table, type, function, sequence, extension beyond plpgsql). The restore is one
+           transaction (``pg_restore --single-transaction``): a failed restore leaves the database empty.
            Password: the catalog target's password reference when the destination is the same server and
            user as the target; otherwise libpq's own (``PGPASSWORD``, ``~/.pgpass``). Never in DEST.
 sqlite     a file path (``/restore/app.db`` or ``file:///restore/app.db``); the file must not exist.
@@ -268,14 +270,18 @@ def _postgres_target(services: Services, target: BackupTarget | None, destinatio
 
 
 def _check_empty_database(restore_target: RestoreTarget) -> None:
+    """Refuse a database that holds any user object (not only tables: a lone ``CREATE TYPE`` makes the
+    restore fail half-way), naming what was found. Calls PostgreSQL."""
     client = getattr(restore_target, "client", None)
     if client is None:
         return
-    tables = client.table_row_counts()
-    if tables:
+    shown = 5
+    found = client.user_objects(limit=shown + 1)
+    if found:
+        more = ", ..." if len(found) > shown else ""
         raise ConflictError(
-            f"database {client.target} is not empty ({len(tables)} table(s)); restore into an empty database "
-            "you created for it (CREATE DATABASE ...)"
+            f"database {client.target} is not empty ({', '.join(found[:shown])}{more}); restore into an "
+            "empty database you created for it (CREATE DATABASE ...)"
         )
 
 
@@ -354,6 +360,11 @@ def restore_stored_backup(
         verify_backup(store, backup_id, keys, progress)
     if manifest.source.kind == "postgres":
         _check_empty_database(restore_target)
+        from envsteward.backup.sources.postgres import PostgresRestoreTarget
+
+        if isinstance(restore_target, PostgresRestoreTarget):
+            # all or nothing: a failure anywhere (pg_restore, or this process) rolls the whole restore back
+            restore_target.single_transaction = True
     with _naming(backup_id), restore_target.begin() as writer:
         restore_backup(store, backup_id, keys, writer.write, progress, verify_first=False)
         report = writer.finish()
