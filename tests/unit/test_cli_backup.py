@@ -106,8 +106,10 @@ def test_run_list_verify_and_restore(workdir: Path) -> None:
 
     table = invoke("list")
     assert table.exit_code == 0
-    for column in ("id", "env", "target", "time", "size", "verified-by-drill", "replica"):
+    for column in ("id", "replica", "replica verified", "drill", "size", "time"):
         assert column in table.stdout
+    assert by_target["app-db"]["replica_verified_at"] is not None
+    assert by_target["app-db"]["replica_verified_by"] == "read-back"
     backup_id = by_target["app-db"]["backup_id"]
     assert backup_id in table.stdout
 
@@ -310,3 +312,128 @@ def test_progress_bar_follows_pipeline_events() -> None:
     assert tasks["verify dev/a/1"].completed == 40
     assert tasks["verify dev/a/1"].finished
     assert tasks["restore dev/a/1"].completed == 5
+
+
+# ---------------------------------------------------------------------------------------------------------
+# replicas: what was verified, and when
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_verify_all_regions_catches_a_corrupted_replica_that_list_shows_as_present(workdir: Path) -> None:
+    assert invoke("run", "--target", "app-db").exit_code == 0
+    backup_id = backup_id_of(workdir)
+    good = invoke("verify", backup_id, "--all-regions")
+    assert good.exit_code == 0, good.output
+    assert "verified primary" in good.stdout
+    assert "verified dr" in good.stdout
+
+    path = data_file(workdir, backup_id, "objects-dr")
+    path.write_bytes(flip(path.read_bytes()))  # same size, same manifest: the cheap look sees nothing
+    (row,) = json.loads(invoke("list", "--json", "--target", "app-db").stdout)
+    assert row["replica"] == "ok"
+    table = invoke("list", "--target", "app-db").stdout
+    assert "present" in table
+    assert row["replica_verified_at"][:10] in table, "the table says when the replica was last verified"
+
+    bad = invoke("verify", backup_id, "--all-regions")
+    assert bad.exit_code == 1
+    assert "verified primary" in bad.stdout
+    assert "FAILED dr" in bad.stderr
+    assert "Traceback" not in bad.output
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tables at 80 columns
+# ---------------------------------------------------------------------------------------------------------
+
+LONG_IDS = [
+    "production/pg/20261231T235959Z-0a1b2c3d",
+    "production/orders-database/20261231T235959Z-0a1b2c3d",
+    "staging/config-snapshot/20240101T000000Z-ffffffff",
+]
+
+
+def _render(table: Any, width: int = 80) -> str:
+    from rich.console import Console
+
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None, force_terminal=False).print(table)
+    return out.getvalue()
+
+
+def _list_row(backup_id: str) -> dict[str, Any]:
+    return {
+        "backup_id": backup_id,
+        "replica": "mismatch",
+        "replica_verified_at": "2026-12-31T23:59:59+00:00",
+        "verified_by_drill": True,
+        "size": 123456789,
+        "time": "2026-12-31T23:59:59+00:00",
+    }
+
+
+@pytest.mark.parametrize("width", [80, 60, 100])
+def test_list_table_keeps_every_id_on_one_line(width: int) -> None:
+    columns = [
+        ("id", 100),
+        ("replica", 90),
+        ("replica verified", 80),
+        ("drill", 60),
+        ("size", 50),
+        ("time", 40),
+    ]
+    table = backup_cli.fitted_table(
+        "backups", columns, [backup_cli._list_cells(_list_row(i)) for i in LONG_IDS], width
+    )
+    assert table is not None
+    text = _render(table, width)
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines)
+    for backup_id in LONG_IDS:
+        assert any(backup_id in line for line in lines), f"{backup_id} was cut or wrapped:\n{text}"
+    if width >= 80:
+        assert "mismatch" in text, "the replica state is the last column to go"
+
+
+def test_run_table_keeps_every_id_on_one_line() -> None:
+    columns = [("backup id", 100), ("status", 90), ("replica", 80), ("stored", 50), ("seconds", 40)]
+    rows = [[backup_id, "[green]ok[/]", "not-requested", "117.7 MiB", "1234.5"] for backup_id in LONG_IDS]
+    text = _render(backup_cli.fitted_table("backups", columns, rows, 80))
+    for backup_id in LONG_IDS:
+        assert backup_id in text
+    assert "ok" in text
+
+
+def test_a_terminal_too_narrow_for_a_table_gets_one_id_per_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert backup_cli.fitted_table("backups", [("id", 100)], [[LONG_IDS[1]]], 30) is None
+
+
+def test_cli_list_at_80_columns(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from envsteward.cli import _common
+
+    monkeypatch.setenv("COLUMNS", "80")
+    _common.console.cache_clear()  # the console (and its width) is made once per process
+    run = invoke("run")
+    assert run.exit_code == 0, run.output
+    backup_ids = [row["backup_id"] for row in json.loads(invoke("list", "--json").stdout)]
+    for output in (run.stdout, invoke("list").stdout):
+        assert all(len(line) <= 80 for line in output.splitlines()), output
+        for backup_id in backup_ids:
+            assert backup_id in output, output
+    _common.console.cache_clear()
+
+
+def test_read_only_commands_never_create_a_key(workdir: Path) -> None:
+    assert invoke("run", "--target", "app-db").exit_code == 0
+    backup_id = backup_id_of(workdir)
+    key_file = workdir / "home" / "keys" / "backup.key"
+    key_file.unlink()
+    assert_one_clean_error(invoke("verify", backup_id), "no local backup key at", str(key_file))
+    assert not key_file.exists(), "verify created a key"
+    assert_one_clean_error(invoke("verify", backup_id, "--dr"), "no local backup key at")
+    destination = workdir / "restored.db"
+    assert_one_clean_error(invoke("restore", backup_id, "--to", str(destination)), str(key_file))
+    assert not key_file.exists(), "restore created a key"
+    assert not destination.exists()
+    assert invoke("list").exit_code == 0
+    assert not key_file.exists(), "list created a key"

@@ -34,13 +34,23 @@ _KEY_ID_DOMAIN = b"envsteward-local-kek-id\0"
 class LocalKeyProvider:
     """Wraps and unwraps data keys with a KEK read from (or created in) ``key_file``."""
 
-    def __init__(self, key_file: Path) -> None:
-        """Load the KEK, creating the file (mode 0600, folder 0700) when it does not exist. Local files only.
+    def __init__(self, key_file: Path, *, create: bool = True) -> None:
+        """Load the KEK, creating the file (mode 0600, folder 0700) when it does not exist and ``create``
+        is true. Only a backup run may create it: readers (verify, restore, drills) pass
+        ``create=False``, since a new key can never unwrap an existing backup. Local files only.
 
-        Raises ConfigurationError when the file is readable by group or others, is not 32 bytes of hex,
-        or cannot be read or created.
+        Raises ConfigurationError when the file is missing (``create=False``, naming where it was
+        expected), readable by group or others, not 32 bytes of hex, or cannot be read or created.
         """
         self.key_file = Path(key_file)
+        if not create and not self.key_file.exists():
+            raise ConfigurationError(
+                f"no local backup key at {self.key_file}: backups made with the local key provider need the "
+                "key file they were made with; put it back (from your copy, or `envsteward backup key "
+                "import`) - a new key cannot decrypt them, so none is created",
+                system=SYSTEM,
+                operation="load key",
+            )
         self._kek = _load_or_create(self.key_file)
         self.key_id = "local:" + hashlib.sha256(_KEY_ID_DOMAIN + self._kek).hexdigest()[:16]
 

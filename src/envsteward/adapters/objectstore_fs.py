@@ -33,6 +33,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -242,6 +243,50 @@ class FilesystemObjectStore:
                 raise _translate(exc, "list", key) from None
             yield self._info(key, path, info)
 
+    # -- leftovers of interrupted writes --------------------------------------------------------------------
+
+    def list_incomplete_uploads(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Temp files of writes that never finished (a process killed mid-``put_stream``), oldest first.
+
+        Each is reported as the object it was going to become: ``key``, the temp file's ``size`` so far and
+        its ``modified`` time; ``metadata["upload"]`` is the temp file's name (for
+        :meth:`abort_incomplete_upload`). A write in progress looks the same: the caller decides by age.
+        Reads local folders only.
+        """
+        found: list[ObjectInfo] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            for filename in filenames:
+                target = _temp_target(filename)
+                if target is None:
+                    continue
+                key = target if rel_dir == "." else f"{rel_dir}/{target}"
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    info = (Path(dirpath) / filename).stat()
+                except FileNotFoundError:
+                    continue  # finished or removed since the walk
+                meta = {"upload": filename}
+                found.append(ObjectInfo(key=key, size=info.st_size, modified=_mtime(info), metadata=meta))
+        return iter(sorted(found, key=lambda item: (item.modified, item.key)))
+
+    def abort_incomplete_upload(self, upload: ObjectInfo) -> None:
+        """Remove the temp file of an unfinished write (from :meth:`list_incomplete_uploads`); a missing
+        one is fine. Raises ConfigurationError for a name that is not one of this store's temp files."""
+        name = upload.metadata.get("upload", "")
+        if _temp_target(name) is None or "/" in name:
+            raise ConfigurationError(
+                f"{name!r} is not a temp file of this store", system=SYSTEM, operation="abort upload"
+            )
+        path = self._path(upload.key).with_name(name)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise _translate(exc, "abort upload", upload.key) from None
+        self._prune(path.parent)
+
     # -- internals -------------------------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
@@ -360,6 +405,21 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
             )
         checked[name] = value
     return checked
+
+
+_TEMP_NAME = re.compile(r"^\.(?P<name>[^/]+)\.[0-9a-f]{16}\.tmp$")
+
+
+def _temp_target(filename: str) -> str | None:
+    """The object name a temp file ``.<name>.<16 hex>.tmp`` was written for; None for any other name
+    (sidecars and their own temp files included)."""
+    match = _TEMP_NAME.match(filename)
+    if match is None:
+        return None
+    name = match.group("name")
+    if name.startswith(".") or name.endswith(_SIDECAR_SUFFIX):
+        return None
+    return name
 
 
 def _sidecar(path: Path) -> Path:

@@ -69,6 +69,40 @@ _CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], type[EnvstewardError]], ...] = (
 )
 
 
+USER_OBJECTS = """
+WITH user_ns AS (
+    SELECT oid, nspname FROM pg_namespace
+    WHERE nspname <> 'information_schema' AND left(nspname, 3) <> 'pg_'
+), by_extension AS (
+    SELECT classid, objid FROM pg_depend WHERE deptype = 'e'
+), found AS (
+    SELECT 1 AS o, 'schema ' || nspname AS what FROM user_ns WHERE nspname <> 'public'
+    UNION ALL
+    SELECT 2, 'extension ' || extname FROM pg_extension WHERE extname <> 'plpgsql'
+    UNION ALL
+    SELECT 3, CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                  WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'table' END
+              || ' ' || n.nspname || '.' || c.relname
+    FROM pg_class c JOIN user_ns n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+      AND (c.oid NOT IN (SELECT objid FROM by_extension WHERE classid = 'pg_class'::regclass))
+    UNION ALL
+    SELECT 4, CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END || ' ' || n.nspname || '.' || t.typname
+    FROM pg_type t JOIN user_ns n ON n.oid = t.typnamespace
+    WHERE t.typcategory <> 'A' AND t.typtype <> 'm'
+      AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+      AND (t.oid NOT IN (SELECT objid FROM by_extension WHERE classid = 'pg_type'::regclass))
+    UNION ALL
+    SELECT 5, CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END
+              || ' ' || n.nspname || '.' || p.proname
+    FROM pg_proc p JOIN user_ns n ON n.oid = p.pronamespace
+    WHERE p.oid NOT IN (SELECT objid FROM by_extension WHERE classid = 'pg_proc'::regclass)
+)
+SELECT what FROM found ORDER BY o, what LIMIT %s
+"""
+"""User objects in a database (see :meth:`PostgresClient.user_objects`)."""
+
+
 class PostgresClient:
     """A small PostgreSQL client: one short-lived connection per call (autocommit).
 
@@ -250,6 +284,18 @@ class PostgresClient:
                 row = conn.execute(statement).fetchone()
                 counts[f"{schema}.{table}"] = int(row[0]) if row else 0
         return counts
+
+    def user_objects(self, limit: int = 20) -> list[str]:
+        """Up to ``limit`` user objects of the database, as ``kind schema.name`` (``type public.people``):
+        schemas other than ``public``, extensions other than ``plpgsql``, and every table, view,
+        sequence, type, domain and function outside the system schemas that no extension owns. Empty for
+        a database as ``CREATE DATABASE`` makes it (what a restore needs).
+
+        Calls PostgreSQL (catalog queries). Raises the errors listed on :meth:`connect`.
+        """
+        with self.connect("user objects") as conn:
+            rows = conn.execute(USER_OBJECTS, (limit,)).fetchall()
+        return [str(row[0]) for row in rows]
 
     def table_checksums(self) -> dict[str, str]:
         """A deterministic checksum (32 hex digits) of every ordinary table's content, keyed ``schema.table``.

@@ -6,7 +6,9 @@ Destination syntax (``envsteward backup restore ID --to DEST``), by the backup's
 kind       DEST
 =========  ==============================================================================================
 postgres   ``postgresql://USER@HOST:PORT/DATABASE`` (or a libpq ``key=value`` string, or just
-           ``DATABASE`` on the backed-up server). The database must EXIST and be EMPTY (no tables).
+           ``DATABASE`` on the backed-up server). The database must EXIST and be EMPTY (no user object
+           at all: schema, table, type, function, sequence, extension beyond plpgsql). The restore is one
+           transaction (``pg_restore --single-transaction``): a failed restore leaves the database empty.
            Password: the catalog target's password reference when the destination is the same server and
            user as the target; otherwise libpq's own (``PGPASSWORD``, ``~/.pgpass``). Never in DEST.
 sqlite     a file path (``/restore/app.db`` or ``file:///restore/app.db``); the file must not exist.
@@ -30,17 +32,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from envsteward.backup.manifest import Manifest
 from envsteward.backup.pipeline import read_manifest, restore_backup, verify_backup
 from envsteward.backup.progress import ProgressCallback
-from envsteward.errors import ConfigurationError, ConflictError, EnvstewardError, IntegrityError
+from envsteward.errors import (
+    ConfigurationError,
+    ConflictError,
+    EnvstewardError,
+    IntegrityError,
+    NotFoundError,
+)
 from envsteward.ports import KeyProvider, ObjectStore
 
 if TYPE_CHECKING:
     from envsteward.backup.sources import RestoreReport, RestoreTarget
+    from envsteward.backup.stores import BackupStores
     from envsteward.catalog import BackupTarget
     from envsteward.services import Services
 
@@ -62,7 +72,9 @@ def key_provider_for(
     """The key provider that can unwrap ``manifest``'s data key: the kind recorded in the manifest
     (``extra.key_provider``), else the catalog target's, else ``local``; the key is the manifest's.
 
-    Raises ConfigurationError for an unknown recorded kind. No network call until it is used.
+    The local key is only read, never created: a missing key file is a ConfigurationError naming where
+    it was expected. Raises ConfigurationError for an unknown recorded kind. No network call until it is
+    used.
     """
     kind = manifest.extra.get("key_provider")
     if kind is None and target is not None:
@@ -72,7 +84,17 @@ def key_provider_for(
         raise ConfigurationError(
             f"backup {manifest.backup_id} records key provider {kind!r}; known: {', '.join(KEY_PROVIDERS)}"
         )
-    return services.key_provider(kind, None if kind == "local" else manifest.encryption.key_id)
+    if kind == "local":
+        # read-only: never create a key (services.key_provider would, for the next backup run)
+        from envsteward.adapters.local_keys import LocalKeyProvider
+
+        return LocalKeyProvider(local_key_file(services), create=False)
+    return services.key_provider(kind, manifest.encryption.key_id)
+
+
+def local_key_file(services: Services) -> Path:
+    """Where the local key provider keeps its key-encryption key (as ``Services.key_provider`` does)."""
+    return services.settings.home / "keys" / "backup.key"
 
 
 def verify_stored_backup(
@@ -86,6 +108,74 @@ def verify_stored_backup(
     keys = key_provider_for(services, manifest, catalog_target_for(services, manifest))
     with _naming(backup_id):
         return verify_backup(store, backup_id, keys, progress)
+
+
+@dataclass(frozen=True)
+class RegionCheck:
+    """The outcome of verifying one region's copy of a backup (JSON-able, no secret in it)."""
+
+    region: str
+    """``primary`` or ``dr``."""
+    store: str
+    ok: bool
+    error: str | None = None
+    chunks: int | None = None
+    stored_bytes: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "store": self.store,
+            "ok": self.ok,
+            "error": self.error,
+            "chunks": self.chunks,
+            "stored_bytes": self.stored_bytes,
+        }
+
+
+def verify_all_regions(
+    services: Services, stores: BackupStores, backup_id: str, progress: ProgressCallback | None = None
+) -> list[RegionCheck]:
+    """Verify every copy of ``backup_id``: the primary and (when a DR store is configured) the replica,
+    each read whole, decrypted and checked; the replica's manifest must also equal the primary's byte for
+    byte. A missing copy is a failed check. Writes nothing.
+
+    Calls both stores and the key provider. A failure of one region is returned, not raised (the other
+    is still checked); only errors that concern neither copy (e.g. a bad key configuration) propagate.
+    """
+    from envsteward.backup.manifest import manifest_object_key
+    from envsteward.backup.stores import describe_store
+
+    checks: list[RegionCheck] = []
+    manifests: dict[str, bytes] = {}
+    for region, store in (("primary", stores.primary), ("dr", stores.dr)):
+        if store is None:
+            continue
+        where = describe_store(store)
+        try:
+            manifest = verify_stored_backup(services, store, backup_id, progress)
+            manifests[region] = store.get_bytes(manifest_object_key(backup_id))
+        except (NotFoundError, IntegrityError) as exc:
+            checks.append(RegionCheck(region, where, ok=False, error=str(exc)))
+            continue
+        checks.append(
+            RegionCheck(
+                region, where, ok=True, chunks=manifest.format.chunks, stored_bytes=manifest.sizes.ciphertext
+            )
+        )
+    if len(manifests) == 2 and manifests["primary"] != manifests["dr"]:
+        checks = [
+            RegionCheck(
+                check.region,
+                check.store,
+                ok=False,
+                error=f"backup {backup_id}: the replica's manifest differs from the primary's",
+            )
+            if check.region == "dr"
+            else check
+            for check in checks
+        ]
+    return checks
 
 
 @contextmanager
@@ -180,14 +270,18 @@ def _postgres_target(services: Services, target: BackupTarget | None, destinatio
 
 
 def _check_empty_database(restore_target: RestoreTarget) -> None:
+    """Refuse a database that holds any user object (not only tables: a lone ``CREATE TYPE`` makes the
+    restore fail half-way), naming what was found. Calls PostgreSQL."""
     client = getattr(restore_target, "client", None)
     if client is None:
         return
-    tables = client.table_row_counts()
-    if tables:
+    shown = 5
+    found = client.user_objects(limit=shown + 1)
+    if found:
+        more = ", ..." if len(found) > shown else ""
         raise ConflictError(
-            f"database {client.target} is not empty ({len(tables)} table(s)); restore into an empty database "
-            "you created for it (CREATE DATABASE ...)"
+            f"database {client.target} is not empty ({', '.join(found[:shown])}{more}); restore into an "
+            "empty database you created for it (CREATE DATABASE ...)"
         )
 
 
@@ -266,6 +360,11 @@ def restore_stored_backup(
         verify_backup(store, backup_id, keys, progress)
     if manifest.source.kind == "postgres":
         _check_empty_database(restore_target)
+        from envsteward.backup.sources.postgres import PostgresRestoreTarget
+
+        if isinstance(restore_target, PostgresRestoreTarget):
+            # all or nothing: a failure anywhere (pg_restore, or this process) rolls the whole restore back
+            restore_target.single_transaction = True
     with _naming(backup_id), restore_target.begin() as writer:
         restore_backup(store, backup_id, keys, writer.write, progress, verify_first=False)
         report = writer.finish()

@@ -18,7 +18,7 @@ A damaged or tampered backup (flipped byte, truncation, reordered chunks, wrong 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,6 +27,7 @@ import typer
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
+    from rich.table import Table
 
     from envsteward.backup.progress import ProgressEvent
     from envsteward.services import Services
@@ -96,6 +97,67 @@ def progress_bar() -> Iterator[ProgressBar]:
         yield ProgressBar(progress)
 
 
+def fitted_table(
+    title: str,
+    columns: Sequence[tuple[str, int]],
+    rows: Sequence[Sequence[str]],
+    width: int,
+) -> Table | None:
+    """A table whose first column (the backup id) is never cut or wrapped at ``width`` columns.
+
+    ``columns`` are ``(header, priority)``: when the table would be wider than ``width``, columns are
+    dropped lowest priority first (the JSON output keeps everything). Cells may hold rich markup. Returns
+    None when even the id column alone does not fit (the caller then prints plain lines). Pure.
+    """
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    def cell_width(cell: str) -> int:
+        return Text.from_markup(cell).cell_len
+
+    natural = [
+        max([cell_width(header)] + [cell_width(row[index]) for row in rows])
+        for index, (header, _) in enumerate(columns)
+    ]
+    shown = list(range(len(columns)))
+
+    def needed() -> int:  # box.SIMPLE without edges: one space of padding each side, one separator
+        return sum(natural[index] for index in shown) + 3 * (len(shown) - 1)
+
+    for index in sorted(range(1, len(columns)), key=lambda i: columns[i][1]):
+        if needed() <= width:
+            break
+        shown.remove(index)
+    if needed() > width:
+        return None
+    table = Table(title=title, box=box.SIMPLE, show_edge=False, pad_edge=False)
+    for index in shown:
+        header = columns[index][0]
+        if index == 0:
+            table.add_column(header, no_wrap=True, min_width=natural[0], overflow="ignore")
+        else:
+            table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*(row[index] for index in shown))
+    return table
+
+
+def print_table(title: str, columns: Sequence[tuple[str, int]], rows: Sequence[Sequence[str]]) -> None:
+    """Print :func:`fitted_table` at the console's width, or one id per line when even that is too wide."""
+    from rich.markup import escape
+
+    from envsteward.cli._common import console
+
+    out = console()
+    table = fitted_table(title, columns, rows, out.width)
+    if table is not None:
+        out.print(table)
+        return
+    for row in rows:
+        out.print(escape(row[0]), soft_wrap=True, highlight=False)
+
+
 def _size(value: int | None) -> str:
     if value is None:
         return "-"
@@ -129,7 +191,6 @@ def _run(environment: str | None, target: str | None, as_json: bool, catalog: Pa
     import json
 
     from rich.markup import escape
-    from rich.table import Table
 
     from envsteward.backup.runner import plan_backups, run_backup_target, run_summary
     from envsteward.backup.stores import backup_stores
@@ -149,19 +210,21 @@ def _run(environment: str | None, target: str | None, as_json: bool, catalog: Pa
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
-        table = Table(title="backups")
-        for column in ("target", "status", "backup id", "stored", "seconds", "replica"):
-            table.add_column(column)
-        for result in results:
-            table.add_row(
-                f"{result.environment}/{result.target}",
+        rows = [
+            [
+                escape(result.backup.backup_id if result.backup else f"{result.environment}/{result.target}"),
                 "[green]ok[/]" if result.status == "ok" else "[red]failed[/]",
-                result.backup.backup_id if result.backup else "-",
+                result.replica_status,
                 _size(result.backup.stored_bytes if result.backup else None),
                 f"{result.duration_seconds:.1f}",
-                result.replica_status,
-            )
-        console().print(table)
+            ]
+            for result in results
+        ]
+        print_table(
+            "backups",
+            [("backup id", 100), ("status", 90), ("replica", 80), ("stored", 50), ("seconds", 40)],
+            rows,
+        )
     for result in results:
         if result.error:
             err_console().print(
@@ -181,19 +244,80 @@ def list_command(
     env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
     target: Annotated[str | None, typer.Option("--target", "-t", help="Only this backup target.")] = None,
     as_json: JsonOption = False,
+    incomplete: Annotated[
+        bool,
+        typer.Option(
+            "--incomplete",
+            help="List what interrupted backups left behind (unfinished uploads, data without a manifest).",
+        ),
+    ] = False,
     catalog: CatalogOption = None,
 ) -> None:
     """List the complete backups in both regions (by environment, target, then time)."""
     from envsteward.cli._common import handle_errors
 
+    if incomplete:
+        raise typer.Exit(handle_errors(_list_incomplete)(as_json, catalog))
     raise typer.Exit(handle_errors(_list)(env, target, as_json, catalog))
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _list_incomplete(as_json: bool, catalog: Path | None) -> int:
+    import json
+
+    from rich.markup import escape
+
+    from envsteward.backup.leftovers import BACKUP_TIMEOUT_SECONDS, find_leftovers, removable
+    from envsteward.backup.stores import backup_stores
+    from envsteward.cli._common import EXIT_OK, console
+
+    leftovers = find_leftovers(backup_stores(_services(catalog)))
+    if as_json:
+        typer.echo(
+            json.dumps([item.as_json() | {"removable": removable(item)} for item in leftovers], indent=2)
+        )
+        return EXIT_OK
+    if not leftovers:
+        console().print("No leftovers of interrupted backups.")
+        return EXIT_OK
+    rows = [
+        [
+            escape(item.backup_id or item.key),
+            item.region,
+            escape(item.what),
+            _age(item.age_seconds),
+            _size(item.size),
+        ]
+        for item in leftovers
+    ]
+    print_table(
+        "leftovers of interrupted backups",
+        [("backup id", 100), ("region", 80), ("what", 70), ("age", 90), ("size", 60)],
+        rows,
+    )
+    console().print(
+        f"`envsteward backup prune` removes those older than {_age(BACKUP_TIMEOUT_SECONDS)} plus an hour "
+        "(a younger one may still be running).",
+        highlight=False,
+        markup=False,
+    )
+    return EXIT_OK
 
 
 def backup_rows(services: Services, environment: str | None, target: str | None) -> list[dict[str, Any]]:
     """One JSON-able row per complete backup in either region. Calls the object stores."""
     from envsteward.backup.drill_marks import is_verified_by_drill
     from envsteward.backup.prune import collect_backups
-    from envsteward.backup.replica import replica_state
+    from envsteward.backup.replica import read_replica_record, replica_state
     from envsteward.backup.stores import backup_stores
 
     stores = backup_stores(services)
@@ -205,6 +329,7 @@ def backup_rows(services: Services, environment: str | None, target: str | None)
         if target is not None and manifest.source.name != target:
             continue
         state = "only in DR" if "primary" not in found.regions else replica_state(stores.dr, manifest)
+        record = read_replica_record(stores.primary, backup_id) if "primary" in found.regions else None
         rows.append(
             {
                 "backup_id": backup_id,
@@ -216,6 +341,10 @@ def backup_rows(services: Services, environment: str | None, target: str | None)
                 "plaintext_size": manifest.sizes.plaintext,
                 "verified_by_drill": is_verified_by_drill(stores.primary, stores.dr, backup_id=backup_id),
                 "replica": state,
+                # ``replica`` is a cheap look (manifest and size); this is when the copy's content was last
+                # checked against the manifest's SHA-256 (at replication), and how
+                "replica_verified_at": (record or {}).get("replicated_at"),
+                "replica_verified_by": (record or {}).get("verified_by"),
                 "regions": list(found.regions),
             }
         )
@@ -223,10 +352,33 @@ def backup_rows(services: Services, environment: str | None, target: str | None)
     return rows
 
 
+REPLICA_WORDS = {"ok": "present"}
+"""``replica_state``'s ``ok`` only means "same manifest, same size": the table says ``present`` and shows
+when the content was last verified in its own column."""
+
+
+def _list_cells(row: dict[str, Any]) -> list[str]:
+    from rich.markup import escape
+
+    state = str(row["replica"])
+    word = REPLICA_WORDS.get(state, state)
+    verified = row.get("replica_verified_at")
+    return [
+        escape(row["backup_id"]),
+        f"[green]{word}[/]" if state == "ok" else f"[yellow]{escape(word)}[/]",
+        _short_time(verified) if verified else "never",
+        "yes" if row["verified_by_drill"] else "no",
+        _size(row["size"]),
+        _short_time(row["time"]),
+    ]
+
+
+def _short_time(iso: str) -> str:
+    return iso[:16].replace("T", " ") + "Z"
+
+
 def _list(environment: str | None, target: str | None, as_json: bool, catalog: Path | None) -> int:
     import json
-
-    from rich.table import Table
 
     from envsteward.cli._common import EXIT_OK, console
 
@@ -237,20 +389,15 @@ def _list(environment: str | None, target: str | None, as_json: bool, catalog: P
     if not rows:
         console().print("No backups found.")
         return EXIT_OK
-    table = Table(title="backups")
-    for column in ("id", "env", "target", "time", "size", "verified-by-drill", "replica"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(
-            row["backup_id"],
-            row["environment"],
-            row["target"],
-            row["time"][:19].replace("T", " ") + "Z",
-            _size(row["size"]),
-            "yes" if row["verified_by_drill"] else "no",
-            "[green]ok[/]" if row["replica"] == "ok" else f"[yellow]{row['replica']}[/]",
-        )
-    console().print(table)
+    columns = [
+        ("id", 100),
+        ("replica", 90),
+        ("replica verified", 80),
+        ("drill", 60),
+        ("size", 50),
+        ("time", 40),
+    ]
+    print_table("backups", columns, [_list_cells(row) for row in rows])
     return EXIT_OK
 
 
@@ -263,12 +410,51 @@ def _list(environment: str | None, target: str | None, as_json: bool, catalog: P
 def verify(
     backup_id: Annotated[str, typer.Argument(help="The backup id (see `envsteward backup list`).")],
     dr: DrOption = False,
+    all_regions: Annotated[
+        bool,
+        typer.Option(
+            "--all-regions",
+            help="Verify the primary copy AND the DR replica (each read whole and decrypted).",
+        ),
+    ] = False,
     catalog: CatalogOption = None,
 ) -> None:
     """Read the whole backup, decrypt it and check every checksum (writes nothing)."""
     from envsteward.cli._common import handle_errors
 
+    if all_regions:
+        raise typer.Exit(handle_errors(_verify_all)(backup_id, catalog))
     raise typer.Exit(handle_errors(_verify)(backup_id, dr, catalog))
+
+
+def _verify_all(backup_id: str, catalog: Path | None) -> int:
+    from rich.markup import escape
+
+    from envsteward.backup.manifest import check_backup_id
+    from envsteward.backup.restore import verify_all_regions
+    from envsteward.backup.stores import backup_stores
+    from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console
+
+    check_backup_id(backup_id)
+    services = _services(catalog)
+    stores = backup_stores(services)
+    with progress_bar() as bar:
+        checks = verify_all_regions(services, stores, backup_id, bar)
+    for check in checks:
+        if check.ok:
+            console().print(
+                f"[green]verified[/] {check.region} ({escape(check.store)}): {check.chunks} chunk(s), "
+                f"{_size(check.stored_bytes)} stored; every chunk authenticated",
+                highlight=False,
+            )
+        else:
+            err_console().print(
+                f"[bold red]FAILED[/] {check.region} ({escape(check.store)}): {escape(check.error or '')}",
+                highlight=False,
+            )
+    if stores.dr is None:
+        err_console().print("[yellow]no DR store is configured: only the primary copy exists[/]")
+    return EXIT_OK if checks and all(check.ok for check in checks) else EXIT_ERROR
 
 
 def _store(services: Services, dr: bool) -> Any:
@@ -371,6 +557,7 @@ def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
 
     from rich.markup import escape
 
+    from envsteward.backup.leftovers import find_leftovers, removable, remove_leftovers
     from envsteward.backup.prune import catalog_policies, execute_prune, plan_prune, prune_summary
     from envsteward.backup.stores import backup_stores
     from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console
@@ -378,6 +565,7 @@ def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
     services = _services(catalog)
     stores = backup_stores(services)
     plan = plan_prune(stores, catalog_policies(services.catalog()))
+    leftovers = find_leftovers(stores)
     if not as_json:
         for line in plan.render_text():
             console().print(escape(line), highlight=False)
@@ -396,6 +584,36 @@ def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
         )
         for backup_id, error in result.failed:
             err_console().print(f"[bold red]error:[/] {escape(backup_id)}: {escape(error)}", highlight=False)
+    to_clean = [item for item in leftovers if removable(item)]
+    if not as_json:
+        for item in leftovers:
+            verdict = "REMOVE" if item in to_clean else "keep  "
+            console().print(
+                f"  {verdict} {item.what} {escape(item.key)} ({item.region}, {_size(item.size)}, "
+                f"{_age(item.age_seconds)} old{'' if item in to_clean else ': may still be running'})",
+                highlight=False,
+            )
+        console().print(
+            f"{len(to_clean)} leftover(s) of interrupted backups to remove"
+            + (" (dry run: nothing removed)" if dry_run else ""),
+            highlight=False,
+        )
+    cleanup = None
+    if not dry_run and to_clean:
+        cleanup = remove_leftovers(
+            stores,
+            to_clean,
+            on_removed=None if as_json else lambda item: console().print(f"removed {escape(item.key)}"),
+        )
+        for item, error in cleanup.failed:
+            err_console().print(f"[bold red]error:[/] {escape(item.key)}: {escape(error)}", highlight=False)
     if as_json:
-        typer.echo(json.dumps(prune_summary(plan, result, dry_run=dry_run), indent=2))
-    return EXIT_ERROR if result is not None and not result.ok else EXIT_OK
+        summary = prune_summary(plan, result, dry_run=dry_run)
+        summary["leftovers"] = {
+            "found": [item.as_json() | {"removable": removable(item)} for item in leftovers],
+            "cleanup": cleanup.as_json() if cleanup is not None else None,
+        }
+        summary["ok"] = summary["ok"] and (cleanup is None or cleanup.ok)
+        typer.echo(json.dumps(summary, indent=2))
+    failed = (result is not None and not result.ok) or (cleanup is not None and not cleanup.ok)
+    return EXIT_ERROR if failed else EXIT_OK
