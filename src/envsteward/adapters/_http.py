@@ -82,8 +82,8 @@ def translate_httpx_error(
         after = f"after {timeout_seconds:g} s" if timeout_seconds is not None else f"({type(exc).__name__})"
         return TransientError(f"timed out {after}", system=system, operation=operation)
     if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError):
-        reason = describe_connect_error(exc) or f"connection failed ({type(exc).__name__})"
-        return TransientError(f"{reason} (is the server up?)", system=system, operation=operation)
+        reason = describe_connect_error(exc) or f"connection failed ({type(exc).__name__}); is the server up?"
+        return TransientError(reason, system=system, operation=operation)
     if isinstance(exc, httpx.HTTPStatusError):
         return error_for_status(exc.response.status_code, system=system, operation=operation)
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
