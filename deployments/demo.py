@@ -135,21 +135,26 @@ def configure_environment(args: argparse.Namespace) -> None:
     )
 
 
+def start_openbao(stack: LocalStack, port: int, root_token: str) -> None:
+    """An OpenBao dev server on 127.0.0.1:``port`` whose root token is ``root_token``. Raises StackError.
+
+    The token goes through the environment (``BAO_DEV_ROOT_TOKEN_ID``), not the command line, which ``ps``
+    shows to every local user; the dev banner that prints it back is redacted in the log.
+    """
+    stack.start(
+        "openbao",
+        [executable("bao"), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}", "-dev-no-store-token"],
+        http_ok(f"http://127.0.0.1:{port}/v1/sys/health"),
+        port=port,
+        env={"BAO_DEV_ROOT_TOKEN_ID": root_token},
+        redact=[root_token],
+    )
+
+
 def start_servers(stack: LocalStack, args: argparse.Namespace) -> None:
     """Prefect server (SQLite), OpenBao dev server and moto server. Raises StackError."""
     say(f"Starting OpenBao (Vault API) on 127.0.0.1:{args.vault_port} ...")
-    stack.start(
-        "openbao",
-        [
-            executable("bao"),
-            "server",
-            "-dev",
-            f"-dev-root-token-id={os.environ['VAULT_TOKEN']}",
-            f"-dev-listen-address=127.0.0.1:{args.vault_port}",
-        ],
-        http_ok(f"http://127.0.0.1:{args.vault_port}/v1/sys/health"),
-        port=args.vault_port,
-    )
+    start_openbao(stack, args.vault_port, os.environ["VAULT_TOKEN"])
     say(f"Starting moto (AWS API) on 127.0.0.1:{args.aws_port} ...")
     stack.start(
         "moto",

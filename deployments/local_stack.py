@@ -12,11 +12,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 
 class StackError(RuntimeError):
@@ -67,22 +69,34 @@ class LocalStack:
         port: int,
         env: dict[str, str] | None = None,
         timeout: float = 90.0,
+        redact: Sequence[str] = (),
     ) -> None:
-        """Start ``command`` and wait until ``ready()``. Raises StackError (port taken, exited, not ready)."""
+        """Start ``command`` and wait until ``ready()``. Raises StackError (port taken, exited, not ready).
+
+        Secrets go to the process through ``env`` (``ps`` shows the command line to every local user); a
+        process that prints one back (OpenBao's dev banner prints its root token) is logged with each string
+        in ``redact`` replaced by ``<redacted>``.
+        """
         if not port_is_free(port):
             raise StackError(
                 f"{name}: port {port} on 127.0.0.1 is already in use; stop what uses it and retry"
             )
         log_path = self.workdir / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        secrets = [value.encode() for value in redact if value]
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 list(command),
-                stdout=log,
+                stdout=subprocess.PIPE if secrets else log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
             )
+        if secrets:
+            assert proc.stdout is not None
+            threading.Thread(
+                target=_copy_redacted, args=(proc.stdout, log_path, secrets), name=f"{name}-log", daemon=True
+            ).start()
         self.processes.append((name, proc))
         deadline = time.monotonic() + timeout
         while not ready():
@@ -104,3 +118,14 @@ class LocalStack:
                 proc.kill()
                 proc.wait(timeout=5)
         self.processes.clear()
+
+
+def _copy_redacted(source: IO[bytes], log_path: Path, secrets: Iterable[bytes]) -> None:
+    """Copy ``source`` line by line to ``log_path`` with every secret replaced, until the process exits."""
+    with source, log_path.open("ab") as log:
+        for raw in source:
+            line = raw
+            for secret in secrets:
+                line = line.replace(secret, b"<redacted>")
+            log.write(line)
+            log.flush()

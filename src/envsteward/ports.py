@@ -154,7 +154,12 @@ class ObjectStore(Protocol):
 
 
 class Severity(StrEnum):
-    """Shared severity scale for drift items, alerts and rule results. Unknown severities count as HIGH."""
+    """Shared severity scale for drift items, alerts and rule results.
+
+    Fail safe (DESIGN.md, security invariants): an unknown severity *of something that happened* is the
+    highest (:meth:`parse`); an unknown *threshold* is the lowest (:meth:`parse_threshold`), so that in both
+    cases an unknown name makes envsteward louder, never quieter.
+    """
 
     CRITICAL = "critical"
     HIGH = "high"
@@ -168,11 +173,20 @@ class Severity(StrEnum):
 
     @classmethod
     def parse(cls, value: str | None) -> Severity:
-        """Fail safe: an unknown or missing severity is treated as HIGH."""
+        """The severity of an item or alert; an unknown or missing name is CRITICAL (the highest)."""
         try:
             return cls(str(value).lower())
         except ValueError:
-            return cls.HIGH
+            return cls.CRITICAL
+
+    @classmethod
+    def parse_threshold(cls, value: str | None) -> Severity:
+        """A minimum severity (``fail_on``, a filter); an unknown or missing name is INFO (the lowest), so
+        everything is at or above it."""
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            return cls.INFO
 
 
 _SEVERITY_RANK = {

@@ -1,8 +1,10 @@
 """The one place where clients for external systems are built (DESIGN.md principle 6).
 
 Flows, tasks and CLI commands ask a :class:`Services` container for what they need; nothing else builds
-an hvac, boto3, psycopg or slack-sdk client. Every client is built lazily on first use and cached for the
-life of the container, so ``envsteward --help`` and a scan of one environment only pay for what they use.
+an hvac, boto3, psycopg or slack-sdk client. Which adapter serves which kind of spec is the registry in
+:mod:`envsteward.adapters.registry`; only this module uses it, and no module below it imports this one.
+Every client is built lazily on first use and cached for the life of the container, so ``envsteward
+--help`` and a scan of one environment only pay for what they use.
 
 Tests build a ``Services`` from a ``Settings`` that points at the loopback servers.
 """
@@ -15,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from envsteward.errors import ConfigurationError
-from envsteward.settings import Settings, read_credential
+from envsteward.settings import Settings
 
 T = TypeVar("T")
 
@@ -23,9 +25,11 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from envsteward.adapters.aws import AWSClients
+    from envsteward.adapters.registry import Clients
     from envsteward.adapters.vault import VaultClient
     from envsteward.audit import AuditLog
     from envsteward.catalog import Catalog
+    from envsteward.catalog.models import ChannelSpec
     from envsteward.catalog.refs import SecretRef
     from envsteward.fingerprint import Fingerprinter
     from envsteward.ports import ConfigSource, KeyProvider, Notifier, ObjectStore, SecretStore, StateStore
@@ -68,34 +72,31 @@ class Services:
 
         return self._cached("aws", lambda: AWSClients(self.settings.aws))
 
-    # -- stores ---------------------------------------------------------------------------------------------
+    def clients(self) -> Clients:
+        """Getters for this container's cached Vault and AWS clients, as the adapter registry's factories
+        take them (each client is built on first call)."""
+        from envsteward.adapters.registry import Clients
+
+        return Clients(vault=self.vault_client, aws=self.aws_clients)
+
+    # -- stores (built by envsteward.adapters.registry) ------------------------------------------------------
 
     def object_store(self) -> ObjectStore:
-        """The primary object store: S3 when ``storage.kind`` is ``s3``, else a folder under ``home``."""
+        """The primary object store: S3 when ``storage.kind`` is ``s3``, else a folder under ``home``.
 
-        def build() -> ObjectStore:
-            storage = self.settings.storage
-            if storage.kind == "s3":
-                from envsteward.adapters.aws import S3ObjectStore
+        Raises ConfigurationError (S3 without a bucket)."""
+        from envsteward.adapters.registry import OBJECT_STORES
 
-                if not storage.bucket:
-                    raise ConfigurationError(
-                        "storage.kind is s3 but storage.bucket is not set (ENVSTEWARD_STORAGE__BUCKET)"
-                    )
-                return S3ObjectStore(
-                    self.aws_clients(), storage.bucket, self.settings.aws.region, storage.prefix
-                )
-            from envsteward.adapters.objectstore_fs import FilesystemObjectStore
-
-            return FilesystemObjectStore(self.settings.home / "objects")
-
-        return self._cached("object_store", build)
+        return self._cached(
+            "object_store",
+            lambda: OBJECT_STORES.factory(self.settings.storage.kind)(self.settings, self.clients()),
+        )
 
     def state_store(self) -> StateStore:
         """The state store of ``state.kind`` (a folder under ``home``, or Redis, connected lazily)."""
-        from envsteward.state import open_state_store
+        from envsteward.adapters.registry import STATE_STORES
 
-        return self._cached("state", lambda: open_state_store(self.settings))
+        return self._cached("state", lambda: STATE_STORES.factory(self.settings.state.kind)(self.settings))
 
     def audit_log(self) -> AuditLog:
         """The audit log: objects under ``audit/`` in the S3 store, else ``<home>/audit/audit.jsonl``."""
@@ -119,55 +120,20 @@ class Services:
     def key_provider(self, kind: str = "local", key_id: str | None = None) -> KeyProvider:
         """The key provider that wraps backup data keys: ``local`` (a key file under ``home``, the embedded
         default), ``vault_transit`` (a transit key) or ``aws_kms`` (a KMS key). Raises ConfigurationError."""
+        from envsteward.adapters.registry import KEY_PROVIDERS
 
-        def build() -> KeyProvider:
-            if kind == "local":
-                from envsteward.adapters.local_keys import LocalKeyProvider
-
-                return LocalKeyProvider(self.settings.home / "keys" / "backup.key")
-            if kind == "vault_transit":
-                from envsteward.adapters.vault import VaultTransitKeyProvider
-
-                return VaultTransitKeyProvider(self.vault_client(), key_id or self.settings.vault.transit_key)
-            if kind == "aws_kms":
-                from envsteward.adapters.aws import KMSKeyProvider
-
-                kms_key = key_id or self.settings.aws.kms_key_id
-                if not kms_key:
-                    raise ConfigurationError(
-                        "key_provider aws_kms needs a key: set key_id on the backup target "
-                        "or ENVSTEWARD_AWS__KMS_KEY_ID"
-                    )
-                return KMSKeyProvider(self.aws_clients(), kms_key)
-            raise ConfigurationError(
-                f"unknown key provider {kind!r} (expected local, vault_transit or aws_kms)"
-            )
-
-        return self._cached(f"keys:{kind}:{key_id}", build)
+        return self._cached(
+            f"keys:{kind}:{key_id}",
+            lambda: KEY_PROVIDERS.factory(kind)(key_id, self.settings, self.clients()),
+        )
 
     # -- secrets ---------------------------------------------------------------------------------------
 
     def secret_store(self, scheme: str) -> SecretStore:
         """The SecretStore for a reference scheme (vault, aws-sm, ssm, env). Raises ConfigurationError."""
+        from envsteward.adapters.registry import SECRET_STORES
 
-        def build() -> SecretStore:
-            if scheme == "vault":
-                from envsteward.adapters.vault import VaultSecretStore
-
-                return VaultSecretStore(self.vault_client())
-            if scheme == "aws-sm":
-                from envsteward.adapters.aws import SecretsManagerSecretStore
-
-                return SecretsManagerSecretStore(self.aws_clients())
-            if scheme == "ssm":
-                from envsteward.adapters.aws import SSMSecretStore
-
-                return SSMSecretStore(self.aws_clients())
-            if scheme == "env":
-                return _EnvSecretStore()
-            raise ConfigurationError(f"no secret store for scheme {scheme!r}")
-
-        return self._cached(f"secrets:{scheme}", build)
+        return self._cached(f"secrets:{scheme}", lambda: SECRET_STORES.factory(scheme)(self.clients()))
 
     def resolve_secret(self, ref: SecretRef) -> SecretStr:
         """Fetch a secret's value into this process only. Raises NotFoundError, PermissionDeniedError, ..."""
@@ -176,21 +142,34 @@ class Services:
     # -- sources and notifiers -------------------------------------------------------------------------
 
     def config_source(self, environment: str, source_name: str) -> ConfigSource:
-        """The live ConfigSource the catalog names. Raises CatalogError, ConfigurationError."""
-        from envsteward.sources import build_config_source
+        """The live ConfigSource the catalog names (clients only; an HTTP source's bearer token is resolved
+        now). Raises CatalogError, ConfigurationError, the secret store's errors, or AuthenticationError /
+        TransientError when Vault login fails."""
+        from envsteward.adapters.registry import CONFIG_SOURCES
 
-        env = self.catalog().environment(environment)
+        catalog = self.catalog()
+        env = catalog.environment(environment)
         spec = next((s for s in env.sources if s.name == source_name), None)
         if spec is None:
             known = ", ".join(s.name for s in env.sources) or "none"
             raise ConfigurationError(
                 f"environment {environment!r} has no source {source_name!r} (known: {known})"
             )
-        return self._cached(f"source:{environment}:{source_name}", lambda: build_config_source(self, spec))
+
+        def build() -> ConfigSource:
+            factory = CONFIG_SOURCES.factory(spec.kind)
+            return factory(spec, self.clients(), self.resolve_secret, catalog.root)
+
+        return self._cached(f"source:{environment}:{source_name}", build)
 
     def notifiers(self, channel_names: Sequence[str]) -> list[Notifier]:
-        """Notifiers for the named catalog channels. Raises ConfigurationError (missing credential)."""
-        from envsteward.notify import build_notifier
+        """Notifiers for the named catalog channels, each behind its channel's severity filter.
+
+        Builds clients only (a PagerDuty routing key is resolved now, from its secret store). Raises
+        ConfigurationError (unknown channel, missing credential) or the secret store's errors.
+        """
+        from envsteward.adapters.registry import NOTIFIERS
+        from envsteward.notify import SeverityFilteredNotifier
 
         channels = self.catalog().channels
         unknown = [name for name in channel_names if name not in channels]
@@ -199,47 +178,21 @@ class Services:
             raise ConfigurationError(
                 f"the catalog has no notification channel {', '.join(map(repr, unknown))} (known: {known})"
             )
+
+        def build(spec: ChannelSpec) -> Notifier:
+            inner = NOTIFIERS.factory(spec.kind)(spec, self.settings, self.resolve_secret)
+            return SeverityFilteredNotifier(inner, spec.min_severity)
+
         return [
-            self._cached(f"notifier:{name}", functools.partial(build_notifier, self, channels[name]))
+            self._cached(f"notifier:{name}", functools.partial(build, channels[name]))
             for name in channel_names
         ]
 
     def credential(self, env_var: str | None, what: str) -> SecretStr:
         """A credential named by settings (env var). Raises ConfigurationError naming the variable to set."""
-        if not env_var:
-            raise ConfigurationError(f"{what}: the settings name no environment variable that holds it")
-        value = read_credential(env_var, None, what)
-        if value is None:
-            raise ConfigurationError(f"{what} is not set: export {env_var}")
-        return value
+        from envsteward.adapters.registry import require_credential
 
-
-class _EnvSecretStore:
-    """``env://NAME`` references: a variable of this process's environment (embedded default, tests)."""
-
-    scheme = "env"
-
-    def get_secret(self, location: str, key: str | None) -> SecretStr:
-        """The variable's value (env references have no key). Raises NotFoundError when it is not set."""
-        import os
-
-        from pydantic import SecretStr
-
-        from envsteward.errors import NotFoundError
-
-        if location not in os.environ:
-            raise NotFoundError(
-                f"environment variable {location} is not set; export it where envsteward runs",
-                system="env",
-                operation=f"read {location}",
-            )
-        return SecretStr(os.environ[location])
-
-    def secret_exists(self, location: str, key: str | None) -> bool:
-        """True when the variable is set. Reads this process's environment only."""
-        import os
-
-        return location in os.environ
+        return require_credential(env_var, what)
 
 
 _default: Services | None = None

@@ -224,7 +224,11 @@ def test_redis_closed_port_is_down() -> None:
     result = run_check(
         RedisCheck(kind="redis", name="cache", url=f"redis://127.0.0.1:{free_port()}/0"), ctx()
     )
-    assert (result.status, result.detail, result.transient) == (CheckStatus.DOWN, "connection refused", True)
+    assert (result.status, result.detail, result.transient) == (
+        CheckStatus.DOWN,
+        "Redis is not reachable (connection refused)",
+        True,
+    )
 
 
 def test_redis_wrong_password_is_down_without_the_password() -> None:
@@ -241,7 +245,7 @@ def test_redis_wrong_password_is_down_without_the_password() -> None:
 def test_redis_malformed_url() -> None:
     result = run_check(RedisCheck(kind="redis", name="cache", url="http://127.0.0.1:6379"), ctx())
     assert (result.status, result.transient) == (CheckStatus.DOWN, False)
-    assert "malformed Redis URL" in result.detail
+    assert "not a valid Redis URL" in result.detail
 
 
 # -- Vault ---------------------------------------------------------------------------------------------------

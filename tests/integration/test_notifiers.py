@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from envsteward.adapters.email import EmailNotifier
 from envsteward.adapters.pagerduty import PagerDutyNotifier
+from envsteward.adapters.registry import NOTIFIERS
 from envsteward.adapters.slack import SlackNotifier, build_blocks
 from envsteward.catalog.models import EmailChannel
 from envsteward.errors import (
@@ -25,7 +26,6 @@ from envsteward.errors import (
     PermissionDeniedError,
     TransientError,
 )
-from envsteward.notify import build_notifier
 from envsteward.ports import AlertEvent, Notification, Notifier, Severity
 from envsteward.services import Services
 from envsteward.settings import Settings, SMTPSettings
@@ -353,10 +353,11 @@ def test_email_channel_without_password_names_the_variable(
         Settings(smtp=SMTPSettings(username="mailer", password_env="ENVSTEWARD_TEST_SMTP_PASSWORD"))
     )
     channel = EmailChannel(name="mail", kind="email", to=["oncall@example.test"])
+    build = NOTIFIERS.factory("email")
     with pytest.raises(ConfigurationError, match="export ENVSTEWARD_TEST_SMTP_PASSWORD"):
-        build_notifier(services, channel)
+        build(channel, services.settings, services.resolve_secret)
     monkeypatch.setenv("ENVSTEWARD_TEST_SMTP_PASSWORD", "smtp-seeded-SECRET-env")
-    notifier = build_notifier(services, channel)
+    notifier = build(channel, services.settings, services.resolve_secret)
     assert notifier.name == "email"
     assert "SECRET" not in repr(notifier)
 
@@ -469,7 +470,7 @@ def test_pagerduty_invalid_routing_key_is_permanent_and_not_echoed(
 
 def test_pagerduty_closed_port_is_transient() -> None:
     notifier = PagerDutyNotifier(SecretStr("k" * 32), f"http://127.0.0.1:{free_port()}/v2/enqueue", 2)
-    with pytest.raises(TransientError, match="connection failed"):
+    with pytest.raises(TransientError, match="connection refused"):
         notifier.send(DRIFT)
 
 

@@ -310,7 +310,7 @@ def test_http_timeout_is_transient(http_base: str) -> None:
 
 def test_http_closed_port_is_transient() -> None:
     source = HTTPJSONSource("svc", f"http://127.0.0.1:{free_port()}/config", timeout_seconds=2)
-    with pytest.raises(TransientError, match="connection failed") as caught:
+    with pytest.raises(TransientError, match="connection refused") as caught:
         source.read()
     assert caught.value.transient
 

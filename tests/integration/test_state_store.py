@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,16 +11,19 @@ from typing import Any
 import pytest
 import redis
 
-from envsteward.errors import ConfigurationError, IntegrityError, PermanentError, TransientError
-from envsteward.ports import StateStore
-from envsteward.settings import Settings, StateSettings
-from envsteward.state import (
-    FileStateStore,
-    RedisStateStore,
-    _raise_redis,
-    file_name_for_key,
-    open_state_store,
+from envsteward.adapters.redis_client import translate_redis_error
+from envsteward.adapters.state_fs import FileStateStore, file_name_for_key
+from envsteward.adapters.state_redis import UPDATE_ATTEMPTS, RedisStateStore, race_backoff
+from envsteward.errors import (
+    ConfigurationError,
+    ConflictError,
+    IntegrityError,
+    PermanentError,
+    TransientError,
 )
+from envsteward.ports import StateStore
+from envsteward.services import Services
+from envsteward.settings import Settings, StateSettings
 from tests.fixtures._proc import free_port
 
 WORKERS = 4
@@ -154,7 +158,7 @@ def test_corrupt_file_is_reported_with_its_path(tmp_path: Path) -> None:
 
 
 def test_open_state_store_filesystem(tmp_path: Path) -> None:
-    store = open_state_store(Settings(home=tmp_path))
+    store = Services(Settings(home=tmp_path)).state_store()
     assert isinstance(store, FileStateStore)
     store.put("a", 1)
     assert (tmp_path / "state" / "a.json").read_text() == "1"
@@ -167,7 +171,7 @@ def test_open_state_store_redis(tmp_path: Path, redis_url: str, redis_key_prefix
     settings = Settings(
         home=tmp_path, state=StateSettings(kind="redis", redis_url=redis_url, key_prefix=redis_key_prefix)
     )
-    store = open_state_store(settings)
+    store = Services(settings).state_store()
     assert isinstance(store, RedisStateStore)
     store.put("a", {"b": 1})
     raw = redis.Redis.from_url(redis_url)
@@ -247,7 +251,44 @@ def test_redis_replies_that_echo_arguments_are_redacted(redis_url: str) -> None:
     finally:
         client.close()
     assert seeded in str(reply.value)  # the real server did echo it: the check below is not vacuous
-    with pytest.raises(PermanentError) as caught:
-        _raise_redis(reply.value, "put k")
-    assert seeded not in str(caught.value)
-    assert str(caught.value).startswith("redis: put k: unknown command")
+    caught = translate_redis_error(reply.value, "put k")
+    assert isinstance(caught, PermanentError)
+    assert seeded not in str(caught)
+    assert str(caught).startswith("redis: put k: unknown command")
+
+
+def test_redis_update_backs_off_between_lost_races_and_gives_up(
+    redis_url: str, redis_key_prefix: str
+) -> None:
+    """Every attempt loses its WATCH race: the store waits (bounded, jittered) between attempts instead of
+    retrying back to back, then raises ConflictError. Back to back, 20 attempts take a few milliseconds."""
+    store = RedisStateStore(redis_url, redis_key_prefix)
+    other = redis.Redis.from_url(redis_url)
+    calls = 0
+
+    def always_raced(current: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        other.set(f"{redis_key_prefix}hot", str(calls))  # another client changes the key before our EXEC
+        return calls
+
+    minimum = sum(race_backoff(attempt, lambda low, high: low) for attempt in range(UPDATE_ATTEMPTS - 1))
+    maximum = sum(race_backoff(attempt, lambda low, high: high) for attempt in range(UPDATE_ATTEMPTS - 1))
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConflictError, match=f"gave up after {UPDATE_ATTEMPTS} attempts"):
+            store.update("hot", always_raced)
+    finally:
+        other.close()
+        store.close()
+    elapsed = time.monotonic() - started
+    assert calls == UPDATE_ATTEMPTS
+    assert minimum > 0.3
+    assert minimum <= elapsed < maximum + 2.0, (minimum, elapsed, maximum)
+
+
+def test_race_backoff_is_bounded_and_jittered() -> None:
+    waits = [race_backoff(attempt) for attempt in range(200)]
+    assert all(0.001 <= wait <= 0.05 for wait in waits)
+    assert len({round(wait, 9) for wait in waits[10:]}) > 1  # jittered, not lock step
+    assert race_backoff(0, lambda low, high: low) < race_backoff(5, lambda low, high: low)  # grows

@@ -1,4 +1,5 @@
-"""Shared by the HTTP-speaking adapters (HTTP config source, PagerDuty, Slack): error mapping, safe URLs.
+"""Shared by the HTTP-speaking adapters (HTTP config source, PagerDuty, Slack, HTTP health checks): error
+mapping, safe URLs, a status probe.
 
 :func:`translate_httpx_error` and :func:`error_for_status` are the one place where httpx failures and
 HTTP status codes become envsteward errors. :func:`safe_url` keeps credentials in a URL out of messages;
@@ -7,6 +8,7 @@ response bodies go through :func:`envsteward._redact.vendor_text`.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,18 +54,63 @@ def error_for_status(status: int, *, system: str, operation: str, detail: str = 
     return PermanentError(message, system=system, operation=operation)
 
 
-def translate_httpx_error(exc: httpx.HTTPError, *, system: str, operation: str) -> EnvstewardError:
-    """Map an httpx exception raised before a response arrived (connect, timeout, protocol) to an error."""
+def describe_connect_error(exc: BaseException) -> str | None:
+    """A short, safe reason for a failed connection ("connection refused", "host not found", ...), read from
+    the exception's text (which is not shown: it may quote a URL); None when the text says nothing known."""
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+        return "host not found"
+    if "certificate" in text or "ssl" in text:
+        return "TLS handshake failed"
+    if "unreachable" in text:
+        return "network unreachable"
+    return None
+
+
+def translate_httpx_error(
+    exc: httpx.HTTPError, *, system: str, operation: str, timeout_seconds: float | None = None
+) -> EnvstewardError:
+    """Map an httpx exception raised before a response arrived (connect, timeout, protocol) to an error.
+
+    The one place that translates httpx's exceptions (HTTP sources, PagerDuty, HTTP health checks).
+    """
     import httpx
 
     if isinstance(exc, httpx.TimeoutException):
-        return TransientError(f"timed out ({type(exc).__name__})", system=system, operation=operation)
+        after = f"after {timeout_seconds:g} s" if timeout_seconds is not None else f"({type(exc).__name__})"
+        return TransientError(f"timed out {after}", system=system, operation=operation)
     if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError):
-        return TransientError(
-            f"connection failed ({type(exc).__name__}); is the server up?", system=system, operation=operation
-        )
+        reason = describe_connect_error(exc) or f"connection failed ({type(exc).__name__}); is the server up?"
+        return TransientError(reason, system=system, operation=operation)
     if isinstance(exc, httpx.HTTPStatusError):
         return error_for_status(exc.response.status_code, system=system, operation=operation)
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return PermanentError(f"invalid URL ({type(exc).__name__})", system=system, operation=operation)
+        return PermanentError(
+            f"invalid URL ({type(exc).__name__}; expected http:// or https://)",
+            system=system,
+            operation=operation,
+        )
     return PermanentError(f"request failed ({type(exc).__name__})", system=system, operation=operation)
+
+
+def get_status(
+    url: str, *, timeout_seconds: float, system: str, operation: str, user_agent: str = "envsteward"
+) -> tuple[int, float]:
+    """GET ``url`` (no redirects followed, body ignored) and return the status code and latency in ms.
+
+    Calls the HTTP server at ``url``. Raises TransientError (timeout, refused, network), PermanentError
+    (invalid URL); a status code is a result here, not an error.
+    """
+    import httpx
+
+    try:
+        with httpx.Client(timeout=timeout_seconds, follow_redirects=False) as client:
+            started = time.perf_counter()
+            response = client.get(url, headers={"User-Agent": user_agent})
+            return response.status_code, (time.perf_counter() - started) * 1000.0
+    except httpx.HTTPError as exc:
+        raise translate_httpx_error(
+            exc, system=system, operation=operation, timeout_seconds=timeout_seconds
+        ) from None

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from envsteward.adapters._secret_exists import SecretExistsByReading
 from envsteward.adapters._tree import set_leaf, set_nested, split_path
 from envsteward.adapters.aws_errors import SYSTEM, aws_errors
 from envsteward.adapters.aws_session import AWSClients
@@ -230,7 +231,7 @@ class SecretsManagerSource:
         self._sm.put_secret_string(new_name, SecretStr(json.dumps({key_path[-1]: value})))
 
 
-class SecretsManagerSecretStore:
+class SecretsManagerSecretStore(SecretExistsByReading):
     """``aws-sm://<secret-name>[#<key>]`` references: a field of a JSON secret, or the whole string."""
 
     scheme = "aws-sm"
@@ -245,12 +246,3 @@ class SecretsManagerSecretStore:
         if key is None:
             return value
         return select_json_key(value.get_secret_value(), key, f"secretsmanager get_secret_value {location}")
-
-    def secret_exists(self, location: str, key: str | None) -> bool:
-        """True when the secret (and key) exist (GetSecretValue). Raises PermissionDeniedError,
-        TransientError, or PermanentError when a key is asked of a secret that is not a JSON object."""
-        try:
-            self.get_secret(location, key)
-        except NotFoundError:
-            return False
-        return True

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
+from envsteward.adapters._secret_exists import SecretExistsByReading
 from envsteward.adapters._tree import set_nested, split_path
 from envsteward.adapters.aws_errors import SYSTEM, aws_errors
 from envsteward.adapters.aws_session import AWSClients
@@ -170,7 +171,7 @@ def _as_string(value: JSONValue, name: str) -> str:
     )
 
 
-class SSMSecretStore:
+class SSMSecretStore(SecretExistsByReading):
     """``ssm://<parameter-name>`` references (SecureString or String, decrypted)."""
 
     scheme = "ssm"
@@ -191,15 +192,6 @@ class SSMSecretStore:
         if key is None:
             return SecretStr(value)
         return select_json_key(value, key, f"ssm get_parameter {location}")
-
-    def secret_exists(self, location: str, key: str | None) -> bool:
-        """True when the parameter (and key) exist (GetParameter). Raises PermissionDeniedError,
-        TransientError, or PermanentError when a key is asked of a value that is not a JSON object."""
-        try:
-            self.get_secret(location, key)
-        except NotFoundError:
-            return False
-        return True
 
 
 def select_json_key(text: str, key: str, operation: str) -> SecretStr:

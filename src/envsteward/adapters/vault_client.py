@@ -220,6 +220,12 @@ class VaultClient:
             client.login_approle(settings.role_id, secret_id, mount=settings.approle_mount)
         return client
 
+    @classmethod
+    def anonymous(cls, addr: str, *, timeout_seconds: float, verify_tls: bool = True) -> VaultClient:
+        """A client without a token for a Vault at ``addr`` (enough for :meth:`health`). No call to Vault."""
+        raw = hvac.Client(url=addr, token="", verify=verify_tls, timeout=timeout_seconds)  # type: ignore[arg-type]
+        return cls(raw, addr=addr)
+
     def use_token(self, token: SecretStr) -> None:
         """Authenticate every later call with ``token`` (no call to Vault)."""
         with self._lock:
@@ -279,12 +285,16 @@ class VaultClient:
         except Exception as exc:  # noqa: BLE001 - unreachable is a result here, not an error
             error = translate_vault_error(exc, "health", "sys/health")
             if error.transient:
-                return VaultHealth(reachable=False, detail=str(error))
+                detail = str(error).removeprefix(f"{error.system}: {error.operation}: ")
+                return VaultHealth(reachable=False, detail=detail)
             raise error from None
         body: Any = response if isinstance(response, dict) else _json_or_none(response)
-        if not isinstance(body, dict):
+        if not isinstance(body, dict) or "initialized" not in body:
+            status = getattr(response, "status_code", 200)
+            if status >= 500:  # e.g. a proxy in front of a Vault that is down
+                return VaultHealth(reachable=False, detail=f"HTTP {status} without a health document")
             raise PermanentError(
-                "sys/health did not answer with JSON; is the address a Vault server?",
+                "the answer is not a Vault health document (is the address a Vault server?)",
                 system=SYSTEM,
                 operation="health sys/health",
             )

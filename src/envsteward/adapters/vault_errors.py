@@ -15,6 +15,7 @@ import hvac.exceptions as hvac_exc
 import requests
 
 from envsteward._redact import vendor_text
+from envsteward.adapters._http import describe_connect_error
 from envsteward.errors import (
     AuthenticationError,
     ConflictError,
@@ -98,8 +99,9 @@ def translate_vault_error(
             f"unexpected vault error {type(exc).__name__}{suffix}", system=SYSTEM, operation=op
         )
     if isinstance(exc, _TRANSIENT_HTTP):
+        reason = "timed out" if isinstance(exc, requests.Timeout) else describe_connect_error(exc)
         return TransientError(
-            f"cannot reach vault ({type(exc).__name__}); is it running and is the address right?",
+            f"cannot reach vault ({reason or type(exc).__name__}); is it running and is the address right?",
             system=SYSTEM,
             operation=op,
         )

@@ -121,8 +121,8 @@ class DriftReport(_Frozen):
         return bool(self.items)
 
     def has_drift_at_or_above(self, severity: Severity | str) -> bool:
-        """True when any item is at least ``severity`` (an unknown severity name counts as high)."""
-        threshold = severity if isinstance(severity, Severity) else Severity.parse(severity)
+        """True when any item is at least ``severity`` (an unknown severity name: any item, fail safe)."""
+        threshold = severity if isinstance(severity, Severity) else Severity.parse_threshold(severity)
         return any(item.severity.rank >= threshold.rank for item in self.items)
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from envsteward.errors import EnvstewardError, PermanentError, TransientError
-from envsteward.health._http import translate_httpx
 from envsteward.health.result import CheckDownError, CheckResult, CheckStatus, short_detail
 from envsteward.health.specs import HTTPCheck, PostgresCheck, RedisCheck, S3Check, VaultCheck
 
@@ -123,24 +122,24 @@ Probe = Callable[[Any, CheckContext], tuple[CheckStatus, str, float]]
 
 
 def _probe_http(spec: HTTPCheck, ctx: CheckContext) -> tuple[CheckStatus, str, float]:
-    import httpx
+    from envsteward.adapters._http import get_status
 
-    try:
-        with httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False) as client:
-            started = time.perf_counter()
-            response = client.get(spec.url, headers={"User-Agent": "envsteward-health"})
-            latency_ms = (time.perf_counter() - started) * 1000.0
-    except httpx.HTTPError as exc:
-        raise translate_httpx(exc, spec.timeout_seconds) from None
-    if response.status_code not in spec.expect_status:
+    status, latency_ms = get_status(
+        spec.url,
+        timeout_seconds=spec.timeout_seconds,
+        system="http",
+        operation="get",
+        user_agent="envsteward-health",
+    )
+    if status not in spec.expect_status:
         expected = ", ".join(str(code) for code in spec.expect_status)
-        detail = f"HTTP {response.status_code} (expected {expected})"
-        if response.status_code >= 500:
+        detail = f"HTTP {status} (expected {expected})"
+        if status >= 500:
             raise TransientError(detail)
         raise PermanentError(detail)
     if latency_ms > spec.max_latency_ms:
         return CheckStatus.DEGRADED, f"latency {latency_ms:.0f} ms > {spec.max_latency_ms} ms", latency_ms
-    return CheckStatus.UP, f"HTTP {response.status_code}", latency_ms
+    return CheckStatus.UP, f"HTTP {status}", latency_ms
 
 
 # -- Redis ---------------------------------------------------------------------------------------------------
@@ -169,30 +168,26 @@ def _probe_postgres(spec: PostgresCheck, ctx: CheckContext) -> tuple[CheckStatus
 
 
 def _probe_vault(spec: VaultCheck, ctx: CheckContext) -> tuple[CheckStatus, str, float]:
-    from envsteward.health.vault_probe import VaultFlags, vault_flags
+    from envsteward.health.vault_probe import vault_health_at
 
+    started = time.perf_counter()
     if spec.addr is not None:
-        flags, latency_ms = vault_flags(spec.addr, spec.timeout_seconds)
+        health = vault_health_at(spec.addr, spec.timeout_seconds)
     elif ctx.vault_health is not None:
-        started = time.perf_counter()
         health = ctx.vault_health(spec.timeout_seconds)
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        if not health.reachable:
-            raise TransientError(health.detail or "unreachable")
-        flags = VaultFlags(
-            initialized=health.initialized,
-            sealed=health.sealed,
-            standby=health.standby or health.performance_standby,
-        )
     else:
         raise PermanentError("no Vault address: set addr in the check or ENVSTEWARD_VAULT__ADDR")
-    if not flags.initialized:
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    if not health.reachable:
+        raise TransientError(health.detail or "unreachable")
+    if not health.initialized:
         return CheckStatus.DOWN, "not initialized", latency_ms
-    if flags.sealed:
+    if health.sealed:
         raise TransientError("sealed")
-    if flags.standby and not spec.standby_ok:
+    standby = health.standby or health.performance_standby
+    if standby and not spec.standby_ok:
         return CheckStatus.DEGRADED, "standby (standby_ok is false)", latency_ms
-    return CheckStatus.UP, "standby" if flags.standby else "active", latency_ms
+    return CheckStatus.UP, "standby" if standby else "active", latency_ms
 
 
 # -- S3 ------------------------------------------------------------------------------------------------------

@@ -215,11 +215,11 @@ def exceeds(
     fail_on: Severity | str | None,
 ) -> list[str]:
     """Scopes with open drift at or above ``fail_on`` (None: any drift), as ``"scope (2 high, 1 critical)"``.
-    An unknown severity name counts as high (fail safe)."""
+    An unknown severity name counts as the lowest: any drift (fail safe)."""
     threshold = (
         Severity.INFO
         if fail_on is None
-        else (fail_on if isinstance(fail_on, Severity) else Severity.parse(fail_on))
+        else (fail_on if isinstance(fail_on, Severity) else Severity.parse_threshold(fail_on))
     )
     found = []
     scoped = [(s.environment, open_items(s.report, outcomes)) for s in scans]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from envsteward.adapters.state_fs import FileStateStore
 from envsteward.drill import (
     DrillRecord,
     DrillStatus,
@@ -29,7 +30,6 @@ from envsteward.drill import (
 from envsteward.drill.model import StepResult
 from envsteward.errors import IntegrityError
 from envsteward.ports import AlertEvent, Severity
-from envsteward.state import FileStateStore
 
 T0 = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
 KINDS = {"ops-slack": "slack", "ops-email": "email", "oncall": "pagerduty"}

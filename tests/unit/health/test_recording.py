@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from envsteward.adapters.state_fs import FileStateStore
 from envsteward.health.recording import read_state, record_result
 from envsteward.health.result import CheckResult, CheckStatus
-from envsteward.state import FileStateStore
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from envsteward.adapters.state_fs import FileStateStore
 from envsteward.catalog import load_catalog
 from envsteward.promotion import plan_promotion, render_plan_markdown, render_plan_text
 from envsteward.promotion.lock import PromotionLockedError, acquire, holder, release
-from envsteward.state import FileStateStore
 from tests.unit.promotion._catalog import live_tree, write_catalog
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)

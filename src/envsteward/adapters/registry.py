@@ -1,0 +1,340 @@
+"""Which adapter serves which kind of spec: the one registry (DESIGN.md principle 6).
+
+One table per kind of port, each mapping the kind a catalog spec or a settings section names to a factory:
+
+=================  ===========================  =========================================================
+table              key                          factory arguments
+=================  ===========================  =========================================================
+CONFIG_SOURCES     catalog ``sources[].kind``   spec, :class:`Clients`, secret resolver, catalog folder
+NOTIFIERS          catalog ``channels.*.kind``  spec, settings, secret resolver
+SECRET_STORES      secret reference scheme      :class:`Clients`
+KEY_PROVIDERS      backup ``key_provider``      key id (or None), settings, :class:`Clients`
+STATE_STORES       ``state.kind``               settings
+OBJECT_STORES      ``storage.kind``             settings, :class:`Clients`
+=================  ===========================  =========================================================
+
+Factories take narrow arguments, never :class:`~envsteward.services.Services`: only ``services.py`` uses
+this registry, and nothing here (or below) imports ``services``, so there is no import cycle. Clients are
+passed as getters (:class:`Clients`) so building a file source never builds a Vault or AWS client; each
+factory imports its adapter module lazily, so ``envsteward --help`` loads no vendor SDK.
+
+Backup sources and restore targets have their own plug-in table in :mod:`envsteward.backup.sources`
+(``register_source``), built from a ``SourceServices`` protocol rather than from here.
+
+**Adding a kind** (a new source, notifier, store or, later, a secret rotator) is one new adapter module
+(the class that implements the port, translating its vendor's errors) plus one entry here: a factory of a
+few lines next to its siblings and one line in the table. A new *family* (e.g. rotators) adds a factory
+type, a :class:`Registry` table and one ``Services`` method that calls it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from envsteward.errors import ConfigurationError
+from envsteward.settings import read_credential
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from envsteward.adapters.aws import AWSClients
+    from envsteward.adapters.vault import VaultClient
+    from envsteward.catalog.refs import SecretRef
+    from envsteward.ports import ConfigSource, KeyProvider, Notifier, ObjectStore, SecretStore, StateStore
+    from envsteward.settings import Settings
+
+F = TypeVar("F")
+
+SecretResolver = Callable[["SecretRef"], "SecretStr"]
+"""Fetches a secret reference's value (raises the secret store's errors: NotFoundError, ...)."""
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The vendor clients a factory may ask for, as getters: each builds its client on first call (and
+    ``Services`` caches it). Raising: AuthenticationError/ConfigurationError/TransientError (Vault login)."""
+
+    vault: Callable[[], VaultClient]
+    aws: Callable[[], AWSClients]
+
+
+class Registry(Generic[F]):
+    """The factories of one kind of port, by the kind name a spec or a settings section uses."""
+
+    def __init__(self, what: str, factories: Mapping[str, F]) -> None:
+        self.what = what
+        self._factories = dict(factories)
+
+    def kinds(self) -> tuple[str, ...]:
+        """The registered kind names, sorted."""
+        return tuple(sorted(self._factories))
+
+    def factory(self, kind: str) -> F:
+        """The factory for ``kind``. Raises ConfigurationError naming the known kinds."""
+        try:
+            return self._factories[kind]
+        except KeyError:
+            raise ConfigurationError(
+                f"unknown {self.what} {kind!r} (known: {', '.join(self.kinds())})"
+            ) from None
+
+
+def require_credential(env_var: str | None, what: str) -> SecretStr:
+    """A credential held by the environment variable that settings name. Reads this process's environment.
+
+    Raises ConfigurationError naming the variable to set (or saying that settings name none).
+    """
+    if not env_var:
+        raise ConfigurationError(f"{what}: the settings name no environment variable that holds it")
+    value = read_credential(env_var, None, what)
+    if value is None:
+        raise ConfigurationError(f"{what} is not set: export {env_var}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Config sources. An empty store reads as an empty subtree (``missing_ok``): what the catalog expects there
+# then shows up as drift, which is louder and more useful than an error, and lets a heal or promotion fill it.
+# ---------------------------------------------------------------------------------------------------------
+
+ConfigSourceFactory = Callable[[Any, Clients, SecretResolver, Path], "ConfigSource"]
+"""``(catalog source spec, clients, secret resolver, catalog folder) -> ConfigSource``; builds clients only,
+except the HTTP source, which resolves its bearer token now."""
+
+
+def _vault_kv_source(spec: Any, clients: Clients, resolve: SecretResolver, base: Path) -> ConfigSource:
+    from envsteward.adapters.vault import VaultKVSource
+
+    return VaultKVSource(spec.name, clients.vault(), spec.path, writable=spec.writable, missing_ok=True)
+
+
+def _ssm_source(spec: Any, clients: Clients, resolve: SecretResolver, base: Path) -> ConfigSource:
+    from envsteward.adapters.aws_ssm import SSMParameterSource
+
+    return SSMParameterSource(
+        spec.name,
+        clients.aws(),
+        spec.prefix,
+        writable=spec.writable,
+        value_format=spec.value_format,
+        missing_ok=True,
+    )
+
+
+def _secrets_manager_source(spec: Any, clients: Clients, resolve: SecretResolver, base: Path) -> ConfigSource:
+    from envsteward.adapters.aws_secrets import SecretsManagerSource
+
+    return SecretsManagerSource(
+        spec.name, clients.aws(), spec.prefix, writable=spec.writable, missing_ok=True
+    )
+
+
+def _file_source(spec: Any, clients: Clients, resolve: SecretResolver, base: Path) -> ConfigSource:
+    from envsteward.adapters.file_source import FileSource
+
+    path = Path(spec.path)
+    return FileSource(
+        spec.name,
+        path if path.is_absolute() else base / path,
+        writable=spec.writable,
+        file_format=spec.format,
+    )
+
+
+def _http_source(spec: Any, clients: Clients, resolve: SecretResolver, base: Path) -> ConfigSource:
+    from pydantic import SecretStr
+
+    from envsteward.adapters.http_source import HTTPJSONSource
+
+    headers: dict[str, str | SecretStr] = {}
+    if spec.bearer_token is not None:
+        token = resolve(spec.bearer_token).get_secret_value()
+        headers["Authorization"] = SecretStr(f"Bearer {token}")
+    return HTTPJSONSource(spec.name, spec.url, timeout_seconds=spec.timeout_seconds, headers=headers)
+
+
+CONFIG_SOURCES: Registry[ConfigSourceFactory] = Registry(
+    "config source kind",
+    {
+        "vault_kv": _vault_kv_source,
+        "ssm": _ssm_source,
+        "secrets_manager": _secrets_manager_source,
+        "file": _file_source,
+        "http": _http_source,
+    },
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Notifiers (the severity filter is wrapped around them by the caller: envsteward.notify)
+# ---------------------------------------------------------------------------------------------------------
+
+NotifierFactory = Callable[[Any, "Settings", SecretResolver], "Notifier"]
+"""``(catalog channel spec, settings, secret resolver) -> Notifier``; builds clients only (PagerDuty resolves
+its routing key now). Raises ConfigurationError naming the variable to set when a credential is missing."""
+
+
+def _slack_notifier(spec: Any, settings: Settings, resolve: SecretResolver) -> Notifier:
+    from envsteward.adapters.slack import SlackNotifier
+
+    token = require_credential(settings.slack.token_env, f"Slack bot token for channel {spec.name!r}")
+    return SlackNotifier(token, spec.channel, base_url=settings.slack.base_url)
+
+
+def _email_notifier(spec: Any, settings: Settings, resolve: SecretResolver) -> Notifier:
+    from envsteward.adapters.email import EmailNotifier
+
+    smtp = settings.smtp
+    password = (
+        require_credential(smtp.password_env, f"SMTP password for user {smtp.username!r}")
+        if smtp.username
+        else None
+    )
+    return EmailNotifier(
+        smtp.host,
+        smtp.port,
+        smtp.sender,
+        list(spec.to),
+        starttls=smtp.starttls,
+        username=smtp.username,
+        password=password,
+        timeout=smtp.timeout_seconds,
+    )
+
+
+def _pagerduty_notifier(spec: Any, settings: Settings, resolve: SecretResolver) -> Notifier:
+    from envsteward.adapters.pagerduty import PagerDutyNotifier
+
+    return PagerDutyNotifier(resolve(spec.routing_key), settings.pagerduty.events_url)
+
+
+NOTIFIERS: Registry[NotifierFactory] = Registry(
+    "notification channel kind",
+    {"slack": _slack_notifier, "email": _email_notifier, "pagerduty": _pagerduty_notifier},
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Secret stores, by reference scheme
+# ---------------------------------------------------------------------------------------------------------
+
+SecretStoreFactory = Callable[[Clients], "SecretStore"]
+
+
+def _vault_secrets(clients: Clients) -> SecretStore:
+    from envsteward.adapters.vault import VaultSecretStore
+
+    return VaultSecretStore(clients.vault())
+
+
+def _secrets_manager_secrets(clients: Clients) -> SecretStore:
+    from envsteward.adapters.aws_secrets import SecretsManagerSecretStore
+
+    return SecretsManagerSecretStore(clients.aws())
+
+
+def _ssm_secrets(clients: Clients) -> SecretStore:
+    from envsteward.adapters.aws_ssm import SSMSecretStore
+
+    return SSMSecretStore(clients.aws())
+
+
+def _env_secrets(clients: Clients) -> SecretStore:
+    from envsteward.adapters.env_secrets import EnvSecretStore
+
+    return EnvSecretStore()
+
+
+SECRET_STORES: Registry[SecretStoreFactory] = Registry(
+    "secret reference scheme",
+    {"vault": _vault_secrets, "aws-sm": _secrets_manager_secrets, "ssm": _ssm_secrets, "env": _env_secrets},
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Key providers (wrap backup data keys)
+# ---------------------------------------------------------------------------------------------------------
+
+KeyProviderFactory = Callable[[str | None, "Settings", Clients], "KeyProvider"]
+"""``(key id or None for the settings' default, settings, clients) -> KeyProvider``."""
+
+
+def _local_keys(key_id: str | None, settings: Settings, clients: Clients) -> KeyProvider:
+    from envsteward.adapters.local_keys import LocalKeyProvider
+
+    return LocalKeyProvider(settings.home / "keys" / "backup.key")
+
+
+def _vault_transit_keys(key_id: str | None, settings: Settings, clients: Clients) -> KeyProvider:
+    from envsteward.adapters.vault import VaultTransitKeyProvider
+
+    return VaultTransitKeyProvider(clients.vault(), key_id or settings.vault.transit_key)
+
+
+def _aws_kms_keys(key_id: str | None, settings: Settings, clients: Clients) -> KeyProvider:
+    from envsteward.adapters.aws_kms import KMSKeyProvider
+
+    kms_key = key_id or settings.aws.kms_key_id
+    if not kms_key:
+        raise ConfigurationError(
+            "key_provider aws_kms needs a key: set key_id on the backup target or ENVSTEWARD_AWS__KMS_KEY_ID"
+        )
+    return KMSKeyProvider(clients.aws(), kms_key)
+
+
+KEY_PROVIDERS: Registry[KeyProviderFactory] = Registry(
+    "key provider",
+    {"local": _local_keys, "vault_transit": _vault_transit_keys, "aws_kms": _aws_kms_keys},
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# State and object stores, by settings section
+# ---------------------------------------------------------------------------------------------------------
+
+StateStoreFactory = Callable[["Settings"], "StateStore"]
+"""Connects lazily (the first call talks to the store). Raises ConfigurationError for a malformed URL."""
+
+
+def _file_state(settings: Settings) -> StateStore:
+    from envsteward.adapters.state_fs import FileStateStore
+
+    return FileStateStore(settings.home / "state")
+
+
+def _redis_state(settings: Settings) -> StateStore:
+    from envsteward.adapters.state_redis import RedisStateStore
+
+    return RedisStateStore(settings.state.redis_url, settings.state.key_prefix)
+
+
+STATE_STORES: Registry[StateStoreFactory] = Registry(
+    "state store kind", {"filesystem": _file_state, "redis": _redis_state}
+)
+
+ObjectStoreFactory = Callable[["Settings", Clients], "ObjectStore"]
+
+
+def _filesystem_objects(settings: Settings, clients: Clients) -> ObjectStore:
+    from envsteward.adapters.objectstore_fs import FilesystemObjectStore
+
+    return FilesystemObjectStore(settings.home / "objects")
+
+
+def _s3_objects(settings: Settings, clients: Clients) -> ObjectStore:
+    from envsteward.adapters.aws_s3 import S3ObjectStore
+
+    storage = settings.storage
+    if not storage.bucket:
+        raise ConfigurationError(
+            "storage.kind is s3 but storage.bucket is not set (ENVSTEWARD_STORAGE__BUCKET)"
+        )
+    return S3ObjectStore(clients.aws(), storage.bucket, settings.aws.region, storage.prefix)
+
+
+OBJECT_STORES: Registry[ObjectStoreFactory] = Registry(
+    "storage kind", {"filesystem": _filesystem_objects, "s3": _s3_objects}
+)

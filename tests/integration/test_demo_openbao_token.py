@@ -1,0 +1,30 @@
+"""The demo's OpenBao root token stays off the command line (``ps``) and out of the server's log."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import hvac
+from envsteward.deployments.demo import start_openbao
+from envsteward.deployments.local_stack import LocalStack
+
+from tests.fixtures._proc import free_port
+
+
+def test_root_token_goes_through_the_environment_and_is_redacted_in_the_log(tmp_path: Path) -> None:
+    token = f"demo-SEEDED-{secrets.token_hex(8)}"
+    port = free_port()
+    stack = LocalStack(tmp_path)
+    try:
+        start_openbao(stack, port, token)
+        [(_name, proc)] = stack.processes
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert token.encode() not in cmdline
+        client = hvac.Client(url=f"http://127.0.0.1:{port}", token=token, timeout=5)
+        assert client.is_authenticated()  # the server did take the token from the environment
+    finally:
+        stack.stop()
+    log = (tmp_path / "logs" / "openbao.log").read_text()
+    assert "Root Token: <redacted>" in log  # the banner was written, with the token replaced
+    assert token not in log
