@@ -50,7 +50,7 @@ from envsteward.promotion.repair import (
 from envsteward.promotion.runbook import make_plan, target_sources
 from envsteward.services import Services
 from envsteward.settings import AWSSettings, Settings, VaultSettings
-from envsteward.state import file_name_for_key
+from envsteward.adapters.state_fs import file_name_for_key
 from tests.fixtures.faultproxy import FaultProxy, ProxiedAWS, ProxiedVault
 from tests.unit.promotion._catalog import ALL_SEEDED, LIVE_SERVICES, seed_environments, write_catalog
 

@@ -333,7 +333,7 @@ def _secrets_manager_entries(
 
 def copies_folder(services: Services, target: str, run_id: str) -> Path:
     """Where a run's file copies live: ``<home>/journal/<target>/<run id>/`` (0700)."""
-    from envsteward.state import file_name_for_key
+    from envsteward.adapters.state_fs import file_name_for_key
 
     return services.settings.home / "journal" / file_name_for_key(target) / file_name_for_key(run_id)
 
@@ -347,7 +347,7 @@ def _file_entry(
     run_id: str,
     paths: list[str],
 ) -> FileEntry:
-    from envsteward.state import file_name_for_key
+    from envsteward.adapters.state_fs import file_name_for_key
 
     path = getattr(source, "path", None)
     if not isinstance(path, Path):
