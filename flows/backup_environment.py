@@ -26,6 +26,7 @@ from envsteward.tasks.backup import (
     update_run_progress,
     write_backup_artifact,
 )
+from envsteward.tasks.common import flow_run_link
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact
 from prefect.futures import PrefectFuture, as_completed, wait
@@ -118,7 +119,7 @@ def _alert(results: list[TargetRunResult]) -> None:
     deliveries: list[PrefectFuture[Any]] = []
     for environment in sorted({r.environment for r in results if r.status != "ok"}):
         mine = [r for r in results if r.environment == environment]
-        notification = failure_notification(environment, mine, link=_flow_run_link())
+        notification = failure_notification(environment, mine, link=flow_run_link())
         for channel in catalog.environment(environment).notify:
             deliveries.append(send_backup_alert.submit(channel, notification))
     wait(deliveries)
@@ -131,10 +132,3 @@ def _describe(outcome: object) -> str:
     from envsteward.backup.runner import safe_error
 
     return safe_error(outcome) if isinstance(outcome, BaseException) else type(outcome).__name__
-
-
-def _flow_run_link() -> str | None:
-    from prefect.runtime import flow_run
-
-    url = flow_run.ui_url
-    return str(url) if url else None

@@ -1,20 +1,25 @@
 """The disaster-recovery drill flow: restore a backup from the DR region into a scratch target and prove it.
 
-Runbook:
-1. Run the drill (task ``run-dr-drill``, one call into :func:`envsteward.drill.run_drill`): choose the
-   backup (an id, ``latest``, or ``random`` among those retention keeps) in the region's store and measure
-   RPO; read and verify the whole backup (an integrity failure ends the drill, nothing is restored);
-   create the scratch target and restore into it; compare row counts and per-table checksums with the
-   manifest; run the health checks and smoke queries against it; measure RTO; ALWAYS tear the scratch
-   target down. Audited (``drill.started`` / ``drill.passed`` / ``drill.target_missed`` / ``drill.failed``);
-   a drill that verified its backup marks it verified-by-drill.
-2. Keep the record in the environment's drill history (task ``record-dr-drill``).
-3. Publish the report (markdown with phase times, targets and the RTO/RPO chart), the verification table
-   and the history table.
-4. Alert: a failed drill to every channel of the environment (PagerDuty included); a missed RTO/RPO
-   target to Slack and email; a pass after a failure resolves the page.
-5. Return the record as JSON. The run ends Failed when the drill failed (a missed target is a finding,
-   reported and alerted, and the run Completes with ``status: target_missed``).
+Runbook (each phase is its own task run, retried on transient errors and timed on its own; the first
+phase that fails ends the drill, teardown always runs):
+1. ``start-dr-drill``: check the request, audit ``drill.started``.
+2. ``drill-prepare``: resolve the target, the region's store and the scratch target.
+3. ``drill-choose``: choose the backup (an id, ``latest``, or ``random`` among those retention keeps) in the
+   region's store and measure RPO.
+4. ``drill-fetch-verify``: read and authenticate the whole backup (an integrity failure ends the drill,
+   nothing is restored).
+5. ``drill-restore``: create the scratch target and decrypt/restore into it.
+6. ``drill-verify-data``: row counts and per-table checksums against the manifest.
+7. ``drill-health``: health checks and smoke queries against the restored target (RTO ends here).
+8. ``drill-teardown`` (in ``finally``): remove the scratch target and confirm it is gone.
+9. ``drill-report``: the verdict, RTO/RPO against the targets, the verified-by-drill mark, and the audit
+   record (``drill.passed`` / ``drill.target_missed`` / ``drill.failed``).
+10. Keep the record in the environment's drill history (``record-dr-drill``); publish the report (markdown
+    with phase times, targets and the RTO/RPO chart), the verification table and the history table.
+11. Alert: a failed drill to every channel of the environment (PagerDuty included); a missed RTO/RPO
+    target to Slack and email; a pass after a failure resolves the page. One task per channel.
+12. Return the record as JSON. The run ends Failed when the drill failed (a missed target is a finding,
+    reported and alerted, and the run Completes with ``status: target_missed``).
 
 Scheduled monthly (plus manual runs) by ``prefect.yaml`` (deployment ``dr-drill``).
 """
@@ -23,11 +28,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.drill import (
+    choose_task,
+    fetch_verify_task,
+    finish_drill_task,
+    health_task,
     plan_drill_alerts,
+    prepare_task,
     record_drill_task,
-    run_drill_task,
+    restore_task,
     send_drill_alert,
+    start_drill_task,
+    teardown_task,
+    verify_data_task,
     write_drill_artifacts,
 )
 from prefect import flow, get_run_logger
@@ -35,6 +49,10 @@ from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed, State
 
 from envsteward.drill import DrillStatus
+from envsteward.drill.phases import safe_error
+
+PHASES = (prepare_task, choose_task, fetch_verify_task, restore_task, verify_data_task, health_task)
+"""The drill's phases before teardown, in runbook order."""
 
 
 @flow(name="dr-drill", description="Restore a backup from the DR region into a scratch target; verify it.")
@@ -46,7 +64,17 @@ def dr_drill(environment: str, backup: str = "latest", region: str = "dr") -> St
     the drill failed. Raises CatalogError / ConfigurationError for an unknown environment or bad input.
     """
     logger = get_run_logger()
-    record = run_drill_task(environment, backup, region)
+    drill = start_drill_task(environment, backup, region)
+    try:
+        for phase in PHASES:
+            # a failed phase is recorded in the drill (and shown failed in the UI); it ends the drill
+            if not phase(drill, return_state=True).is_completed():
+                break
+    finally:
+        teardown = teardown_task(drill, return_state=True)
+        if not teardown.is_completed():
+            logger.error("the scratch target of drill %s was not removed", drill.drill_id)
+    record = finish_drill_task(drill)
     logger.info(
         "drill %s of %s: %s (RTO %s s, RPO %s s)",
         record.drill_id,
@@ -60,7 +88,7 @@ def dr_drill(environment: str, backup: str = "latest", region: str = "dr") -> St
 
     deliveries: list[PrefectFuture[Any]] = [
         send_drill_alert.submit(channel, notification)
-        for channel, notification in plan_drill_alerts(record, history, _flow_run_link())
+        for channel, notification in plan_drill_alerts(record, history, flow_run_link())
     ]
     wait(deliveries)
     undelivered = [delivery for delivery in deliveries if not delivery.state.is_completed()]
@@ -83,13 +111,4 @@ def dr_drill(environment: str, backup: str = "latest", region: str = "dr") -> St
 
 
 def _describe(outcome: object) -> str:
-    from envsteward.drill.engine import safe_error
-
     return safe_error(outcome) if isinstance(outcome, BaseException) else type(outcome).__name__
-
-
-def _flow_run_link() -> str | None:
-    from prefect.runtime import flow_run
-
-    url = flow_run.ui_url
-    return str(url) if url else None

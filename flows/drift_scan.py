@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pydantic
+from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.drift import (
     check_environment_parity,
     compare_environment,
@@ -94,7 +95,7 @@ def drift_scan(
     catalog = services.catalog()
     plan = plan_scan(catalog, environments)
     heal_enabled = catalog.drift_rules.heal.enabled if heal is None else heal
-    link = _flow_run_link()
+    link = flow_run_link()
 
     # 2. read everything at once
     reads = {
@@ -306,10 +307,3 @@ def _ask_for_approval(candidates: list[HealAction], catalog: Any, requester: str
 def _exception(run: PrefectFuture[Any]) -> BaseException:
     found = run.result(raise_on_failure=False)
     return found if isinstance(found, BaseException) else RuntimeError("failed")
-
-
-def _flow_run_link() -> str | None:
-    from prefect.runtime import flow_run
-
-    url = flow_run.ui_url
-    return str(url) if url else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.health import (
     audit_status_change,
     record_and_detect,
@@ -55,7 +56,7 @@ def health_check(environments: list[str] | None = None) -> dict[str, Any]:
 
     deliveries: list[PrefectFuture[Any]] = []
     for change in changes:
-        notification = notification_for(change, link=_flow_run_link())
+        notification = notification_for(change, link=flow_run_link())
         for channel in notify_channels(catalog, change.environment):
             deliveries.append(send_alert.submit(channel, notification))
         deliveries.append(audit_status_change.submit(change))
@@ -75,10 +76,3 @@ def health_check(environments: list[str] | None = None) -> dict[str, Any]:
 def _describe(outcome: object) -> str:
     # envsteward errors carry safe messages; anything else is named by its type only
     return str(outcome) if isinstance(outcome, EnvstewardError) else type(outcome).__name__
-
-
-def _flow_run_link() -> str | None:
-    from prefect.runtime import flow_run
-
-    url = flow_run.ui_url
-    return str(url) if url else None

@@ -9,9 +9,14 @@ Runbook:
    ``approvals_needed`` distinct approvers approve, one rejects, or the deadline passes. From a deployment
    the run *suspends* (no worker held; it re-runs from the start when resumed and reads its cached steps);
    run locally it pauses in place. Every answer is audited, refused ones included.
-5. Stale-plan guard: plan again; a different hash aborts without writing and says what changed.
-6. Snapshot the touched keys, apply (retried, idempotent), re-read to verify, run the target's health
-   checks. Any failure: roll back to the snapshot, verify the rollback, alert.
+   What each answer means (approved, needs more / approved, final / rejected / refused) is decided by the
+   core's :class:`~envsteward.promotion.approval.ApprovalSession`.
+5. Stale-plan guard: plan again; :func:`~envsteward.promotion.decisions.is_stale` says why it changed,
+   and a stale plan aborts without writing.
+6. ``snapshot-target``, ``apply-changes`` (idempotent; a deadline stops writes at the task's timeout),
+   ``verify-changes``, ``check-target-health``. Any failure (:func:`~envsteward.promotion.decisions.
+   rollback_reasons`): ``rollback-target``, ``verify-rollback``, and alert as
+   :func:`~envsteward.promotion.decisions.judge_rollback` says (a failed rollback pages).
 
 Deployment ``promote`` in ``prefect.yaml`` (no schedule). Answer from the UI's Resume form or with
 ``envsteward approve RUN_ID --reviewer NAME`` / ``envsteward reject RUN_ID --reviewer NAME``.
@@ -23,6 +28,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.promotion import (
     apply_changes,
     audit_event,
@@ -39,33 +45,37 @@ from envsteward.tasks.promotion import (
     rollback_target,
     snapshot_target,
     verify_changes,
+    verify_rollback_task,
 )
 from prefect import flow, get_run_logger
 from prefect.exceptions import FlowPauseTimeout, Pause
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
+from prefect.states import State
 from pydantic import Field
 
 from envsteward.catalog import ApprovalPolicy
-from envsteward.ports import Severity
+from envsteward.ports import Notification
 from envsteward.promotion import (
     ApplyError,
+    ApplyReport,
     ApprovalState,
     PromotionOutcome,
     PromotionPlan,
     Status,
-    describe_staleness,
     render_approval_description,
     render_plan_markdown,
     runbook,
 )
-from envsteward.promotion import approval as approvals
+from envsteward.promotion.approval import Answer, ApprovalSession, Meaning
+from envsteward.promotion.decisions import is_stale, judge_rollback, rollback_reasons
 from envsteward.promotion.errors import (
     PromotionBlockedError,
     PromotionRolledBackError,
     RollbackFailedError,
     StalePlanError,
 )
+from envsteward.promotion.render import applied_text
 from envsteward.scan.live import describe_failure
 from envsteward.services import get_services
 
@@ -110,9 +120,11 @@ def promote(  # noqa: PLR0917 - the deployment's parameters, as the issue names 
     environment), PromotionBlockedError, PromotionLockedError (another promotion to the target is running),
     StalePlanError, PromotionRolledBackError or RollbackFailedError.
     """
+    from prefect.runtime import flow_run
+
     services = get_services()
     requester = requested_by.strip() or services.settings.current_actor()
-    run_id, link = _run_identity()
+    run_id, link = str(flow_run.id), flow_run_link()
 
     plan = plan_for_approval(source, target, select)
     publish_plan(plan, dry_run)
@@ -122,7 +134,7 @@ def promote(  # noqa: PLR0917 - the deployment's parameters, as the issue names 
             PromotionOutcome.DRY_RUN,
             run_id,
             "dry run: nothing was written",
-            plan_markdown=render_plan_markdown(plan, title=f"Dry run: promotion {source} → {target}"),
+            plan_markdown=render_plan_markdown(plan, dry_run=True),
         )
     if plan.blocked:
         audit_event(plan, run_id, "promotion.blocked", {"blockers": list(plan.blockers)}, requester)
@@ -138,18 +150,16 @@ def promote(  # noqa: PLR0917 - the deployment's parameters, as the issue names 
     suspended = False
     try:
         requested_at = record_request(plan, run_id, requester, reason)
-        _tell(notify_request, services, plan, runbook.request_notification(plan, requester, reason, link))
+        _tell(notify_request, plan, runbook.request_notification(plan, requester, reason, link))
         state = _collect_approvals(plan, run_id, requester, reason, requested_at)
         if state.status is not Status.APPROVED:
-            return _not_approved(services, plan, run_id, state, link)
+            return _not_approved(plan, run_id, state, link)
 
-        fresh = replan(source, target, select)
-        if fresh.plan_hash != plan.plan_hash:
-            changed = describe_staleness(plan, fresh)
+        changed = is_stale(plan, replan(source, target, select))
+        if changed:
             audit_event(plan, run_id, "promotion.aborted", {"why": "stale plan", "changed": changed})
             _tell(
                 notify,
-                services,
                 plan,
                 runbook.outcome_notification(plan, "aborted (stale plan)", "\n".join(changed), link),
             )
@@ -157,7 +167,7 @@ def promote(  # noqa: PLR0917 - the deployment's parameters, as the issue names 
                 f"the plan changed since it was approved; nothing was written: {'; '.join(changed)}",
                 system="promotion",
             )
-        return _apply(services, plan, run_id, state, link)
+        return _apply(plan, run_id, state, link)
     except Pause:
         suspended = True
         raise
@@ -179,26 +189,21 @@ def _collect_approvals(
         approvals_needed=plan.approvals_needed,
         timeout_hours=plan.timeout_hours,
     )
-    state = approvals.start(policy)
-    gate = 0
-    while state.status is Status.PENDING:
-        gate += 1
-        left = approvals.seconds_left(requested_at, policy, datetime.now(UTC))
-        if left <= 0 or gate > MAX_GATES:
-            return approvals.time_out(state, policy.timeout_hours)
-        description = render_approval_description(plan, state, requester, reason)
-        answer = _wait_for_answer(description, f"approval-{gate}", left)
+    session = ApprovalSession(policy, requester, requested_at, max_gates=MAX_GATES)
+    while (gate := session.next_gate(datetime.now(UTC))) is not None:
+        description = render_approval_description(plan, session.state, requester, reason)
+        answer = _wait_for_answer(description, gate.key, gate.seconds_left)
         if answer is None:
-            return approvals.time_out(state, policy.timeout_hours)
-        ruling = approvals.judge(answer, policy, requester, state)
-        state = approvals.decide(answer, policy, requester, state)
-        record_answer(plan, run_id, gate, ruling, state)
-        if not ruling.accepted:
-            get_run_logger().warning("answer refused: %s", ruling.reason)
-    return state
+            session.no_answer()
+            break
+        meaning = session.answer(answer)
+        record_answer(plan, run_id, gate.number, meaning.ruling, meaning.state)
+        if meaning.meaning is Meaning.REFUSED:
+            get_run_logger().warning("answer refused: %s", meaning.reason)
+    return session.state
 
 
-def _wait_for_answer(description: str, key: str, seconds_left: float) -> approvals.Answer | None:
+def _wait_for_answer(description: str, key: str, seconds_left: float) -> Answer | None:
     """Wait at one gate. From a deployment: suspend (the process exits; the run re-runs when resumed); run
     locally: pause in place. None when the deadline passes."""
     from prefect.runtime import deployment
@@ -214,12 +219,10 @@ def _wait_for_answer(description: str, key: str, seconds_left: float) -> approva
             )
     except FlowPauseTimeout:
         return None
-    return approvals.Answer(decision=response.decision, reviewer=response.reviewer, comment=response.comment)
+    return Answer(decision=response.decision, reviewer=response.reviewer, comment=response.comment)
 
 
-def _not_approved(
-    services: Any, plan: PromotionPlan, run_id: str, state: ApprovalState, link: str | None
-) -> dict[str, Any]:
+def _not_approved(plan: PromotionPlan, run_id: str, state: ApprovalState, link: str | None) -> dict[str, Any]:
     if state.status is Status.TIMED_OUT:
         audit_event(
             plan,
@@ -230,34 +233,44 @@ def _not_approved(
         outcome = PromotionOutcome.TIMED_OUT
     else:
         outcome = PromotionOutcome.REJECTED  # the rejection itself is audited by record_answer
-    _tell(notify, services, plan, runbook.outcome_notification(plan, outcome.value, state.reason, link))
+    _tell(notify, plan, runbook.outcome_notification(plan, outcome.value, state.reason, link))
     return _summary(plan, outcome, run_id, state.reason, approved_by=state.approved_by)
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Apply, verify, roll back
+# Snapshot, apply, verify, roll back (each step its own task)
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _apply(
-    services: Any, plan: PromotionPlan, run_id: str, state: ApprovalState, link: str | None
-) -> dict[str, Any]:
+def _apply(plan: PromotionPlan, run_id: str, state: ApprovalState, link: str | None) -> dict[str, Any]:
     snapshot = snapshot_target(plan)
-    try:
-        report = apply_changes(plan)
-        audit_event(plan, run_id, "promotion.applied", runbook.apply_summary(report))
-        problems = verify_changes(plan)
-        if not problems:
-            problems = check_target_health(plan.target)
-        if problems:
-            raise PromotionRolledBackError(  # noqa: TRY301 - caught below: every failure rolls back
-                "; ".join(problems), system="promotion", operation="verify"
-            )
-    except Exception as exc:  # noqa: BLE001 - ANY failure rolls back
-        return _roll_back(services, plan, run_id, snapshot, exc, link)
+    applied = apply_changes(plan, return_state=True)
+    report: ApplyReport | None = None
+    if applied.is_completed():
+        report = applied.result()
+        recorded = audit_event(
+            plan, run_id, "promotion.applied", runbook.apply_summary(report), return_state=True
+        )
+        verify_problems = _problems(recorded, "audit") or _problems(
+            verify_changes(plan, return_state=True), "verify"
+        )
+        health_problems = (
+            []
+            if verify_problems
+            else _problems(check_target_health(plan.target, return_state=True), "health")
+        )
+        reasons = rollback_reasons(None, verify_problems, health_problems)
+    else:
+        error = applied.result(raise_on_failure=False)
+        reasons = rollback_reasons(_failure(error), [], [])
+        if isinstance(error, ApplyError):
+            report = error.report
+    if reasons:
+        return _roll_back(plan, run_id, snapshot, "; ".join(reasons), report, link)
+    assert report is not None
     audit_event(plan, run_id, "promotion.verified", {"written": report.written, "no_ops": report.no_ops})
-    text = f"{report.written} key(s) written, {report.no_ops} already up to date; verified and healthy."
-    _tell(notify, services, plan, runbook.outcome_notification(plan, "applied", text, link))
+    text = applied_text(report)
+    _tell(notify, plan, runbook.outcome_notification(plan, "applied", text, link))
     return _summary(
         plan,
         PromotionOutcome.APPLIED,
@@ -270,51 +283,40 @@ def _apply(
 
 
 def _roll_back(  # noqa: PLR0917
-    services: Any, plan: PromotionPlan, run_id: str, snapshot: Any, exc: Exception, link: str | None
+    plan: PromotionPlan,
+    run_id: str,
+    snapshot: Any,
+    why: str,
+    report: ApplyReport | None,
+    link: str | None,
 ) -> dict[str, Any]:
-    why = describe_failure(exc)
     details: dict[str, Any] = {"error": why}
-    if isinstance(exc, ApplyError):
-        details.update(runbook.apply_summary(exc.report))
+    if report is not None:
+        details.update(runbook.apply_summary(report))
     audit_event(plan, run_id, "promotion.failed", details)
-    problems = rollback_target(plan, snapshot)
-    if problems:
-        audit_event(plan, run_id, "promotion.rollback_failed", {"error": why, "problems": problems})
-        _tell(
-            notify,
-            services,
-            plan,
-            runbook.outcome_notification(
-                plan,
-                "ROLLBACK FAILED",
-                f"{why}\nRollback problems: {'; '.join(problems)}",
-                link,
-                severity=Severity.CRITICAL,
-            ),
-            paging=True,
-        )
-        raise RollbackFailedError(
-            f"the promotion failed ({why}) and the rollback did not restore {plan.target}: "
-            + "; ".join(problems),
-            system="promotion",
-        )
-    audit_event(plan, run_id, "promotion.rolled_back", {"error": why, "verified": True})
+    rolled = rollback_target(plan, snapshot, return_state=True)
+    problems = (
+        rolled.result()
+        if rolled.is_completed()
+        else [f"rollback: {_failure(rolled.result(raise_on_failure=False))}"]
+    )
+    problems += verify_rollback_task(plan, snapshot)
+    verdict = judge_rollback(plan, why, problems)
+    if verdict.restored:
+        audit_event(plan, run_id, verdict.audit_action, {"error": why, "verified": True})
+        text = f"{why}\n{plan.target} was restored to its snapshot (verified)."
+    else:
+        audit_event(plan, run_id, verdict.audit_action, {"error": why, "problems": problems})
+        text = f"{why}\nRollback problems: {'; '.join(problems)}"
     _tell(
         notify,
-        services,
         plan,
-        runbook.outcome_notification(
-            plan,
-            "rolled back",
-            f"{why}\n{plan.target} was restored to its snapshot (verified).",
-            link,
-            severity=Severity.HIGH,
-        ),
+        runbook.outcome_notification(plan, verdict.outcome, text, link, severity=verdict.severity),
+        paging=verdict.page,
     )
-    raise PromotionRolledBackError(
-        f"the promotion {plan.source} -> {plan.target} failed and was rolled back (verified): {why}",
-        system="promotion",
-    ) from exc
+    if verdict.restored:
+        raise PromotionRolledBackError(verdict.message, system="promotion")
+    raise RollbackFailedError(verdict.message, system="promotion")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -322,23 +324,32 @@ def _roll_back(  # noqa: PLR0917
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _tell(task: Any, services: Any, plan: PromotionPlan, notification: Any, *, paging: bool = False) -> None:
-    """Send to the target's channels; a failed notification is logged, never fatal (the audit log and the
-    run's state are the record)."""
-    channels = runbook.notify_channels(services, plan.target, include_paging=paging)
-    if not channels:
-        return
-    try:
-        task(channels, notification)
-    except Exception as exc:  # noqa: BLE001 - a notification never decides a promotion
-        get_run_logger().warning("promotion notification failed: %s", describe_failure(exc))
+def _problems(state: State[Any], step: str) -> list[str]:
+    """A finished step's problems: its list when it completed (empty: none), else why it failed."""
+    if state.is_completed():
+        value = state.result()
+        return list(value) if isinstance(value, list) else []
+    return [f"{step}: {_failure(state.result(raise_on_failure=False))}"]
 
 
-def _run_identity() -> tuple[str, str | None]:
-    from prefect.runtime import flow_run
+def _failure(error: object) -> str:
+    return (
+        describe_failure(error) if isinstance(error, BaseException) else f"unexpected {type(error).__name__}"
+    )
 
-    url = flow_run.ui_url
-    return str(flow_run.id), (str(url) if url else None)
+
+def _tell(task: Any, plan: PromotionPlan, notification: Notification, *, paging: bool = False) -> None:
+    """Send to each of the target's channels, one task per channel; a failed notification is logged,
+    never fatal (the audit log and the run's state are the record)."""
+    channels = runbook.notify_channels(get_services(), plan.target, include_paging=paging)
+    for channel in channels:
+        sent = task(channel, notification, return_state=True)
+        if not sent.is_completed():
+            get_run_logger().warning(
+                "promotion notification to %s failed: %s",
+                channel,
+                _failure(sent.result(raise_on_failure=False)),
+            )
 
 
 def _summary(

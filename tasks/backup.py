@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from envsteward.tasks.common import artifact_key, retry_if_transient
+from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key, retry_transient
 from prefect import task
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -39,9 +39,7 @@ REPLICA_TASK_TIMEOUT_SECONDS = 2 * 3600.0
 @task(
     name="backup-target",
     task_run_name="backup-{environment}-{target}",
-    retries=2,
-    retry_delay_seconds=[30, 120],
-    retry_condition_fn=retry_if_transient,
+    **retry_transient(retries=2, first_delay_seconds=30),  # a slow step: 30 s, 60 s (jittered)
     timeout_seconds=BACKUP_TASK_TIMEOUT_SECONDS,
     persist_result=False,
 )
@@ -73,9 +71,7 @@ def backup_target(environment: str, target: str) -> BackupOutcome:
 @task(
     name="replicate-backup",
     task_run_name="replicate-{environment}-{target}",
-    retries=3,
-    retry_delay_seconds=[10, 60, 300],
-    retry_condition_fn=retry_if_transient,
+    **retry_transient(retries=3, first_delay_seconds=10),  # 10 s, 20 s, 40 s (jittered)
     timeout_seconds=REPLICA_TASK_TIMEOUT_SECONDS,
     persist_result=False,
 )
@@ -88,9 +84,7 @@ def replicate_target(environment: str, target: str, backup_id: str) -> ReplicaRe
 @task(
     name="send-backup-alert",
     persist_result=False,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
 )
 def send_backup_alert(channel: str, notification: Notification) -> str:
     """Send one notification to one catalog channel. Raises the notifier's errors."""
@@ -128,9 +122,7 @@ def write_backup_artifact(results: list[TargetRunResult]) -> None:
 @task(
     name="plan-prune",
     persist_result=False,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
 )
 def plan_prune_task() -> PrunePlan:
     """Decide what retention removes in both regions (reads only). Calls the object stores."""

@@ -9,15 +9,13 @@ and jitter, and are async so that their timeout interrupts them.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from envsteward.tasks.common import retry_if_transient
+from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.tasks import exponential_backoff
 
 from envsteward.scan.alerts import AlertItem, Delivery, plan_alerts, routes_for, state_key
 from envsteward.scan.environment import scan_environment
@@ -29,7 +27,7 @@ from envsteward.scan.heal import (
     previously_declined,
     remember_declined,
 )
-from envsteward.scan.live import read_source
+from envsteward.scan.live import Deadline, read_source
 from envsteward.scan.model import EnvironmentScan, HealOutcome, ParityScan
 from envsteward.scan.report import (
     environment_markdown,
@@ -47,23 +45,12 @@ HEAL_ARTIFACT_KEY = "drift-heal"
 READ_TIMEOUT_SECONDS = 60.0
 """Above the adapters' own timeouts (Vault 10 s, AWS 30 s read): theirs fire first."""
 HEAL_TIMEOUT_SECONDS = 120.0
-RETRIES = 3
-BACKOFF = exponential_backoff(backoff_factor=0.5)  # 0.5 s, 1 s, 2 s (then jittered)
-JITTER = 0.5
-
-
-def artifact_key(prefix: str, name: str) -> str:
-    """An artifact key Prefect accepts (lower-case letters, digits, dashes): ``drift-<name>``."""
-    return f"{prefix}-" + re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
 
 
 @task(
     name="read-live-source",
     task_run_name="read-{environment}-{source_name}",
-    retries=RETRIES,
-    retry_delay_seconds=BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
     timeout_seconds=READ_TIMEOUT_SECONDS,
     persist_result=False,
 )
@@ -76,10 +63,7 @@ async def read_live_source(environment: str, source_name: str) -> Mapping[str, A
 @task(
     name="fingerprint-secrets",
     task_run_name="secrets-{environment}",
-    retries=RETRIES,
-    retry_delay_seconds=BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
     timeout_seconds=READ_TIMEOUT_SECONDS,
     persist_result=False,
 )
@@ -117,10 +101,7 @@ def check_environment_parity(
 @task(
     name="heal-source",
     task_run_name="heal-{environment}-{source_name}",
-    retries=RETRIES,
-    retry_delay_seconds=BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
     timeout_seconds=HEAL_TIMEOUT_SECONDS,
     persist_result=False,
 )
@@ -132,15 +113,17 @@ async def heal_live_source(
 ) -> list[HealOutcome]:
     """Heal the actions of one source: re-read, skip stale ones, write, re-read to verify, audit each.
     Retried only when the first re-read fails transiently (nothing written yet)."""
-    return await asyncio.to_thread(heal_source, get_services(), environment, source_name, actions, approvals)
+    # the task timeout cannot stop the thread: the deadline stops the writes in it
+    deadline = Deadline(HEAL_TIMEOUT_SECONDS)
+    return await asyncio.to_thread(
+        heal_source, get_services(), environment, source_name, actions, approvals, deadline=deadline
+    )
 
 
 @task(
     name="record-drift-alerts",
     task_run_name="alerts-{scope}",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
     persist_result=False,
 )
 def record_drift_alerts(

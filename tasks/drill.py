@@ -1,57 +1,116 @@
-"""Prefect tasks for the DR drill flow: thin wrappers over :mod:`envsteward.drill`.
+"""Prefect tasks for the DR drill flow: one task per drill phase, thin wrappers over :mod:`envsteward.drill`.
 
-The drill restores real data into a scratch target: no task persists its result (records hold names,
-counts, timings and shortened checksums only, but the rule is simple: nothing from a drill is cached).
-The drill itself is NOT retried: a failed drill is a finding to report, and a retry would hide it.
+The phase tasks hand one :class:`~envsteward.drill.Drill` from task to task in memory: no task persists
+its result or caches (the drill restores real data into a scratch target; records hold names, counts,
+timings and shortened checksums only, but the rule is simple: nothing from a drill is cached). Each phase
+is retried on transient errors only (a failed verification is a finding to report, and a retry would hide
+it) and has its own timeout, so the Prefect UI shows which phase failed or ran long.
 """
 
 from __future__ import annotations
 
-from envsteward.tasks.common import artifact_key, retry_if_transient
+from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from envsteward.drill import (
+    Drill,
     DrillRecord,
     drill_alerts,
+    finish_drill,
     history_rows,
     load_history,
     previous_drill,
     render_markdown,
-    run_drill,
     save_drill,
+    start_drill,
     table_rows,
 )
+from envsteward.drill import phases as drill_phases
 from envsteward.drill.alerts import channel_kinds
 from envsteward.ports import Notification
 from envsteward.services import get_services
 
-DRILL_TASK_TIMEOUT_SECONDS = 12 * 3600.0
-"""A drill of a large database takes hours; it must not run into the next month's drill."""
+MINUTE = 60.0
+HOUR = 3600.0
+SHORT_PHASE_TIMEOUT_SECONDS = 15 * MINUTE
+"""Resolving, choosing, tearing down: catalog reads, listings, one DROP."""
+DATA_PHASE_TIMEOUT_SECONDS = 6 * HOUR
+"""Reading a large backup, or restoring it: hours, but never into the next month's drill."""
+CHECK_PHASE_TIMEOUT_SECONDS = 2 * HOUR
+"""Checksumming every table of the restored data; health checks and smoke queries."""
 HISTORY_IN_REPORT = 12
+_PHASE = {"persist_result": False, "cache_policy": NO_CACHE}
 
 
 @task(
-    name="run-dr-drill",
+    name="start-dr-drill",
     task_run_name="drill-{environment}-{backup}-{region}",
-    timeout_seconds=DRILL_TASK_TIMEOUT_SECONDS,
-    persist_result=False,
+    timeout_seconds=5 * MINUTE,
+    **_PHASE,
 )
-def run_drill_task(environment: str, backup: str, region: str) -> DrillRecord:
-    """Run the drill (choose, verify, restore into scratch, verify, health, teardown; audited).
+def start_drill_task(environment: str, backup: str, region: str) -> Drill:
+    """Check the request and audit ``drill.started``. Not retried: each attempt names a new drill and
+    audits it, so a retry would leave a started drill that never ends. Raises CatalogError /
+    ConfigurationError for an unknown environment or a malformed request."""
+    return start_drill(get_services(), environment, backup, region)
 
-    Returns the record for every drill outcome; raises CatalogError / ConfigurationError for an unknown
-    environment or a malformed request. Calls everything :func:`envsteward.drill.run_drill` calls.
-    """
-    return run_drill(get_services(), environment, backup, region)
+
+@task(name="drill-prepare", timeout_seconds=SHORT_PHASE_TIMEOUT_SECONDS, **_PHASE, **RETRY_TRANSIENT)
+def prepare_task(drill: Drill) -> None:
+    """Resolve the target, the region's store and the scratch target (nothing created)."""
+    drill_phases.prepare(get_services(), drill)
+
+
+@task(name="drill-choose", timeout_seconds=SHORT_PHASE_TIMEOUT_SECONDS, **_PHASE, **RETRY_TRANSIENT)
+def choose_task(drill: Drill) -> str:
+    """Pick the backup and measure RPO; the backup id. Lists the region's object store."""
+    return drill_phases.choose(drill)
+
+
+@task(name="drill-fetch-verify", timeout_seconds=DATA_PHASE_TIMEOUT_SECONDS, **_PHASE, **RETRY_TRANSIENT)
+def fetch_verify_task(drill: Drill) -> None:
+    """Read and authenticate the whole backup (nothing written). An integrity failure is not retried."""
+    drill_phases.fetch_verify(get_services(), drill)
+
+
+@task(name="drill-restore", timeout_seconds=DATA_PHASE_TIMEOUT_SECONDS, **_PHASE, **RETRY_TRANSIENT)
+def restore_task(drill: Drill) -> None:
+    """Create the scratch target and restore into it (a retry removes the failed attempt's target first)."""
+    drill_phases.restore(drill)
+
+
+@task(name="drill-verify-data", timeout_seconds=CHECK_PHASE_TIMEOUT_SECONDS, **_PHASE, **RETRY_TRANSIENT)
+def verify_data_task(drill: Drill) -> None:
+    """Row counts and per-table checksums against the manifest (read-only, so safe to retry)."""
+    drill_phases.verify_data(drill)
+
+
+@task(name="drill-health", timeout_seconds=CHECK_PHASE_TIMEOUT_SECONDS, **_PHASE, **RETRY_TRANSIENT)
+def health_task(drill: Drill) -> None:
+    """Health checks and smoke queries against the restored target (read-only)."""
+    drill_phases.health(drill)
+
+
+@task(name="drill-teardown", timeout_seconds=SHORT_PHASE_TIMEOUT_SECONDS, **_PHASE, **RETRY_TRANSIENT)
+def teardown_task(drill: Drill) -> bool | None:
+    """Remove the scratch target this drill created and confirm it is gone (idempotent)."""
+    return drill_phases.teardown(drill)
+
+
+@task(name="drill-report", timeout_seconds=SHORT_PHASE_TIMEOUT_SECONDS, **_PHASE)
+def finish_drill_task(drill: Drill) -> DrillRecord:
+    """The verdict and the record (RTO/RPO measured); marks the backup verified-by-drill; audits the
+    outcome. Not retried: it never raises for the mark or the audit record, and a second attempt would
+    audit the outcome twice."""
+    return finish_drill(get_services(), drill)
 
 
 @task(
     name="record-dr-drill",
     persist_result=False,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
 )
 def record_drill_task(record: DrillRecord) -> list[DrillRecord]:
     """Append the record to the environment's drill history (idempotent) and return the recent history,
@@ -103,9 +162,7 @@ def plan_drill_alerts(
 @task(
     name="send-dr-drill-alert",
     persist_result=False,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
 )
 def send_drill_alert(channel: str, notification: Notification) -> str:
     """Send one notification to one catalog channel. Raises the notifier's errors."""

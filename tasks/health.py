@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from envsteward.tasks.common import retry_if_transient
+from envsteward.tasks.common import RETRY_TRANSIENT, retry_transient
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -28,9 +28,7 @@ CHECK_TASK_TIMEOUT_SECONDS = 150.0
 @task(
     name="run-health-check",
     task_run_name="check-{environment}-{spec.name}",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_if_transient,
+    **retry_transient(retries=2),  # a check that stays down is reported within seconds
     timeout_seconds=CHECK_TASK_TIMEOUT_SECONDS,
     persist_result=False,
 )
@@ -51,9 +49,7 @@ async def run_health_check(environment: str, spec: AnyCheck) -> CheckResult:
 @task(
     name="record-and-detect",
     persist_result=False,
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
 )
 def record_and_detect(results: Sequence[CheckResult], consecutive: dict[str, int]) -> list[StatusChange]:
     """Fold every result into its stored state; return the confirmed changes. ``consecutive`` maps
@@ -71,9 +67,7 @@ def record_and_detect(results: Sequence[CheckResult], consecutive: dict[str, int
 @task(
     name="send-alert",
     persist_result=False,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
 )
 def send_alert(channel: str, notification: Notification) -> str:
     """Send one notification to one catalog channel (Slack, email, PagerDuty).
@@ -87,9 +81,7 @@ def send_alert(channel: str, notification: Notification) -> str:
 @task(
     name="audit-status-change",
     persist_result=False,
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
 )
 def audit_status_change(change: StatusChange) -> int:
     """Append a ``health.status_changed`` record to the audit log; return its sequence number."""

@@ -7,6 +7,11 @@ no secret value: a plan carries only non-secret values and secret *references*.
 
 Tasks that touch live values (snapshot, apply, verify, rollback, health) never persist their result and
 are never cached (a cache key would hash their inputs).
+
+Retries: reads, the lease and audit/notification steps take the one transient-error policy
+(``tasks/common.py``). Apply and rollback are not retried as tasks: each write is retried in the core on
+transient errors, and a whole-task retry after a timeout would race the first attempt's thread; both get a
+timeout and pass the same deadline into the core, which makes no write after it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from envsteward.tasks.common import retry_if_transient
+from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -36,10 +41,16 @@ from envsteward.promotion import (
 from envsteward.promotion import lock as promotion_lock
 from envsteward.promotion.approval import ApprovalState, Ruling
 from envsteward.promotion.render import render_plan_markdown
+from envsteward.scan.live import Deadline
 from envsteward.services import get_services
 
 LOCK_MARGIN = timedelta(hours=1)
 """How long a promotion's lease outlives its approval deadline (time to apply, verify and roll back)."""
+APPLY_TIMEOUT_SECONDS = 15 * 60.0
+"""Writing a plan's changes (each write retried on transient errors in the core)."""
+ROLLBACK_TIMEOUT_SECONDS = 20 * 60.0
+"""Restoring and re-reading every snapshotted source."""
+VERIFY_TIMEOUT_SECONDS = 5 * 60.0
 
 
 def _per_run(step: str) -> Callable[[TaskRunContext, dict[str, Any]], str]:
@@ -47,8 +58,9 @@ def _per_run(step: str) -> Callable[[TaskRunContext, dict[str, Any]], str]:
     resumed run reads its persisted result instead of running it again."""
 
     def key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-        gate = parameters.get("gate")
+        gate, channel = parameters.get("gate"), parameters.get("channel")
         suffix = f"-gate{gate}" if gate is not None else ""
+        suffix += f"-{channel}" if channel is not None else ""
         return f"envsteward-promote-{context.task_run.flow_run_id}-{step}{suffix}"
 
     return key
@@ -66,9 +78,7 @@ def _plan(source: str, target: str, select: Sequence[str] | None) -> PromotionPl
 plan_for_approval = task(
     name="plan-promotion",
     task_run_name="plan-{source}-to-{target}",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
     persist_result=True,
     cache_key_fn=_per_run("plan"),
 )(_plan)
@@ -78,9 +88,7 @@ no secret value, so it is persisted for a resumed run)."""
 replan = task(
     name="replan-promotion",
     task_run_name="replan-{source}-to-{target}",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
     persist_result=False,
     cache_policy=NO_CACHE,
 )(_plan)
@@ -90,11 +98,10 @@ replan = task(
 @task(name="publish-plan", persist_result=True, cache_key_fn=_per_run("publish"))
 def publish_plan(plan: PromotionPlan, dry_run: bool) -> str:
     """Publish the plan (diff, secret checks, tier rules, skipped keys) as a markdown artifact; its key."""
-    key = f"promotion-plan-{plan.source}-to-{plan.target}".lower().replace("_", "-").replace(".", "-")
-    title = f"{'Dry run: ' if dry_run else ''}promotion {plan.source} → {plan.target}"
+    key = artifact_key("promotion-plan", plan.source, "to", plan.target)
     create_markdown_artifact(
         key=key,
-        markdown=render_plan_markdown(plan, title=title),
+        markdown=render_plan_markdown(plan, dry_run=dry_run),
         description=f"envsteward promotion plan {plan.source} → {plan.target} ({plan.plan_hash[:16]})",
     )
     return key
@@ -102,9 +109,7 @@ def publish_plan(plan: PromotionPlan, dry_run: bool) -> str:
 
 @task(
     name="lock-target",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
     persist_result=False,
     cache_policy=NO_CACHE,
 )
@@ -136,20 +141,29 @@ def lock_target(plan: PromotionPlan, run_id: str, requested_by: str) -> dict[str
 
 
 def _run_is_active(run_id: str) -> bool:
-    """False when the holder's flow run is finished or unknown (its lease is stale). Calls the Prefect API."""
+    """Whether the lease holder's flow run may still be promoting. Fails closed: only a run the API says
+    is finished, or does not know at all, is inactive; an API that cannot be asked means "active" (the
+    lease stays held). Calls the Prefect API."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
 
     try:
+        flow_run_id = UUID(run_id)
+    except ValueError:
+        return False  # not a flow run id: no run can be holding the lease with it
+    try:
         with get_client(sync_client=True) as client:
-            run = client.read_flow_run(UUID(run_id))
-    except Exception:  # noqa: BLE001 - unknown run or id: nobody is promoting with it
+            run = client.read_flow_run(flow_run_id)
+    except ObjectNotFound:
         return False
-    return bool(run.state is not None and not run.state.is_final())
+    except Exception:  # noqa: BLE001 - unknown = held: a blip of the API must not hand over a live lease
+        return True
+    return run.state is None or not run.state.is_final()
 
 
-@task(name="release-target", persist_result=False, cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+@task(name="release-target", persist_result=False, cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def release_target(target: str, run_id: str) -> bool:
     """Release the target's lease held by this run. Calls the state store."""
     return promotion_lock.release(get_services().state_store(), target, run_id)
@@ -157,9 +171,7 @@ def release_target(target: str, run_id: str) -> bool:
 
 @task(
     name="record-request",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
     persist_result=True,
     cache_key_fn=_per_run("request"),
 )
@@ -184,42 +196,39 @@ def record_request(plan: PromotionPlan, run_id: str, requested_by: str, reason: 
 
 @task(
     name="notify",
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=retry_if_transient,
+    task_run_name="notify-{channel}",
+    **RETRY_TRANSIENT,
     persist_result=True,
     cache_key_fn=_per_run("notify-request"),
 )
-def notify_request(channels: list[str], notification: Notification) -> list[str]:
-    """Send the approval request to the channels (once per run). Raises the notifiers' errors."""
-    return _send(channels, notification)
+def notify_request(channel: str, notification: Notification) -> str:
+    """Send the approval request to one channel (once per run and channel). Raises the notifier's errors."""
+    return _send(channel, notification)
 
 
 @task(
     name="notify",
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=retry_if_transient,
+    task_run_name="notify-{channel}",
+    **RETRY_TRANSIENT,
     persist_result=False,
     cache_policy=NO_CACHE,
 )
-def notify(channels: list[str], notification: Notification) -> list[str]:
-    """Send a notification to the channels. Raises the notifiers' errors."""
-    return _send(channels, notification)
+def notify(channel: str, notification: Notification) -> str:
+    """Send a notification to one channel (one task per channel: a retry never resends to another one).
+    Raises the notifier's errors."""
+    return _send(channel, notification)
 
 
-def _send(channels: list[str], notification: Notification) -> list[str]:
-    for notifier in get_services().notifiers(channels):
-        notifier.send(notification)
-    return channels
+def _send(channel: str, notification: Notification) -> str:
+    (notifier,) = get_services().notifiers([channel])
+    notifier.send(notification)
+    return channel
 
 
 @task(
     name="record-answer",
     task_run_name="record-answer-gate-{gate}",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
     persist_result=True,
     cache_key_fn=_per_run("answer"),
 )
@@ -249,9 +258,7 @@ def record_answer(plan: PromotionPlan, run_id: str, gate: int, ruling: Ruling, s
 
 @task(
     name="audit-promotion",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
     persist_result=False,
     cache_policy=NO_CACHE,
 )
@@ -264,9 +271,7 @@ def audit_event(
 
 @task(
     name="snapshot-target",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
     persist_result=False,
     cache_policy=NO_CACHE,
 )
@@ -277,15 +282,20 @@ def snapshot_target(plan: PromotionPlan) -> TargetSnapshot:
     return take_snapshot(services, plan, runbook.target_sources(services, plan))
 
 
-@task(name="apply-changes", persist_result=False, cache_policy=NO_CACHE)
+@task(
+    name="apply-changes", persist_result=False, cache_policy=NO_CACHE, timeout_seconds=APPLY_TIMEOUT_SECONDS
+)
 def apply_changes(plan: PromotionPlan) -> ApplyReport:
     """Write the plan's changes (each write retried on transient errors; keys already holding the value
-    are no-ops). Raises ApplyError with the report so far."""
+    are no-ops; no write after the task's timeout). Raises ApplyError with the report so far."""
+    deadline = Deadline(APPLY_TIMEOUT_SECONDS)
     services = get_services()
-    return apply_plan(plan, runbook.target_sources(services, plan))
+    return apply_plan(plan, runbook.target_sources(services, plan), deadline=deadline)
 
 
-@task(name="verify-changes", persist_result=False, cache_policy=NO_CACHE)
+@task(
+    name="verify-changes", persist_result=False, cache_policy=NO_CACHE, timeout_seconds=VERIFY_TIMEOUT_SECONDS
+)
 def verify_changes(plan: PromotionPlan) -> list[str]:
     """Re-read the target and check every change landed; the problems (empty: verified)."""
     services = get_services()
@@ -298,11 +308,28 @@ def check_target_health(target: str) -> list[str]:
     return runbook.health_problems(get_services(), target)
 
 
-@task(name="rollback-target", persist_result=False, cache_policy=NO_CACHE)
+@task(
+    name="rollback-target",
+    persist_result=False,
+    cache_policy=NO_CACHE,
+    timeout_seconds=ROLLBACK_TIMEOUT_SECONDS,
+)
 def rollback_target(plan: PromotionPlan, snapshot: TargetSnapshot) -> list[str]:
-    """Restore the snapshot and verify it; the problems (empty: the target is exactly as it was)."""
+    """Restore the snapshot (no restore after the task's timeout); the problems (empty: all restored)."""
+    deadline = Deadline(ROLLBACK_TIMEOUT_SECONDS)
     services = get_services()
-    sources = runbook.target_sources(services, plan)
-    problems = rollback(snapshot, sources)
-    problems += verify_rollback(snapshot, sources)
-    return problems
+    return rollback(snapshot, runbook.target_sources(services, plan), deadline=deadline)
+
+
+@task(
+    name="verify-rollback",
+    persist_result=False,
+    cache_policy=NO_CACHE,
+    timeout_seconds=VERIFY_TIMEOUT_SECONDS,
+    **RETRY_TRANSIENT,
+)
+def verify_rollback_task(plan: PromotionPlan, snapshot: TargetSnapshot) -> list[str]:
+    """Re-read every snapshotted source and compare it with the snapshot; the paths that differ (empty:
+    the target is exactly as it was). Read-only."""
+    services = get_services()
+    return verify_rollback(snapshot, runbook.target_sources(services, plan))

@@ -118,6 +118,29 @@ def latest_artifact(key: str) -> Any:
     return artifacts[0]
 
 
+def task_runs(state: Any) -> dict[str, str]:
+    """The flow run's task runs: task name (the part before the run-name suffix) -> final state type."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name.rsplit("-", 1)[0]: run.state.type.value for run in runs if run.state is not None}
+
+
+PHASE_TASKS = (
+    "drill-prepare",
+    "drill-choose",
+    "drill-fetch-verify",
+    "drill-restore",
+    "drill-verify-data",
+    "drill-health",
+    "drill-teardown",
+    "drill-report",
+)
+
+
 def scratch_left(postgres_dsn_base: str) -> list[str]:
     with psycopg.connect(postgres_dsn_base, autocommit=True) as conn:
         rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'envsteward_drill_prod_%'")
@@ -147,6 +170,8 @@ def test_a_passing_drill_completes_with_its_report(
     assert slack_standin.messages() == []
     assert pagerduty_standin.events == []
     assert scratch_left(postgres_dsn_base) == []
+    runs = task_runs(state)
+    assert {name: runs.get(name) for name in PHASE_TASKS} == dict.fromkeys(PHASE_TASKS, "COMPLETED")
 
     markdown = latest_artifact("dr-drill-prod").data
     assert "PASSED" in markdown
@@ -193,6 +218,10 @@ def test_a_failed_drill_fails_the_run_alerts_and_pages_then_a_pass_resolves(
     assert result["status"] == "failed"
     assert result["scratch_removed"] is None
     assert scratch_left(postgres_dsn_base) == []
+    runs = task_runs(state)
+    assert runs["drill-fetch-verify"] == "FAILED"  # an integrity failure is not retried, it is the finding
+    assert "drill-restore" not in runs  # the phases after the failed one do not run
+    assert runs["drill-teardown"] == "COMPLETED"
     [message] = slack_standin.messages()
     assert "DR drill FAILED" in json.dumps(message)
     [event] = pagerduty_standin.events

@@ -114,3 +114,44 @@ def test_vault_rollback_writes_old_versions_back_and_deletes_created_secrets(
         == client.kv_read(mount, f"{base}/staging/database", version=old_version).data
     )
     assert "cache" not in client.kv_list(mount, f"{base}/staging")
+
+
+class _Wrapped:
+    """A real target source whose writes advance a fake monotonic clock (a slow system)."""
+
+    def __init__(self, inner: object, clock: list[float]) -> None:
+        self.inner, self.clock, self.writes = inner, clock, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def write(self, key_path: tuple[str, ...], value: object) -> None:
+        self.inner.write(key_path, value)  # type: ignore[attr-defined]
+        self.writes += 1
+        self.clock[0] += 10
+
+
+def test_apply_and_rollback_make_no_write_after_their_deadline(services: Services) -> None:
+    from envsteward.scan.live import Deadline
+
+    plan = make_plan(services, "development", "staging")
+    real = target_sources(services, plan)
+    snapshot = take_snapshot(services, plan, real)
+    now = [0.0]
+    slow = {name: _Wrapped(source, now) for name, source in real.items()}
+
+    with pytest.raises(ApplyError) as caught:
+        apply_plan(plan, slow, deadline=Deadline(15, clock=lambda: now[0]))  # type: ignore[arg-type]
+
+    assert sum(source.writes for source in slow.values()) == 2  # at 0 s and 10 s; none from 20 s on
+    statuses = [outcome.status for outcome in caught.value.report.outcomes]
+    assert statuses.count(WriteStatus.WRITTEN) == 2
+    assert statuses[2] is WriteStatus.FAILED
+    assert "deadline passed" in (caught.value.report.outcomes[2].error or "")
+
+    expired = Deadline(0, clock=lambda: now[0])
+    problems = rollback(snapshot, real, deadline=expired)
+    assert problems
+    assert all("deadline passed" in problem for problem in problems)
+    assert rollback(snapshot, real) == []
+    assert verify_rollback(snapshot, real) == []

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from envsteward.adapters.aws import AWSClients
+from envsteward.adapters.state_fs import file_name_for_key
 from envsteward.adapters.vault import VaultClient
 from envsteward.promotion import ApplyError, apply_plan
 from envsteward.promotion import lock as promotion_lock
@@ -50,7 +51,6 @@ from envsteward.promotion.repair import (
 from envsteward.promotion.runbook import make_plan, target_sources
 from envsteward.services import Services
 from envsteward.settings import AWSSettings, Settings, VaultSettings
-from envsteward.adapters.state_fs import file_name_for_key
 from tests.fixtures.faultproxy import FaultProxy, ProxiedAWS, ProxiedVault
 from tests.unit.promotion._catalog import ALL_SEEDED, LIVE_SERVICES, seed_environments, write_catalog
 

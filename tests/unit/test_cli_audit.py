@@ -178,8 +178,8 @@ def test_help_does_not_import_the_audit_package() -> None:
     code = (
         "import sys\n"
         "from envsteward.cli.main import app\n"
-        "heavy = [m for m in ('envsteward.audit', 'envsteward.adapters.state_fs', 'envsteward.fingerprint', 'pydantic',"
-        " 'rich.table') if m in sys.modules]\n"
+        "heavy = [m for m in ('envsteward.audit', 'envsteward.adapters.state_fs', 'envsteward.fingerprint',"
+        " 'pydantic', 'rich.table') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -79,3 +79,69 @@ def test_promoting_past_the_next_environment_is_refused_with_the_path(file_catal
     result = runner.invoke(app, ["promote", "development", "production"])
     assert result.exit_code == 1
     assert "development -> staging -> production" in result.output
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def unreachable_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = f"http://127.0.0.1:{_closed_port()}/api"
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    with temporary_settings(updates={PREFECT_API_URL: url}):  # over a harness started earlier
+        yield url
+
+
+@pytest.mark.usefixtures("file_catalog")
+def test_an_unreachable_prefect_api_is_one_line_naming_prefect_api_url(unreachable_api: str) -> None:
+    for args in (
+        ["promote", "development", "staging"],
+        ["promote", "development", "staging", "--deployment", "promote/promote"],
+        ["approve", "00000000-0000-0000-0000-000000000001", "--reviewer", "alice"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(" ".join(lines)) < 400, result.output
+        assert unreachable_api in result.output
+        assert "PREFECT_API_URL" in result.output
+
+
+@pytest.mark.usefixtures("file_catalog")
+def test_what_needs_no_server_is_refused_before_prefect_is_contacted(unreachable_api: str) -> None:
+    same = runner.invoke(app, ["promote", "staging", "staging"])
+    assert same.exit_code == 1
+    assert "promotes only to 'production', not 'staging'" in same.output
+    assert "Prefect API" not in same.output
+    unknown = runner.invoke(app, ["promote", "development", "nowhere"])
+    assert unknown.exit_code == 1
+    assert "nowhere" in unknown.output
+    assert "Prefect API" not in unknown.output
+    bad_glob = runner.invoke(app, ["promote", "development", "staging", "--select", "services.[*"])
+    assert bad_glob.exit_code == 1
+    assert "--select glob" in bad_glob.output
+    assert "Prefect API" not in bad_glob.output
+
+
+def test_a_lease_holder_is_active_when_the_prefect_api_cannot_be_asked(unreachable_api: str) -> None:
+    from envsteward.tasks.promotion import _run_is_active
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}):
+        assert _run_is_active("00000000-0000-0000-0000-000000000001") is True  # unknown = held
+    assert _run_is_active("not-a-flow-run-id") is False
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_lease_holder_the_api_does_not_know_is_inactive() -> None:
+    from envsteward.tasks.promotion import _run_is_active
+
+    assert _run_is_active("00000000-0000-0000-0000-000000000001") is False

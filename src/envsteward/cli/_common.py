@@ -8,8 +8,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
 
+    from envsteward.services import Services
     from envsteward.settings import Settings
 
 P = ParamSpec("P")
@@ -40,6 +43,16 @@ def load_settings() -> Settings:
     from envsteward.settings import Settings
 
     return Settings()
+
+
+def services_for(catalog: Path | None = None) -> Services:
+    """The services of this command: the settings, with ``--catalog`` (when given) as the catalog folder."""
+    from envsteward.services import Services
+
+    settings = load_settings()
+    if catalog is not None:
+        settings = settings.model_copy(update={"catalog": catalog})
+    return Services(settings)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from envsteward.cli._common import services_for as _services
+
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
     from rich.table import Table
@@ -41,16 +43,6 @@ DrOption = Annotated[
     bool, typer.Option("--dr", help="Read the replica in the DR store instead of the primary copy.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _services(catalog: Path | None) -> Services:
-    from envsteward.cli._common import load_settings
-    from envsteward.services import Services
-
-    settings = load_settings()
-    if catalog is not None:
-        settings = settings.model_copy(update={"catalog": catalog})
-    return Services(settings)
 
 
 class ProgressBar:

@@ -217,21 +217,17 @@ def _scan(
     """Run the scan and print it; return the exit code. Raises envsteward errors (catalog, settings)."""
     import json
 
-    from envsteward.cli._common import EXIT_ERROR, EXIT_OK, err_console, load_settings
+    from envsteward.cli._common import EXIT_ERROR, EXIT_OK, err_console, services_for
     from envsteward.errors import ConfigurationError
     from envsteward.ports import Severity
     from envsteward.scan import ScanStatus, run_scan
     from envsteward.scan.report import exceeds
-    from envsteward.services import Services
 
     if fail_on is not None and fail_on.lower() not in {s.value for s in Severity}:
         raise ConfigurationError(
             f"--fail-on {fail_on!r} is not a severity: use critical, high, medium or low"
         )
-    settings = load_settings()
-    if catalog is not None:
-        settings = settings.model_copy(update={"catalog": catalog})
-    run = run_scan(Services(settings), environments or None, heal=heal)
+    run = run_scan(services_for(catalog), environments or None, heal=heal)
     if as_json:
         typer.echo(json.dumps(run.to_dict(fail_on), indent=2, ensure_ascii=False))
     else:

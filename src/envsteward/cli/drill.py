@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from envsteward.cli._common import services_for
+
 if TYPE_CHECKING:
     from envsteward.drill import DrillRecord
     from envsteward.services import Services
@@ -29,16 +31,6 @@ CatalogOption = Annotated[
 ]
 EnvOption = Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _services(catalog: Path | None) -> Services:
-    from envsteward.cli._common import load_settings
-    from envsteward.services import Services
-
-    settings = load_settings()
-    if catalog is not None:
-        settings = settings.model_copy(update={"catalog": catalog})
-    return Services(settings)
 
 
 def _minutes(seconds: float | None) -> str:
@@ -110,7 +102,7 @@ def _run(  # noqa: PLR0917 - the command's options
     )
     from envsteward.errors import ConfigurationError
 
-    services = _services(catalog)
+    services = services_for(catalog)
     names = drill_environments(services, environment)
     if not names:
         console().print("No environment has a drill section in the catalog; pass --env to drill one.")
@@ -230,7 +222,7 @@ def _history(
     from envsteward.drill import history_rows, load_history, render_svg
     from envsteward.errors import ConfigurationError
 
-    services = _services(catalog)
+    services = services_for(catalog)
     if environment is not None:
         services.catalog().environment(environment)
         names = [environment]

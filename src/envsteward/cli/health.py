@@ -39,16 +39,12 @@ def _run(environments: list[str], as_json: bool, catalog: Path | None) -> int:
     """Run the checks and print them; return the exit code. Raises envsteward errors (catalog, settings)."""
     import json
 
-    from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console, load_settings
+    from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console, services_for
     from envsteward.health.report import overall_status, rich_table, summary
     from envsteward.health.result import CheckStatus
     from envsteward.health.runner import plan_checks, run_planned
-    from envsteward.services import Services
 
-    settings = load_settings()
-    if catalog is not None:
-        settings = settings.model_copy(update={"catalog": catalog})
-    services = Services(settings)
+    services = services_for(catalog)
     results = run_planned(services, plan_checks(services.catalog(), environments or None))
 
     if as_json:

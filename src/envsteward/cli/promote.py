@@ -5,6 +5,10 @@ approval), or with ``--deployment`` starts a run of the ``promote`` deployment a
 suspends on a worker while it waits). ``approve``/``reject`` answer a waiting run's approval form through the
 Prefect API (``PREFECT_API_URL``), like the UI's Resume form.
 
+Everything that needs no server is checked first (catalog, environments, promotion path, ``--select``
+globs); an unreachable Prefect API is one line naming ``PREFECT_API_URL`` and what to do, never a
+traceback.
+
 Heavy imports (prefect, the flow) stay inside the functions: ``envsteward --help`` must stay fast.
 """
 
@@ -16,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from envsteward.cli._common import console, fail, handle_errors
+from envsteward.errors import EnvstewardError
 
 DEFAULT_DEPLOYMENT = "promote/promote"
 
@@ -51,6 +56,7 @@ def promote_command(  # noqa: PLR0917 - typer maps parameters to arguments and o
     ] = None,
 ) -> None:
     """Promote SOURCE's configuration to TARGET: plan, validate, wait for approval, apply, verify."""
+    _check_locally(source, target, select or [])
     parameters: dict[str, Any] = {
         "source": source,
         "target": target,
@@ -59,6 +65,7 @@ def promote_command(  # noqa: PLR0917 - typer maps parameters to arguments and o
         "requested_by": requested_by,
         "reason": reason,
     }
+    _check_api(required=bool(deployment))
     if deployment:
         _start_deployment(deployment, parameters)
         return
@@ -67,13 +74,57 @@ def promote_command(  # noqa: PLR0917 - typer maps parameters to arguments and o
     # flows/ is mapped into the distribution as envsteward.flows (pyproject package-dir); imported by
     # name so that the typed core never depends on the orchestration layer at type-check time
     promote = importlib.import_module("envsteward.flows.promote").promote
-    result: dict[str, Any] = promote(**parameters)
+    try:
+        result: dict[str, Any] = promote(**parameters)
+    except EnvstewardError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - named by type only (a vendor message might quote a value)
+        fail(f"the promotion run ended with an unexpected {type(exc).__name__}; see the run's logs")
+        return
     if dry_run and result.get("plan_markdown"):
         console().print(result["plan_markdown"], markup=False, highlight=False)
     shown = {key: value for key, value in result.items() if key != "plan_markdown"}
     console().print(json.dumps(shown, indent=2), markup=False)
     if result.get("blockers"):
         fail("the promotion is blocked: " + "; ".join(result["blockers"]))
+
+
+def _check_locally(source: str, target: str, select: list[str]) -> None:
+    """What needs no server: the catalog loads, both environments exist, TARGET is SOURCE's next
+    environment, the ``--select`` globs compile. Raises CatalogError / PromotionRefusedError."""
+    from envsteward.promotion.plan import check_route, compile_globs
+    from envsteward.services import get_services
+
+    check_route(get_services().catalog(), source, target)
+    compile_globs(select, "--select")
+
+
+def api_unreachable(api: str, exc: BaseException) -> str:
+    """The one line shown when the Prefect API cannot be reached (the error named by type only)."""
+    return (
+        f"cannot reach the Prefect API at {api} ({type(exc).__name__}): start it (`prefect server start`) "
+        "or set PREFECT_API_URL to your Prefect server's API, e.g. http://127.0.0.1:4200/api"
+    )
+
+
+def _check_api(*, required: bool) -> None:
+    """Fail with one line when PREFECT_API_URL is set (or ``required``) and the API does not answer.
+    Without PREFECT_API_URL a local run uses Prefect's ephemeral API and needs no server. Calls the
+    Prefect API's health check."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    configured = PREFECT_API_URL.value()
+    if not configured and not required:
+        return
+    api = configured or "the local Prefect API (PREFECT_API_URL is not set)"
+    try:
+        with get_client(sync_client=True) as client:
+            problem = client.api_healthcheck()
+    except Exception as exc:  # noqa: BLE001 - named by type only
+        problem = exc
+    if problem is not None:
+        fail(api_unreachable(api, problem))
 
 
 def _start_deployment(name: str, parameters: dict[str, Any]) -> None:
@@ -111,7 +162,7 @@ def _answer(run_id: str, decision: str, reviewer: str, comment: str) -> None:
         fail(f"no flow run {run_id} at {api}")
         return
     except Exception as exc:  # noqa: BLE001 - named by type only
-        fail(f"cannot reach the Prefect API at {api}: {type(exc).__name__}")
+        fail(api_unreachable(api, exc))
         return
     if flow.name != "promote":
         fail(f"flow run {run_id} is a {flow.name!r} run, not a promotion")

@@ -3,8 +3,9 @@ RTO and RPO against the catalog's targets, and always tear the scratch target do
 
 * :mod:`.decisions` — pure: which backup (id / latest / random among those retention keeps), RPO,
   targets, verdict, scratch naming.
-* :mod:`.engine` — :func:`run_drill`: the timed steps, teardown in ``finally``, verified-by-drill mark,
-  audit records.
+* :mod:`.phases` — :class:`Drill` and one function per phase (prepare, choose, fetch_verify, restore,
+  verify_data, health, teardown), :func:`finish_drill` (verdict, verified-by-drill mark, audit records);
+  :func:`run_drill` runs them in this process (the CLI), the drill flow runs each as a task.
 * :mod:`.scratch` — scratch targets per kind (PostgreSQL database, Vault KV prefix, SQLite/config file).
 * :mod:`.history` — drill records in the state store.
 * :mod:`.report` — markdown, verification table rows, SVG chart.
@@ -27,7 +28,6 @@ from envsteward.drill.decisions import (
     scratch_name,
     verdict,
 )
-from envsteward.drill.engine import audit_details, run_drill
 from envsteward.drill.history import load_history, previous_drill, save_drill
 from envsteward.drill.model import (
     DrillRecord,
@@ -38,6 +38,7 @@ from envsteward.drill.model import (
     TargetCheck,
     Verification,
 )
+from envsteward.drill.phases import Drill, audit_details, finish_drill, run_drill, start_drill
 from envsteward.drill.report import history_rows, render_markdown, render_svg, table_rows
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "REGION_PRIMARY",
     "BackupCandidate",
     "BackupChoice",
+    "Drill",
     "DrillRecord",
     "DrillStatus",
     "DrillTargets",
@@ -58,6 +60,7 @@ __all__ = [
     "check_targets",
     "choose_backup",
     "drill_alerts",
+    "finish_drill",
     "history_rows",
     "load_history",
     "measure_rpo",
@@ -70,6 +73,7 @@ __all__ = [
     "run_drill",
     "save_drill",
     "scratch_name",
+    "start_drill",
     "table_rows",
     "verdict",
 ]

@@ -6,7 +6,7 @@ and never holds a secret value: table checksums, counts, names and safe error me
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -309,13 +309,3 @@ class DrillTargets:
 
     def as_json(self) -> dict[str, float]:
         return {"rto_seconds": self.rto_seconds, "rpo_seconds": self.rpo_seconds}
-
-
-@dataclass
-class PhaseLog:
-    """Collects phase timings while a drill runs (mutable helper of the engine)."""
-
-    phases: list[PhaseTiming] = field(default_factory=list)
-
-    def add(self, timing: PhaseTiming) -> None:
-        self.phases.append(timing)

@@ -157,3 +157,89 @@ def deadline(requested_at: datetime, policy: ApprovalPolicy) -> datetime:
 def seconds_left(requested_at: datetime, policy: ApprovalPolicy, now: datetime) -> float:
     """Seconds until the deadline (0 or less: it has passed)."""
     return (deadline(requested_at, policy) - now).total_seconds()
+
+
+class Meaning(StrEnum):
+    """What one answer means for the promotion."""
+
+    APPROVED_NEEDS_MORE = "approved-needs-more"
+    """It counts; more distinct approvals are needed: wait again."""
+    APPROVED_FINAL = "approved-final"
+    """It counts and completes the approvals: apply."""
+    REJECTED = "rejected"
+    """A valid rejection (an approver, or the requester withdrawing): stop."""
+    REFUSED = "refused"
+    """It does not count (self-approval, not an approver...): record it, keep waiting."""
+
+
+class AnswerMeaning(_Frozen):
+    """One answer's meaning, its ruling (for the audit log) and the approvals after it."""
+
+    meaning: Meaning
+    ruling: Ruling
+    state: ApprovalState
+
+    @property
+    def reason(self) -> str:
+        return self.ruling.reason
+
+
+class Gate(_Frozen):
+    """The next wait: its number (1, 2, ...), the key Prefect stores the answer under, the time left."""
+
+    number: int
+    key: str
+    seconds_left: float
+
+
+class ApprovalSession:
+    """One promotion's approval loop, as decisions: the next gate, what an answer means, the timeout.
+
+    The flow asks :meth:`next_gate` (None: stop waiting, the session has timed out), waits for an answer
+    at it, and tells the session with :meth:`answer` (or :meth:`no_answer` when the wait ran out). Pure:
+    the caller passes the time. ``max_gates`` is a safety stop: after that many answers without a decision
+    the request is rejected as timed out.
+    """
+
+    def __init__(
+        self, policy: ApprovalPolicy, requester: str, requested_at: datetime, *, max_gates: int = 50
+    ) -> None:
+        self.policy, self.requester, self.requested_at = policy, requester, requested_at
+        self.max_gates = max_gates
+        self.state = start(policy)
+        self.gates = 0
+
+    @property
+    def waiting(self) -> bool:
+        return self.state.status is Status.PENDING
+
+    def next_gate(self, now: datetime) -> Gate | None:
+        """The next gate to wait at, or None when the session is decided or its deadline (or the safety
+        stop) has passed; then :attr:`state` says timed out."""
+        if not self.waiting:
+            return None
+        left = seconds_left(self.requested_at, self.policy, now)
+        if left <= 0 or self.gates >= self.max_gates:
+            self.no_answer()
+            return None
+        self.gates += 1
+        return Gate(number=self.gates, key=f"approval-{self.gates}", seconds_left=left)
+
+    def answer(self, answer: Answer) -> AnswerMeaning:
+        """Fold one answer in and say what it means."""
+        ruling = judge(answer, self.policy, self.requester, self.state)
+        self.state = decide(answer, self.policy, self.requester, self.state)
+        if not ruling.accepted:
+            meaning = Meaning.REFUSED
+        elif answer.decision == "reject":
+            meaning = Meaning.REJECTED
+        elif self.state.status is Status.APPROVED:
+            meaning = Meaning.APPROVED_FINAL
+        else:
+            meaning = Meaning.APPROVED_NEEDS_MORE
+        return AnswerMeaning(meaning=meaning, ruling=ruling, state=self.state)
+
+    def no_answer(self) -> ApprovalState:
+        """The wait ran out: a pending session is timed out (rejected)."""
+        self.state = time_out(self.state, self.policy.timeout_hours)
+        return self.state

@@ -19,7 +19,7 @@ from envsteward.drift import compare
 from envsteward.errors import EnvstewardError, PermanentError
 from envsteward.promotion.model import ApplyReport, PromotionPlan, WriteOutcome, WriteStatus
 from envsteward.promotion.snapshot import SourceSnapshot, TargetSnapshot, plain
-from envsteward.scan.live import call_with_retries, describe_failure
+from envsteward.scan.live import Deadline, call_with_retries, describe_failure
 from envsteward.tree import is_missing, value_at
 
 if TYPE_CHECKING:
@@ -57,17 +57,20 @@ def apply_plan(
     retries: int = WRITE_RETRIES,
     backoff_seconds: float = WRITE_BACKOFF_SECONDS,
     sleep: Callable[[float], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> ApplyReport:
     """Write every change of ``plan`` through ``sources`` (target sources by name), in plan order.
 
     Each source is read once first; a change whose key already holds the value is a no-op. A write that
-    fails with a transient error is retried ``retries`` times with backoff. Calls the sources' systems.
+    fails with a transient error is retried ``retries`` times with backoff. No write is made once
+    ``deadline`` has passed (the task's timeout cannot stop the thread). Calls the sources' systems.
 
     Raises ApplyError (with the report so far) at the first write that still fails.
     """
     outcomes: list[WriteOutcome] = []
     current: dict[str, Any] = {}
     extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+    extra["deadline"] = deadline = deadline or Deadline.never()
     for index, change in enumerate(plan.changes):
         source = sources[change.target_source]
         try:
@@ -84,7 +87,9 @@ def apply_plan(
                 source: ConfigSource = source,
                 keys: tuple[str, ...] = change.key_path,
                 value: Any = change.after,
+                path: str = change.path,
             ) -> None:
+                deadline.check(f"writing {path}")
                 source.write(keys, value)
 
             call_with_retries(write, retries=retries, backoff_seconds=backoff_seconds, **extra)
@@ -126,17 +131,22 @@ def verify_plan(plan: PromotionPlan, sources: Mapping[str, ConfigSource]) -> lis
     return problems
 
 
-def rollback(snapshot: TargetSnapshot, sources: Mapping[str, ConfigSource]) -> list[str]:
+def rollback(
+    snapshot: TargetSnapshot, sources: Mapping[str, ConfigSource], *, deadline: Deadline | None = None
+) -> list[str]:
     """Restore every snapshotted source (all are attempted); one line per source that failed (empty: all
-    restored). Calls the sources' systems."""
+    restored). No source is restored once ``deadline`` has passed (it is reported as a problem). Calls the
+    sources' systems."""
     problems: list[str] = []
+    deadline = deadline or Deadline.never()
     for name, item in snapshot.sources.items():
 
         def restore(item: SourceSnapshot = item, name: str = name) -> None:
+            deadline.check(f"restoring {name!r}")
             item.restorer.restore(sources[name])
 
         try:
-            call_with_retries(restore)
+            call_with_retries(restore, deadline=deadline)
         except Exception as exc:  # noqa: BLE001 - reported with a safe message (describe_failure)
             problems.append(f"restoring {name!r} failed: {describe_failure(exc)}")
     return problems

@@ -2,9 +2,10 @@
 
 The lease names the flow run that holds it and expires at the approval deadline (plus a margin for the
 apply). A second promotion to the same target is refused with a message naming the holder, unless the
-lease has expired or its run has finished (``is_active`` says no): then it is taken over. Acquiring is an
-atomic read-modify-write (``StateStore.update``); the holder's own run may re-acquire (a suspended flow
-re-runs from the start when resumed).
+lease has expired or its run has finished (``is_active`` says no): then it is taken over. Fail closed: a
+lease whose expiry cannot be read has not expired, and a holder whose state cannot be checked is active
+(``is_active`` must say so). Acquiring is an atomic read-modify-write (``StateStore.update``); the
+holder's own run may re-acquire (a suspended flow re-runs from the start when resumed).
 
 A lease is used instead of a Prefect concurrency slot because a promotion waits for approval while
 suspended (no process is alive to hold a slot).
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from envsteward.errors import ConflictError
@@ -43,6 +44,25 @@ def lock_key(target: str) -> str:
     return f"{LOCK_PREFIX}{target}"
 
 
+def _aware(moment: datetime) -> datetime:
+    """A naive time is taken as UTC (envsteward writes aware UTC times; older records may lack the zone)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def lease_expired(lease: dict[str, Any], now: datetime) -> bool:
+    """Whether a stored lease has expired at ``now``, comparing times (not their text). Fails closed: a
+    lease without a readable ``expires_at`` has NOT expired (whether it is still held is then up to its
+    run's state). Pure."""
+    text = lease.get("expires_at")
+    if not isinstance(text, str):
+        return False
+    try:
+        expires_at = datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return _aware(expires_at) <= _aware(now)
+
+
 def acquire(
     store: StateStore,
     *,
@@ -61,8 +81,7 @@ def acquire(
     current = store.get(lock_key(target))
     replaced: dict[str, Any] | None = None
     if isinstance(current, dict) and current.get("run_id") != run_id:
-        expired = str(current.get("expires_at", "")) <= now.isoformat()
-        if not expired and is_active(str(current.get("run_id"))):
+        if not lease_expired(current, now) and is_active(str(current.get("run_id"))):
             raise PromotionLockedError(
                 f"a promotion to {target!r} is already in progress: flow run {current.get('run_id')} "
                 f"({current.get('source')} -> {target}, requested by {current.get('requested_by')} at "

@@ -1,16 +1,18 @@
 """A promotion plan as people read it: a markdown diff for the approval form, artifacts and Slack.
 
 Plans hold no secret value, so nothing here can leak one; secrets appear as their reference and whether
-the target's store holds it. Long values are shortened.
+the target's store holds it. Long values are shortened. Text that comes from people or the catalog (names,
+reasons, paths, rule messages) is escaped, so it cannot inject markdown, HTML or links into the form.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from envsteward.promotion.approval import ApprovalState
-from envsteward.promotion.model import PromotionPlan
+from envsteward.promotion.model import ApplyReport, PromotionPlan
 
 MAX_VALUE_CHARS = 120
 MAX_ROWS = 200
@@ -23,15 +25,29 @@ def _show(value: Any) -> str:
     return text.replace("|", "\\|").replace("`", "'")
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+
+
+def md(text: str) -> str:
+    """``text`` as literal markdown on one line (no emphasis, links, HTML, table breaks)."""
+    html_safe = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", html_safe).replace("\r", " ").replace("\n", " ")
+
+
+def code(text: str) -> str:
+    """``text`` as an inline code span on one line (backticks replaced: they would end the span)."""
+    return "`" + str(text).replace("`", "'").replace("|", "\\|").replace("\n", " ") + "`"
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md(text)
 
 
 def render_diff(plan: PromotionPlan) -> str:
     """The changes as a unified-diff block (``-`` the target's value now, ``+`` what it would get)."""
     lines = []
     for change in plan.changes[:MAX_ROWS]:
-        lines.append(f"@@ {change.path} ({change.target_source}) @@")
+        lines.append(f"@@ {change.path} ({change.target_source}) @@".replace("`", "'"))
         if change.kind == "update":
             lines.append(f"- {_show(change.before)}")
         lines.append(f"+ {_show(change.after)}")
@@ -40,18 +56,23 @@ def render_diff(plan: PromotionPlan) -> str:
     return "```diff\n" + "\n".join(lines or ["(no changes)"]) + "\n```"
 
 
-def render_plan_markdown(plan: PromotionPlan, *, title: str | None = None) -> str:
+def plan_title(plan: PromotionPlan, *, dry_run: bool = False) -> str:
+    """``Promotion a → b`` (``Dry run: promotion a → b``), plain text."""
+    return f"{'Dry run: promotion' if dry_run else 'Promotion'} {plan.source} → {plan.target}"
+
+
+def render_plan_markdown(plan: PromotionPlan, *, dry_run: bool = False) -> str:
     """The whole plan: route, approvals, blockers, the diff, secret checks, policy result, skipped keys."""
-    parts = [f"### {title or f'Promotion {plan.source} → {plan.target}'}", ""]
+    parts = [f"### {md(plan_title(plan, dry_run=dry_run))}", ""]
     parts.append(
         f"**{len(plan.changes)}** change(s), **{len(plan.skipped)}** skipped, "
         f"**{len(plan.secret_checks)}** secret reference(s) checked"
-        + (f"; select: `{', '.join(plan.select)}`" if plan.select else "")
+        + (f"; select: {code(', '.join(plan.select))}" if plan.select else "")
     )
     if plan.approvals_needed:
         parts.append(
             f"Needs **{plan.approvals_needed}** approval(s) from distinct approvers "
-            f"({', '.join(plan.approvers)}); the requester cannot approve. "
+            f"({md(', '.join(plan.approvers))}); the requester cannot approve. "
             f"Unanswered after {plan.timeout_hours:g} h it is rejected."
         )
     parts.append(f"Plan hash: `{plan.plan_hash[:16]}`")
@@ -72,20 +93,23 @@ def render_plan_markdown(plan: PromotionPlan, *, title: str | None = None) -> st
         parts.append("| --- | --- | --- |")
         for check in plan.secret_checks:
             status = "present" if check.exists else "**missing**"
-            parts.append(f"| `{check.path}` | `{check.reference or '-'}` | {status}: {_cell(check.detail)} |")
+            parts.append(
+                f"| {code(check.path)} | {code(check.reference or '-')} | {status}: {_cell(check.detail)} |"
+            )
     parts += ["", "#### Tier rules on the configuration after the plan", ""]
     if plan.violations:
         parts += ["| Rule | Path | Origin | Problem |", "| --- | --- | --- | --- |"]
         for v in plan.violations:
             parts.append(
-                f"| {v.rule_id} ({v.severity}) | `{v.path}` | {v.origin or '-'} | {_cell(v.message)} |"
+                f"| {md(v.rule_id)} ({md(v.severity)}) | {code(v.path)} | {md(v.origin or '-')} "
+                f"| {_cell(v.message)} |"
             )
     else:
         parts.append("All rules pass.")
     if plan.skipped:
         parts += ["", "#### Not promoted", "", "| Path | Why |", "| --- | --- |"]
         for skipped in plan.skipped[:MAX_ROWS]:
-            parts.append(f"| `{skipped.path}` | {_cell(skipped.reason)} |")
+            parts.append(f"| {code(skipped.path)} | {_cell(skipped.reason)} |")
         if len(plan.skipped) > MAX_ROWS:
             parts.append(f"| ... | {len(plan.skipped) - MAX_ROWS} more |")
     return "\n".join(parts) + "\n"
@@ -96,11 +120,11 @@ def render_approval_description(
 ) -> str:
     """The approval form's description: who asks and why, how many approvals are still needed, the plan."""
     head = [
-        f"**{requester}** asks to promote **{plan.source} → {plan.target}**"
-        + (f": {_cell(reason)}" if reason else "."),
+        f"**{md(requester)}** asks to promote **{md(plan.source)} → {md(plan.target)}**"
+        + (f": {md(reason)}" if reason else "."),
         "",
         f"Approvals: {len(state.approved_by)} of {state.needed}"
-        + (f" (so far: {', '.join(state.approved_by)})" if state.approved_by else "")
+        + (f" (so far: {md(', '.join(state.approved_by))})" if state.approved_by else "")
         + ". Answer with decision `approve` or `reject`, your name as reviewer, and a comment.",
         "",
     ]
@@ -118,3 +142,8 @@ def render_plan_text(plan: PromotionPlan, limit: int = 20) -> str:
     if plan.secret_checks:
         lines.append(f"{len(plan.secret_checks)} secret reference(s) checked in {plan.target}'s store")
     return "\n".join(lines)
+
+
+def applied_text(report: ApplyReport) -> str:
+    """The end of a promotion that applied, verified and is healthy, in one line."""
+    return f"{report.written} key(s) written, {report.no_ops} already up to date; verified and healthy."

@@ -23,7 +23,7 @@ from envsteward.catalog.refs import SecretRef
 from envsteward.drift import DriftItem, DriftKind
 from envsteward.errors import EnvstewardError, is_transient
 from envsteward.ports import ConfigSource, Severity
-from envsteward.scan.live import describe_failure
+from envsteward.scan.live import Deadline, describe_failure
 from envsteward.scan.model import (
     HealAction,
     HealOutcome,
@@ -271,6 +271,7 @@ def execute_heals(
     audit: AuditLog | None,
     *,
     approvals: Mapping[str, tuple[str, str]] | None = None,
+    deadline: Deadline | None = None,
 ) -> list[HealOutcome]:
     """Heal ``actions`` (all of one source) and return one outcome per action, in order.
 
@@ -279,11 +280,13 @@ def execute_heals(
     is skipped as well. Then writes each action's leaves, re-reads once and verifies every written action
     by keyed fingerprint. Every outcome is audited (``drift.healed``, ``drift.heal_skipped``,
     ``drift.heal_failed``) when ``audit`` is given; ``approvals`` maps action id -> (reviewer, comment).
+    No write is made once ``deadline`` has passed (the action is ``failed``: not written).
 
     Calls the source's system (read, write, read). Raises TransientError when the first read fails
     transiently (nothing was written: safe to retry); any other failure becomes a ``failed`` outcome.
     """
     approvals = approvals or {}
+    deadline = deadline or Deadline.never()
     outcomes: dict[str, HealOutcome] = {}
     try:
         before = source.read()
@@ -318,6 +321,7 @@ def execute_heals(
             continue
         try:
             for write in action.writes:
+                deadline.check(f"writing {action.path}")
                 source.write(write.key_path, write.value)
         except Exception as exc:  # noqa: BLE001 - reported per action; messages are safe (describe_failure)
             outcomes[action.id] = _finish(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from envsteward.errors import EnvstewardError, is_transient
+from envsteward.errors import EnvstewardError, PermanentError, is_transient
 from envsteward.scan.model import SourceState
 from envsteward.sources import mount
 
@@ -47,6 +47,40 @@ def describe_failure(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}"
 
 
+class DeadlineExceededError(PermanentError):
+    """A write loop reached its deadline: the writes after it were not made."""
+
+
+class Deadline:
+    """A moment (monotonic clock) after which a write loop makes no further write.
+
+    A Prefect task timeout around ``asyncio.to_thread`` (or a sync task in a worker thread) cannot stop
+    the thread: without this check, a timed-out heal or apply would keep writing after its task was
+    reported failed. Loops call :meth:`check` right before each write.
+    """
+
+    def __init__(self, seconds: float | None, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.at = None if seconds is None else clock() + seconds
+
+    @classmethod
+    def never(cls) -> Deadline:
+        return cls(None)
+
+    @property
+    def passed(self) -> bool:
+        return self.at is not None and self._clock() >= self.at
+
+    def left(self) -> float | None:
+        """Seconds left (None: no deadline)."""
+        return None if self.at is None else max(0.0, self.at - self._clock())
+
+    def check(self, what: str) -> None:
+        """Raise DeadlineExceededError naming ``what`` (the write about to be made) when time is up."""
+        if self.passed:
+            raise DeadlineExceededError(f"the deadline passed before {what}: not written")
+
+
 def call_with_retries(
     fn: Callable[[], T],
     *,
@@ -54,10 +88,14 @@ def call_with_retries(
     backoff_seconds: float = READ_BACKOFF_SECONDS,
     jitter: float = READ_JITTER,
     sleep: Callable[[float], None] = time.sleep,
+    deadline: Deadline | None = None,
 ) -> T:
     """Call ``fn``; on a transient envsteward error wait ``backoff * 2**attempt`` (times a random factor in
     ``[1 - jitter, 1 + jitter]``) and try again, at most ``retries`` more times. Anything else is raised at
-    once. (The drift-scan flow uses Prefect's task retries instead; this is the CLI's path.)"""
+    once, and so is the last error when the wait would end past ``deadline``.
+
+    The core's one retry loop, for work that runs outside Prefect (the CLI) or inside one task per item
+    (a write of an apply); Prefect tasks use the same policy through ``tasks/common.py``."""
     attempt = 0
     while True:
         try:
@@ -65,8 +103,11 @@ def call_with_retries(
         except Exception as exc:
             if attempt >= retries or not is_transient(exc):
                 raise
-            delay = backoff_seconds * 2**attempt
-            sleep(delay * random.uniform(1 - jitter, 1 + jitter))  # noqa: S311 - jitter, not crypto
+            delay = backoff_seconds * 2**attempt * random.uniform(1 - jitter, 1 + jitter)  # noqa: S311
+            left = deadline.left() if deadline is not None else None
+            if left is not None and delay >= left:
+                raise
+            sleep(delay)
             attempt += 1
 
 

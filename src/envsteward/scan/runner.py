@@ -16,7 +16,7 @@ from envsteward.ports import Severity
 from envsteward.scan.environment import check_parity, scan_environment
 from envsteward.scan.fingerprints import SecretFingerprints, fingerprint_secrets
 from envsteward.scan.heal import execute_heals
-from envsteward.scan.live import call_with_retries, read_source
+from envsteward.scan.live import Deadline, call_with_retries, read_source
 from envsteward.scan.model import EnvironmentScan, HealAction, HealOutcome, HealResult, ParityScan
 from envsteward.scan.report import scan_result
 
@@ -116,15 +116,19 @@ def heal_source(
     source_name: str,
     actions: Sequence[HealAction],
     approvals: dict[str, tuple[str, str]] | None = None,
+    *,
+    deadline: Deadline | None = None,
 ) -> list[HealOutcome]:
-    """Heal the actions of one source (see :func:`execute_heals`); audit each. Calls the source's system and
-    the audit log. Raises TransientError when the source cannot be re-read (nothing written)."""
+    """Heal the actions of one source (see :func:`execute_heals`); audit each; no write once ``deadline``
+    has passed. Calls the source's system and the audit log. Raises TransientError when the source cannot
+    be re-read (nothing written)."""
     return execute_heals(
         actions,
         services.config_source(environment, source_name),
         services.fingerprinter().fingerprint,
         services.audit_log(),
         approvals=approvals,
+        deadline=deadline,
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from envsteward.catalog import CatalogError, load_catalog
-from envsteward.drill.engine import drill_spec, drill_targets, pick_target
+from envsteward.drill.phases import drill_spec, drill_targets, pick_target
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "examples" / "catalog"

@@ -68,3 +68,44 @@ def test_the_markdown_shows_a_diff_and_no_secret(tmp_path: Path) -> None:
     text = render_plan_text(result)
     assert 'services.api.image: "a:1" → "a:2"' in text
     assert secret not in markdown + text + result.model_dump_json()
+
+
+def _store_lease(store: FileStateStore, **fields: object) -> None:
+    from envsteward.promotion.lock import lock_key
+
+    record = {"target": "staging", "source": "development", "run_id": "run-1", "requested_by": "dave"}
+    record |= {"acquired_at": NOW.isoformat(), **fields}
+    store.update(lock_key("staging"), lambda _: record)
+
+
+def test_lease_expiry_compares_times_not_text(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    # 11:00 at UTC-3 is 14:00 UTC: live at 12:00 UTC, though its text sorts before NOW's
+    _store_lease(store, expires_at="2026-05-01T11:00:00-03:00")
+    with pytest.raises(PromotionLockedError):
+        lease(store, "run-2")
+    # 13:00 at UTC+2 is 11:00 UTC: expired, though its text sorts after NOW's
+    _store_lease(store, expires_at="2026-05-01T13:00:00+02:00")
+    assert lease(store, "run-2").replaced["run_id"] == "run-1"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("expires_at", [None, "", "tomorrow"])
+def test_a_lease_without_a_readable_expiry_is_held_while_its_run_may_be_active(
+    tmp_path: Path, expires_at: str | None
+) -> None:
+    from envsteward.promotion.lock import lease_expired
+
+    store = FileStateStore(tmp_path)
+    fields = {} if expires_at is None else {"expires_at": expires_at}
+    _store_lease(store, **fields)
+    assert not lease_expired({**fields}, NOW)
+    with pytest.raises(PromotionLockedError):
+        lease(store, "run-2")
+    assert lease(store, "run-2", active=False).run_id == "run-2"  # type: ignore[attr-defined]
+
+
+def test_a_naive_expiry_is_taken_as_utc() -> None:
+    from envsteward.promotion.lock import lease_expired
+
+    assert lease_expired({"expires_at": "2026-05-01T11:59:00"}, NOW)
+    assert not lease_expired({"expires_at": "2026-05-01T12:01:00"}, NOW)

@@ -1,0 +1,70 @@
+"""The promotion's decisions after approval, as pure functions that return the decision and its reasons.
+
+* :func:`is_stale` — has the plan changed since it was approved? (the reasons; empty: apply it)
+* :func:`rollback_reasons` — must the apply be rolled back? (any failure: apply, verify, health)
+* :func:`judge_rollback` — what a finished rollback means: restored (alert high) or not (page, critical).
+
+Messages name paths, sources and reasons, never values (plans hold none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from envsteward.ports import Severity
+from envsteward.promotion.model import PromotionPlan
+from envsteward.promotion.plan import describe_staleness
+
+
+def is_stale(approved: PromotionPlan, fresh: PromotionPlan) -> list[str]:
+    """Why the approved plan may no longer be applied, one line per difference; empty when the fresh plan
+    is the same plan (same hash). Fail safe: a different hash is stale even when no difference is named."""
+    if fresh.plan_hash == approved.plan_hash:
+        return []
+    return describe_staleness(approved, fresh) or ["the plan's content changed"]
+
+
+def rollback_reasons(
+    apply_error: str | None, verify_problems: Sequence[str], health_problems: Sequence[str]
+) -> list[str]:
+    """Why the target must be rolled back to its snapshot (empty: keep the change). Any failure counts:
+    a write that failed, a change that did not land, an unhealthy target."""
+    reasons = [apply_error] if apply_error else []
+    return reasons + list(verify_problems) + list(health_problems)
+
+
+@dataclass(frozen=True)
+class RollbackVerdict:
+    """What a finished rollback means for the promotion: audit action, alert and the error to end with."""
+
+    restored: bool
+    audit_action: str
+    outcome: str
+    """The word in the notification's title."""
+    severity: Severity
+    page: bool
+    """Wake someone (PagerDuty): only when the target could not be restored."""
+    message: str
+
+
+def judge_rollback(plan: PromotionPlan, why: str, problems: Sequence[str]) -> RollbackVerdict:
+    """The meaning of a rollback that left ``problems`` (empty: the target is exactly as it was)."""
+    if problems:
+        return RollbackVerdict(
+            restored=False,
+            audit_action="promotion.rollback_failed",
+            outcome="ROLLBACK FAILED",
+            severity=Severity.CRITICAL,
+            page=True,
+            message=f"the promotion failed ({why}) and the rollback did not restore {plan.target}: "
+            + "; ".join(problems),
+        )
+    return RollbackVerdict(
+        restored=True,
+        audit_action="promotion.rolled_back",
+        outcome="rolled back",
+        severity=Severity.HIGH,
+        page=False,
+        message=f"the promotion {plan.source} -> {plan.target} failed and was rolled back (verified): {why}",
+    )
