@@ -59,6 +59,7 @@ class LocalStack:
 
     workdir: Path
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    log_copiers: list[threading.Thread] = field(default_factory=list)
 
     def start(
         self,
@@ -94,9 +95,11 @@ class LocalStack:
             )
         if secrets:
             assert proc.stdout is not None
-            threading.Thread(
+            copier = threading.Thread(
                 target=_copy_redacted, args=(proc.stdout, log_path, secrets), name=f"{name}-log", daemon=True
-            ).start()
+            )
+            copier.start()
+            self.log_copiers.append(copier)
         self.processes.append((name, proc))
         deadline = time.monotonic() + timeout
         while not ready():
@@ -118,6 +121,10 @@ class LocalStack:
                 proc.kill()
                 proc.wait(timeout=5)
         self.processes.clear()
+        # a process prints its last lines (OpenBao: the dev banner) on exit; let them reach the log
+        for copier in self.log_copiers:
+            copier.join(timeout=5)
+        self.log_copiers.clear()
 
 
 def _copy_redacted(source: IO[bytes], log_path: Path, secrets: Iterable[bytes]) -> None:
