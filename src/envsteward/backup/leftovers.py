@@ -27,15 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from envsteward.backup.limits import BACKUP_TIMEOUT_SECONDS
 from envsteward.backup.manifest import DATA_OBJECT_NAME, data_object_key
 from envsteward.backup.pipeline import find_incomplete_backups
 from envsteward.backup.stores import BackupStores, describe_store
 from envsteward.errors import EnvstewardError
 from envsteward.ports import ObjectInfo, ObjectStore
 
-BACKUP_TIMEOUT_SECONDS = 6 * 3600.0
-"""The longest a backup may run: the timeout of the flow's backup task (``tasks/backup.py``; a unit test
-keeps the two equal). A leftover younger than this may belong to a backup still running."""
+# A leftover younger than the backup timeout may belong to a backup still running.
 DEFAULT_GRACE_SECONDS = BACKUP_TIMEOUT_SECONDS + 3600.0
 """How old a leftover must be before prune removes it: the backup timeout plus an hour of slack."""
 

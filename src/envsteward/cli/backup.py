@@ -268,7 +268,8 @@ def _list_incomplete(as_json: bool, catalog: Path | None) -> int:
 
     from rich.markup import escape
 
-    from envsteward.backup.leftovers import BACKUP_TIMEOUT_SECONDS, find_leftovers, removable
+    from envsteward.backup.leftovers import find_leftovers, removable
+    from envsteward.backup.limits import BACKUP_TIMEOUT_SECONDS
     from envsteward.backup.stores import backup_stores
     from envsteward.cli._common import EXIT_OK, console
 
