@@ -566,7 +566,7 @@ def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
 
     from rich.markup import escape
 
-    from envsteward.backup.leftovers import find_leftovers, removable, remove_leftovers
+    from envsteward.backup.leftovers import clean_leftovers, find_leftovers, removable
     from envsteward.backup.prune import catalog_policies, execute_prune, plan_prune, prune_summary
     from envsteward.backup.stores import backup_stores
     from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console
@@ -607,22 +607,20 @@ def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
             + (" (dry run: nothing removed)" if dry_run else ""),
             highlight=False,
         )
-    cleanup = None
-    if not dry_run and to_clean:
-        cleanup = remove_leftovers(
-            stores,
-            to_clean,
-            on_removed=None if as_json else lambda item: console().print(f"removed {escape(item.key)}"),
-        )
+    report = clean_leftovers(
+        stores,
+        dry_run=dry_run,
+        found=leftovers,
+        on_removed=None if as_json else lambda item: console().print(f"removed {escape(item.key)}"),
+    )
+    cleanup = report.cleanup
+    if cleanup is not None:
         for item, error in cleanup.failed:
             err_console().print(f"[bold red]error:[/] {escape(item.key)}: {escape(error)}", highlight=False)
     if as_json:
         summary = prune_summary(plan, result, dry_run=dry_run)
-        summary["leftovers"] = {
-            "found": [item.as_json() | {"removable": removable(item)} for item in leftovers],
-            "cleanup": cleanup.as_json() if cleanup is not None else None,
-        }
-        summary["ok"] = summary["ok"] and (cleanup is None or cleanup.ok)
+        summary["leftovers"] = report.as_json()
+        summary["ok"] = summary["ok"] and report.ok
         typer.echo(json.dumps(summary, indent=2))
     failed = (result is not None and not result.ok) or (cleanup is not None and not cleanup.ok)
     return EXIT_ERROR if failed else EXIT_OK
