@@ -32,6 +32,7 @@ from prefect.artifacts import create_progress_artifact
 from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.states import Completed, Failed, State
 
+from envsteward.backup.keys import local_key_warning
 from envsteward.backup.runner import (
     PlannedBackup,
     TargetRunResult,
@@ -55,6 +56,8 @@ def backup_environment(environment: str | None = None, target: str | None = None
     services = get_services()
     catalog = services.catalog()
     planned = plan_backups(catalog, environment, target)
+    if key_warning := local_key_warning(services.settings.home, planned):
+        logger.warning("%s", key_warning)
     steps = sum(2 if item.wants_replica else 1 for item in planned) or 1
     progress_id = create_progress_artifact(
         progress=0.0,

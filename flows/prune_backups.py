@@ -8,7 +8,9 @@ Runbook:
    BEFORE anything is removed.
 3. Unless ``dry_run``: remove the planned backups in each region that holds them; one ``backup.pruned``
    audit record per backup.
-4. Return the JSON summary; the run ends Failed (same result) when a deletion failed.
+4. Clean up what interrupted backups left behind (temp files, unfinished multipart uploads, data without a
+   manifest) once older than the backup timeout plus an hour, as ``envsteward backup prune`` does.
+5. Return the JSON summary; the run ends Failed (same result) when a deletion failed.
 
 Scheduled daily by ``prefect.yaml`` (deployment ``prune-backups``).
 """
@@ -17,10 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from envsteward.tasks.backup import execute_prune_task, plan_prune_task, write_prune_artifact
+from envsteward.tasks.backup import (
+    clean_leftovers_task,
+    execute_prune_task,
+    plan_prune_task,
+    write_prune_artifact,
+)
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
+from envsteward.backup.leftovers import LeftoverReport
 from envsteward.backup.prune import prune_summary
 
 
@@ -37,11 +45,24 @@ def prune_backups(dry_run: bool = False) -> State[Any]:
     for line in plan.render_text():
         logger.info("%s", line)
     write_prune_artifact(plan, dry_run)
-    if dry_run or not plan.to_remove:
-        summary = prune_summary(plan, None, dry_run=dry_run)
-        return Completed(message=f"{len(plan.to_remove)} backup(s) would be removed", data=summary)
-    result = execute_prune_task(plan)
-    summary = prune_summary(plan, result, dry_run=False)
+    result = execute_prune_task(plan) if not dry_run and plan.to_remove else None
+    leftovers = clean_leftovers_task(dry_run)
+    for line in leftovers.render_text():
+        logger.info("%s", line)
+    summary = prune_summary(plan, result, dry_run=dry_run)
+    summary["leftovers"] = leftovers.as_json()
+    summary["ok"] = summary["ok"] and leftovers.ok
+    if result is None:
+        return _leftover_state(leftovers, f"{len(plan.to_remove)} backup(s) would be removed", summary)
     if not result.ok:
         return Failed(message=f"{len(result.failed)} backup(s) could not be removed", data=summary)
-    return Completed(message=f"{len(result.removed)} backup(s) removed", data=summary)
+    return _leftover_state(leftovers, f"{len(result.removed)} backup(s) removed", summary)
+
+
+def _leftover_state(leftovers: LeftoverReport, message: str, summary: dict[str, Any]) -> State[Any]:
+    if leftovers.cleanup is not None and not leftovers.cleanup.ok:
+        return Failed(
+            message=f"{len(leftovers.cleanup.failed)} leftover(s) could not be removed", data=summary
+        )
+    removed = len(leftovers.cleanup.removed) if leftovers.cleanup is not None else 0
+    return Completed(message=f"{message}; {removed} leftover(s) removed", data=summary)

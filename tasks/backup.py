@@ -17,6 +17,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from envsteward.backup.leftovers import LeftoverReport, clean_leftovers
 from envsteward.backup.progress_estimate import PercentTracker, previous_plaintext_size
 from envsteward.backup.prune import (
     PrunePlan,
@@ -146,3 +147,11 @@ def execute_prune_task(plan: PrunePlan) -> PruneResult:
     whole (a failed deletion is reported; the next run's plan picks it up again)."""
     services = get_services()
     return execute_prune(plan, backup_stores(services), services.audit_log())
+
+
+@task(name="clean-backup-leftovers", persist_result=False)
+def clean_leftovers_task(dry_run: bool) -> LeftoverReport:
+    """Remove (unless ``dry_run``) what interrupted backups left in both regions, once older than the grace
+    period; the same core call as ``envsteward backup prune``. Calls both object stores. Not retried as a
+    whole (a failed removal is reported; the next run tries again)."""
+    return clean_leftovers(backup_stores(get_services()), dry_run=dry_run)

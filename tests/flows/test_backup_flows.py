@@ -4,8 +4,12 @@ others but fails the run and alerts Slack, the progress artifacts, the result, a
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +209,83 @@ def test_prune_flow_plans_publishes_then_removes(use_catalog: Callable[..., Serv
         assert (home / "objects" / backup_id / "manifest.json").exists()
     pruned = [r.target for r in services.audit_log().records() if r.action == "backup.pruned"]
     assert sorted(pruned) == sorted(ids[1:3])
+
+
+def age(path: Path, hours: float) -> None:
+    then = time.time() - hours * 3600
+    os.utime(path, (then, then))
+
+
+def test_prune_flow_removes_old_leftovers_of_interrupted_backups(
+    use_catalog: Callable[..., Services],
+) -> None:
+    from envsteward.flows.prune_backups import prune_backups
+
+    from envsteward.backup import new_backup_id
+
+    services = use_catalog([{"name": "cfg", "kind": "config"}])
+    home = services.settings.home
+    (kept_id,) = seed(home, 1)
+    # a killed upload (temp file) and a killed verify (data without manifest), both 8 h old
+    folder = home / "objects" / kept_id
+    old_temp = folder.parent / f".data.bin.{'ab' * 8}.tmp"
+    old_temp.write_bytes(b"\0" * 1000)
+    age(old_temp, 8)
+    orphan_id = new_backup_id("dev", "cfg", now=datetime.now(UTC) - timedelta(hours=8))
+    orphan = home / "objects-dr" / orphan_id / "data.bin"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes((folder / "data.bin").read_bytes())
+    age(orphan, 8)
+    # a write still in progress (1 h old): may belong to a running backup, so it stays
+    young_temp = folder.parent / f".data.bin.{'cd' * 8}.tmp"
+    young_temp.write_bytes(b"\0" * 10)
+    age(young_temp, 1)
+
+    dry = prune_backups(dry_run=True, return_state=True)
+    assert dry.is_completed(), dry.message
+    found = dry.result()["leftovers"]["found"]
+    assert sorted((item["region"], item["kind"], item["removable"]) for item in found) == [
+        ("dr", "no-manifest", True),
+        ("primary", "upload", False),
+        ("primary", "upload", True),
+    ]
+    assert dry.result()["leftovers"]["cleanup"] is None
+    assert old_temp.exists()
+    assert orphan.exists()
+
+    state = prune_backups(return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["ok"] is True
+    removed = summary["leftovers"]["cleanup"]["removed"]
+    assert sorted(item["region"] for item in removed) == ["dr", "primary"]
+    assert not old_temp.exists()
+    assert not orphan.exists()
+    assert young_temp.exists()
+    assert (home / "objects" / kept_id / "manifest.json").exists()  # complete backups are not leftovers
+    assert "2 leftover(s) removed" in (state.message or "")
+
+
+def test_backup_flow_logs_a_warning_until_the_local_key_is_exported(
+    use_catalog: Callable[..., Services], caplog: pytest.LogCaptureFixture
+) -> None:
+    from envsteward.flows.backup_environment import backup_environment
+
+    from envsteward.adapters.local_keys import LocalKeyProvider, record_export
+
+    services = use_catalog([{"name": "cfg", "kind": "config"}])
+    key_file = services.settings.home / "keys" / "backup.key"
+    with caplog.at_level(logging.WARNING):
+        assert backup_environment(environment="dev", return_state=True).is_completed()
+    warnings = [
+        r.getMessage() for r in caplog.records if "only copy of the local backup key" in r.getMessage()
+    ]
+    assert len(warnings) == 1, caplog.text
+    assert "backup key export" in warnings[0]
+    assert key_file.read_text().strip() not in caplog.text
+
+    record_export(key_file, LocalKeyProvider(key_file, create=False).key_id)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert backup_environment(environment="dev", return_state=True).is_completed()
+    assert "only copy of the local backup key" not in caplog.text

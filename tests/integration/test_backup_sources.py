@@ -347,7 +347,7 @@ def test_pg_dump_killed_mid_stream_makes_the_stream_raise(postgres_db: str) -> N
                 with psycopg.connect(postgres_db, autocommit=True) as conn:
                     killed = conn.execute(
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = 'envsteward-pg_dump' AND datname = current_database()"
+                        "WHERE application_name LIKE 'envsteward-pg_dump-%' AND datname = current_database()"
                     ).fetchone()
                 assert killed == (1,)
             received.append(len(chunk))

@@ -437,3 +437,197 @@ def test_read_only_commands_never_create_a_key(workdir: Path) -> None:
     assert not destination.exists()
     assert invoke("list").exit_code == 0
     assert not key_file.exists(), "list created a key"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# backup key export / import
+# ---------------------------------------------------------------------------------------------------------
+
+PASSPHRASE = "correct horse battery staple 7f3a"
+KEY_WARNING = "the only copy of the local backup key"
+
+
+@pytest.fixture
+def passphrase_env(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("KEY_EXPORT_PASSPHRASE", PASSPHRASE)
+    return "KEY_EXPORT_PASSPHRASE"
+
+
+def all_output(*results: Any) -> str:
+    return "\n".join(result.stdout + result.stderr for result in results)
+
+
+def test_key_export_delete_import_then_restore_an_existing_backup(workdir: Path, passphrase_env: str) -> None:
+    first = invoke("run", "--target", "app-db")
+    assert first.exit_code == 0, first.output
+    backup_id = backup_id_of(workdir)
+    keys = workdir / "home" / "keys"
+    key_hex = (keys / "backup.key").read_text().strip()
+    key_id = LocalKeyProvider(keys / "backup.key").key_id
+    export = workdir / "offsite" / "backup-key.json"
+    export.parent.mkdir()
+
+    exported = invoke("key", "export", "--out", str(export), "--passphrase-env", passphrase_env)
+    assert exported.exit_code == 0, exported.output
+    assert oct(export.stat().st_mode & 0o777) == "0o600"
+    document = json.loads(export.read_text())
+    assert document["format"] == "envsteward-backup-key"
+    assert document["version"] == 1
+    assert document["key_id"] == key_id
+    assert document["kdf"]["name"] == "scrypt"
+    assert document["cipher"]["name"] == "AES-256-GCM"
+    marker = json.loads((keys / "backup.key.exported.json").read_text())
+    assert marker["key_id"] == key_id
+    assert marker["how"] == "export"
+    assert "at" in marker
+    # an export is never overwritten
+    assert_one_clean_error(
+        invoke("key", "export", "--out", str(export), "--passphrase-env", passphrase_env), "already exists"
+    )
+
+    # the disaster: the whole keys folder is gone; the backup cannot be read any more
+    for path in keys.iterdir():
+        path.unlink()
+    keys.rmdir()
+    destination = workdir / "restored.db"
+    assert_one_clean_error(invoke("restore", backup_id, "--to", str(destination)), "no local backup key")
+
+    imported = invoke("key", "import", str(export), "--passphrase-env", passphrase_env)
+    assert imported.exit_code == 0, imported.output
+    assert f"installed backup key {key_id}" in imported.stdout
+    assert (keys / "backup.key").read_text().strip() == key_hex
+    assert oct((keys / "backup.key").stat().st_mode & 0o777) == "0o600"
+    again = invoke("key", "import", str(export), "--passphrase-env", passphrase_env)
+    assert again.exit_code == 0, again.output
+    assert "nothing changed" in again.stdout
+
+    restored = invoke("restore", backup_id, "--to", str(destination))
+    assert restored.exit_code == 0, restored.output
+    conn = sqlite3.connect(destination)
+    try:
+        assert conn.execute("SELECT body FROM notes").fetchall() == [(MARKER,)]
+    finally:
+        conn.close()
+
+    text = all_output(first, exported, imported, again, restored)
+    assert key_hex not in text
+    assert key_hex.upper() not in text
+    assert PASSPHRASE not in text
+    assert key_hex not in export.read_text()
+    assert key_hex not in (keys / "backup.key.exported.json").read_text()
+
+
+def test_key_import_refuses_another_key_naming_both(workdir: Path, passphrase_env: str) -> None:
+    assert invoke("run", "--target", "cfg").exit_code == 0
+    key_file = workdir / "home" / "keys" / "backup.key"
+    export = workdir / "old-key.json"
+    assert invoke("key", "export", "--out", str(export), "--passphrase-env", passphrase_env).exit_code == 0
+    old_id = LocalKeyProvider(key_file).key_id
+    key_file.unlink()
+    new_id = LocalKeyProvider(key_file).key_id  # a new key appeared (e.g. a backup ran meanwhile)
+    result = invoke("key", "import", str(export), "--passphrase-env", passphrase_env)
+    assert_one_clean_error(result, "already holds key", old_id, new_id)
+    assert LocalKeyProvider(key_file, create=False).key_id == new_id
+
+
+def test_key_import_wrong_passphrase_and_tampered_file_are_one_clear_error(
+    workdir: Path, passphrase_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert invoke("run", "--target", "cfg").exit_code == 0
+    key_file = workdir / "home" / "keys" / "backup.key"
+    export = workdir / "key.json"
+    assert invoke("key", "export", "--out", str(export), "--passphrase-env", passphrase_env).exit_code == 0
+    key_file.unlink()
+
+    monkeypatch.setenv("WRONG_PASSPHRASE", PASSPHRASE + "!")
+    wrong = invoke("key", "import", str(export), "--passphrase-env", "WRONG_PASSPHRASE")
+    assert_one_clean_error(wrong, "wrong passphrase, or the file was altered", str(export))
+
+    document = json.loads(export.read_text())
+    tampered_cases = {
+        "ciphertext": lambda d: d.update(
+            ciphertext=d["ciphertext"][:-4] + ("AAAA" if d["ciphertext"][-4:] != "AAAA" else "BBBB")
+        ),
+        "key_id": lambda d: d.update(key_id="local:0000000000000000"),
+        "kdf": lambda d: d["kdf"].update(n=2**15),
+        "created_at": lambda d: d.update(created_at="2020-01-01T00:00:00+00:00"),
+    }
+    for name, change in tampered_cases.items():
+        altered = json.loads(json.dumps(document))
+        change(altered)
+        path = workdir / f"tampered-{name}.json"
+        path.write_text(json.dumps(altered))
+        result = invoke("key", "import", str(path), "--passphrase-env", passphrase_env)
+        assert_one_clean_error(result, "wrong passphrase, or the file was altered")
+    garbage = workdir / "garbage.json"
+    garbage.write_text("{not json")
+    assert_one_clean_error(
+        invoke("key", "import", str(garbage), "--passphrase-env", passphrase_env),
+        "not a usable envsteward key export",
+    )
+    assert not key_file.exists(), "a failed import wrote a key"
+    missing = invoke("key", "import", str(export), "--passphrase-env", "NO_SUCH_VARIABLE_7c1")
+    assert_one_clean_error(missing, "NO_SUCH_VARIABLE_7c1", "not set")
+
+
+def test_key_export_prompts_twice_and_never_takes_the_passphrase_as_an_argument(workdir: Path) -> None:
+    assert invoke("run", "--target", "cfg").exit_code == 0
+    export = workdir / "key.json"
+    mismatch = runner.invoke(
+        app, ["backup", "key", "export", "--out", str(export)], input=f"{PASSPHRASE}\nsomething else\n" * 3
+    )
+    assert mismatch.exit_code != 0
+    assert not export.exists()
+    prompted = runner.invoke(
+        app, ["backup", "key", "export", "--out", str(export)], input=f"{PASSPHRASE}\n{PASSPHRASE}\n"
+    )
+    assert prompted.exit_code == 0, prompted.output
+    assert "Repeat the passphrase" in prompted.output
+    assert PASSPHRASE not in prompted.output
+    short = runner.invoke(
+        app, ["backup", "key", "export", "--out", str(workdir / "k2.json")], input="short\nshort\n"
+    )
+    assert short.exit_code == 1
+    assert "at least 12 characters" in short.stderr
+    assert invoke("key", "export", "--passphrase", PASSPHRASE).exit_code == 2  # no such option
+    # to stdout when no --out is given
+    (workdir / "home" / "keys" / "backup.key.exported.json").unlink()
+    to_stdout = runner.invoke(app, ["backup", "key", "export"], input=f"{PASSPHRASE}\n{PASSPHRASE}\n")
+    assert to_stdout.exit_code == 0, to_stdout.output
+    assert '"format": "envsteward-backup-key"' in to_stdout.stdout
+
+
+def test_key_export_without_a_key_is_a_clear_error_and_creates_none(
+    workdir: Path, passphrase_env: str
+) -> None:
+    key_file = workdir / "home" / "keys" / "backup.key"
+    result = invoke("key", "export", "--passphrase-env", passphrase_env)
+    assert_one_clean_error(result, "no local backup key at", str(key_file))
+    assert not key_file.exists()
+
+
+def test_backup_run_warns_until_the_key_is_exported(workdir: Path, passphrase_env: str) -> None:
+    first = invoke("run", "--target", "cfg")
+    assert first.exit_code == 0, first.output
+    assert KEY_WARNING in first.stderr
+    assert "backup key export" in first.stderr
+    assert "dev/cfg" in first.stderr
+    as_json = invoke("run", "--target", "cfg", "--json")
+    assert KEY_WARNING in as_json.stderr
+    json.loads(as_json.stdout)  # stdout stays JSON
+    assert (
+        invoke(
+            "key", "export", "--out", str(workdir / "k.json"), "--passphrase-env", passphrase_env
+        ).exit_code
+        == 0
+    )
+    quiet = invoke("run", "--target", "cfg")
+    assert quiet.exit_code == 0, quiet.output
+    assert KEY_WARNING not in quiet.stderr
+    # a replaced key (the old one lost) has no copy: the warning is back
+    key_file = workdir / "home" / "keys" / "backup.key"
+    key_file.unlink()
+    replaced = invoke("run", "--target", "cfg")
+    assert KEY_WARNING in replaced.stderr
+    key_text = key_file.read_text().strip()
+    assert key_text not in all_output(first, as_json, quiet, replaced)

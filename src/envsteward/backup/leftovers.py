@@ -27,15 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from envsteward.backup.limits import BACKUP_TIMEOUT_SECONDS
 from envsteward.backup.manifest import DATA_OBJECT_NAME, data_object_key
 from envsteward.backup.pipeline import find_incomplete_backups
 from envsteward.backup.stores import BackupStores, describe_store
 from envsteward.errors import EnvstewardError
 from envsteward.ports import ObjectInfo, ObjectStore
 
-BACKUP_TIMEOUT_SECONDS = 6 * 3600.0
-"""The longest a backup may run: the timeout of the flow's backup task (``tasks/backup.py``; a unit test
-keeps the two equal). A leftover younger than this may belong to a backup still running."""
+# A leftover younger than the backup timeout may belong to a backup still running.
 DEFAULT_GRACE_SECONDS = BACKUP_TIMEOUT_SECONDS + 3600.0
 """How old a leftover must be before prune removes it: the backup timeout plus an hour of slack."""
 
@@ -202,3 +201,65 @@ def remove_leftovers(
         if on_removed is not None:
             on_removed(item)
     return LeftoverCleanup(removed=tuple(removed), kept=tuple(kept), failed=tuple(failed))
+
+
+@dataclass(frozen=True)
+class LeftoverReport:
+    """What :func:`clean_leftovers` found and, unless a dry run, removed. JSON-able; no secret in it."""
+
+    found: tuple[Leftover, ...]
+    cleanup: LeftoverCleanup | None
+    """None: a dry run, or nothing old enough to remove."""
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+
+    @property
+    def ok(self) -> bool:
+        return self.cleanup is None or self.cleanup.ok
+
+    def removable(self) -> list[Leftover]:
+        return [item for item in self.found if removable(item, self.grace_seconds)]
+
+    def as_json(self) -> dict[str, Any]:
+        """``found`` (each with ``removable``) and ``cleanup`` (what :meth:`LeftoverCleanup.as_json` says)."""
+        return {
+            "found": [
+                item.as_json() | {"removable": removable(item, self.grace_seconds)} for item in self.found
+            ],
+            "cleanup": self.cleanup.as_json() if self.cleanup is not None else None,
+        }
+
+    def render_text(self) -> list[str]:
+        """One line per leftover (``REMOVE`` or ``keep``) and a total, for a log. Pure."""
+        lines = []
+        for item in self.found:
+            verdict = "REMOVE" if removable(item, self.grace_seconds) else "keep  "
+            why = "" if verdict == "REMOVE" else ": may still be running"
+            lines.append(
+                f"  {verdict} {item.what} {item.key} ({item.region}, {item.size} bytes, "
+                f"{item.age_seconds / 3600:.1f} h old{why})"
+            )
+        lines.append(f"{len(self.removable())} leftover(s) of interrupted backups to remove")
+        if self.cleanup is not None:
+            lines.extend(f"  error: {item.key}: {error}" for item, error in self.cleanup.failed)
+        return lines
+
+
+def clean_leftovers(
+    stores: BackupStores,
+    *,
+    dry_run: bool = False,
+    found: list[Leftover] | None = None,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    on_removed: Callable[[Leftover], None] | None = None,
+) -> LeftoverReport:
+    """Find the leftovers in both stores (or take ``found``) and, unless ``dry_run``, remove those older
+    than the grace period (:func:`remove_leftovers`); what ``backup prune`` and the ``prune-backups`` flow
+    do. Calls the stores (list, head, delete, abort upload). Raises the stores' errors while finding; a
+    failed removal is recorded in the report instead.
+    """
+    leftovers = find_leftovers(stores) if found is None else found
+    to_clean = [item for item in leftovers if removable(item, grace_seconds)]
+    cleanup = None
+    if not dry_run and to_clean:
+        cleanup = remove_leftovers(stores, to_clean, grace_seconds=grace_seconds, on_removed=on_removed)
+    return LeftoverReport(found=tuple(leftovers), cleanup=cleanup, grace_seconds=grace_seconds)

@@ -94,7 +94,9 @@ def key_provider_for(
 
 def local_key_file(services: Services) -> Path:
     """Where the local key provider keeps its key-encryption key (as ``Services.key_provider`` does)."""
-    return services.settings.home / "keys" / "backup.key"
+    from envsteward.backup.keys import local_key_file as key_file_under
+
+    return key_file_under(services.settings.home)
 
 
 def verify_stored_backup(

@@ -11,6 +11,12 @@
   (see :mod:`envsteward.backup.restore`).
 * ``backup prune [--dry-run] [--json]`` — print what retention removes in both regions, then remove it
   (audited as ``backup.pruned``).
+* ``backup key export [--out FILE] [--passphrase-env VAR]`` / ``backup key import FILE
+  [--passphrase-env VAR]`` — the local key-encryption key wrapped with a passphrase (scrypt +
+  AES-256-GCM), so a copy can live apart from the backups; the passphrase is prompted for (twice for an
+  export) or read from the environment variable VAR, never from the command line.
+
+While the local key has no recorded export, ``backup run`` prints a warning on stderr.
 
 A damaged or tampered backup (flipped byte, truncation, reordered chunks, wrong key) fails with one line
 ``error: ...`` and exit code 1; nothing is restored. Long transfers show a progress bar on a terminal.
@@ -28,6 +34,7 @@ import typer
 from envsteward.cli._common import services_for as _services
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
@@ -35,6 +42,11 @@ if TYPE_CHECKING:
     from envsteward.services import Services
 
 app = typer.Typer(help="Back up, list, verify, restore and prune backups.", no_args_is_help=True)
+key_app = typer.Typer(
+    help="Export or import the local backup key (wrapped with a passphrase), to keep a copy elsewhere.",
+    no_args_is_help=True,
+)
+app.add_typer(key_app, name="key")
 
 CatalogOption = Annotated[
     Path | None, typer.Option("--catalog", help="Catalog folder (default: settings, ENVSTEWARD_CATALOG).")
@@ -184,6 +196,7 @@ def _run(environment: str | None, target: str | None, as_json: bool, catalog: Pa
 
     from rich.markup import escape
 
+    from envsteward.backup.keys import local_key_warning
     from envsteward.backup.runner import plan_backups, run_backup_target, run_summary
     from envsteward.backup.stores import backup_stores
     from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console
@@ -193,6 +206,9 @@ def _run(environment: str | None, target: str | None, as_json: bool, catalog: Pa
     if not planned:
         console().print("No backup targets are defined for the selected environment(s).")
         return EXIT_OK
+    warning = local_key_warning(services.settings.home, planned)
+    if warning:
+        err_console().print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     stores = backup_stores(services)
     results = []
     with progress_bar() as bar:
@@ -268,7 +284,8 @@ def _list_incomplete(as_json: bool, catalog: Path | None) -> int:
 
     from rich.markup import escape
 
-    from envsteward.backup.leftovers import BACKUP_TIMEOUT_SECONDS, find_leftovers, removable
+    from envsteward.backup.leftovers import find_leftovers, removable
+    from envsteward.backup.limits import BACKUP_TIMEOUT_SECONDS
     from envsteward.backup.stores import backup_stores
     from envsteward.cli._common import EXIT_OK, console
 
@@ -549,7 +566,7 @@ def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
 
     from rich.markup import escape
 
-    from envsteward.backup.leftovers import find_leftovers, removable, remove_leftovers
+    from envsteward.backup.leftovers import clean_leftovers, find_leftovers, removable
     from envsteward.backup.prune import catalog_policies, execute_prune, plan_prune, prune_summary
     from envsteward.backup.stores import backup_stores
     from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console
@@ -590,22 +607,157 @@ def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
             + (" (dry run: nothing removed)" if dry_run else ""),
             highlight=False,
         )
-    cleanup = None
-    if not dry_run and to_clean:
-        cleanup = remove_leftovers(
-            stores,
-            to_clean,
-            on_removed=None if as_json else lambda item: console().print(f"removed {escape(item.key)}"),
-        )
+    report = clean_leftovers(
+        stores,
+        dry_run=dry_run,
+        found=leftovers,
+        on_removed=None if as_json else lambda item: console().print(f"removed {escape(item.key)}"),
+    )
+    cleanup = report.cleanup
+    if cleanup is not None:
         for item, error in cleanup.failed:
             err_console().print(f"[bold red]error:[/] {escape(item.key)}: {escape(error)}", highlight=False)
     if as_json:
         summary = prune_summary(plan, result, dry_run=dry_run)
-        summary["leftovers"] = {
-            "found": [item.as_json() | {"removable": removable(item)} for item in leftovers],
-            "cleanup": cleanup.as_json() if cleanup is not None else None,
-        }
-        summary["ok"] = summary["ok"] and (cleanup is None or cleanup.ok)
+        summary["leftovers"] = report.as_json()
+        summary["ok"] = summary["ok"] and report.ok
         typer.echo(json.dumps(summary, indent=2))
     failed = (result is not None and not result.ok) or (cleanup is not None and not cleanup.ok)
     return EXIT_ERROR if failed else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------
+# key export / import
+# ---------------------------------------------------------------------------------------------------------
+
+PassphraseEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--passphrase-env",
+        metavar="VAR",
+        help="Read the passphrase from this environment variable (default: ask on the terminal).",
+    ),
+]
+MAX_EXPORT_FILE_BYTES = 64 * 1024
+
+
+def _passphrase(env_var: str | None, *, confirm: bool) -> SecretStr:
+    """The passphrase: from ``$env_var`` when given, else prompted (hidden; twice when ``confirm``).
+    Raises ConfigurationError when the variable is unset or empty."""
+    import os
+
+    from pydantic import SecretStr
+
+    from envsteward.errors import ConfigurationError
+
+    if env_var is not None:
+        value = os.environ.get(env_var)
+        if not value:
+            raise ConfigurationError(
+                f"--passphrase-env {env_var}: the environment variable is not set or empty"
+            )
+        return SecretStr(value)
+    prompted = typer.prompt(
+        "Passphrase for the backup key export",
+        hide_input=True,
+        confirmation_prompt="Repeat the passphrase" if confirm else False,
+    )
+    return SecretStr(str(prompted))
+
+
+def _write_new_file(path: Path, text: str) -> None:
+    """Create ``path`` (mode 0600) holding ``text``; never overwrite. Raises ConfigurationError."""
+    import os
+
+    from envsteward.errors import ConfigurationError
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigurationError(
+            f"{path} already exists: choose another name (an export is never overwritten)"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create {path}: {exc.strerror or type(exc).__name__}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+@key_app.command("export")
+def key_export(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the export to this new file (mode 0600) instead of stdout."),
+    ] = None,
+    passphrase_env: PassphraseEnvOption = None,
+) -> None:
+    """Print (or write) the local backup key wrapped with a passphrase; keep it apart from the backups."""
+    from envsteward.cli._common import handle_errors
+
+    raise typer.Exit(handle_errors(_key_export)(out, passphrase_env))
+
+
+def _key_export(out: Path | None, passphrase_env: str | None) -> int:
+    from envsteward.adapters.local_keys import LocalKeyProvider, export_key, record_export
+    from envsteward.backup.keys import local_key_file
+    from envsteward.cli._common import EXIT_OK, err_console, load_settings
+
+    key_file = local_key_file(load_settings().home)
+    key_id = LocalKeyProvider(key_file, create=False).key_id  # a missing key: clear error before prompting
+    text = export_key(key_file, _passphrase(passphrase_env, confirm=True))
+    if out is not None:
+        _write_new_file(out, text)
+    else:
+        typer.echo(text, nl=False)
+    record_export(key_file, key_id)
+    err_console().print(
+        f"exported backup key {key_id} from {key_file}"
+        + (f" to {out}" if out is not None else "")
+        + ", wrapped with your passphrase. Keep the export and the passphrase apart from the backups "
+        "(another site or a password manager), and try `envsteward backup key import` with them once.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return EXIT_OK
+
+
+@key_app.command("import")
+def key_import(
+    file: Annotated[Path, typer.Argument(help="A file written by `envsteward backup key export`.")],
+    passphrase_env: PassphraseEnvOption = None,
+) -> None:
+    """Install an exported backup key as the local key (refused if a different key is already there)."""
+    from envsteward.cli._common import handle_errors
+
+    raise typer.Exit(handle_errors(_key_import)(file, passphrase_env))
+
+
+def _key_import(file: Path, passphrase_env: str | None) -> int:
+    from envsteward.adapters.local_keys import import_key
+    from envsteward.backup.keys import local_key_file
+    from envsteward.cli._common import EXIT_OK, console, load_settings
+    from envsteward.errors import ConfigurationError
+
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_EXPORT_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {file}: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > MAX_EXPORT_FILE_BYTES:
+        raise ConfigurationError(f"{file} is larger than any key export ({MAX_EXPORT_FILE_BYTES} bytes)")
+    key_file = local_key_file(load_settings().home)
+    result = import_key(
+        key_file,
+        data.decode("utf-8", errors="replace"),
+        _passphrase(passphrase_env, confirm=False),
+        source=str(file),
+    )
+    if result.installed:
+        message = f"installed backup key {result.key_id} as {key_file}"
+    else:
+        message = f"{key_file} already holds backup key {result.key_id}: nothing changed"
+    console().print(message, markup=False, highlight=False, soft_wrap=True)
+    return EXIT_OK

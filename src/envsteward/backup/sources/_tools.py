@@ -2,6 +2,10 @@
 
 * :class:`StderrTail` drains a subprocess's stderr in a thread (so a chatty tool never blocks on a full
   pipe while we read its stdout or write its stdin) and keeps only the last few KiB.
+* :class:`Deadline` gives a running tool a deadline of its own: when it passes, the tool's whole process
+  group (every tool is started in a new session) is killed with SIGKILL, the server sessions it opened
+  (found by their unique ``application_name``) are terminated so no orphaned query or lock wait stays
+  behind, and the caller raises :class:`ToolTimeoutError` naming the tool, the target and the limit.
 * :func:`tool_error` is the one place that turns a tool's exit code and stderr into an envsteward error:
   TransientError when the server could not be reached, NotFoundError / AuthenticationError /
   PermissionDeniedError / ConflictError when the text says so, PermanentError otherwise. The text shown is
@@ -14,10 +18,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
+import signal
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
-from typing import IO
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any
 
 from pydantic import SecretStr
 
@@ -33,6 +40,7 @@ from envsteward.errors import (
     TransientError,
 )
 
+SYSTEM = "postgres"
 STDERR_KEEP = 16 * 1024
 _TOOL_VERSION = re.compile(r"\)\s*(\d+(?:\.\d+)*)")
 
@@ -65,6 +73,103 @@ _PASSWORDISH = (
     re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)"),
 )
 _DATA_LINE = re.compile(r"^\s*(?:\S+:\s*)?(?:DETAIL|CONTEXT):", re.IGNORECASE)
+
+
+class ToolTimeoutError(TransientError, TimeoutError):
+    """A backup tool ran past its deadline and was stopped (process group killed, server sessions
+    terminated). Transient: the same run may finish in time once the lock it waited for is released."""
+
+
+def application_name(tool: str) -> str:
+    """A unique ``application_name`` for one run of ``tool`` (``envsteward-pg_dump-1a2b3c4d``): how its
+    server sessions are found again to terminate them."""
+    return f"envsteward-{tool}-{secrets.token_hex(4)}"
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group ``proc`` leads (it was started in its own session), then reap ``proc``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10.0)
+
+
+class Deadline:
+    """A watchdog for one tool run: after ``seconds`` it kills the tool's process group if the tool still
+    runs, then calls ``on_expire`` (which terminates its server sessions; errors there are ignored, the
+    process is gone either way). :meth:`cancel` once the tool has exited; :attr:`expired` says whether the
+    deadline stopped it, and :meth:`error` is the error to raise then.
+    """
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        seconds: float,
+        *,
+        tool: str,
+        target: str,
+        operation: str,
+        on_expire: Callable[[], None] | None = None,
+    ) -> None:
+        self.seconds = seconds
+        self.tool = tool
+        self.target = target
+        self.operation = operation
+        self._proc = proc
+        self._on_expire = on_expire
+        self._expired = threading.Event()
+        self._settled = threading.Event()
+        self._started = time.monotonic()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.name = f"deadline-{tool}-{proc.pid}"
+        self._timer.start()
+
+    @property
+    def expired(self) -> bool:
+        return self._expired.is_set()
+
+    def _fire(self) -> None:
+        try:
+            if self._proc.poll() is not None:
+                return  # finished in time (the reader has not cancelled us yet)
+            self._expired.set()
+            kill_group(self._proc)
+            if self._on_expire is not None:
+                with contextlib.suppress(Exception):
+                    self._on_expire()
+        finally:
+            self._settled.set()
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (0 when it has passed)."""
+        return max(0.0, self.seconds - (time.monotonic() - self._started))
+
+    def cancel(self) -> None:
+        """Stop the watchdog; when it already fired, wait (up to 30 s) until its cleanup is done, so the
+        caller's error is raised only once the tool and its sessions are gone."""
+        self._timer.cancel()
+        if self._expired.is_set():
+            self._settled.wait(30.0)
+
+    def error(self, what: str | None = None) -> ToolTimeoutError:
+        """The error for a run stopped by this deadline; ``what`` names the step when it is not the tool
+        itself (``pg_dump's table checksums``)."""
+        return ToolTimeoutError(
+            f"{what or self.tool} for {self.target} ran past its deadline of {_duration(self.seconds)} "
+            "and was stopped (its process group killed, its server sessions terminated); nothing was kept. "
+            "Look for a lock held on the database (pg_locks) or a stalled object store, then run again",
+            system=SYSTEM,
+            operation=self.operation,
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:g} min"
+    return f"{seconds / 3600:g} h"
 
 
 class StderrTail:
@@ -121,8 +226,8 @@ def tool_error(
     message = f"{tool} failed ({status})" + (f":\n{detail}" if detail else " without a message")
     for pattern, error_type in _PATTERNS:
         if pattern.search(stderr):
-            return error_type(message, system="postgres", operation=operation)
-    return PermanentError(message, system="postgres", operation=operation)
+            return error_type(message, system=SYSTEM, operation=operation)
+    return PermanentError(message, system=SYSTEM, operation=operation)
 
 
 def tool_environment(password: SecretStr | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -165,19 +270,47 @@ def start(
         ) from None
 
 
-def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """Terminate ``proc`` if it still runs (kill after ``grace`` seconds) and close its pipes."""
-    if proc.poll() is None:
-        proc.terminate()
+def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> bool:
+    """Terminate ``proc``'s process group if ``proc`` still runs (SIGKILL after ``grace`` seconds) and
+    close its pipes. True when it was still running (its server sessions may need terminating)."""
+    running = proc.poll() is None
+    if running:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(grace)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(grace)
+            kill_group(proc)
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None:
             with contextlib.suppress(OSError):
                 pipe.close()
+    return running
+
+
+def terminate_sessions(
+    connect: Callable[[str], contextlib.AbstractContextManager[Any]], name: str, *, wait: float = 5.0
+) -> int:
+    """Terminate the server sessions whose ``application_name`` is ``name`` (a killed tool's, which the
+    server would otherwise keep, e.g. queued for a lock, until it next writes to the dead client), and
+    wait up to ``wait`` seconds for them to end.
+
+    ``connect`` is ``PostgresClient.connect``. Calls PostgreSQL; returns how many were signalled. Raises
+    the errors of ``connect``.
+    """
+    query = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s"
+    with connect(f"terminate {name}") as conn:
+        row = conn.execute(query, (name,)).fetchone()
+        signalled = int(row[0]) if row else 0
+        until = time.monotonic() + wait
+        while signalled and time.monotonic() < until:
+            left = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchone()
+            if not left or not left[0]:
+                break
+            time.sleep(0.05)
+    return signalled
 
 
 def tool_version(executable: str) -> str:

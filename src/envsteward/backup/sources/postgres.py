@@ -19,6 +19,13 @@ held whole in memory or written to local disk. pg_dump's own compression is off 
 pg_dump exits non-zero the iterator raises (after the chunks it already yielded), so the pipeline aborts
 the upload. stderr is drained in a thread and scrubbed before it reaches a message.
 
+Deadlines. pg_dump and pg_restore each run in their own process group with a deadline of their own
+(``timeout_seconds``; by default the backup task's timeout, :mod:`envsteward.backup.limits`), so a dump
+queued behind ``LOCK TABLE ... ACCESS EXCLUSIVE`` or a restore stuck on a lock cannot outlive the run that
+started it: at the deadline the group is killed, the tool's server session (unique ``application_name``) is
+terminated, and the stream or writer raises ToolTimeoutError naming the tool, the target and the limit;
+the pipeline then removes the partial upload. The dump's deadline also bounds the table checksums.
+
 Credentials. The DSN never holds a password (``PostgresClient`` refuses one); the password goes to
 pg_dump / pg_restore through ``PGPASSWORD`` in the subprocess environment only, never the command line.
 
@@ -43,6 +50,7 @@ from pydantic import SecretStr
 
 from envsteward.adapters import pg_checksums
 from envsteward.adapters.postgres import PostgresClient
+from envsteward.backup.limits import BACKUP_TIMEOUT_SECONDS, RESTORE_TIMEOUT_SECONDS
 from envsteward.backup.manifest import TableChecksum
 from envsteward.backup.sources import _tools
 from envsteward.backup.sources.base import CHUNK_SIZE, DumpStream, RestoreReport, RestoreTarget, RestoreWriter
@@ -160,6 +168,7 @@ class PostgresBackupSource:
         extra_args: Sequence[str] = (),
         connect_timeout: float = 10.0,
         chunk_size: int = CHUNK_SIZE,
+        timeout_seconds: float = BACKUP_TIMEOUT_SECONDS,
     ) -> None:
         self.name = name
         self.client = PostgresClient(dsn, password=password, connect_timeout=connect_timeout)
@@ -172,6 +181,7 @@ class PostgresBackupSource:
         self.extra_args = tuple(extra_args)
         self.connect_timeout = connect_timeout
         self.chunk_size = chunk_size
+        self.timeout_seconds = timeout_seconds
         self._tool_version: str | None = None
 
     def __repr__(self) -> str:
@@ -228,6 +238,8 @@ class PostgresDumpStream(DumpStream):
         self._conn: psycopg.Connection[Any] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: _tools.StderrTail | None = None
+        self._deadline: _tools.Deadline | None = None
+        self._app_name = _tools.application_name("pg_dump")
         self._summary_thread: threading.Thread | None = None
         self._summary_conn: psycopg.Connection[Any] | None = None
         self._summary_lock = threading.Lock()
@@ -260,10 +272,18 @@ class PostgresDumpStream(DumpStream):
             source._password,
             {
                 "PGCONNECT_TIMEOUT": str(max(1, int(source.connect_timeout))),
-                "PGAPPNAME": "envsteward-pg_dump",
+                "PGAPPNAME": self._app_name,
             },
         )
         self._proc = _tools.start(source.command(self.snapshot), env, stdin=False, operation=self._operation)
+        self._deadline = _tools.Deadline(
+            self._proc,
+            source.timeout_seconds,
+            tool="pg_dump",
+            target=source.client.target,
+            operation=self._operation,
+            on_expire=self._terminate_sessions,
+        )
         self._stderr = _tools.StderrTail(self._proc.stderr)
         self.tools.update({"pg_dump": source.tool_version(), "postgres_server": self.server_version})
         if source.summarize:
@@ -313,9 +333,16 @@ class PostgresDumpStream(DumpStream):
         ) from error
 
     def _summaries(self) -> tuple[TableChecksum, ...]:
-        """Wait for the checksum thread; its tables, or its error raised here."""
+        """Wait for the checksum thread (until the dump's deadline); its tables, or its error raised here.
+
+        Raises ToolTimeoutError when the deadline passes first (the thread's query is cancelled).
+        """
         assert self._summary_thread is not None
-        self._summary_thread.join()
+        assert self._deadline is not None
+        self._summary_thread.join(self._deadline.remaining())
+        if self._summary_thread.is_alive():
+            self._stop_summaries()
+            raise self._deadline.error("pg_dump's table checksums")
         self._raise_summary_error()
         if self._summary_result is None:  # pragma: no cover - the thread sets one or the other
             raise PermanentError(
@@ -361,6 +388,10 @@ class PostgresDumpStream(DumpStream):
             total += len(piece)
             yield piece
         returncode = self._proc.wait()
+        assert self._deadline is not None
+        self._deadline.cancel()
+        if self._deadline.expired:
+            raise self._deadline.error()
         stderr = self._stderr.text()
         if returncode != 0:
             raise _tools.tool_error(
@@ -399,9 +430,17 @@ class PostgresDumpStream(DumpStream):
                 exc, operation, self._source.client.target, connecting=False
             ) from None
 
+    def _terminate_sessions(self) -> None:
+        """End pg_dump's server session (after pg_dump was killed). Calls PostgreSQL."""
+        _tools.terminate_sessions(self._source.client.connect, self._app_name)
+
     def _close(self) -> None:
-        if self._proc is not None:
-            _tools.stop(self._proc)
+        if self._deadline is not None:
+            self._deadline.cancel()
+        if self._proc is not None and _tools.stop(self._proc):
+            # stopped early: its session may be queued for a lock and would outlive it
+            with contextlib.suppress(Exception):
+                self._terminate_sessions()
         # the exporting transaction must outlive the checksum thread's snapshot import
         self._stop_summaries()
         if self._conn is not None:
@@ -439,6 +478,7 @@ class PostgresRestoreTarget(RestoreTarget):
         summarize: bool = True,
         extra_args: Sequence[str] = (),
         connect_timeout: float = 10.0,
+        timeout_seconds: float = RESTORE_TIMEOUT_SECONDS,
     ) -> None:
         self.client = PostgresClient(dsn, password=password, connect_timeout=connect_timeout)
         self._dsn = dsn
@@ -448,6 +488,7 @@ class PostgresRestoreTarget(RestoreTarget):
         self.summarize = summarize
         self.extra_args = tuple(extra_args)
         self.connect_timeout = connect_timeout
+        self.timeout_seconds = timeout_seconds
 
     def __repr__(self) -> str:
         return f"PostgresRestoreTarget(target={self.client.target!r})"
@@ -483,18 +524,34 @@ class PostgresRestoreWriter(RestoreWriter):
         super().__init__(KIND, target.client.target)
         self._target = target
         self._operation = f"pg_restore {target.client.target}"
+        self._app_name = _tools.application_name("pg_restore")
         env = _tools.tool_environment(
             target._password,
             {
                 "PGCONNECT_TIMEOUT": str(max(1, int(target.connect_timeout))),
-                "PGAPPNAME": "envsteward-pg_restore",
+                "PGAPPNAME": self._app_name,
             },
         )
         self._proc = _tools.start(target.command(), env, stdin=True, operation=self._operation)
+        self._deadline = _tools.Deadline(
+            self._proc,
+            target.timeout_seconds,
+            tool="pg_restore",
+            target=target.client.target,
+            operation=self._operation,
+            on_expire=self._terminate_sessions,
+        )
         self._stderr = _tools.StderrTail(self._proc.stderr)
+
+    def _terminate_sessions(self) -> None:
+        """End pg_restore's server session (after pg_restore was killed). Calls PostgreSQL."""
+        _tools.terminate_sessions(self._target.client.connect, self._app_name)
 
     def _failure(self) -> Exception:
         _tools.stop(self._proc, grace=10.0)
+        self._deadline.cancel()
+        if self._deadline.expired:
+            return self._deadline.error()
         return _tools.tool_error(
             "pg_restore",
             self._proc.returncode,
@@ -517,6 +574,9 @@ class PostgresRestoreWriter(RestoreWriter):
         with contextlib.suppress(BrokenPipeError, OSError):
             self._proc.stdin.close()
         returncode = self._proc.wait()
+        self._deadline.cancel()
+        if self._deadline.expired:
+            raise self._deadline.error()
         stderr = self._stderr.text()
         if returncode != 0:
             raise _tools.tool_error(
@@ -531,4 +591,8 @@ class PostgresRestoreWriter(RestoreWriter):
         return self._make_report(len(tables) if tables is not None else 0, tables=tables, facts=dict(facts))
 
     def _abort(self) -> None:
-        _tools.stop(self._proc)
+        self._deadline.cancel()
+        if _tools.stop(self._proc):
+            # stopped early: its session may be queued for a lock and would outlive it
+            with contextlib.suppress(Exception):
+                self._terminate_sessions()
