@@ -75,8 +75,9 @@ class _Model(BaseModel):
 class _EntryBase(_Model):
     source: str
     """The target's catalog source the entry belongs to."""
-    keys: tuple[str, ...]
-    """The plan's change paths (``app.database.pool_size``) this entry can hold (named when left changed)."""
+    paths: tuple[str, ...]
+    """The plan's change paths (``app.database.pool_size``) this entry can hold (named when left changed).
+    Not called ``keys``: Prefect reads a model with a ``keys`` attribute as a mapping."""
 
 
 class VaultSecretEntry(_EntryBase):
@@ -247,7 +248,7 @@ def _vault_entries(
     return [
         VaultSecretEntry(
             source=spec.name,
-            keys=tuple(dict.fromkeys(paths)),
+            paths=tuple(dict.fromkeys(paths)),
             mount=mount,
             path=secret,
             version=call_with_retries(lambda secret=secret: current(secret)),  # type: ignore[misc]
@@ -281,7 +282,7 @@ def _ssm_entries(
     return [
         SSMParameterEntry(
             source=spec.name,
-            keys=tuple(dict.fromkeys(paths)),
+            paths=tuple(dict.fromkeys(paths)),
             name=name,
             version=found[name][0] if name in found else None,
             parameter_type=found[name][1] if name in found else None,
@@ -314,7 +315,7 @@ def _secrets_manager_entries(
     return [
         SecretsManagerEntry(
             source=spec.name,
-            keys=tuple(dict.fromkeys(paths)),
+            paths=tuple(dict.fromkeys(paths)),
             secret_id=secret,
             version_id=call_with_retries(lambda secret=secret: current(secret)),  # type: ignore[misc]
         )
@@ -349,7 +350,7 @@ def _file_entry(
         content = path.read_bytes()
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
-        return FileEntry(source=spec.name, keys=tuple(paths), path=str(path), copy_path=None, sha256=None)
+        return FileEntry(source=spec.name, paths=tuple(paths), path=str(path), copy_path=None, sha256=None)
     folder = copies_folder(services, target, run_id)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
@@ -361,7 +362,7 @@ def _file_entry(
         os.fsync(handle.fileno())
     return FileEntry(
         source=spec.name,
-        keys=tuple(paths),
+        paths=tuple(paths),
         path=str(path),
         copy_path=str(copy),
         sha256=hashlib.sha256(content).hexdigest(),
@@ -378,13 +379,13 @@ def _leaf_entries(
     entries = []
     for keys, path in changes:
         if _is_secret_path(keys, plan, path):
-            entries.append(LeafEntry(source=spec.name, keys=(path,), key_path=keys, state="manual"))
+            entries.append(LeafEntry(source=spec.name, paths=(path,), key_path=keys, state="manual"))
             continue
         value = value_at(tree, keys)
         entries.append(
             LeafEntry(
                 source=spec.name,
-                keys=(path,),
+                paths=(path,),
                 key_path=keys,
                 state="absent" if is_missing(value) else "value",
                 value=None if is_missing(value) else value,

@@ -144,7 +144,7 @@ class VaultSecretRestorer:
     def __init__(self, entry: VaultSecretEntry, client: Callable[[], VaultClient]) -> None:
         self.entry = entry
         self.label = entry.label
-        self.keys = entry.keys
+        self.keys = entry.paths
         self._client = client
 
     def _latest(self) -> tuple[int, dict[str, Any] | None]:
@@ -195,7 +195,7 @@ class SSMParameterRestorer:
     def __init__(self, entry: SSMParameterEntry, clients: Callable[[], AWSClients]) -> None:
         self.entry = entry
         self.label = entry.label
-        self.keys = entry.keys
+        self.keys = entry.paths
         self._clients = clients
 
     def _ssm(self) -> Any:
@@ -282,7 +282,7 @@ class SecretsManagerRestorer:
     def __init__(self, entry: SecretsManagerEntry, clients: Callable[[], AWSClients]) -> None:
         self.entry = entry
         self.label = entry.label
-        self.keys = entry.keys
+        self.keys = entry.paths
         self._clients = clients
 
     def _current(self) -> str | None:
@@ -335,7 +335,7 @@ class FileEntryRestorer:
     def __init__(self, entry: FileEntry) -> None:
         self.entry = entry
         self.label = entry.label
-        self.keys = entry.keys
+        self.keys = entry.paths
 
     def restore(self) -> None:
         """Local file system only. Raises IntegrityError when the journal's copy is missing or altered."""
@@ -368,7 +368,7 @@ class LeafEntryRestorer:
     def __init__(self, entry: LeafEntry, source: Callable[[], ConfigSource]) -> None:
         self.entry = entry
         self.label = entry.label
-        self.keys = entry.keys
+        self.keys = entry.paths
         self._source = source
 
     def _now(self) -> Any:
