@@ -137,7 +137,9 @@ def outage_world(  # noqa: PLR0917 - pytest fixtures
         health.url,
         monkeypatch,
     )
-    direct = Services(world.services.settings.model_copy(update={"vault": vault_settings, "aws": aws_settings}))
+    direct = Services(
+        world.services.settings.model_copy(update={"vault": vault_settings, "aws": aws_settings})
+    )
     rig = Rig(
         folder=world.folder,
         home=world.services.settings.home,
@@ -173,7 +175,7 @@ def _repair() -> dict[str, Any]:
     return result
 
 
-def test_an_outage_longer_than_the_budget_fails_the_run_keeps_the_lease_and_the_sweep_restores_exactly(  # noqa: PLR0915
+def test_an_outage_longer_than_the_budget_fails_the_run_keeps_the_lease_and_the_sweep_restores_exactly(
     outage_world: OutageWorld, health: CuttingHealth
 ) -> None:
     from envsteward.promotion.repair import RollbackPendingError
@@ -197,7 +199,7 @@ def test_an_outage_longer_than_the_budget_fails_the_run_keeps_the_lease_and_the_
     for key in REMOTE_KEYS:
         assert key in message
     assert "health check api" in message
-    assert f"envsteward promote --repair staging" in message
+    assert "envsteward promote --repair staging" in message
 
     store = rig.direct.state_store()
     journal = load_journal(store, "staging")
@@ -266,8 +268,8 @@ def test_an_outage_shorter_than_the_budget_is_rolled_back_in_the_run(
 
 def _apply_then_hang(settings: Settings, plan_json: str, run_id: str, ready: Any) -> None:
     """Child process: take the lease, write the journal and five keys, tell the parent, wait to be killed."""
-    from envsteward.promotion.model import PromotionPlan
     from envsteward.promotion.engine import apply_plan
+    from envsteward.promotion.model import PromotionPlan
 
     services = Services(settings)
     plan = PromotionPlan.model_validate_json(plan_json)

@@ -133,10 +133,14 @@ def log_path() -> Path:
 
 
 class _NoErrorsOnTheTerminal(logging.Filter):
-    """On the console: progress only; error records and anything with a traceback go to the log file."""
+    """On the console: progress only. Error records, anything with a traceback and a run's failed final
+    state (Prefect logs it at INFO, repeating the error) go to the log file only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR and not record.exc_info
+        if record.levelno >= logging.ERROR or record.exc_info:
+            return False
+        message = record.getMessage()
+        return not (message.startswith("Finished in state") and "Completed" not in message[:30])
 
 
 @contextmanager
