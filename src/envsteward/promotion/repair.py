@@ -12,7 +12,10 @@
   target so the caller can tell the channels.
 * :func:`rollback_status` — the unfinished journals, for ``envsteward promote --status``.
 
-Wiring (a flow, the CLI, a deployment)::
+Wired in ``flows/promote.py`` (tasks ``open-rollback-journal``, ``rollback-target``,
+``discard-rollback-journal``; ``lock-target`` refuses over a journal; ``release-target`` keeps the lease
+while the run's journal exists), ``flows/repair_rollbacks.py`` (deployment ``repair-rollbacks``, run by the
+drift scan before it heals and by ``envsteward promote --repair``) and ``envsteward promote --status``::
 
     ensure_no_pending(services.state_store(), plan.target, run_id)        # before taking the lease
     journal = open_journal(services, plan, run_id=run_id, now=now)        # before the first write
