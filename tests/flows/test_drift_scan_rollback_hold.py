@@ -73,7 +73,9 @@ def test_a_pending_rollback_holds_the_environment_out_of_healing(
     held = outcomes["staging:services.worker.concurrency"]
     assert held["result"] == "skipped"
     assert "rollback journal is pending" in held["reason"]
-    assert ssm.get_parameter(Name=concurrency)["Parameter"]["Value"] == "16", "not healed"
+    assert ssm.get_parameter(Name=concurrency, WithDecryption=True)["Parameter"]["Value"] == "16", (
+        "not healed"
+    )
     journal = load_journal(store, "staging")
     assert journal is not None
     assert journal.attempts == 1, "the scan ran the sweep first"
@@ -82,4 +84,4 @@ def test_a_pending_rollback_holds_the_environment_out_of_healing(
     _, result = run_flow(heal=True)
     outcomes = {o["action_id"]: o for o in result["heal"]["outcomes"]}
     assert outcomes["staging:services.worker.concurrency"]["result"] == "healed"
-    assert ssm.get_parameter(Name=concurrency)["Parameter"]["Value"] == "8"
+    assert ssm.get_parameter(Name=concurrency, WithDecryption=True)["Parameter"]["Value"] == "8"
