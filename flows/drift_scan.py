@@ -1,7 +1,10 @@
 """The drift-scan flow: desired vs live for every environment, parity of neighbours, alerts, self-healing.
 
 Runbook:
-1. Read the catalog; pick the environments (all by default) and the neighbouring pairs among them.
+1. Read the catalog; pick the environments (all by default) and the neighbouring pairs among them. With
+   healing on, first run the ``repair-rollbacks`` sweep as a subflow: a promotion rollback that its run
+   could not finish is finished now, and an environment that still has a rollback journal (a rollback
+   still pending, or a promotion in flight) is not healed by this scan (its heals are reported skipped).
 2. Read every live source and resolve every secret reference, all at once (transient errors retried with
    exponential backoff and jitter, each read under a timeout). An unreachable source makes its
    environment ``unknown``; the rest goes on.
@@ -24,6 +27,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pydantic
+from envsteward.flows.repair_rollbacks import repair_rollbacks
 from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.drift import (
     check_environment_parity,
@@ -96,6 +100,7 @@ def drift_scan(
     plan = plan_scan(catalog, environments)
     heal_enabled = catalog.drift_rules.heal.enabled if heal is None else heal
     link = flow_run_link()
+    held: set[str] | None = _finish_rollbacks() if heal_enabled else set()
 
     # 2. read everything at once
     reads = {
@@ -128,7 +133,9 @@ def drift_scan(
     # 4. heal what needs no approval
     outcomes: list[HealOutcome] = []
     if heal_enabled:
-        outcomes += _heal([action for scan in scans for action in scan.heal.automatic], approvals=None)
+        outcomes += _heal_unless_held(
+            [action for scan in scans for action in scan.heal.automatic], held, approvals=None
+        )
 
     # 5. alerts (items healed just now are not announced)
     deliveries = _alert(scans, parities, outcomes, catalog, link)
@@ -144,6 +151,7 @@ def drift_scan(
             services.settings.current_actor(),
             list(plan.environments),
             link,
+            held,
         )
         write_heal_artifact(outcomes)
 
@@ -202,8 +210,13 @@ def _alert(
     return deliveries
 
 
-def _approve_and_heal(
-    candidates: list[HealAction], catalog: Any, requester: str, scanned: list[str], link: str | None
+def _approve_and_heal(  # noqa: PLR0917
+    candidates: list[HealAction],
+    catalog: Any,
+    requester: str,
+    scanned: list[str],
+    link: str | None,
+    held: set[str] | None,
 ) -> list[HealOutcome]:
     """Ask a reviewer about the candidates not declined before; heal what they approve."""
     if not candidates:
@@ -224,7 +237,39 @@ def _approve_and_heal(
             ask, HealResult.NOT_APPROVED, f"no answer within {APPROVAL_TIMEOUT_SECONDS} s"
         )
     approvals = {a.id: (decision.reviewer, decision.comment) for a in decision.approved}
-    return outcomes + not_approved_outcomes(decision) + _heal(list(decision.approved), approvals=approvals)
+    return (
+        outcomes
+        + not_approved_outcomes(decision)
+        + _heal_unless_held(list(decision.approved), held, approvals=approvals)
+    )
+
+
+def _finish_rollbacks() -> set[str] | None:
+    """Run the rollback sweep (subflow); the environments that still have a rollback journal afterwards
+    (a rollback still pending, a promotion in flight). None when the sweep failed: nobody can tell."""
+    state = repair_rollbacks(return_state=True)
+    if not state.is_completed():
+        return None
+    result = state.result()
+    return {str(name) for key in ("pending", "skipped") for name in result.get(key, [])}
+
+
+def _heal_unless_held(
+    actions: list[HealAction], held: set[str] | None, approvals: dict[str, tuple[str, str]] | None
+) -> list[HealOutcome]:
+    """Heal the actions, except in environments a promotion rollback holds (all of them when ``held`` is
+    None: the sweep could not tell). Fail safe: a heal must not write over a half-rolled-back target."""
+    blocked = [a for a in actions if held is None or a.environment in held]
+    outcomes = unexecuted_outcomes(
+        blocked,
+        HealResult.SKIPPED,
+        "not healed: a promotion rollback journal is pending on this environment "
+        "(`envsteward promote --status ENV`)"
+        if held is not None
+        else "not healed: the promotion rollback sweep failed, so a pending rollback cannot be ruled out",
+    )
+    blocked_ids = {a.id for a in blocked}
+    return outcomes + _heal([a for a in actions if a.id not in blocked_ids], approvals=approvals)
 
 
 def _heal(actions: list[HealAction], approvals: dict[str, tuple[str, str]] | None) -> list[HealOutcome]:

@@ -13,10 +13,16 @@ Runbook:
    core's :class:`~envsteward.promotion.approval.ApprovalSession`.
 5. Stale-plan guard: plan again; :func:`~envsteward.promotion.decisions.is_stale` says why it changed,
    and a stale plan aborts without writing.
-6. ``snapshot-target``, ``apply-changes`` (idempotent; a deadline stops writes at the task's timeout),
-   ``verify-changes``, ``check-target-health``. Any failure (:func:`~envsteward.promotion.decisions.
-   rollback_reasons`): ``rollback-target``, ``verify-rollback``, and alert as
-   :func:`~envsteward.promotion.decisions.judge_rollback` says (a failed rollback pages).
+6. ``open-rollback-journal`` (before the first write: every touched key's version or reference, durably
+   in the state store), ``apply-changes`` (idempotent; a deadline stops writes at the task's timeout),
+   ``verify-changes``, ``check-target-health``; verified: ``discard-rollback-journal``. Any failure
+   (:func:`~envsteward.promotion.decisions.rollback_reasons`): ``rollback-target`` restores and verifies
+   every key from the journal within the rollback budget, and alerts as
+   :func:`~envsteward.promotion.decisions.judge_rollback` says. A rollback that outlasts its budget fails
+   the run naming every key left changed; the journal stays and the target's lease stays HELD (the
+   ``finally`` does not release a lease while the run's journal exists), so no promotion lands on a
+   half-applied target until the sweep (deployment ``repair-rollbacks``, the drift scan, ``envsteward
+   promote --repair TARGET``) finishes the rollback, audits it and releases the lease.
 
 Deployment ``promote`` in ``prefect.yaml`` (no schedule). Answer from the UI's Resume form or with
 ``envsteward approve RUN_ID --reviewer NAME`` / ``envsteward reject RUN_ID --reviewer NAME``.
@@ -33,9 +39,11 @@ from envsteward.tasks.promotion import (
     apply_changes,
     audit_event,
     check_target_health,
+    discard_rollback_journal,
     lock_target,
     notify,
     notify_request,
+    open_rollback_journal,
     plan_for_approval,
     publish_plan,
     record_answer,
@@ -43,9 +51,8 @@ from envsteward.tasks.promotion import (
     release_target,
     replan,
     rollback_target,
-    snapshot_target,
+    rollback_timeout_seconds,
     verify_changes,
-    verify_rollback_task,
 )
 from prefect import flow, get_run_logger
 from prefect.exceptions import FlowPauseTimeout, Pause
@@ -55,6 +62,7 @@ from prefect.states import State
 from pydantic import Field
 
 from envsteward.catalog import ApprovalPolicy
+from envsteward.errors import PermanentError
 from envsteward.ports import Notification
 from envsteward.promotion import (
     ApplyError,
@@ -72,10 +80,11 @@ from envsteward.promotion.decisions import is_stale, judge_rollback, rollback_re
 from envsteward.promotion.errors import (
     PromotionBlockedError,
     PromotionRolledBackError,
-    RollbackFailedError,
     StalePlanError,
 )
+from envsteward.promotion.journal import RollbackJournal
 from envsteward.promotion.render import applied_text
+from envsteward.promotion.repair import RollbackPendingError
 from envsteward.scan.live import describe_failure
 from envsteward.services import get_services
 
@@ -118,7 +127,8 @@ def promote(  # noqa: PLR0917 - the deployment's parameters, as the issue names 
 
     Returns a summary (outcome, counts, hash; no values). Raises PromotionRefusedError (not the next
     environment), PromotionBlockedError, PromotionLockedError (another promotion to the target is running),
-    StalePlanError, PromotionRolledBackError or RollbackFailedError.
+    StalePlanError, PromotionRolledBackError, PendingRollbackError (the target's last rollback is not
+    finished) or RollbackPendingError (this run's rollback outlasted its budget: the lease stays held).
     """
     from prefect.runtime import flow_run
 
@@ -243,7 +253,7 @@ def _not_approved(plan: PromotionPlan, run_id: str, state: ApprovalState, link: 
 
 
 def _apply(plan: PromotionPlan, run_id: str, state: ApprovalState, link: str | None) -> dict[str, Any]:
-    snapshot = snapshot_target(plan)
+    journal = open_rollback_journal(plan, run_id)
     applied = apply_changes(plan, return_state=True)
     report: ApplyReport | None = None
     if applied.is_completed():
@@ -266,8 +276,18 @@ def _apply(plan: PromotionPlan, run_id: str, state: ApprovalState, link: str | N
         if isinstance(error, ApplyError):
             report = error.report
     if reasons:
-        return _roll_back(plan, run_id, snapshot, "; ".join(reasons), report, link)
+        return _roll_back(plan, run_id, journal, "; ".join(reasons), report, link)
     assert report is not None
+    discarded = discard_rollback_journal(journal, return_state=True)
+    if not discarded.is_completed():
+        why = _failure(discarded.result(raise_on_failure=False))
+        raise PermanentError(
+            f"the promotion {plan.source} -> {plan.target} was applied and verified, but its rollback "
+            f"journal could not be removed ({why}): the lease stays held and the sweep will roll "
+            f"{plan.target} back to the journal (`envsteward promote --status {plan.target}`)",
+            system="promotion",
+            operation="journal",
+        )
     audit_event(plan, run_id, "promotion.verified", {"written": report.written, "no_ops": report.no_ops})
     text = applied_text(report)
     _tell(notify, plan, runbook.outcome_notification(plan, "applied", text, link))
@@ -285,7 +305,7 @@ def _apply(plan: PromotionPlan, run_id: str, state: ApprovalState, link: str | N
 def _roll_back(  # noqa: PLR0917
     plan: PromotionPlan,
     run_id: str,
-    snapshot: Any,
+    journal: RollbackJournal,
     why: str,
     report: ApplyReport | None,
     link: str | None,
@@ -294,19 +314,35 @@ def _roll_back(  # noqa: PLR0917
     if report is not None:
         details.update(runbook.apply_summary(report))
     audit_event(plan, run_id, "promotion.failed", details)
-    rolled = rollback_target(plan, snapshot, return_state=True)
-    problems = (
-        rolled.result()
-        if rolled.is_completed()
-        else [f"rollback: {_failure(rolled.result(raise_on_failure=False))}"]
+    rolled = rollback_target.with_options(timeout_seconds=rollback_timeout_seconds())(
+        journal, return_state=True
     )
-    problems += verify_rollback_task(plan, snapshot)
+    keys_left: tuple[str, ...] = ()
+    if rolled.is_completed():
+        problems: list[str] = []
+    else:
+        error = rolled.result(raise_on_failure=False)
+        if isinstance(error, RollbackPendingError):
+            keys_left, problems = error.keys_left, [str(error)]
+        else:
+            # the task died or timed out: the journal says what may be changed, and the sweep finishes it
+            keys_left = journal.changes
+            problems = [
+                f"rollback: {_failure(error)}; {len(keys_left)} key(s) may still hold the promoted value: "
+                f"{', '.join(keys_left)}. The journal and the promotion lease stay; the sweep finishes it "
+                f"when the stores answer (`envsteward promote --repair {plan.target}`)"
+            ]
     verdict = judge_rollback(plan, why, problems)
     if verdict.restored:
         audit_event(plan, run_id, verdict.audit_action, {"error": why, "verified": True})
-        text = f"{why}\n{plan.target} was restored to its snapshot (verified)."
+        text = f"{why}\n{plan.target} was restored from the rollback journal (verified)."
     else:
-        audit_event(plan, run_id, verdict.audit_action, {"error": why, "problems": problems})
+        audit_event(
+            plan,
+            run_id,
+            verdict.audit_action,
+            {"error": why, "problems": problems, "keys_left": list(keys_left), "pending": True},
+        )
         text = f"{why}\nRollback problems: {'; '.join(problems)}"
     _tell(
         notify,
@@ -316,7 +352,7 @@ def _roll_back(  # noqa: PLR0917
     )
     if verdict.restored:
         raise PromotionRolledBackError(verdict.message, system="promotion")
-    raise RollbackFailedError(verdict.message, system="promotion")
+    raise RollbackPendingError(verdict.message, target=plan.target, run_id=run_id, keys_left=keys_left)
 
 
 # ---------------------------------------------------------------------------------------------------------

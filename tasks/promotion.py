@@ -8,10 +8,16 @@ no secret value: a plan carries only non-secret values and secret *references*.
 Tasks that touch live values (snapshot, apply, verify, rollback, health) never persist their result and
 are never cached (a cache key would hash their inputs).
 
-Retries: reads, the lease and audit/notification steps take the one transient-error policy
+Retries: reads, the lease, the journal and audit/notification steps take the one transient-error policy
 (``tasks/common.py``). Apply and rollback are not retried as tasks: each write is retried in the core on
-transient errors, and a whole-task retry after a timeout would race the first attempt's thread; both get a
-timeout and pass the same deadline into the core, which makes no write after it.
+transient errors, and a whole-task retry after a timeout would race the first attempt's thread. The apply
+gets a timeout and passes the same deadline into the core, which makes no write after it; the rollback
+retries each key for the rollback budget (``settings.promotion.rollback_budget_seconds``) and then leaves
+the rest to the sweep (:func:`sweep_rollbacks`).
+
+The rollback journal (:mod:`envsteward.promotion.journal`) is written before the first write and removed
+only when the apply or the rollback is verified; while it exists the target's lease is never released by
+the run (:func:`release_target`), and no new promotion takes the target (:func:`lock_target`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
@@ -30,17 +36,27 @@ from envsteward.ports import Notification
 from envsteward.promotion import (
     ApplyReport,
     PromotionPlan,
-    TargetSnapshot,
     apply_plan,
-    rollback,
     runbook,
-    take_snapshot,
     verify_plan,
-    verify_rollback,
 )
 from envsteward.promotion import lock as promotion_lock
 from envsteward.promotion.approval import ApprovalState, Ruling
+from envsteward.promotion.journal import (
+    RollbackJournal,
+    discard,
+    ensure_no_pending,
+    load_journal,
+    open_journal,
+)
 from envsteward.promotion.render import render_plan_markdown
+from envsteward.promotion.repair import (
+    RepairReport,
+    RetryBudget,
+    RollbackResult,
+    repair_pending,
+    roll_back_with_budget,
+)
 from envsteward.scan.live import Deadline
 from envsteward.services import get_services
 
@@ -48,9 +64,20 @@ LOCK_MARGIN = timedelta(hours=1)
 """How long a promotion's lease outlives its approval deadline (time to apply, verify and roll back)."""
 APPLY_TIMEOUT_SECONDS = 15 * 60.0
 """Writing a plan's changes (each write retried on transient errors in the core)."""
-ROLLBACK_TIMEOUT_SECONDS = 20 * 60.0
-"""Restoring and re-reading every snapshotted source."""
 VERIFY_TIMEOUT_SECONDS = 5 * 60.0
+HEALTH_TIMEOUT_SECONDS = 5 * 60.0
+ROLLBACK_MARGIN_SECONDS = 120.0
+"""The rollback task's timeout is the rollback budget plus this (the last attempt of every key)."""
+JOURNAL_MARGIN = timedelta(minutes=5)
+
+
+def rollback_budget() -> RetryBudget:
+    """The rollback budget from settings (``ENVSTEWARD_PROMOTION__ROLLBACK_BUDGET_SECONDS``)."""
+    return RetryBudget(seconds=get_services().settings.promotion.rollback_budget_seconds)
+
+
+def rollback_timeout_seconds() -> float:
+    return rollback_budget().seconds + ROLLBACK_MARGIN_SECONDS
 
 
 def _per_run(step: str) -> Callable[[TaskRunContext, dict[str, Any]], str]:
@@ -114,9 +141,12 @@ def publish_plan(plan: PromotionPlan, dry_run: bool) -> str:
     cache_policy=NO_CACHE,
 )
 def lock_target(plan: PromotionPlan, run_id: str, requested_by: str) -> dict[str, Any]:
-    """Take the target's promotion lease (re-entrant for this run). Raises PromotionLockedError naming the run
-    that holds it. Calls the state store, the Prefect API (is the holder still running?), the audit log."""
+    """Take the target's promotion lease (re-entrant for this run). Raises PendingRollbackError when the
+    target has another run's rollback journal (a rollback still pending, or a run that died mid-apply), and
+    PromotionLockedError naming the run that holds the lease. Calls the state store, the Prefect API (is the
+    holder still running?), the audit log."""
     services = get_services()
+    ensure_no_pending(services.state_store(), plan.target, run_id)
     now = datetime.now(UTC)
     deadline = now + timedelta(hours=plan.timeout_hours) + LOCK_MARGIN
     lease = promotion_lock.acquire(
@@ -165,8 +195,19 @@ def _run_is_active(run_id: str) -> bool:
 
 @task(name="release-target", persist_result=False, cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def release_target(target: str, run_id: str) -> bool:
-    """Release the target's lease held by this run. Calls the state store."""
-    return promotion_lock.release(get_services().state_store(), target, run_id)
+    """Release the target's lease held by this run, unless this run's rollback journal is still there (a
+    rollback ran out of budget, or the journal could not be removed): then the lease stays held until the
+    sweep finishes the rollback and releases it. True when released. Calls the state store."""
+    store = get_services().state_store()
+    journal = load_journal(store, target)
+    if journal is not None and journal.run_id == run_id:
+        get_run_logger().warning(
+            "the lease on %s stays held: this run's rollback journal is %s (the sweep releases it)",
+            target,
+            journal.status.value,
+        )
+        return False
+    return promotion_lock.release(store, target, run_id)
 
 
 @task(
@@ -269,17 +310,35 @@ def audit_event(
     return runbook.audit(get_services(), action, plan, run_id=run_id, actor=actor, details=details)
 
 
-@task(
-    name="snapshot-target",
-    **RETRY_TRANSIENT,
-    persist_result=False,
-    cache_policy=NO_CACHE,
-)
-def snapshot_target(plan: PromotionPlan) -> TargetSnapshot:
-    """Snapshot the target's touched keys (Vault KV: current versions). Reads the target's sources; the
-    snapshot holds live values in memory only."""
+@task(name="open-rollback-journal", **RETRY_TRANSIENT, persist_result=False, cache_policy=NO_CACHE)
+def open_rollback_journal(plan: PromotionPlan, run_id: str) -> RollbackJournal:
+    """Write the target's rollback journal before the first write (idempotent for this run): every touched
+    key's version or reference (Vault KV and SSM versions, Secrets Manager version ids, a 0600 copy of each
+    file), never a secret value. Its apply deadline (apply, verify and health timeouts, the rollback budget
+    and a margin) is when the sweep may assume this run died. Reads the target's stores; writes the state
+    store. Raises PendingRollbackError when another run's journal is there."""
     services = get_services()
-    return take_snapshot(services, plan, runbook.target_sources(services, plan))
+    now = datetime.now(UTC)
+    window = timedelta(
+        seconds=APPLY_TIMEOUT_SECONDS
+        + VERIFY_TIMEOUT_SECONDS
+        + HEALTH_TIMEOUT_SECONDS
+        + rollback_timeout_seconds()
+    )
+    return open_journal(
+        services,
+        plan,
+        run_id=run_id,
+        now=now,
+        apply_deadline=now + window + JOURNAL_MARGIN,
+        sources=runbook.target_sources(services, plan),
+    )
+
+
+@task(name="discard-rollback-journal", **RETRY_TRANSIENT, persist_result=False, cache_policy=NO_CACHE)
+def discard_rollback_journal(journal: RollbackJournal) -> bool:
+    """Remove this run's journal (the apply is verified). Calls the state store and the local file system."""
+    return discard(get_services(), journal)
 
 
 @task(
@@ -302,34 +361,38 @@ def verify_changes(plan: PromotionPlan) -> list[str]:
     return verify_plan(plan, runbook.target_sources(services, plan))
 
 
-@task(name="check-target-health", persist_result=False, cache_policy=NO_CACHE, timeout_seconds=300)
+@task(
+    name="check-target-health",
+    persist_result=False,
+    cache_policy=NO_CACHE,
+    timeout_seconds=HEALTH_TIMEOUT_SECONDS,
+)
 def check_target_health(target: str) -> list[str]:
     """Run the target's health checks; the problems (empty: healthy). Calls every checked system."""
     return runbook.health_problems(get_services(), target)
 
 
-@task(
-    name="rollback-target",
-    persist_result=False,
-    cache_policy=NO_CACHE,
-    timeout_seconds=ROLLBACK_TIMEOUT_SECONDS,
-)
-def rollback_target(plan: PromotionPlan, snapshot: TargetSnapshot) -> list[str]:
-    """Restore the snapshot (no restore after the task's timeout); the problems (empty: all restored)."""
-    deadline = Deadline(ROLLBACK_TIMEOUT_SECONDS)
-    services = get_services()
-    return rollback(snapshot, runbook.target_sources(services, plan), deadline=deadline)
+@task(name="rollback-target", persist_result=False, cache_policy=NO_CACHE)
+def rollback_target(journal: RollbackJournal) -> RollbackResult:
+    """Roll the target back to its journal: every key restored and verified on its own, retried with
+    backoff and jitter for the rollback budget; verified, the journal is removed. Calls the target's stores,
+    the local file system and the state store. Raises RollbackPendingError naming every key the journal
+    says may still be changed when the budget runs out (the journal stays ``rollback_pending``)."""
+    return roll_back_with_budget(get_services(), journal, budget=rollback_budget())
 
 
-@task(
-    name="verify-rollback",
-    persist_result=False,
-    cache_policy=NO_CACHE,
-    timeout_seconds=VERIFY_TIMEOUT_SECONDS,
-    **RETRY_TRANSIENT,
-)
-def verify_rollback_task(plan: PromotionPlan, snapshot: TargetSnapshot) -> list[str]:
-    """Re-read every snapshotted source and compare it with the snapshot; the paths that differ (empty:
-    the target is exactly as it was). Read-only."""
+@task(name="sweep-rollbacks", persist_result=False, cache_policy=NO_CACHE)
+def sweep_rollbacks(target: str | None = None) -> list[RepairReport]:
+    """Finish every pending rollback (of ``target`` only, when given): a run that ran out of budget, died
+    or overran its apply deadline; a run the Prefect API calls running, or cannot answer for, is left
+    alone. Verifies, audits ``promotion.rolled_back`` with the original run id and releases its lease.
+    Calls the state store, the Prefect API, the target's stores and the audit log."""
     services = get_services()
-    return verify_rollback(snapshot, runbook.target_sources(services, plan))
+    return repair_pending(
+        services,
+        datetime.now(UTC),
+        _run_is_active,
+        target,
+        budget=rollback_budget(),
+        actor=services.settings.current_actor(),
+    )

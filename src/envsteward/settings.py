@@ -106,6 +106,13 @@ class StateSettings(_Section):
     key_prefix: str = "envsteward:"
 
 
+class PromotionSettings(_Section):
+    rollback_budget_seconds: float = Field(default=300.0, gt=0)
+    """How long a failed promotion's rollback keeps retrying each key (backoff and jitter) before the run
+    gives up, keeps the target's lease and leaves the rollback to the sweep
+    (``ENVSTEWARD_PROMOTION__ROLLBACK_BUDGET_SECONDS``)."""
+
+
 class Settings(BaseSettings):
     """All of envsteward's runtime settings. Safe to print: it holds no secret values."""
 
@@ -131,6 +138,7 @@ class Settings(BaseSettings):
     pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    promotion: PromotionSettings = Field(default_factory=PromotionSettings)
 
     def current_actor(self) -> str:
         """The configured actor, else the OS login name, else ``unknown``."""

@@ -330,9 +330,9 @@ def test_ssm_types_and_secrets_manager_versions_come_back_by_reference(
     secret_id = f"{aws_name_prefix}/db"
     old_version = sm.create_secret(Name=secret_id, SecretString='{"password": "sm-old-9f3e"}')["VersionId"]
     entries = [
-        SSMParameterEntry(source="s", keys=("svc.mode",), name=name, version=1, parameter_type="String"),
-        SSMParameterEntry(source="s", keys=("svc.new",), name=created, version=None),
-        SecretsManagerEntry(source="m", keys=("db.password",), secret_id=secret_id, version_id=old_version),
+        SSMParameterEntry(source="s", paths=("svc.mode",), name=name, version=1, parameter_type="String"),
+        SSMParameterEntry(source="s", paths=("svc.new",), name=created, version=None),
+        SecretsManagerEntry(source="m", paths=("db.password",), secret_id=secret_id, version_id=old_version),
     ]
     ssm.put_parameter(Name=name, Value="lenient", Type="SecureString", Overwrite=True)
     ssm.put_parameter(Name=created, Value="x", Type="String")

@@ -170,7 +170,6 @@ SERVICES_IMPORT_ALLOWED = {
     "envsteward.drill.engine",
     "envsteward.health.runner",
     "envsteward.promotion.runbook",
-    "envsteward.promotion.snapshot",
     "envsteward.scan.live",
     "envsteward.scan.runner",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -145,3 +146,138 @@ def test_a_lease_holder_the_api_does_not_know_is_inactive() -> None:
     from envsteward.tasks.promotion import _run_is_active
 
     assert _run_is_active("00000000-0000-0000-0000-000000000001") is False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --status, --repair and the one-line failure (issue 18)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _journal_half_applied(folder: Path, run_id: str) -> Any:
+    """Take staging's lease for ``run_id``, journal the services.** promotion and apply its first change
+    (what a worker killed in the middle of its apply leaves behind); the journal."""
+    from datetime import UTC, datetime, timedelta
+
+    from envsteward.promotion import apply_plan
+    from envsteward.promotion import lock as promotion_lock
+    from envsteward.promotion.journal import open_journal
+    from envsteward.promotion.runbook import make_plan, target_sources
+    from envsteward.services import get_services
+
+    services = get_services()
+    plan = make_plan(services, "development", "staging", ["services.**"])
+    now = datetime.now(UTC)
+    promotion_lock.acquire(
+        services.state_store(),
+        target="staging",
+        source="development",
+        run_id=run_id,
+        requested_by="dave",
+        now=now,
+        expires_at=now + timedelta(hours=1),
+        is_active=lambda _run: True,
+    )
+    journal = open_journal(services, plan, run_id=run_id, now=now)
+    apply_plan(plan, target_sources(services, plan))
+    assert "1.1.0" in (folder / "live" / "staging" / "services.json").read_text()
+    return journal
+
+
+def test_status_shows_the_lease_and_a_pending_rollback(file_catalog: Path) -> None:
+    from datetime import UTC, datetime
+
+    from envsteward.promotion.journal import JournalStatus, set_status
+    from envsteward.services import get_services
+
+    empty = runner.invoke(app, ["promote", "--status", "staging"])
+    assert empty.exit_code == 0, empty.output
+    assert "staging: no promotion holds the lease" in empty.output
+    assert "staging: no rollback pending" in empty.output
+
+    run_id = "11111111-2222-4333-8444-555555555555"
+    journal = _journal_half_applied(file_catalog, run_id)
+    set_status(
+        get_services().state_store(),
+        journal,
+        JournalStatus.ROLLBACK_PENDING,
+        now=datetime.now(UTC),
+        keys_left=["services.api.image"],
+        last_error="file services: restore failed: connection refused",
+    )
+    shown = runner.invoke(app, ["promote", "--status", "staging"])
+    assert shown.exit_code == 0, shown.output
+    assert f"lease held by flow run {run_id}" in shown.output
+    assert "rollback_pending" in shown.output
+    assert "keys left changed: services.api.image" in shown.output
+    assert "age: " in shown.output
+    assert "last error: file services: restore failed" in shown.output
+
+    both = runner.invoke(app, ["promote", "development", "staging", "--status", "staging"])
+    assert both.exit_code == 1
+    assert "take no SOURCE/TARGET" in both.output
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_repair_rolls_back_a_dead_runs_journal_and_exits_1_while_one_is_left(file_catalog: Path) -> None:
+    from envsteward.promotion import lock as promotion_lock
+    from envsteward.promotion.journal import load_journal
+    from envsteward.services import get_services
+
+    before = (file_catalog / "live" / "staging" / "services.json").read_bytes()
+    run_id = "22222222-2222-4333-8444-555555555555"  # unknown to the Prefect API: not running
+    _journal_half_applied(file_catalog, run_id)
+    repaired = runner.invoke(app, ["promote", "--repair", "staging"])
+    assert repaired.exit_code == 0, repaired.output
+    assert f"rolled back the promotion of flow run {run_id}" in repaired.output
+    assert (file_catalog / "live" / "staging" / "services.json").read_bytes() == before
+    store = get_services().state_store()
+    assert load_journal(store, "staging") is None
+    assert promotion_lock.holder(store, "staging") is None
+
+    journal = _journal_half_applied(file_catalog, run_id)
+    (copy,) = (Path(entry.copy_path) for entry in journal.entries)
+    copy.unlink()  # the journal's copy of the file is gone: nothing can be restored from it
+    pending = runner.invoke(app, ["promote", "--repair", "staging"])
+    assert pending.exit_code == 1, pending.output
+    assert "rollback still pending" in pending.output
+    assert "the rollback journal is still there" in pending.output
+    assert load_journal(store, "staging") is not None
+    assert promotion_lock.holder(store, "staging") is not None, "the lease stays held"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_failed_run_is_one_line_on_the_terminal_and_the_traceback_is_in_the_log(
+    file_catalog: Path, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    home = tmp_path / "cli-home"
+    env = {
+        **os.environ,
+        "ENVSTEWARD_CATALOG": str(file_catalog),
+        "ENVSTEWARD_HOME": str(home),
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    # without --select the api_key reference is in scope and cannot be checked (no Vault): the run fails
+    result = subprocess.run(
+        [sys.executable, "-m", "envsteward.cli.main", "promote", "development", "staging"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, result.stderr
+    log = home / "logs" / "promote.log"
+    assert errors[0].startswith("error: promotion: the promotion development -> staging is blocked")
+    assert str(log) in errors[0]
+    assert "Traceback" in log.read_text()
+    assert "PromotionBlockedError" in log.read_text()

@@ -7,7 +7,12 @@ Prefect API (``PREFECT_API_URL``), like the UI's Resume form.
 
 Everything that needs no server is checked first (catalog, environments, promotion path, ``--select``
 globs); an unreachable Prefect API is one line naming ``PREFECT_API_URL`` and what to do, never a
-traceback.
+traceback. A local run that fails prints one line naming the log file: Prefect's own error records and
+tracebacks go to ``<home>/logs/promote.log`` instead of the terminal (its progress lines stay).
+
+``promote --status TARGET`` shows the target's lease and any unfinished rollback (run, keys left, age,
+last error) from the state store alone; ``promote --repair TARGET`` runs the rollback sweep (the
+``repair-rollbacks`` flow) for TARGET now and exits 1 while a rollback journal is left.
 
 Heavy imports (prefect, the flow) stay inside the functions: ``envsteward --help`` must stay fast.
 """
@@ -15,6 +20,10 @@ Heavy imports (prefect, the flow) stay inside the functions: ``envsteward --help
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +32,8 @@ from envsteward.cli._common import console, fail, handle_errors
 from envsteward.errors import EnvstewardError
 
 DEFAULT_DEPLOYMENT = "promote/promote"
+LOG_FILE = Path("logs") / "promote.log"
+"""Under the envsteward home: where a local run's Prefect errors and tracebacks go."""
 
 
 def register(app: typer.Typer) -> None:
@@ -34,8 +45,12 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def promote_command(  # noqa: PLR0917 - typer maps parameters to arguments and options
-    source: Annotated[str, typer.Argument(help="Environment to promote from, e.g. development.")],
-    target: Annotated[str, typer.Argument(help="The next environment on the promotion path, e.g. staging.")],
+    source: Annotated[
+        str | None, typer.Argument(help="Environment to promote from, e.g. development.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Argument(help="The next environment on the promotion path, e.g. staging.")
+    ] = None,
     select: Annotated[
         list[str] | None,
         typer.Option("--select", help="Only keys matching this path glob (repeatable); default: every key."),
@@ -54,8 +69,33 @@ def promote_command(  # noqa: PLR0917 - typer maps parameters to arguments and o
             help=f"Start a run of this deployment (e.g. {DEFAULT_DEPLOYMENT}) instead of running locally.",
         ),
     ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", metavar="TARGET", help="Show TARGET's promotion lease and any unfinished rollback."
+        ),
+    ] = None,
+    repair: Annotated[
+        str | None,
+        typer.Option(
+            "--repair",
+            metavar="TARGET",
+            help="Finish TARGET's pending rollback now (exit 1 while one is left).",
+        ),
+    ] = None,
 ) -> None:
     """Promote SOURCE's configuration to TARGET: plan, validate, wait for approval, apply, verify."""
+    if status or repair:
+        if source or target or (status and repair):
+            fail("--status TARGET and --repair TARGET take no SOURCE/TARGET arguments and not each other")
+        if status:
+            _show_status(status)
+        else:
+            _repair(str(repair))
+        return
+    if not source or not target:
+        fail("SOURCE and TARGET are required, e.g. `envsteward promote development staging`")
+        return
     _check_locally(source, target, select or [])
     parameters: dict[str, Any] = {
         "source": source,
@@ -74,19 +114,125 @@ def promote_command(  # noqa: PLR0917 - typer maps parameters to arguments and o
     # flows/ is mapped into the distribution as envsteward.flows (pyproject package-dir); imported by
     # name so that the typed core never depends on the orchestration layer at type-check time
     promote = importlib.import_module("envsteward.flows.promote").promote
-    try:
-        result: dict[str, Any] = promote(**parameters)
-    except EnvstewardError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - named by type only (a vendor message might quote a value)
-        fail(f"the promotion run ended with an unexpected {type(exc).__name__}; see the run's logs")
-        return
+    result: dict[str, Any] = _run_locally(promote, parameters, "the promotion run")
     if dry_run and result.get("plan_markdown"):
         console().print(result["plan_markdown"], markup=False, highlight=False)
     shown = {key: value for key, value in result.items() if key != "plan_markdown"}
     console().print(json.dumps(shown, indent=2), markup=False)
     if result.get("blockers"):
         fail("the promotion is blocked: " + "; ".join(result["blockers"]))
+
+
+def log_path() -> Path:
+    """``<home>/logs/promote.log`` (the folder is created)."""
+    from envsteward.services import get_services
+
+    path = get_services().settings.home / LOG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class _NoErrorsOnTheTerminal(logging.Filter):
+    """On the console: progress only. Error records, anything with a traceback and a run's failed final
+    state (Prefect logs it at INFO, repeating the error) go to the log file only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR or record.exc_info:
+            return False
+        message = record.getMessage()
+        return not (message.startswith("Finished in state") and "Completed" not in message[:30])
+
+
+@contextmanager
+def prefect_errors_to_file(path: Path) -> Iterator[None]:
+    """While running a flow in this process: every Prefect record also goes to ``path``, and the console
+    handlers drop error records and tracebacks. Restores the handlers afterwards."""
+    from prefect.logging.configuration import PROCESS_LOGGING_CONFIG, setup_logging
+
+    if not PROCESS_LOGGING_CONFIG:
+        setup_logging()
+    root = logging.getLogger()
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setLevel(logging.INFO)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"))
+    quiet = _NoErrorsOnTheTerminal()
+    consoles = [
+        handler
+        for logger in (root, logging.getLogger("prefect"))
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+    ]
+    for handler in consoles:
+        handler.addFilter(quiet)
+    root.addHandler(file_handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(file_handler)
+        file_handler.close()
+        for handler in consoles:
+            handler.removeFilter(quiet)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _run_locally(flow: Any, parameters: dict[str, Any], what: str) -> Any:
+    """Run ``flow`` in this process; on failure exit 1 with one line that names the log file."""
+    path = log_path()
+    with prefect_errors_to_file(path):
+        try:
+            return flow(**parameters)
+        except EnvstewardError as exc:
+            fail(f"{_one_line(str(exc))} (details: {path})")
+        except Exception as exc:  # noqa: BLE001 - named by type only (a vendor message might quote a value)
+            fail(f"{what} ended with an unexpected {type(exc).__name__} (details: {path})")
+    raise AssertionError("unreachable")
+
+
+def _show_status(target: str) -> None:
+    """Print ``target``'s lease and any unfinished rollback journal (state store only; read-only)."""
+    from envsteward.promotion import lock as promotion_lock
+    from envsteward.promotion.repair import rollback_status
+    from envsteward.services import get_services
+
+    services = get_services()
+    lease = promotion_lock.holder(services.state_store(), target)
+    if lease is None:
+        console().print(f"{target}: no promotion holds the lease", markup=False)
+    else:
+        console().print(
+            f"{target}: lease held by flow run {lease.get('run_id')} ({lease.get('source')} -> {target}, "
+            f"requested by {lease.get('requested_by')} at {lease.get('acquired_at')}; "
+            f"expires {lease.get('expires_at')})",
+            markup=False,
+        )
+    pending = rollback_status(services, target)
+    if not pending:
+        console().print(f"{target}: no rollback pending", markup=False)
+    for block in pending:
+        console().print(block, markup=False)
+
+
+def _repair(target: str) -> None:
+    """Run the repair-rollbacks flow for ``target`` now; exit 1 while a rollback journal is left."""
+    import importlib
+
+    _check_api(required=False)
+    flow = importlib.import_module("envsteward.flows.repair_rollbacks").repair_rollbacks
+    result: dict[str, Any] = _run_locally(flow, {"target": target}, "the rollback sweep")
+    lines = list(result.get("lines", []))
+    for line in lines:
+        console().print(line, markup=False)
+    if not lines:
+        console().print(f"{target}: no rollback journal; nothing to repair", markup=False)
+    left = [*result.get("pending", []), *result.get("skipped", [])]
+    if left:
+        fail(
+            f"{', '.join(left)}: the rollback journal is still there "
+            f"(see `envsteward promote --status {target}`)"
+        )
 
 
 def _check_locally(source: str, target: str, select: list[str]) -> None:

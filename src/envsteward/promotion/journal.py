@@ -2,7 +2,7 @@
 
 A promotion writes its journal to the shared state store (key ``promotion-journal:<target>``) *before* its
 first write, and removes it only when the apply is verified or the rollback is verified. Any process can
-rebuild the restorers from it alone (plus the Services clients): the run itself when it rolls back, or a
+rebuild the restorers from it alone (plus the services' clients): the run itself when it rolls back, or a
 sweep (:mod:`envsteward.promotion.repair`) after the run was killed or ran out of rollback budget.
 
 What the journal holds per touched key, never a secret value in plain text:
@@ -40,11 +40,12 @@ from envsteward.errors import ConflictError, IntegrityError, NotFoundError, Perm
 from envsteward.ports import JSONValue
 from envsteward.promotion.model import PromotionPlan
 from envsteward.scan.live import call_with_retries
+from envsteward.tree import is_missing, value_at
 
 if TYPE_CHECKING:
     from envsteward.catalog.models import SourceSpec
     from envsteward.ports import ConfigSource, StateStore
-    from envsteward.services import Services
+    from envsteward.promotion.deps import PromotionServices
 
 JOURNAL_PREFIX = "promotion-journal:"
 INDEX_KEY = "promotion-journals"
@@ -74,8 +75,9 @@ class _Model(BaseModel):
 class _EntryBase(_Model):
     source: str
     """The target's catalog source the entry belongs to."""
-    keys: tuple[str, ...]
-    """The plan's change paths (``app.database.pool_size``) this entry can hold (named when left changed)."""
+    paths: tuple[str, ...]
+    """The plan's change paths (``app.database.pool_size``) this entry can hold (named when left changed).
+    Not called ``keys``: Prefect reads a model with a ``keys`` attribute as a mapping."""
 
 
 class VaultSecretEntry(_EntryBase):
@@ -209,16 +211,6 @@ def _dump(journal: RollbackJournal) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def leaf_at(tree: Any, keys: Sequence[str]) -> tuple[bool, Any]:
-    """``(True, value)`` when ``tree`` holds a value at ``keys``, else ``(False, None)``."""
-    node = tree
-    for key in keys:
-        if not isinstance(node, Mapping) or key not in node:
-            return False, None
-        node = node[key]
-    return True, node
-
-
 def _is_secret_path(keys: Sequence[str], plan: PromotionPlan, path: str) -> bool:
     from envsteward.drift import is_secret_key
 
@@ -232,7 +224,7 @@ def _is_secret_path(keys: Sequence[str], plan: PromotionPlan, path: str) -> bool
 
 
 def _vault_entries(
-    services: Services, spec: Any, changes: Sequence[tuple[tuple[str, ...], str]]
+    services: PromotionServices, spec: Any, changes: Sequence[tuple[tuple[str, ...], str]]
 ) -> list[VaultSecretEntry]:
     client = services.vault_client()
     mount, base = spec.kv_mount, spec.kv_path
@@ -256,7 +248,7 @@ def _vault_entries(
     return [
         VaultSecretEntry(
             source=spec.name,
-            keys=tuple(dict.fromkeys(paths)),
+            paths=tuple(dict.fromkeys(paths)),
             mount=mount,
             path=secret,
             version=call_with_retries(lambda secret=secret: current(secret)),  # type: ignore[misc]
@@ -266,7 +258,7 @@ def _vault_entries(
 
 
 def _ssm_entries(
-    services: Services, spec: Any, changes: Sequence[tuple[tuple[str, ...], str]]
+    services: PromotionServices, spec: Any, changes: Sequence[tuple[tuple[str, ...], str]]
 ) -> list[SSMParameterEntry]:
     from envsteward.adapters.aws_errors import aws_errors
 
@@ -290,7 +282,7 @@ def _ssm_entries(
     return [
         SSMParameterEntry(
             source=spec.name,
-            keys=tuple(dict.fromkeys(paths)),
+            paths=tuple(dict.fromkeys(paths)),
             name=name,
             version=found[name][0] if name in found else None,
             parameter_type=found[name][1] if name in found else None,
@@ -300,7 +292,7 @@ def _ssm_entries(
 
 
 def _secrets_manager_entries(
-    services: Services, spec: Any, changes: Sequence[tuple[tuple[str, ...], str]]
+    services: PromotionServices, spec: Any, changes: Sequence[tuple[tuple[str, ...], str]]
 ) -> list[SecretsManagerEntry]:
     from envsteward.adapters.aws_secrets import SecretsManager
 
@@ -323,7 +315,7 @@ def _secrets_manager_entries(
     return [
         SecretsManagerEntry(
             source=spec.name,
-            keys=tuple(dict.fromkeys(paths)),
+            paths=tuple(dict.fromkeys(paths)),
             secret_id=secret,
             version_id=call_with_retries(lambda secret=secret: current(secret)),  # type: ignore[misc]
         )
@@ -331,7 +323,7 @@ def _secrets_manager_entries(
     ]
 
 
-def copies_folder(services: Services, target: str, run_id: str) -> Path:
+def copies_folder(services: PromotionServices, target: str, run_id: str) -> Path:
     """Where a run's file copies live: ``<home>/journal/<target>/<run id>/`` (0700)."""
     from envsteward.adapters.state_fs import file_name_for_key
 
@@ -339,7 +331,7 @@ def copies_folder(services: Services, target: str, run_id: str) -> Path:
 
 
 def _file_entry(
-    services: Services,
+    services: PromotionServices,
     spec: Any,
     source: ConfigSource | None,
     *,
@@ -358,7 +350,7 @@ def _file_entry(
         content = path.read_bytes()
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
-        return FileEntry(source=spec.name, keys=tuple(paths), path=str(path), copy_path=None, sha256=None)
+        return FileEntry(source=spec.name, paths=tuple(paths), path=str(path), copy_path=None, sha256=None)
     folder = copies_folder(services, target, run_id)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
@@ -370,7 +362,7 @@ def _file_entry(
         os.fsync(handle.fileno())
     return FileEntry(
         source=spec.name,
-        keys=tuple(paths),
+        paths=tuple(paths),
         path=str(path),
         copy_path=str(copy),
         sha256=hashlib.sha256(content).hexdigest(),
@@ -387,23 +379,23 @@ def _leaf_entries(
     entries = []
     for keys, path in changes:
         if _is_secret_path(keys, plan, path):
-            entries.append(LeafEntry(source=spec.name, keys=(path,), key_path=keys, state="manual"))
+            entries.append(LeafEntry(source=spec.name, paths=(path,), key_path=keys, state="manual"))
             continue
-        found, value = leaf_at(tree, keys)
+        value = value_at(tree, keys)
         entries.append(
             LeafEntry(
                 source=spec.name,
-                keys=(path,),
+                paths=(path,),
                 key_path=keys,
-                state="value" if found else "absent",
-                value=value if found else None,
+                state="absent" if is_missing(value) else "value",
+                value=None if is_missing(value) else value,
             )
         )
     return entries
 
 
 def capture_entries(
-    services: Services,
+    services: PromotionServices,
     plan: PromotionPlan,
     run_id: str,
     sources: Mapping[str, ConfigSource] | None = None,
@@ -489,7 +481,7 @@ def _index_remove(store: StateStore, target: str) -> None:
 
 
 def open_journal(
-    services: Services,
+    services: PromotionServices,
     plan: PromotionPlan,
     *,
     run_id: str,
@@ -601,7 +593,7 @@ def set_status(
     return update_journal(store, journal, change)
 
 
-def discard(services: Services, journal: RollbackJournal) -> bool:
+def discard(services: PromotionServices, journal: RollbackJournal) -> bool:
     """Remove the run's journal and its file copies (the apply or the rollback is verified); True when this
     call removed it. Calls the state store and the local file system."""
     store = services.state_store()
@@ -622,7 +614,7 @@ def discard(services: Services, journal: RollbackJournal) -> bool:
     return removed
 
 
-def journal_targets(services: Services) -> list[str]:
+def journal_targets(services: PromotionServices) -> list[str]:
     """Targets that may hold a journal: the index plus every catalog environment. Calls the state store."""
     indexed = services.state_store().get(INDEX_KEY)
     names = {str(name) for name in indexed} if isinstance(indexed, list) else set()
@@ -631,7 +623,7 @@ def journal_targets(services: Services) -> list[str]:
     return sorted(names)
 
 
-def pending_journals(services: Services, target: str | None = None) -> list[RollbackJournal]:
+def pending_journals(services: PromotionServices, target: str | None = None) -> list[RollbackJournal]:
     """Every unfinished journal (of ``target`` only, when given), for ``envsteward promote --status``.
     Calls the state store. Raises IntegrityError for a damaged journal."""
     store = services.state_store()
@@ -654,6 +646,8 @@ def describe_journal(journal: RollbackJournal, now: datetime, lease: Mapping[str
         lines.append(
             f"  apply deadline {journal.apply_deadline.isoformat()} has passed: the sweep will roll it back"
         )
+    age = max(0, int((now - journal.created_at).total_seconds()))
+    lines.append(f"  age: {age // 3600}h{age % 3600 // 60:02d}m{age % 60:02d}s")
     keys = journal.keys_left or journal.changes
     label = "keys left changed" if journal.keys_left else "keys the promotion may have changed"
     lines.append(f"  {label}: {', '.join(keys)}")

@@ -12,7 +12,10 @@
   target so the caller can tell the channels.
 * :func:`rollback_status` — the unfinished journals, for ``envsteward promote --status``.
 
-Wiring (a flow, the CLI, a deployment)::
+Wired in ``flows/promote.py`` (tasks ``open-rollback-journal``, ``rollback-target``,
+``discard-rollback-journal``; ``lock-target`` refuses over a journal; ``release-target`` keeps the lease
+while the run's journal exists), ``flows/repair_rollbacks.py`` (deployment ``repair-rollbacks``, run by the
+drift scan before it heals and by ``envsteward promote --repair``) and ``envsteward promote --status``::
 
     ensure_no_pending(services.state_store(), plan.target, run_id)        # before taking the lease
     journal = open_journal(services, plan, run_id=run_id, now=now)        # before the first write
@@ -63,7 +66,6 @@ from envsteward.promotion.journal import (
     describe_journal,
     discard,
     journal_targets,
-    leaf_at,
     load_journal,
     pending_journals,
     read_copy,
@@ -71,12 +73,13 @@ from envsteward.promotion.journal import (
     sha256_file,
 )
 from envsteward.scan.live import describe_failure
+from envsteward.tree import is_missing, value_at
 
 if TYPE_CHECKING:
     from envsteward.adapters.aws import AWSClients
     from envsteward.adapters.vault import VaultClient
     from envsteward.ports import ConfigSource
-    from envsteward.services import Services
+    from envsteward.promotion.deps import PromotionServices
 
 DEFAULT_ROLLBACK_BUDGET_SECONDS = 300.0
 
@@ -144,7 +147,7 @@ class VaultSecretRestorer:
     def __init__(self, entry: VaultSecretEntry, client: Callable[[], VaultClient]) -> None:
         self.entry = entry
         self.label = entry.label
-        self.keys = entry.keys
+        self.keys = entry.paths
         self._client = client
 
     def _latest(self) -> tuple[int, dict[str, Any] | None]:
@@ -195,7 +198,7 @@ class SSMParameterRestorer:
     def __init__(self, entry: SSMParameterEntry, clients: Callable[[], AWSClients]) -> None:
         self.entry = entry
         self.label = entry.label
-        self.keys = entry.keys
+        self.keys = entry.paths
         self._clients = clients
 
     def _ssm(self) -> Any:
@@ -282,7 +285,7 @@ class SecretsManagerRestorer:
     def __init__(self, entry: SecretsManagerEntry, clients: Callable[[], AWSClients]) -> None:
         self.entry = entry
         self.label = entry.label
-        self.keys = entry.keys
+        self.keys = entry.paths
         self._clients = clients
 
     def _current(self) -> str | None:
@@ -335,7 +338,7 @@ class FileEntryRestorer:
     def __init__(self, entry: FileEntry) -> None:
         self.entry = entry
         self.label = entry.label
-        self.keys = entry.keys
+        self.keys = entry.paths
 
     def restore(self) -> None:
         """Local file system only. Raises IntegrityError when the journal's copy is missing or altered."""
@@ -368,13 +371,14 @@ class LeafEntryRestorer:
     def __init__(self, entry: LeafEntry, source: Callable[[], ConfigSource]) -> None:
         self.entry = entry
         self.label = entry.label
-        self.keys = entry.keys
+        self.keys = entry.paths
         self._source = source
 
-    def _now(self) -> tuple[bool, Any]:
+    def _now(self) -> Any:
+        """The leaf's current value, or MISSING."""
         from envsteward.promotion.snapshot import plain
 
-        return leaf_at(plain(self._source().read()), self.entry.key_path)
+        return value_at(plain(self._source().read()), self.entry.key_path)
 
     def restore(self) -> None:
         """Calls the source's system. Raises PermanentError for a created or secret-looking key."""
@@ -390,19 +394,21 @@ class LeafEntryRestorer:
                 system="promotion",
                 operation=f"restore {self.label}",
             )
-        found, value = self._now()
-        if found and same_value(value, self.entry.value):
+        value = self._now()
+        if not is_missing(value) and same_value(value, self.entry.value):
             return
         self._source().write(self.entry.key_path, self.entry.value)
 
     def verify(self) -> str | None:
         if self.entry.state != "value":
             return "needs a manual check"
-        found, value = self._now()
-        return None if found and same_value(value, self.entry.value) else "differs from the journal"
+        value = self._now()
+        if is_missing(value) or not same_value(value, self.entry.value):
+            return "differs from the journal"
+        return None
 
 
-def build_restorers(services: Services, journal: RollbackJournal) -> list[EntryRestorer]:
+def build_restorers(services: PromotionServices, journal: RollbackJournal) -> list[EntryRestorer]:
     """One restorer per journal entry; clients come from ``services`` when first used (so an unreachable
     store fails inside the retried restore, not here)."""
     restorers: list[EntryRestorer] = []
@@ -411,7 +417,7 @@ def build_restorers(services: Services, journal: RollbackJournal) -> list[EntryR
     return restorers
 
 
-def _restorer(services: Services, target: str, entry: JournalEntry) -> EntryRestorer:
+def _restorer(services: PromotionServices, target: str, entry: JournalEntry) -> EntryRestorer:
     if isinstance(entry, VaultSecretEntry):
         return VaultSecretRestorer(entry, services.vault_client)
     if isinstance(entry, SSMParameterEntry):
@@ -552,7 +558,7 @@ def _pending_error(
 
 
 def roll_back_with_budget(
-    services: Services,
+    services: PromotionServices,
     journal: RollbackJournal,
     *,
     budget: RetryBudget | None = None,
@@ -647,6 +653,8 @@ class RepairReport:
     lease_released: bool = False
     elapsed_seconds: float = 0.0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    status_was: str = ""
+    """The journal's status when the sweep found it (empty: unknown, e.g. the state store failed)."""
 
     def line(self) -> str:
         if self.outcome == "repaired":
@@ -667,7 +675,7 @@ def _ask(is_run_active: Callable[[str], bool], run_id: str) -> bool | None:
 
 
 def _audit_rolled_back(
-    services: Services, journal: RollbackJournal, reason: str, actor: str | None, elapsed: float
+    services: PromotionServices, journal: RollbackJournal, reason: str, actor: str | None, elapsed: float
 ) -> int:
     """The same record shape as :func:`envsteward.promotion.runbook.audit` (target, environment, run id,
     plan hash, changes). Calls the audit log's store."""
@@ -691,7 +699,7 @@ def _audit_rolled_back(
 
 
 def repair_target(
-    services: Services,
+    services: PromotionServices,
     target: str,
     *,
     is_run_active: Callable[[str], bool],
@@ -721,6 +729,7 @@ def repair_target(
         outcome="skipped",
         reason=decision.reason,
         changes=journal.changes,
+        status_was=journal.status.value,
     )
     if not decision.repair:
         return base
@@ -765,7 +774,7 @@ def repair_target(
 
 
 def repair_pending(
-    services: Services,
+    services: PromotionServices,
     now: datetime,
     is_run_active: Callable[[str], bool],
     target: str | None = None,
@@ -803,7 +812,9 @@ def repair_pending(
     return reports
 
 
-def rollback_status(services: Services, target: str | None = None, now: datetime | None = None) -> list[str]:
+def rollback_status(
+    services: PromotionServices, target: str | None = None, now: datetime | None = None
+) -> list[str]:
     """One block of lines per unfinished journal (empty: nothing pending), for ``envsteward promote
     --status``. Calls the state store."""
     moment = now or _utcnow()
@@ -815,8 +826,15 @@ def rollback_status(services: Services, target: str | None = None, now: datetime
 
 
 def repair_notification(report: RepairReport, link: str | None = None) -> Notification | None:
-    """What to tell the target's channels about a sweep's result (None for a skipped target)."""
+    """What to tell the target's channels about a sweep's result (None: nothing to tell).
+
+    A repaired rollback is always told. A still-pending one only when the sweep found it first (the run
+    was killed or overran its apply deadline: nobody was told yet); a rollback whose run already gave up
+    was alerted by that run, and repeating it on every sweep during an outage would bury the channels.
+    A skipped target is never told."""
     if report.outcome == "skipped":
+        return None
+    if report.outcome == "pending" and report.status_was in {"", JournalStatus.ROLLBACK_PENDING.value}:
         return None
     if report.outcome == "repaired":
         return Notification(

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from envsteward.adapters.vault import VaultClient
     from envsteward.catalog.models import SourceSpec
     from envsteward.ports import ConfigSource
-    from envsteward.services import Services
+    from envsteward.promotion.deps import SnapshotServices
 
 
 class Restorer(Protocol):
@@ -223,7 +223,7 @@ def plain(value: Any) -> Any:
 
 
 def _restorer(
-    services: Services,
+    services: SnapshotServices,
     spec: SourceSpec,
     source: ConfigSource,
     before: Mapping[str, Any],
@@ -242,7 +242,7 @@ def _restorer(
 
 
 def take_snapshot(
-    services: Services, plan: PromotionPlan, sources: Mapping[str, ConfigSource]
+    services: SnapshotServices, plan: PromotionPlan, sources: Mapping[str, ConfigSource]
 ) -> TargetSnapshot:
     """Snapshot every target source the plan writes to: read it, and record what its restorer needs.
 

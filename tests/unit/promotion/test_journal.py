@@ -175,7 +175,7 @@ def test_the_sweep_decides_from_status_deadline_and_run_state(
 
 
 def test_a_secret_looking_leaf_is_not_journaled_and_never_claimed_restored() -> None:
-    entry = LeafEntry(source="x", keys=("app.db.password",), key_path=("db", "password"), state="manual")
+    entry = LeafEntry(source="x", paths=("app.db.password",), key_path=("db", "password"), state="manual")
     assert "value" not in json.dumps(entry.model_dump(mode="json")).replace('"value": null', "")
 
     class Source:
