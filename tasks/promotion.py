@@ -171,9 +171,11 @@ def lock_target(plan: PromotionPlan, run_id: str, requested_by: str) -> dict[str
 
 
 def _run_is_active(run_id: str) -> bool:
-    """Whether the lease holder's flow run may still be promoting. Fails closed: only a run the API says
-    is finished, or does not know at all, is inactive; an API that cannot be asked means "active" (the
-    lease stays held). Calls the Prefect API."""
+    """Whether the lease holder's (or a journal's) flow run may still be promoting. Fails closed: only a run
+    the API says is finished is inactive. A run this API does not know counts as active too: the caller may
+    be talking to another Prefect API than the run's (an ephemeral one from the command line), and taking
+    over a live lease or rolling back under a live apply is worse than waiting for the lease's expiry or
+    the journal's apply deadline. An API that cannot be asked means "active". Calls the Prefect API."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
@@ -187,7 +189,7 @@ def _run_is_active(run_id: str) -> bool:
         with get_client(sync_client=True) as client:
             run = client.read_flow_run(flow_run_id)
     except ObjectNotFound:
-        return False
+        return True
     except Exception:  # noqa: BLE001 - unknown = held: a blip of the API must not hand over a live lease
         return True
     return run.state is None or not run.state.is_final()

@@ -284,7 +284,7 @@ def _apply_then_hang(settings: Settings, plan_json: str, run_id: str, ready: Any
         expires_at=now + timedelta(hours=1),
         is_active=lambda _run: True,
     )
-    open_journal(services, plan, run_id=run_id, now=now)
+    open_journal(services, plan, run_id=run_id, now=now, apply_deadline=now + timedelta(seconds=15))
     apply_plan(head(plan, 5), target_sources(services, plan), retries=0)
     ready.set()
     time.sleep(600)
@@ -294,7 +294,9 @@ def test_a_sigkilled_apply_is_rolled_back_by_the_repair_flow(outage_world: Outag
     rig = outage_world.rig
     plan = make_plan(rig.direct, "development", "staging")
     before = whole_state(rig)
-    run_id = str(uuid.uuid4())  # a flow run the Prefect API does not know: not running
+    # a flow run this Prefect API does not know: it may be running elsewhere, so only its apply deadline
+    # lets the sweep touch it
+    run_id = str(uuid.uuid4())
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
     child = context.Process(
@@ -314,6 +316,11 @@ def test_a_sigkilled_apply_is_rolled_back_by_the_repair_flow(outage_world: Outag
     assert (load_journal(store, "staging") or pytest.fail("no journal")).status is JournalStatus.APPLYING
     assert_no_secrets(raw_journal(rig), rig)
 
+    early = _repair()
+    assert early["skipped"] == ["staging"], early  # before the deadline: maybe a live apply elsewhere
+    assert (load_journal(store, "staging") or pytest.fail("journal gone")).status is JournalStatus.APPLYING
+    deadline = (load_journal(store, "staging") or pytest.fail("journal gone")).apply_deadline
+    time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 0.5)
     result = _repair()
     assert result["repaired"] == ["staging"], result
     assert_restored(before, whole_state(rig))
