@@ -2,7 +2,8 @@
 
 1. Start a Prefect server on SQLite, an OpenBao dev server (Vault API) and a moto server (AWS API) on
    loopback, plus printing stand-ins for the platform API, Slack, PagerDuty and SMTP.
-2. Load the example platform (a copy of ``examples/catalog`` under ``.demo/``) into them: every source of
+2. Load the example platform (a copy of ``examples/catalog`` under ``.demo/``, its loopback addresses
+   moved to the ports chosen on the command line: see :func:`render_catalog`) into them: every source of
    every environment gets its desired configuration, every secret reference a generated secret; then some
    deliberate drift (see :data:`DELIBERATE_DRIFT`).
 3. Run the drift-scan flow (read-only) and the health-check flow against the Prefect server and print
@@ -16,17 +17,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from envsteward.deployments.catalog import REPO_ROOT
-from envsteward.deployments.local_stack import LocalStack, StackError, executable, http_ok
+from envsteward.deployments.local_stack import LocalStack, StackError, executable, http_ok, port_is_free
 
 DEMO_DIR = REPO_ROOT / ".demo"
+DEMO_MARKER = ".envsteward-demo"
+"""Marks a folder the demo made: only such a folder (or the default ``.demo``) is wiped on the next start."""
+EXAMPLE_CATALOG = REPO_ROOT / "examples" / "catalog"
+
+PORT_OPTIONS: dict[str, tuple[int, str]] = {
+    # argparse dest: (default port, what listens there)
+    "prefect_port": (4200, "Prefect server and UI"),
+    "vault_port": (8200, "OpenBao (Vault API)"),
+    "aws_port": (5055, "moto (AWS API)"),
+    "standin_port": (8080, "platform API (/healthz), Slack and PagerDuty stand-ins"),
+    "smtp_port": (8025, "SMTP stand-in"),
+}
+"""Every port the demo listens on. The example catalog's loopback addresses on a default port follow the
+option (:func:`render_catalog`); settings get the chosen ports in :func:`configure_environment`."""
+LOOPBACK_ADDRESS = re.compile(r"\b(127\.0\.0\.1|localhost):(\d+)\b")
 
 DELIBERATE_DRIFT: list[tuple[str, str, tuple[str, ...], Any, str]] = [
     # environment, source, key path inside the source, live value, why it is interesting
@@ -49,23 +67,31 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line: ``--once``, one ``--<name>-port`` per :data:`PORT_OPTIONS` entry, ``--workdir``."""
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true", help="stop after the first flow run")
-    parser.add_argument("--prefect-port", type=int, default=4200)
-    parser.add_argument("--vault-port", type=int, default=8200)
-    parser.add_argument("--aws-port", type=int, default=5055)
-    parser.add_argument("--standin-port", type=int, default=8080, help="platform API / Slack / PagerDuty")
-    parser.add_argument("--smtp-port", type=int, default=8025)
-    args = parser.parse_args(argv)
+    for dest, (default, what) in PORT_OPTIONS.items():
+        parser.add_argument(f"--{dest.replace('_', '-')}", type=int, default=default, help=what)
+    parser.add_argument(
+        "--workdir", type=Path, default=DEMO_DIR, help="where the demo keeps its state and logs (wiped first)"
+    )
+    return parser.parse_args(argv)
 
-    if DEMO_DIR.exists():
-        shutil.rmtree(DEMO_DIR)
-    DEMO_DIR.mkdir()
-    shutil.copytree(REPO_ROOT / "examples" / "catalog", DEMO_DIR / "catalog")
-    configure_environment(args)
 
-    stack = LocalStack(DEMO_DIR)
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir: Path = args.workdir.resolve()
+    try:
+        check_ports(args)
+        prepare_workdir(workdir)
+    except StackError as exc:
+        say(f"demo: {exc}")
+        return 1
+    render_catalog(EXAMPLE_CATALOG, workdir / "catalog", chosen_ports(args))
+    configure_environment(args, workdir)
+
+    stack = LocalStack(workdir)
     standins = None
     smtp = None
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -78,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         start_servers(stack, args)
         say("Loading the example platform into OpenBao and moto, with deliberate drift ...")
         seed_platform()
-        run_flows(args)
+        run_flows(args, workdir)
         if args.once:
             return 0
         say("\nServing every deployment of prefect.yaml (runs keep coming). Ctrl-C stops everything.")
@@ -103,20 +129,79 @@ def main(argv: list[str] | None = None) -> int:
             smtp.stop()
         if standins is not None:
             standins.stop()
-        say(f"Stopped everything the demo started. Logs are in {DEMO_DIR / 'logs'}.")
+        say(f"Stopped everything the demo started. Logs are in {workdir / 'logs'}.")
 
 
-def configure_environment(args: argparse.Namespace) -> None:
+def chosen_ports(args: argparse.Namespace) -> dict[int, int]:
+    """Default port -> the port chosen for it, for every option of :data:`PORT_OPTIONS`."""
+    return {default: int(getattr(args, dest)) for dest, (default, _what) in PORT_OPTIONS.items()}
+
+
+def check_ports(args: argparse.Namespace) -> None:
+    """Raise StackError naming the option when a chosen port is out of range, chosen twice, or in use."""
+    seen: dict[int, str] = {}
+    for dest, (_default, what) in PORT_OPTIONS.items():
+        port, option = int(getattr(args, dest)), f"--{dest.replace('_', '-')}"
+        if not 0 < port < 65536:
+            raise StackError(f"{option} {port}: a port is 1-65535")
+        if port in seen:
+            raise StackError(f"{option} {port}: {seen[port]} uses that port already; choose another")
+        seen[port] = option
+        if not port_is_free(port):
+            raise StackError(
+                f"port {port} on 127.0.0.1 ({what}) is already in use; stop what uses it or choose "
+                f"another port with {option}"
+            )
+
+
+def prepare_workdir(workdir: Path) -> None:
+    """Empty ``workdir`` for a fresh start. Raises StackError for an existing folder the demo did not make
+    (the default ``.demo`` excepted), so that a mistyped ``--workdir`` never wipes someone's files."""
+    if workdir.exists():
+        ours = workdir == DEMO_DIR.resolve() or (workdir / DEMO_MARKER).exists()
+        if not ours and any(workdir.iterdir()):
+            raise StackError(f"{workdir} is not empty and not a demo folder; choose a new or empty --workdir")
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / DEMO_MARKER).write_text("made by `make demo`; wiped when the demo starts again\n")
+
+
+def render_catalog(source: Path, target: Path, ports: dict[int, int]) -> None:
+    """Copy the example catalog to ``target`` with every loopback address (``127.0.0.1:P``, ``localhost:P``)
+    whose port ``P`` is a key of ``ports`` moved to ``ports[P]``, in its YAML files.
+
+    The example keeps readable fixed addresses (the API health checks say ``http://127.0.0.1:8080/healthz``);
+    the demo's own copy follows ``--standin-port`` and the other port options. Other ports (PostgreSQL
+    5432, Redis 6379) are the machine's and stay as they are.
+    """
+    shutil.copytree(source, target)
+    moved = {default: chosen for default, chosen in ports.items() if default != chosen}
+    if not moved:
+        return
+
+    def move(match: re.Match[str]) -> str:
+        port = int(match[2])
+        return f"{match[1]}:{moved.get(port, port)}"
+
+    for path in sorted(target.rglob("*")):
+        if path.suffix in {".yaml", ".yml"} and path.is_file():
+            text = path.read_text(encoding="utf-8")
+            rendered = LOOPBACK_ADDRESS.sub(move, text)
+            if rendered != text:
+                path.write_text(rendered, encoding="utf-8")
+
+
+def configure_environment(args: argparse.Namespace, workdir: Path) -> None:
     """Point envsteward, Prefect, hvac and boto3 at the local servers (before any of them is imported)."""
     standin = f"http://127.0.0.1:{args.standin_port}"
     os.environ.update(
         {
-            "PREFECT_HOME": str(DEMO_DIR / "prefect"),
+            "PREFECT_HOME": str(workdir / "prefect"),
             "PREFECT_API_URL": f"http://127.0.0.1:{args.prefect_port}/api",
             "PREFECT_UI_URL": f"http://127.0.0.1:{args.prefect_port}",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "ENVSTEWARD_CATALOG": str(DEMO_DIR / "catalog"),
-            "ENVSTEWARD_HOME": str(DEMO_DIR / "home"),
+            "ENVSTEWARD_CATALOG": str(workdir / "catalog"),
+            "ENVSTEWARD_HOME": str(workdir / "home"),
             "ENVSTEWARD_ACTOR": "demo",
             "ENVSTEWARD_VAULT__ADDR": f"http://127.0.0.1:{args.vault_port}",
             "VAULT_TOKEN": "demo-" + secrets.token_hex(12),
@@ -272,7 +357,7 @@ def _subtree(tree: dict[str, Any], mount_at: str) -> Any:
     return subtree_at(tree, mount_at) or {}
 
 
-def run_flows(args: argparse.Namespace) -> None:
+def run_flows(args: argparse.Namespace, workdir: Path) -> None:
     """Run the drift scan (the main job) and the health check against the local Prefect server."""
     from envsteward.flows.drift_scan import drift_scan
     from envsteward.flows.health_check import health_check
@@ -299,8 +384,13 @@ def run_flows(args: argparse.Namespace) -> None:
         f"  drift items:      {ui}/artifacts/key/drift-items\n"
         f"  health status:    {ui}/artifacts/key/health-status\n"
         f"  deployments:      {ui}/deployments\n"
-        "Audit log:          ENVSTEWARD_HOME=.demo/home .venv/bin/envsteward audit show"
+        f"Audit log:          ENVSTEWARD_HOME={_shown(workdir / 'home')} .venv/bin/envsteward audit show"
     )
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (shorter to copy), else absolute."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def print_drift_tables(scan: dict[str, Any]) -> None:

@@ -2,7 +2,9 @@
 
 Runbook:
 1. Read the catalog; pick the environments (all by default).
-2. Run every check at once (transient failures are retried by the task before they count as ``down``).
+2. Run every check at once. A check that finds its service down or degraded *completes*, in a state named
+   ``Down`` or ``Degraded``; only a probe that could not run (a bug, an unusable check definition) fails,
+   and its result still counts as ``down``. No check is retried within a run: step 3 confirms findings.
 3. Fold each result into the check's stored state; a status change is confirmed only after the check's
    ``consecutive`` results agree (no flapping).
 4. For each confirmed change: one notification to each of the environment's channels, one audit record.

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from envsteward.tasks.common import RETRY_TRANSIENT, retry_transient
+from envsteward.tasks.common import RETRY_TRANSIENT
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Completed, State
 
 from envsteward.health.alerts import audit_details
 from envsteward.health.checks import AnyCheck, run_check
 from envsteward.health.recording import record_result
 from envsteward.health.report import render_markdown, table_rows
-from envsteward.health.result import CheckDownError, CheckResult, CheckStatus
+from envsteward.health.result import CheckProbeError, CheckResult
 from envsteward.health.runner import context_from_services
 from envsteward.health.tracker import StatusChange
 from envsteward.ports import Notification
@@ -28,22 +29,29 @@ CHECK_TASK_TIMEOUT_SECONDS = 150.0
 @task(
     name="run-health-check",
     task_run_name="check-{environment}-{spec.name}",
-    **retry_transient(retries=2),  # a check that stays down is reported within seconds
+    # No retries: a finding is one probe's observation, confirmed over the check's `consecutive` results by
+    # the tracker (the same as `envsteward health`); a probe that could not run will not run on a retry.
+    retries=0,
     timeout_seconds=CHECK_TASK_TIMEOUT_SECONDS,
     persist_result=False,
 )
-async def run_health_check(environment: str, spec: AnyCheck) -> CheckResult:
-    """Run one check. A transiently down result raises :class:`CheckDownError` (retried); anything else is
-    returned. Calls the checked system; may resolve the check's password (hence no persisted result).
+async def run_health_check(environment: str, spec: AnyCheck) -> CheckResult | State[CheckResult]:
+    """Run one check. Calls the checked system; may resolve the check's password (hence no persisted result).
+
+    The task run's state tells the story in the Prefect UI: ``Completed`` for ``up``, ``Completed`` named
+    ``Down`` or ``Degraded`` (message: the detail) for a finding, ``Failed`` only when the probe could not
+    run (raises :class:`CheckProbeError`, which carries the ``down`` result the flow still records).
 
     Async only so that Prefect's timeout can interrupt it: the blocking check runs in a thread, and a
     timed-out check counts as ``down`` (the flow turns the TimeoutError into a result).
     """
     context = context_from_services(get_services(), environment)
     result = await asyncio.to_thread(run_check, spec, context)
-    if result.status is CheckStatus.DOWN and result.transient:
-        raise CheckDownError(result)
-    return result
+    if result.probe_failed:
+        raise CheckProbeError(result)
+    if result.finding is None:
+        return result
+    return Completed(data=result, name=result.finding, message=result.detail or result.finding)
 
 
 @task(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +43,8 @@ class ControlledHTTP:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 hits[self.path] += 1
+                if self.path == "/slow":
+                    time.sleep(0.05)
                 code = {"/fail": 503, "/missing": 404}.get(self.path, 200)
                 self.send_response(code)
                 self.send_header("Content-Length", "2")
@@ -269,30 +272,102 @@ def prefect_api_text() -> str:
     return "\n".join(parts)
 
 
-def test_transient_failures_are_retried_and_permanent_ones_are_not(
-    http_service: ControlledHTTP, use_catalog: Callable[..., Services]
+def task_runs_of(flow_run_id: Any) -> dict[str, Any]:
+    """The flow run's task runs by name."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name: run for run in runs}
+
+
+def error_logs_of(task_run_ids: list[Any]) -> list[str]:
+    """ERROR (and worse) log lines the given task runs sent to the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterLevel, LogFilterTaskRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(
+                task_run_id=LogFilterTaskRunId(any_=task_run_ids), level=LogFilterLevel(ge_=40)
+            )
+        )
+    return [log.message for log in logs]
+
+
+def test_a_down_service_is_a_finding_and_only_a_probe_that_cannot_run_fails(
+    http_service: ControlledHTTP,
+    use_catalog: Callable[..., Services],
+    slack_standin: SlackStandin,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from envsteward.flows.health_check import health_check
 
+    from envsteward.health import checks
+
+    def buggy_probe(spec: Any, ctx: Any) -> Any:
+        raise TypeError("a bug in the probe")
+
+    monkeypatch.setitem(checks._PROBES, "vault", buggy_probe)  # a probe with a bug, not a down service
+    url = http_service.url
+    found_at_once = [  # consecutive 1: every finding is confirmed (and alerted) on the first run
+        {"kind": "http", "name": "fine", "url": f"{url}/health"},
+        {"kind": "http", "name": "flaky", "url": f"{url}/fail"},
+        {"kind": "http", "name": "wrong", "url": f"{url}/missing"},
+        {"kind": "http", "name": "slow", "url": f"{url}/slow", "max_latency_ms": 1},
+        {"kind": "vault", "name": "broken"},
+    ]
     use_catalog(
         [
             {
                 "name": "development",
                 "tier": "development",
-                "health_checks": [
-                    {"kind": "http", "name": "flaky", "url": f"{http_service.url}/fail"},
-                    {"kind": "http", "name": "wrong", "url": f"{http_service.url}/missing"},
-                ],
+                "notify": ["ops-slack"],
+                "health_checks": [{**check, "consecutive": 1} for check in found_at_once],
             }
         ]
     )
-    summary = health_check()
-    checks = summary["environments"]["development"]
-    assert checks["flaky"]["status"] == "down"
-    assert checks["flaky"]["detail"] == "HTTP 503 (expected 200)"
-    assert checks["wrong"]["detail"] == "HTTP 404 (expected 200)"
-    assert http_service.hits["/fail"] == 3, "a 5xx is transient: 1 try + 2 retries"
-    assert http_service.hits["/missing"] == 1, "a 404 is permanent: no retry"
+    state = health_check(return_state=True)
+    assert state.is_completed(), "the flow's own state does not depend on what the checks found"
+    summary = state.result()
+    checks_found = summary["environments"]["development"]
+    assert {name: found["status"] for name, found in checks_found.items()} == {
+        "fine": "up",
+        "flaky": "down",
+        "wrong": "down",
+        "slow": "degraded",
+        "broken": "down",  # a check that cannot report is not healthy
+    }
+    assert checks_found["flaky"]["detail"] == "HTTP 503 (expected 200)"
+    assert checks_found["broken"]["detail"] == "check failed (TypeError)"
+
+    runs = task_runs_of(state.state_details.flow_run_id)
+    states = {
+        name.removeprefix("check-development-"): (run.state.type.value, run.state.name, run.state.message)
+        for name, run in runs.items()
+        if name.startswith("check-")
+    }
+    assert states["fine"][:2] == ("COMPLETED", "Completed")
+    assert states["flaky"] == ("COMPLETED", "Down", "HTTP 503 (expected 200)")
+    assert states["wrong"] == ("COMPLETED", "Down", "HTTP 404 (expected 200)")
+    assert states["slow"][:2] == ("COMPLETED", "Degraded")
+    assert states["broken"][:2] == ("FAILED", "Failed")
+
+    # a finding is one probe: confirmation is the tracker's `consecutive`, not a retry within the run
+    assert http_service.hits["/fail"] == 1
+    assert http_service.hits["/missing"] == 1
+    findings = [runs[f"check-development-{name}"].id for name in ("flaky", "wrong", "slow")]
+    assert error_logs_of(findings) == [], "a down service logged an error (a traceback) in its task run"
+    assert error_logs_of([runs["check-development-broken"].id]), "a probe that crashed must be loud"
+
+    # and the flow alerts as before: every confirmed non-up status, the crashed probe included
+    texts = [message["text"] for message in slack_standin.messages()]
+    for name, status in (("flaky", "DOWN"), ("wrong", "DOWN"), ("slow", "DEGRADED"), ("broken", "DOWN")):
+        assert any(f"development/{name} is {status}" in text for text in texts), (name, texts)
+    assert len(texts) == 4
 
 
 def test_unknown_environment_is_a_clear_error(

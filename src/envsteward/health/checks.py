@@ -1,7 +1,8 @@
 """Run one health check against the real system and describe the outcome.
 
 A check never raises because the service is down: ``down`` *is* the result. A misconfigured check (an
-unresolvable password reference, a malformed URL) is ``down`` too, with a detail that says what is wrong.
+unresolvable password reference, a malformed URL) is ``down`` too, with a detail that says what is wrong; a
+probe that could not run at all (a bug, a ConfigurationError) is marked ``probe_failed``.
 Details are short and never carry a secret value: vendor messages are replaced by our own words.
 """
 
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from envsteward.errors import EnvstewardError, PermanentError, TransientError
-from envsteward.health.result import CheckDownError, CheckResult, CheckStatus, short_detail
+from envsteward.errors import ConfigurationError, EnvstewardError, PermanentError, TransientError
+from envsteward.health.result import CheckProbeError, CheckResult, CheckStatus, short_detail
 from envsteward.health.specs import HTTPCheck, PostgresCheck, RedisCheck, S3Check, VaultCheck
 
 if TYPE_CHECKING:
@@ -71,14 +72,17 @@ def result_from_error(
     """A ``down`` result for a check that failed with ``exc``.
 
     Envsteward errors carry safe messages and say whether they are transient; any other exception is
-    described by its type only (its text may quote a connection string or a response body).
+    described by its type only (its text may quote a connection string or a response body). A
+    ConfigurationError or an unexpected exception means the probe could not run (``probe_failed``).
     """
+    probe_failed = False
     if isinstance(exc, EnvstewardError):
         detail, transient = _strip_system(exc), exc.transient
+        probe_failed = isinstance(exc, ConfigurationError)
     elif isinstance(exc, TimeoutError):
         detail, transient = "timed out", True
     else:
-        detail, transient = f"check failed ({type(exc).__name__})", False
+        detail, transient, probe_failed = f"check failed ({type(exc).__name__})", False, True
     return CheckResult(
         environment=environment,
         check=spec.name,
@@ -88,16 +92,17 @@ def result_from_error(
         detail=short_detail(detail),
         checked_at=datetime.now(UTC),
         transient=transient,
+        probe_failed=probe_failed,
     )
 
 
 def result_from_outcome(environment: str, spec: AnyCheck, outcome: object) -> CheckResult:
     """The result of a check run by an orchestrator: its returned :class:`CheckResult`, the result carried
-    by a :class:`CheckDownError` once retries are spent, or a ``down`` result for any other failure (a
-    crash, a task timeout) — a check that could not report is not healthy."""
+    by a :class:`CheckProbeError`, or a ``down`` result for any other failure (a crash, a task timeout) — a
+    check that could not report is not healthy."""
     if isinstance(outcome, CheckResult):
         return outcome
-    if isinstance(outcome, CheckDownError):
+    if isinstance(outcome, CheckProbeError):
         return outcome.result
     if isinstance(outcome, BaseException):
         return result_from_error(environment, spec, outcome)
@@ -176,7 +181,7 @@ def _probe_vault(spec: VaultCheck, ctx: CheckContext) -> tuple[CheckStatus, str,
     elif ctx.vault_health is not None:
         health = ctx.vault_health(spec.timeout_seconds)
     else:
-        raise PermanentError("no Vault address: set addr in the check or ENVSTEWARD_VAULT__ADDR")
+        raise ConfigurationError("no Vault address: set addr in the check or ENVSTEWARD_VAULT__ADDR")
     latency_ms = (time.perf_counter() - started) * 1000.0
     if not health.reachable:
         raise TransientError(health.detail or "unreachable")
@@ -197,7 +202,7 @@ def _probe_s3(spec: S3Check, ctx: CheckContext) -> tuple[CheckStatus, str, float
     from envsteward.health.s3_probe import s3_head_bucket
 
     if ctx.aws_clients is None:
-        raise PermanentError("no AWS clients configured for S3 checks")
+        raise ConfigurationError("no AWS clients configured for S3 checks")
     latency_ms = s3_head_bucket(ctx.aws_clients(), spec.bucket, spec.region)
     return CheckStatus.UP, "bucket reachable", latency_ms
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from envsteward.errors import AuthenticationError, TransientError
+from envsteward.errors import AuthenticationError, ConfigurationError, TransientError
 from envsteward.health.alerts import audit_details, dedup_key, notification_for
 from envsteward.health.checks import result_from_error, result_from_outcome
-from envsteward.health.result import DETAIL_MAX, CheckDownError, CheckResult, CheckStatus, short_detail
+from envsteward.health.result import (
+    DETAIL_MAX,
+    CheckProbeError,
+    CheckResult,
+    CheckStatus,
+    short_detail,
+)
 from envsteward.health.specs import HTTPCheck
 from envsteward.health.tracker import StatusChange
 from envsteward.ports import AlertEvent, Severity
@@ -86,24 +93,25 @@ def test_outcome_of_a_returned_result_is_itself() -> None:
     assert result_from_outcome("production", SPEC, result) is result
 
 
-def test_outcome_of_retries_spent_is_the_carried_result() -> None:
-    carried = result_from_error("production", SPEC, TransientError("connection refused"))
-    assert result_from_outcome("production", SPEC, CheckDownError(carried)) is carried
+def test_outcome_of_a_failed_probe_is_the_carried_result() -> None:
+    carried = result_from_error("production", SPEC, KeyError("bug"))
+    assert result_from_outcome("production", SPEC, CheckProbeError(carried)) is carried
 
 
 def test_outcome_of_a_crash_is_down_without_vendor_text() -> None:
     result = result_from_outcome("production", SPEC, RuntimeError("password=hunter2 in the vendor message"))
-    assert (result.status, result.detail, result.transient) == (
+    assert (result.status, result.detail, result.transient, result.probe_failed) == (
         CheckStatus.DOWN,
         "check failed (RuntimeError)",
         False,
+        True,
     )
     assert "hunter2" not in result.model_dump_json()
 
 
 def test_outcome_of_a_task_timeout_is_down() -> None:
     result = result_from_outcome("production", SPEC, TimeoutError())
-    assert (result.status, result.detail) == (CheckStatus.DOWN, "timed out")
+    assert (result.status, result.detail, result.probe_failed) == (CheckStatus.DOWN, "timed out", False)
 
 
 def test_envsteward_errors_keep_their_message_and_transience() -> None:
@@ -124,8 +132,56 @@ def test_details_are_one_short_line(text: str) -> None:
     assert len(detail) <= DETAIL_MAX
 
 
-def test_check_down_error_is_transient_and_names_the_check() -> None:
-    carried = result_from_error("production", SPEC, TransientError("connection refused"))
-    error = CheckDownError(carried)
-    assert error.transient
-    assert str(error) == "health: production/api: connection refused"
+def test_check_probe_error_is_permanent_and_names_the_check() -> None:
+    carried = result_from_error("production", SPEC, ConfigurationError("no Vault address: set addr"))
+    error = CheckProbeError(carried)
+    assert not error.transient
+    assert str(error) == "health: production/api: no Vault address: set addr"
+
+
+def result(status: CheckStatus, *, probe_failed: bool = False) -> CheckResult:
+    return CheckResult(
+        environment="production", check="api", kind="http", status=status, probe_failed=probe_failed
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "probe_failed", "finding"),
+    [
+        (CheckStatus.UP, False, None),
+        (CheckStatus.DEGRADED, False, "Degraded"),
+        (CheckStatus.DOWN, False, "Down"),
+        (CheckStatus.DOWN, True, None),  # the probe could not run: no finding, a failure
+    ],
+)
+def test_finding_names_the_state_of_a_check_that_ran(
+    status: CheckStatus, probe_failed: bool, finding: str | None
+) -> None:
+    assert result(status, probe_failed=probe_failed).finding == finding
+
+
+def test_a_down_service_is_a_finding_and_a_bad_definition_or_a_bug_is_a_failed_probe() -> None:
+    refused = result_from_error("production", SPEC, TransientError("connection refused"))
+    wrong_password = result_from_error("production", SPEC, AuthenticationError("wrong password"))
+    assert (refused.finding, wrong_password.finding) == ("Down", "Down")
+    assert (refused.probe_failed, wrong_password.probe_failed) == (False, False)
+    bad_definition = result_from_error("production", SPEC, ConfigurationError("no AWS clients configured"))
+    bug = result_from_error("production", SPEC, AttributeError("'NoneType' object has no attribute 'x'"))
+    assert (bad_definition.probe_failed, bug.probe_failed) == (True, True)
+    assert (bad_definition.status, bug.status) == (CheckStatus.DOWN, CheckStatus.DOWN)
+
+
+def test_a_check_without_what_its_probe_needs_is_a_failed_probe() -> None:
+    from envsteward.health.checks import CheckContext, run_check
+    from envsteward.health.specs import S3Check
+
+    def no_secrets(ref: object) -> Any:
+        raise AssertionError("an S3 check resolves no secret")
+
+    context = CheckContext(environment="production", resolve_secret=no_secrets, aws_clients=None)
+    checked = run_check(S3Check(kind="s3", name="bucket", bucket="backups"), context)
+    assert (checked.status, checked.detail, checked.probe_failed) == (
+        CheckStatus.DOWN,
+        "no AWS clients configured for S3 checks",
+        True,
+    )

@@ -1,0 +1,142 @@
+"""The demo's port options reach everything that uses those ports: its catalog copy, its settings; a taken
+or repeated port is one line naming the option. (The full demo on free ports: tests/e2e/test_demo_e2e.py.)"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from envsteward.deployments import demo
+
+from envsteward.catalog.loader import load_catalog
+from envsteward.health.specs import HTTPCheck
+
+MACHINE_PORTS = {5432, 6379}
+"""PostgreSQL and Redis: the machine's own services, not the demo's."""
+CHOSEN = {
+    "prefect_port": 14200,
+    "vault_port": 18200,
+    "aws_port": 15055,
+    "standin_port": 18196,
+    "smtp_port": 18025,
+}
+
+
+def args(argv: list[str]) -> argparse.Namespace:
+    return demo.parse_args(argv)
+
+
+def chosen_argv() -> list[str]:
+    return [part for dest, port in CHOSEN.items() for part in (f"--{dest.replace('_', '-')}", str(port))]
+
+
+def loopback_ports(folder: Path) -> set[int]:
+    ports: set[int] = set()
+    for path in folder.rglob("*.y*ml"):
+        ports.update(int(m[2]) for m in demo.LOOPBACK_ADDRESS.finditer(path.read_text(encoding="utf-8")))
+    return ports
+
+
+def test_every_port_option_is_covered() -> None:
+    assert set(CHOSEN) == set(demo.PORT_OPTIONS)
+    parsed = args(chosen_argv())
+    assert demo.chosen_ports(parsed) == {
+        default: CHOSEN[dest] for dest, (default, _what) in demo.PORT_OPTIONS.items()
+    }
+
+
+def test_the_demo_catalog_follows_the_chosen_ports(tmp_path: Path) -> None:
+    example_ports = loopback_ports(demo.EXAMPLE_CATALOG)
+    assert 8080 in example_ports, "the example's API checks are expected on the stand-in's default port"
+
+    demo.render_catalog(demo.EXAMPLE_CATALOG, tmp_path / "catalog", demo.chosen_ports(args(chosen_argv())))
+
+    # every loopback address in the copy is one the demo serves on a chosen port, or the machine's own
+    assert loopback_ports(tmp_path / "catalog") <= set(CHOSEN.values()) | MACHINE_PORTS
+    catalog = load_catalog(tmp_path / "catalog")
+    api_urls = {
+        name: check.url
+        for name, env in catalog.environments.items()
+        for check in env.health_checks
+        if isinstance(check, HTTPCheck) and check.name == "api"
+    }
+    assert api_urls == dict.fromkeys(
+        ("development", "staging", "production"), "http://127.0.0.1:18196/healthz"
+    )
+    # the example itself keeps its readable defaults
+    assert loopback_ports(demo.EXAMPLE_CATALOG) == example_ports
+
+
+def test_default_ports_copy_the_catalog_unchanged(tmp_path: Path) -> None:
+    demo.render_catalog(demo.EXAMPLE_CATALOG, tmp_path / "catalog", demo.chosen_ports(args([])))
+    for path in demo.EXAMPLE_CATALOG.rglob("*"):
+        if path.is_file():
+            assert (tmp_path / "catalog" / path.relative_to(demo.EXAMPLE_CATALOG)).read_bytes() == (
+                path.read_bytes()
+            )
+
+
+def test_swapped_defaults_move_each_address_once(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "a.yaml").write_text("x: http://127.0.0.1:8080/h\ny: localhost:4200\nz: 127.0.0.1:80801\n")
+    demo.render_catalog(source, tmp_path / "out", {8080: 4200, 4200: 8080})
+    assert (tmp_path / "out" / "a.yaml").read_text() == (
+        "x: http://127.0.0.1:4200/h\ny: localhost:8080\nz: 127.0.0.1:80801\n"
+    )
+
+
+def test_settings_get_the_chosen_ports(tmp_path: Path) -> None:
+    from envsteward.settings import Settings
+
+    before = dict(os.environ)
+    try:
+        demo.configure_environment(args(chosen_argv()), tmp_path)
+        settings = Settings()
+        prefect_api = os.environ["PREFECT_API_URL"]
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
+    assert prefect_api == "http://127.0.0.1:14200/api"
+    assert settings.vault.addr == "http://127.0.0.1:18200"
+    assert settings.aws.endpoint_url == "http://127.0.0.1:15055"
+    assert settings.slack.base_url == "http://127.0.0.1:18196/slack/api/"
+    assert settings.slack.ui_base_url == "http://127.0.0.1:14200"
+    assert settings.pagerduty.events_url == "http://127.0.0.1:18196/pagerduty/v2/enqueue"
+    assert (settings.smtp.host, settings.smtp.port) == ("127.0.0.1", 18025)
+    assert (settings.catalog, settings.home) == (tmp_path / "catalog", tmp_path / "home")
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield sock.getsockname()[1]
+
+
+def test_a_taken_port_names_its_option(taken_port: int) -> None:
+    with pytest.raises(demo.StackError, match=rf"port {taken_port} .*in use.*--standin-port$"):
+        demo.check_ports(args([*chosen_argv(), "--standin-port", str(taken_port)]))
+
+
+def test_a_port_chosen_twice_is_refused() -> None:
+    with pytest.raises(demo.StackError, match=r"--smtp-port 18200: --vault-port uses that port"):
+        demo.check_ports(args([*chosen_argv(), "--smtp-port", "18200"]))
+
+
+def test_a_workdir_the_demo_did_not_make_is_never_wiped(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(demo.StackError, match="not empty and not a demo folder"):
+        demo.prepare_workdir(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+    made = tmp_path / "demo"
+    demo.prepare_workdir(made)
+    (made / "logs").mkdir()
+    demo.prepare_workdir(made)  # its own folder: wiped and made again
+    assert sorted(p.name for p in made.iterdir()) == [demo.DEMO_MARKER]
