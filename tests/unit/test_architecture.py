@@ -167,12 +167,8 @@ SERVICES_IMPORT_ALLOWED = {
     "envsteward.backup.restore",
     "envsteward.backup.runner",
     "envsteward.backup.stores",
-    "envsteward.drill.engine",
-    "envsteward.health.runner",
     "envsteward.promotion.runbook",
     "envsteward.promotion.snapshot",
-    "envsteward.scan.live",
-    "envsteward.scan.runner",
 }
 
 
@@ -301,8 +297,6 @@ VENDOR_IMPORT_ALLOWED = {
     ("envsteward.backup.sources.postgres", "psycopg"),
     ("envsteward.backup.sources.ssm", "boto3"),
     ("envsteward.backup.sources.ssm", "botocore"),
-    ("envsteward.drill.engine", "psycopg"),  # psycopg.conninfo
-    ("envsteward.drill.scratch", "psycopg"),  # psycopg.conninfo
 }
 
 
