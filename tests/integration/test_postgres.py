@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 from pydantic import SecretStr
 
-from envsteward.adapters.postgres import PostgresClient
+from envsteward.adapters.postgres import PostgresClient, dsn_for_database
 from envsteward.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -253,6 +253,31 @@ def test_password_is_passed_separately_and_never_shown(postgres_db: str) -> None
 def test_malformed_dsn_is_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="malformed connection string"):
         PostgresClient("host=127.0.0.1 this is not a dsn")
+
+
+def test_dsn_for_database_keeps_server_and_user_and_connects(
+    postgres_dsn_base: str, postgres_db: str
+) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = conninfo_to_dict(postgres_db)["dbname"]
+    url = dsn_for_database("postgresql://postgres@127.0.0.1:5432/postgres?connect_timeout=3", name)
+    assert conninfo_to_dict(url) == {
+        "host": "127.0.0.1",
+        "port": "5432",
+        "user": "postgres",
+        "dbname": name,
+        "connect_timeout": "3",
+    }
+    assert PostgresClient(dsn_for_database(postgres_dsn_base, name)).query("SELECT current_database()") == [
+        (name,)
+    ]
+
+
+def test_dsn_for_database_rejects_a_malformed_dsn_without_echoing_it() -> None:
+    with pytest.raises(ConfigurationError, match="malformed connection string") as caught:
+        dsn_for_database("host=127.0.0.1 s3cr3t-token is not a dsn", "scratch")
+    assert "s3cr3t" not in str(caught.value)
 
 
 def test_connect_context_translates_errors_raised_inside(client: PostgresClient) -> None:

@@ -103,6 +103,24 @@ SELECT what FROM found ORDER BY o, what LIMIT %s
 """User objects in a database (see :meth:`PostgresClient.user_objects`)."""
 
 
+def dsn_for_database(dsn: str, dbname: str) -> str:
+    """``dsn`` (a libpq ``key=value`` string or URL) pointed at database ``dbname`` of the same server,
+    with the same user and options; as a ``key=value`` string. No network call.
+
+    Raises ConfigurationError (naming no part of the DSN) when ``dsn`` is malformed.
+    """
+    from psycopg.conninfo import make_conninfo
+
+    try:
+        return make_conninfo(dsn, dbname=dbname)
+    except Exception:  # noqa: BLE001 - psycopg raises ProgrammingError; its text may echo the DSN
+        raise ConfigurationError(
+            "malformed connection string: expected 'host=... user=... dbname=...' or postgresql://user@host/db",
+            system=SYSTEM,
+            operation="connect",
+        ) from None
+
+
 class PostgresClient:
     """A small PostgreSQL client: one short-lived connection per call (autocommit).
 
@@ -153,10 +171,8 @@ class PostgresClient:
 
     def for_database(self, name: str) -> PostgresClient:
         """A client for another database on the same server with the same credentials (no network call)."""
-        from psycopg.conninfo import make_conninfo
-
         return PostgresClient(
-            make_conninfo(self._dsn, dbname=name),
+            dsn_for_database(self._dsn, name),
             password=self._password,
             connect_timeout=self._connect_timeout,
         )

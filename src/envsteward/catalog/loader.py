@@ -47,6 +47,7 @@ from envsteward.catalog.promotion_path import check_promotion_path
 from envsteward.catalog.rendered import CATALOG_NAMESPACE, RenderedConfig
 from envsteward.catalog.yamlio import YamlFile, YamlLimits, read_yaml
 from envsteward.drift.rules import DriftRules
+from envsteward.policy.rules import TierRuleOverrides, default_tier_rules
 from envsteward.tree import PathTuple, format_path
 
 CATALOG_FILE = "catalog.yaml"
@@ -212,8 +213,6 @@ class _Loader:
     def load_policies(
         self, doc: YamlFile | None, entries: Sequence[EnvEntry]
     ) -> tuple[DriftRules | None, dict[str, Any]]:
-        from envsteward.policy.rules import TierRuleOverrides, default_tier_rules
-
         self.validate_document(doc, PoliciesDocument)
         if doc is None or not isinstance(doc.data, dict):
             return None, {}

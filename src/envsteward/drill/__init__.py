@@ -6,6 +6,8 @@ RTO and RPO against the catalog's targets, and always tear the scratch target do
 * :mod:`.phases` — :class:`Drill` and one function per phase (prepare, choose, fetch_verify, restore,
   verify_data, health, teardown), :func:`finish_drill` (verdict, verified-by-drill mark, audit records);
   :func:`run_drill` runs them in this process (the CLI), the drill flow runs each as a task.
+* :mod:`.ports` — :class:`~.ports.DrillServices`, what a drill needs from the process (``Services``
+  satisfies it).
 * :mod:`.scratch` — scratch targets per kind (PostgreSQL database, Vault KV prefix, SQLite/config file).
 * :mod:`.history` — drill records in the state store.
 * :mod:`.report` — markdown, verification table rows, SVG chart.

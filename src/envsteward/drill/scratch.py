@@ -17,7 +17,8 @@ Every scratch target remembers whether IT created the place (``created``): teard
 something the drill did not create (a name collision fails the drill instead), and reports whether the
 place is confirmed gone.
 
-External calls: the drill PostgreSQL server (psycopg, pg_restore), Vault (KV v2), the local file system.
+External calls: the drill PostgreSQL server (the PostgreSQL adapter, pg_restore), Vault (KV v2), the
+local file system.
 """
 
 from __future__ import annotations
@@ -185,13 +186,12 @@ class PostgresScratch(Scratch):
         self.created = True
 
     def restore_target(self) -> RestoreTarget:
-        from psycopg.conninfo import make_conninfo
-
+        from envsteward.adapters.postgres import dsn_for_database
         from envsteward.backup.sources.postgres import PostgresRestoreTarget
 
         # summarize=False: the table summaries are the verify phase's work, not the restore's
         return PostgresRestoreTarget(
-            make_conninfo(self.server_dsn, dbname=self.name),
+            dsn_for_database(self.server_dsn, self.name),
             self.password,
             pg_restore=self.pg_restore,
             summarize=False,

@@ -1,23 +1,40 @@
-"""Wire checks to the process's :class:`~envsteward.services.Services`, pick environments, and run every
-check of a set of environments concurrently (the CLI path; the flow does the same with Prefect tasks)."""
+"""Wire checks to what the process provides (:class:`CheckServices`, which ``Services`` satisfies), pick
+environments, and run every check of a set of environments concurrently (the CLI path; the flow does the
+same with Prefect tasks)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from envsteward.errors import ConfigurationError
 from envsteward.health.checks import AnyCheck, CheckContext, run_check
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from envsteward.adapters.aws import AWSClients
     from envsteward.adapters.vault import VaultHealth
     from envsteward.catalog.core import Catalog
+    from envsteward.catalog.refs import SecretRef
     from envsteward.health.result import CheckResult
-    from envsteward.services import Services
+    from envsteward.settings import Settings
 
 MAX_PARALLEL_CHECKS = 16
+
+
+class CheckServices(Protocol):
+    """What running health checks needs from :class:`envsteward.services.Services` (which satisfies it):
+    the settings' Vault address, the secret resolver for password references, and the AWS clients."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def resolve_secret(self, ref: SecretRef) -> SecretStr: ...
+
+    def aws_clients(self) -> AWSClients: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +78,7 @@ def notify_channels(catalog: Catalog, environment: str) -> list[str]:
     return list(catalog.environments[environment].notify)
 
 
-def context_from_services(services: Services, environment: str) -> CheckContext:
+def context_from_services(services: CheckServices, environment: str) -> CheckContext:
     """A :class:`CheckContext` whose secret resolver, Vault and AWS access come from ``services``.
 
     Vault ``sys/health`` needs no token, so the settings' Vault is probed with an anonymous client (a check
@@ -83,7 +100,7 @@ def context_from_services(services: Services, environment: str) -> CheckContext:
     )
 
 
-def run_planned(services: Services, planned: Iterable[PlannedCheck]) -> list[CheckResult]:
+def run_planned(services: CheckServices, planned: Iterable[PlannedCheck]) -> list[CheckResult]:
     """Run the planned checks concurrently in threads; one result per check, in plan order. Never raises
     for a failing check (see :func:`~envsteward.health.checks.run_check`)."""
     items = list(planned)

@@ -1,4 +1,9 @@
-"""Evaluate tier rules on a rendered (or planned) configuration. Pure: no I/O, no external calls."""
+"""Evaluate tier rules on a rendered (or planned) configuration. Pure: no I/O, no external calls.
+
+The catalog depends on the policy package (it validates ``policies.yaml``'s tier-rule overrides against
+:mod:`.rules` and serves each environment's effective rules), so nothing here imports the catalog: what is
+evaluated is a :class:`RuleSubject`, which the catalog's ``RenderedConfig`` satisfies structurally.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,12 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from envsteward.catalog.refs import SecretRef
-from envsteward.catalog.rendered import RenderedConfig
 from envsteward.drift.redaction import REDACTED, is_secret_key
 from envsteward.policy.rules import TierRule
 from envsteward.ports import Severity
+from envsteward.secret_refs import SecretRef
 from envsteward.tree import MISSING, PathTuple, format_path, iter_nodes, parse_path, value_at
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -23,6 +27,22 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
     ">": operator.gt,
 }
+
+
+class RuleSubject(Protocol):
+    """A rendered or planned configuration, as the rules see it (``envsteward.catalog.RenderedConfig``)."""
+
+    def rule_view(self) -> Mapping[str, Any]:
+        """The tree the rules are evaluated on (the configuration plus the catalog's facts)."""
+        ...
+
+    def origin(self, path: str) -> str | None:
+        """The ``file:line`` that set ``path``, if known."""
+        ...
+
+    def is_secret(self, path: str) -> bool:
+        """Whether ``path`` holds a secret (its value is never shown)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -39,10 +59,10 @@ class Violation:
         return f"{self.origin or '-'}: [{self.rule_id}] {self.path}: {self.message}"
 
 
-def evaluate_tier_rules(rules: Iterable[TierRule], rendered: RenderedConfig) -> list[Violation]:
+def evaluate_tier_rules(rules: Iterable[TierRule], rendered: RuleSubject) -> list[Violation]:
     """Every violation of ``rules`` in ``rendered``, in rule order then document order.
 
-    Works the same on a planned configuration (build a :class:`RenderedConfig` with the planned data).
+    Works the same on a planned configuration (build a catalog ``RenderedConfig`` with the planned data).
     Values at secret paths are shown as ``<redacted>``; secret references are shown as their URI.
     """
     view = rendered.rule_view()
@@ -54,7 +74,7 @@ def evaluate_tier_rules(rules: Iterable[TierRule], rendered: RenderedConfig) -> 
 
 
 def _evaluate(
-    rule: TierRule, view: Mapping[str, Any], nodes: list[tuple[PathTuple, Any]], rendered: RenderedConfig
+    rule: TierRule, view: Mapping[str, Any], nodes: list[tuple[PathTuple, Any]], rendered: RuleSubject
 ) -> list[Violation]:
     glob = rule.glob
     matched = [(path, value) for path, value in nodes if glob.matches(path)]
@@ -79,7 +99,7 @@ def _evaluate(
     return found
 
 
-def _origin(rendered: RenderedConfig, path: PathTuple) -> str | None:
+def _origin(rendered: RuleSubject, path: PathTuple) -> str | None:
     """Origin of ``path`` or of its nearest ancestor that has one."""
     for end in range(len(path), 0, -1):
         origin = rendered.origin(format_path(path[:end]))
@@ -122,7 +142,7 @@ def _check_required(
             report(target, "is required but missing", path)
 
 
-def _display(value: Any, path: PathTuple, rendered: RenderedConfig) -> str:
+def _display(value: Any, path: PathTuple, rendered: RuleSubject) -> str:
     if isinstance(value, SecretRef):
         return f"secret reference {value.uri()}"
     text_path = format_path(path)
@@ -158,7 +178,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_value(
-    rule: TierRule, path: PathTuple, value: Any, view: Mapping[str, Any], rendered: RenderedConfig
+    rule: TierRule, path: PathTuple, value: Any, view: Mapping[str, Any], rendered: RuleSubject
 ) -> str | None:
     """None when ``value`` passes the rule's value condition, else the reason it does not."""
     shown = _display(value, path, rendered)
@@ -218,7 +238,7 @@ def _check_bounds(rule: TierRule, value: Any, shown: str) -> str | None:
 
 
 def _check_compare(
-    rule: TierRule, path: PathTuple, value: Any, *, view: Mapping[str, Any], rendered: RenderedConfig
+    rule: TierRule, path: PathTuple, value: Any, *, view: Mapping[str, Any], rendered: RuleSubject
 ) -> str | None:
     shown = _display(value, path, rendered)
     assert rule.compare is not None

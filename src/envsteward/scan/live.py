@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from envsteward.errors import EnvstewardError, PermanentError, is_transient
 from envsteward.scan.model import SourceState
@@ -19,7 +19,7 @@ from envsteward.sources import mount
 
 if TYPE_CHECKING:
     from envsteward.catalog.models import SourceSpec
-    from envsteward.services import Services
+    from envsteward.ports import ConfigSource
 
 T = TypeVar("T")
 
@@ -28,7 +28,13 @@ READ_BACKOFF_SECONDS = 0.5
 READ_JITTER = 0.5
 
 
-def read_source(services: Services, environment: str, source_name: str) -> Mapping[str, Any]:
+class ConfigSources(Protocol):
+    """Where live configuration is read from: :class:`envsteward.services.Services` satisfies it."""
+
+    def config_source(self, environment: str, source_name: str) -> ConfigSource: ...
+
+
+def read_source(services: ConfigSources, environment: str, source_name: str) -> Mapping[str, Any]:
     """The live subtree one catalog source holds. Calls the source's system (Vault, SSM, Secrets Manager,
     a file, HTTP).
 

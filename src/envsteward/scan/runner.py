@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from envsteward.errors import EnvstewardError
 from envsteward.health.runner import select_environments
@@ -16,15 +16,33 @@ from envsteward.ports import Severity
 from envsteward.scan.environment import check_parity, scan_environment
 from envsteward.scan.fingerprints import SecretFingerprints, fingerprint_secrets
 from envsteward.scan.heal import execute_heals
-from envsteward.scan.live import Deadline, call_with_retries, read_source
+from envsteward.scan.live import ConfigSources, Deadline, call_with_retries, read_source
 from envsteward.scan.model import EnvironmentScan, HealAction, HealOutcome, HealResult, ParityScan
 from envsteward.scan.report import scan_result
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from envsteward.audit import AuditLog
     from envsteward.catalog.core import Catalog
-    from envsteward.services import Services
+    from envsteward.catalog.refs import SecretRef
+    from envsteward.fingerprint import Fingerprinter
 
 MAX_PARALLEL_READS = 16
+
+
+class ScanServices(ConfigSources, Protocol):
+    """What a scan needs from :class:`envsteward.services.Services` (which satisfies it): the catalog, the
+    live sources, the secret resolver and fingerprinter (secrets are compared by keyed fingerprint), and
+    the audit log (heals are audited)."""
+
+    def catalog(self) -> Catalog: ...
+
+    def resolve_secret(self, ref: SecretRef) -> SecretStr: ...
+
+    def fingerprinter(self) -> Fingerprinter: ...
+
+    def audit_log(self) -> AuditLog: ...
 
 
 @dataclass(frozen=True)
@@ -53,7 +71,7 @@ def plan_scan(catalog: Catalog, environments: Sequence[str] | None = None) -> Sc
     )
 
 
-def secret_fingerprints(services: Services, environment: str) -> SecretFingerprints:
+def secret_fingerprints(services: ScanServices, environment: str) -> SecretFingerprints:
     """Resolve and fingerprint every secret reference of ``environment``'s desired configuration. Calls
     the secret stores; raises TransientError when one is unreachable."""
     rendered = services.catalog().render(environment)
@@ -63,7 +81,7 @@ def secret_fingerprints(services: Services, environment: str) -> SecretFingerpri
 
 
 def scan_one(
-    services: Services,
+    services: ScanServices,
     environment: str,
     outcomes: dict[str, Any],
     secrets: SecretFingerprints | None,
@@ -84,7 +102,7 @@ def scan_one(
 
 
 def parity_one(
-    services: Services,
+    services: ScanServices,
     left: str,
     right: str,
     secrets: dict[str, SecretFingerprints | None],
@@ -111,7 +129,7 @@ def group_by_source(actions: Sequence[HealAction]) -> dict[tuple[str, str], list
 
 
 def heal_source(
-    services: Services,
+    services: ScanServices,
     environment: str,
     source_name: str,
     actions: Sequence[HealAction],
@@ -165,7 +183,7 @@ def _attempt(fn: Callable[[], Any], retry: bool) -> Any:
 
 
 def run_scan(
-    services: Services,
+    services: ScanServices,
     environments: Sequence[str] | None = None,
     *,
     heal: bool = False,
