@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.standins",
     "tests.fixtures.prefect",
     "tests.fixtures.faultproxy",
+    "tests.fixtures.audit_signing",
 ]

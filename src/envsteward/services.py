@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from envsteward.adapters.aws import AWSClients
     from envsteward.adapters.registry import Clients
     from envsteward.adapters.vault import VaultClient
-    from envsteward.audit import AuditLog
+    from envsteward.audit import AuditLog, CheckpointSigner
     from envsteward.catalog import Catalog
     from envsteward.catalog.models import ChannelSpec
     from envsteward.catalog.refs import SecretRef
@@ -99,14 +99,30 @@ class Services:
         return self._cached("state", lambda: STATE_STORES.factory(self.settings.state.kind)(self.settings))
 
     def audit_log(self) -> AuditLog:
-        """The audit log: objects under ``audit/`` in the S3 store, else ``<home>/audit/audit.jsonl``."""
-        from envsteward.audit import open_audit_log
+        """The audit log: objects under ``audit/`` in the S3 store, else ``<home>/audit/audit.jsonl``; with
+        signed checkpoints (``audit.signer``) kept apart from it. Touches nothing until used."""
+        from envsteward.adapters.registry import checkpoint_object_store
+        from envsteward.audit import open_audit_log, open_checkpointer
 
         def build() -> AuditLog:
             store = self.object_store() if self.settings.storage.kind == "s3" else None
-            return open_audit_log(self.settings, store)
+            checkpointer = None
+            if self.settings.audit.signer != "none":
+                where, prefix = checkpoint_object_store(self.settings, self.clients())
+                checkpointer = open_checkpointer(self.settings, where, prefix, self.checkpoint_signer)
+            return open_audit_log(self.settings, store, checkpointer)
 
         return self._cached("audit", build)
+
+    def checkpoint_signer(self) -> CheckpointSigner:
+        """The audit checkpoint signer of ``audit.signer`` (building it creates no key and calls nothing).
+        Raises ConfigurationError (``none``, unknown kind, KMS without a key)."""
+        from envsteward.adapters.registry import CHECKPOINT_SIGNERS
+
+        return self._cached(
+            "checkpoint_signer",
+            lambda: CHECKPOINT_SIGNERS.factory(self.settings.audit.signer)(self.settings, self.clients()),
+        )
 
     def fingerprinter(self) -> Fingerprinter:
         """The keyed fingerprinter (key from the environment, else ``<home>/keys/fingerprint.key``).

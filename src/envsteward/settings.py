@@ -113,6 +113,53 @@ class PromotionSettings(_Section):
     (``ENVSTEWARD_PROMOTION__ROLLBACK_BUDGET_SECONDS``)."""
 
 
+def user_config_dir() -> Path:
+    """``$XDG_CONFIG_HOME/envsteward``, else ``~/.config/envsteward``: where keys kept apart from
+    ``ENVSTEWARD_HOME`` live by default. Reads the environment only."""
+    base = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(base) if base else Path.home() / ".config") / "envsteward"
+
+
+class AuditSettings(_Section):
+    """Signed checkpoints of the audit log (see :mod:`envsteward.audit.checkpoints` for the trust model)."""
+
+    signer: Literal["local", "vault_transit", "aws_kms", "none"] = "local"
+    """Who signs checkpoints: ``local`` (an ed25519 key file outside ``home``), ``vault_transit`` (a transit
+    key of type ed25519 or ecdsa-p256), ``aws_kms`` (an asymmetric ECC_NIST_P256 KMS key), or ``none``
+    (no checkpoints: ``audit verify`` can then only check the chain's internal consistency)."""
+    checkpoint_every: int = Field(default=100, ge=1)
+    """A checkpoint after every N records (checked when records are appended)."""
+    checkpoint_interval_seconds: float = Field(default=3600.0, gt=0)
+    """...and at least this often while records are appended (plus `envsteward audit checkpoint`)."""
+    signing_key_file: Path | None = None
+    """``local`` signer's private key (PEM, mode 0600); default ``<user config dir>/audit-signing.key``.
+    Must be outside ``home``: whoever can write the log must not be able to read it."""
+    trusted_keys_file: Path | None = None
+    """Pinned public-key fingerprints (``sha256:<hex>``, one a line); default
+    ``<user config dir>/audit-trusted-keys``. The local signer adds its key when it creates it."""
+    trusted_keys: tuple[str, ...] = ()
+    """More pinned fingerprints (``ENVSTEWARD_AUDIT__TRUSTED_KEYS='["sha256:..."]'``): public, not secret."""
+    vault_transit_key: str = "envsteward-audit"
+    """Transit key (in ``vault.transit_mount``) that signs checkpoints (signer ``vault_transit``)."""
+    kms_key_id: str | None = None
+    """Asymmetric KMS key (id, ARN or alias; SIGN_VERIFY, ECC_NIST_P256) for signer ``aws_kms``."""
+    checkpoint_dir: Path | None = None
+    """Embedded default's checkpoint folder; default ``<home>/audit-checkpoints`` (apart from the log)."""
+    checkpoint_bucket: str | None = None
+    """S3 bucket for checkpoints when ``storage.kind`` is ``s3`` (default: ``storage.bucket``); give it
+    Object Lock so that checkpoints cannot be deleted or replaced."""
+    checkpoint_prefix: str = "audit-checkpoints/"
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    """Retention mode set on each checkpoint object when its bucket has Object Lock enabled."""
+    object_lock_days: int = Field(default=400, ge=1)
+
+    def signing_key_path(self) -> Path:
+        return self.signing_key_file or user_config_dir() / "audit-signing.key"
+
+    def trusted_keys_path(self) -> Path:
+        return self.trusted_keys_file or user_config_dir() / "audit-trusted-keys"
+
+
 class Settings(BaseSettings):
     """All of envsteward's runtime settings. Safe to print: it holds no secret values."""
 
@@ -139,6 +186,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     def current_actor(self) -> str:
         """The configured actor, else the OS login name, else ``unknown``."""

@@ -1,4 +1,5 @@
-"""AWS KMS as a KeyProvider: per-object data keys from GenerateDataKey, unwrapped with Decrypt."""
+"""AWS KMS as a KeyProvider (per-object data keys from GenerateDataKey, unwrapped with Decrypt) and as the
+audit checkpoint signer (``Sign`` with an asymmetric key, ``GetPublicKey``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from typing import Any
 
 from envsteward.adapters.aws_errors import SYSTEM, aws_errors
 from envsteward.adapters.aws_session import AWSClients
-from envsteward.errors import IntegrityError
+from envsteward.audit.checkpoints import SigningKey, signature_algorithm_of
+from envsteward.errors import ConfigurationError, IntegrityError
 from envsteward.ports import DataKey
+
+_KMS_SIGNING_ALGORITHMS = {"ecdsa-p256-sha256": "ECDSA_SHA_256", "ecdsa-p384-sha384": "ECDSA_SHA_384"}
 
 
 class KMSKeyProvider:
@@ -65,3 +69,63 @@ class KMSKeyProvider:
         if len(plaintext) != 32:
             raise IntegrityError("unwrapped key is not 256 bits", system=SYSTEM, operation="kms unwrap")
         return plaintext
+
+
+class KMSCheckpointSigner:
+    """Signs audit checkpoints with an asymmetric KMS key (KeyUsage SIGN_VERIFY, KeySpec ECC_NIST_P256 or
+    ECC_NIST_P384): the private key never leaves KMS. Give envsteward ``kms:Sign`` and ``kms:GetPublicKey``
+    on that key only. Building it calls nothing."""
+
+    kind = "aws_kms"
+
+    def __init__(self, clients: AWSClients, key_id: str, region: str | None = None) -> None:
+        self._clients = clients
+        self.key_id = key_id
+        self.region = region
+        self._lock = threading.Lock()
+        self._key: SigningKey | None = None
+
+    def __repr__(self) -> str:
+        return f"KMSCheckpointSigner(key_id={self.key_id!r})"
+
+    def signing_key(self) -> SigningKey:
+        """The key's ARN, public key and algorithm (GetPublicKey, cached). Raises NotFoundError,
+        PermissionDeniedError, ConfigurationError (not an ECC signing key)."""
+        with self._lock:
+            if self._key is None:
+                with aws_errors("kms", "get_public_key", self.key_id):
+                    response = self._clients.kms(self.region).get_public_key(KeyId=self.key_id)
+                public_key = bytes(response["PublicKey"])
+                try:
+                    algorithm = signature_algorithm_of(public_key)
+                except ValueError:
+                    algorithm = ""
+                if response.get("KeyUsage") != "SIGN_VERIFY" or algorithm not in _KMS_SIGNING_ALGORITHMS:
+                    raise ConfigurationError(
+                        f"KMS key {self.key_id!r} cannot sign audit checkpoints: use an asymmetric key with "
+                        "KeyUsage SIGN_VERIFY and KeySpec ECC_NIST_P256 (or ECC_NIST_P384)",
+                        system=SYSTEM,
+                        operation="kms get_public_key",
+                    )
+                self._key = SigningKey(
+                    key_id=str(response["KeyId"]),
+                    key_version=None,
+                    algorithm=algorithm,
+                    public_key=public_key,
+                )
+            return self._key
+
+    def sign(self, message: bytes, key: SigningKey) -> bytes:
+        """KMS Sign (MessageType RAW): a DER ECDSA signature. Raises KMS's errors translated."""
+        with aws_errors("kms", "sign", self.key_id):
+            response = self._clients.kms(self.region).sign(
+                KeyId=key.key_id,
+                Message=message,
+                MessageType="RAW",
+                SigningAlgorithm=_KMS_SIGNING_ALGORITHMS[key.algorithm],
+            )
+        return bytes(response["Signature"])
+
+    def trusted_public_keys(self) -> list[bytes]:
+        """The key's public key as KMS reports it (GetPublicKey). Read-only."""
+        return [self.signing_key().public_key]

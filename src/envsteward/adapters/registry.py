@@ -11,7 +11,10 @@ SECRET_STORES      secret reference scheme      :class:`Clients`
 KEY_PROVIDERS      backup ``key_provider``      key id (or None), settings, :class:`Clients`
 STATE_STORES       ``state.kind``               settings
 OBJECT_STORES      ``storage.kind``             settings, :class:`Clients`
+CHECKPOINT_SIGNERS ``audit.signer``             settings, :class:`Clients`
 =================  ===========================  =========================================================
+
+:func:`checkpoint_object_store` builds where audit checkpoints are kept (apart from the log).
 
 Factories take narrow arguments, never :class:`~envsteward.services.Services`: only ``services.py`` uses
 this registry, and nothing here (or below) imports ``services``, so there is no import cycle. Clients are
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 
     from envsteward.adapters.aws import AWSClients
     from envsteward.adapters.vault import VaultClient
+    from envsteward.audit.checkpoints import CheckpointSigner
     from envsteward.catalog.refs import SecretRef
     from envsteward.ports import ConfigSource, KeyProvider, Notifier, ObjectStore, SecretStore, StateStore
     from envsteward.settings import Settings
@@ -338,3 +342,73 @@ def _s3_objects(settings: Settings, clients: Clients) -> ObjectStore:
 OBJECT_STORES: Registry[ObjectStoreFactory] = Registry(
     "storage kind", {"filesystem": _filesystem_objects, "s3": _s3_objects}
 )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Audit checkpoint signers (``audit.signer``) and where checkpoints are kept
+# ---------------------------------------------------------------------------------------------------------
+
+CheckpointSignerFactory = Callable[["Settings", Clients], "CheckpointSigner"]
+"""``(settings, clients) -> CheckpointSigner``; touches nothing (no key created, no client call)."""
+
+
+def _local_signer(settings: Settings, clients: Clients) -> CheckpointSigner:
+    from envsteward.adapters.local_signing import LocalCheckpointSigner
+
+    audit = settings.audit
+    return LocalCheckpointSigner(audit.signing_key_path(), audit.trusted_keys_path(), home=settings.home)
+
+
+def _vault_signer(settings: Settings, clients: Clients) -> CheckpointSigner:
+    from envsteward.adapters.vault import VaultCheckpointSigner
+
+    return VaultCheckpointSigner(clients.vault(), settings.audit.vault_transit_key)
+
+
+def _kms_signer(settings: Settings, clients: Clients) -> CheckpointSigner:
+    from envsteward.adapters.aws_kms import KMSCheckpointSigner
+
+    if not settings.audit.kms_key_id:
+        raise ConfigurationError(
+            "audit.signer is aws_kms but no key is set: set ENVSTEWARD_AUDIT__KMS_KEY_ID to an asymmetric "
+            "SIGN_VERIFY key (ECC_NIST_P256)"
+        )
+    return KMSCheckpointSigner(clients.aws(), settings.audit.kms_key_id)
+
+
+CHECKPOINT_SIGNERS: Registry[CheckpointSignerFactory] = Registry(
+    "audit checkpoint signer",
+    {"local": _local_signer, "vault_transit": _vault_signer, "aws_kms": _kms_signer},
+)
+
+
+def checkpoint_object_store(settings: Settings, clients: Clients) -> tuple[ObjectStore, str]:
+    """Where audit checkpoints live, as (store, key prefix): the folder ``audit.checkpoint_dir`` (default
+    ``<home>/audit-checkpoints``) for the filesystem, else ``audit.checkpoint_prefix`` in
+    ``audit.checkpoint_bucket`` (default ``storage.bucket``), with Object Lock retention where that bucket
+    has it. Creates at most the folder's parent (never the checkpoint folder itself: ``audit verify`` leaves
+    no trace). Raises ConfigurationError (S3 without a bucket)."""
+    audit = settings.audit
+    if settings.storage.kind == "filesystem":
+        from envsteward.adapters.objectstore_fs import FilesystemObjectStore
+
+        folder = audit.checkpoint_dir or settings.home / "audit-checkpoints"
+        return FilesystemObjectStore(folder.parent), folder.name + "/"
+    from datetime import timedelta
+
+    from envsteward.adapters.aws_s3_lock import ObjectLockS3Store
+
+    bucket = audit.checkpoint_bucket or settings.storage.bucket
+    if not bucket:
+        raise ConfigurationError(
+            "storage.kind is s3 but neither audit.checkpoint_bucket nor storage.bucket is set "
+            "(ENVSTEWARD_AUDIT__CHECKPOINT_BUCKET)"
+        )
+    store = ObjectLockS3Store(
+        clients.aws(),
+        bucket,
+        settings.aws.region,
+        lock_mode=audit.object_lock_mode,
+        retention=timedelta(days=audit.object_lock_days),
+    )
+    return store, audit.checkpoint_prefix

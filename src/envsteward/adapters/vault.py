@@ -2,7 +2,7 @@
 
 Import from here; the code lives in ``vault_client`` (hvac wrapper), ``vault_errors`` (the one mapping
 from hvac/requests exceptions to envsteward errors) and ``vault_ports`` (ConfigSource, SecretStore,
-KeyProvider).
+KeyProvider) and ``vault_signing`` (the audit checkpoint signer).
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from envsteward.adapters.vault_client import (
 )
 from envsteward.adapters.vault_errors import translate_vault_error, vault_errors
 from envsteward.adapters.vault_ports import VaultKVSource, VaultSecretStore, VaultTransitKeyProvider
+from envsteward.adapters.vault_signing import VaultCheckpointSigner
 
 __all__ = [
     "KVMetadata",
     "KVSecret",
     "KVVersion",
     "TransitKeyInfo",
+    "VaultCheckpointSigner",
     "VaultClient",
     "VaultHealth",
     "VaultKVSource",

@@ -548,6 +548,62 @@ class VaultClient:
                 name=key, min_decryption_version=version, mount_point=self.transit_mount
             )
 
+    def transit_sign(self, key: str, data: bytes, *, key_version: int | None = None) -> str:
+        """Sign ``data`` with an asymmetric transit key (POST transit/sign/<key>): ed25519, or ECDSA over
+        SHA-256 with an ASN.1 DER signature. Returns ``vault:vN:<base64>``. Raises NotFoundError,
+        PermissionDeniedError, PermanentError (a key type that cannot sign)."""
+        self._ensure_auth()
+        with vault_errors("transit sign", _join(self.transit_mount, "sign", key)):
+            response = self._transit.sign_data(
+                name=key,
+                hash_input=base64.b64encode(data).decode("ascii"),
+                key_version=key_version,
+                mount_point=self.transit_mount,
+            )
+        return str(response["data"]["signature"])
+
+    def transit_verify(self, key: str, data: bytes, signature: str) -> bool:
+        """Ask Vault whether ``signature`` (``vault:vN:...``) is ``key``'s signature of ``data`` (POST
+        transit/verify/<key>). Raises NotFoundError, PermissionDeniedError."""
+        self._ensure_auth()
+        with vault_errors("transit verify", _join(self.transit_mount, "verify", key)):
+            response = self._transit.verify_signed_data(
+                name=key,
+                hash_input=base64.b64encode(data).decode("ascii"),
+                signature=signature,
+                mount_point=self.transit_mount,
+            )
+        return bool(response["data"]["valid"])
+
+    def transit_public_keys(self, key: str) -> tuple[str, dict[int, str]]:
+        """An asymmetric transit key's type and public key per version, as Vault reports them (GET
+        transit/keys/<key>): base64 raw bytes for ed25519, PEM for ECDSA. Raises NotFoundError, and
+        PermanentError for a symmetric key (no public key)."""
+        self._ensure_auth()
+        with vault_errors("transit read key", _join(self.transit_mount, "keys", key)):
+            response = self._transit.read_key(name=key, mount_point=self.transit_mount)
+        if not isinstance(response, dict) or not response.get("data"):
+            raise NotFoundError(
+                "no such transit key",
+                system=SYSTEM,
+                operation=f"transit read key {self.transit_mount}/keys/{key}",
+            )
+        data = response["data"]
+        keys = data.get("keys") or {}
+        found = {
+            int(version): str(entry["public_key"])
+            for version, entry in keys.items()
+            if isinstance(entry, dict) and entry.get("public_key")
+        }
+        if not found:
+            raise PermanentError(
+                f"transit key {key!r} (type {data.get('type')!r}) has no public key: use type ed25519 or "
+                "ecdsa-p256 to sign audit checkpoints",
+                system=SYSTEM,
+                operation=f"transit read key {self.transit_mount}/keys/{key}",
+            )
+        return str(data.get("type", "")), found
+
     # -- escape hatch for fixtures and admin tasks ------------------------------------------------------
 
     @property

@@ -3,6 +3,16 @@
 See :mod:`envsteward.audit.record` for the canonical form an auditor can re-verify by hand.
 """
 
+from envsteward.audit.checkpoints import (
+    AuditVerification,
+    Checkpoint,
+    Checkpointer,
+    CheckpointOutcome,
+    CheckpointSigner,
+    CheckpointStore,
+    SigningKey,
+    open_checkpointer,
+)
 from envsteward.audit.log import AuditLog, TailReadableSink, open_audit_log
 from envsteward.audit.query import action_matches, parse_since
 from envsteward.audit.record import GENESIS_HASH, AuditRecord, canonical_json, hash_body
@@ -15,14 +25,22 @@ __all__ = [
     "AuditDetailsError",
     "AuditLog",
     "AuditRecord",
+    "AuditVerification",
+    "Checkpoint",
+    "CheckpointOutcome",
+    "CheckpointSigner",
+    "CheckpointStore",
+    "Checkpointer",
     "JsonLinesFileSink",
     "ObjectStoreSink",
+    "SigningKey",
     "TailReadableSink",
     "VerifyResult",
     "action_matches",
     "canonical_json",
     "hash_body",
     "open_audit_log",
+    "open_checkpointer",
     "parse_anchor",
     "parse_since",
     "verify_lines",

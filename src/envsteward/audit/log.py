@@ -26,6 +26,7 @@ from envsteward.errors import ConfigurationError, ConflictError, IntegrityError
 from envsteward.ports import AuditSink
 
 if TYPE_CHECKING:
+    from envsteward.audit.checkpoints import AuditVerification, Checkpointer
     from envsteward.fingerprint import Fingerprinter
     from envsteward.ports import ObjectStore
     from envsteward.settings import Settings
@@ -61,6 +62,7 @@ class AuditLog:
         *,
         fingerprinter: Fingerprinter | Callable[[], Fingerprinter] | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         if not actor_default:
             raise ConfigurationError("the audit log needs a default actor (set ENVSTEWARD_ACTOR)")
@@ -70,6 +72,8 @@ class AuditLog:
         self.max_attempts = max(1, max_attempts)
         self._fingerprinter_source = fingerprinter
         self._fingerprinter: Fingerprinter | None = None
+        self.checkpointer = checkpointer
+        """Signs checkpoints after appends (every N records, at least hourly); None: no checkpoints."""
 
     def __repr__(self) -> str:
         return f"AuditLog({self.sink!r})"
@@ -95,6 +99,7 @@ class AuditLog:
         Raises AuditDetailsError when ``details`` hold a secret (``SecretStr``/``SecretBytes``), bytes or a
         non-JSON value, or ``action`` is not a dotted verb; ConflictError when no slot could be won in
         ``max_attempts`` tries; IntegrityError when the log's last record is damaged; the sink's errors.
+        When a checkpoint is due it is signed and stored too (a failure there is logged, never raised).
         """
         if not isinstance(action, str) or not is_valid_action(action):
             raise AuditDetailsError(
@@ -131,6 +136,8 @@ class AuditLog:
                     system="audit",
                 ) from None
             if self.sink.append_line(record.seq, record.to_line()):
+                if self.checkpointer is not None:
+                    self.checkpointer.after_append(self, record)
                 return record
             # Lost the race for this seq: wait a little (jittered, growing) so writers spread out.
             _time.sleep(random.uniform(0, min(_MAX_BACKOFF_SECONDS, 0.001 * 2**attempt)))  # noqa: S311
@@ -224,6 +231,16 @@ class AuditLog:
         """Check the whole chain (see :func:`~envsteward.audit.verify.verify_lines`). Raises sink errors."""
         return verify_lines(self.sink.read_lines(), anchor=anchor)
 
+    def verify_with_checkpoints(self, anchor: tuple[int, str] | None = None) -> AuditVerification:
+        """The chain checked against the latest valid signed checkpoint (and ``anchor``): see
+        :meth:`Checkpointer.verify`. Without a checkpointer, the chain alone. Read-only: creates no key and
+        writes no checkpoint. Raises the sinks' errors."""
+        if self.checkpointer is None:
+            from envsteward.audit.checkpoints import AuditVerification
+
+            return AuditVerification(chain=self.verify(anchor))
+        return self.checkpointer.verify(self, anchor)
+
     # -- fingerprints ---------------------------------------------------------------------------------------
 
     def fingerprint(self, value: Any) -> str:
@@ -241,8 +258,13 @@ class AuditLog:
         return self._fingerprinter.fingerprint(value)
 
 
-def open_audit_log(settings: Settings, object_store: ObjectStore | None = None) -> AuditLog:
-    """The audit log named by settings.
+def open_audit_log(
+    settings: Settings,
+    object_store: ObjectStore | None = None,
+    checkpointer: Checkpointer | None = None,
+) -> AuditLog:
+    """The audit log named by settings, checkpointed by ``checkpointer`` (``Services.audit_log()`` passes
+    the one settings describe; None: no checkpoints).
 
     With ``object_store`` (the lead passes the S3 store when ``storage.kind`` is ``s3``) records are objects
     under ``audit/``; otherwise, for ``storage.kind == "filesystem"``, the JSON-lines file
@@ -265,4 +287,5 @@ def open_audit_log(settings: Settings, object_store: ObjectStore | None = None) 
         sink,
         settings.current_actor(),
         fingerprinter=lambda: load_fingerprinter(settings),
+        checkpointer=checkpointer,
     )

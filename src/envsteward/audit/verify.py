@@ -11,8 +11,9 @@
 4. its ``prev_hash`` is the previous record's ``hash`` ("prev_hash mismatch (record inserted or removed)").
 
 A chain can only prove it is internally consistent: someone who rewrites every record after a point, or
-removes records from the end, leaves a consistent chain. Record the head (``seq:hash`` printed by
-``envsteward audit verify``) somewhere else and pass it back as ``anchor`` to detect that too.
+removes records from the end, leaves a consistent chain. Two things detect that too: a signed checkpoint
+(:mod:`envsteward.audit.checkpoints`, passed here as ``checkpoint``), and a head recorded somewhere else by
+hand (``seq:hash`` printed by ``envsteward audit verify``) passed back as ``anchor``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ REORDERED = "reordered"
 INSERTED = "inserted"
 INVALID = "invalid"
 TRUNCATED = "truncated"
+REWRITTEN = "rewritten"
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,22 @@ def parse_anchor(text: str) -> tuple[int, str]:
     return int(seq_text), digest.lower()
 
 
-def verify_lines(lines: Iterable[str], anchor: tuple[int, str] | None = None) -> VerifyResult:
-    """Verify a chain given its stored lines in order (blank lines count as invalid). Pure; never raises."""
+def verify_lines(
+    lines: Iterable[str],
+    anchor: tuple[int, str] | None = None,
+    checkpoint: tuple[int, str] | None = None,
+) -> VerifyResult:
+    """Verify a chain given its stored lines in order (blank lines count as invalid). Pure; never raises.
+
+    ``anchor`` and ``checkpoint`` are ``(seq, hash)`` pairs the log must contain (a head recorded by hand, a
+    signed checkpoint's): a different hash there means the log was rewritten, a log ending before it that
+    it was cut.
+    """
+    pins: list[tuple[int, str, str]] = []
+    if anchor is not None:
+        pins.append((anchor[0], anchor[1], "anchor"))
+    if checkpoint is not None:
+        pins.append((checkpoint[0], checkpoint[1], "checkpoint"))
     expected_seq = 1
     prev_hash = GENESIS_HASH
     count = 0
@@ -130,26 +146,38 @@ def verify_lines(lines: Iterable[str], anchor: tuple[int, str] | None = None) ->
                 else (f"record {seq}'s prev_hash is not the hash of record {seq - 1}")
             )
             return bad(seq, line_no, INSERTED, f"prev_hash mismatch (record inserted or removed): {where}")
-        if anchor is not None and seq == anchor[0] and stored_hash != anchor[1]:
-            return bad(
-                seq,
-                line_no,
-                CHANGED,
-                f"anchor mismatch (log rewritten): record {seq}'s hash differs from the anchored hash",
-            )
+        for pin_seq, pin_hash, what in pins:
+            if seq == pin_seq and stored_hash != pin_hash:
+                if what == "anchor":
+                    return bad(
+                        seq,
+                        line_no,
+                        CHANGED,
+                        f"anchor mismatch (log rewritten): record {seq}'s hash differs from the anchored "
+                        "hash",
+                    )
+                return bad(
+                    seq,
+                    line_no,
+                    REWRITTEN,
+                    f"checkpoint mismatch (log rewritten at or before record {seq}): record {seq}'s hash "
+                    "differs from the signed checkpoint",
+                )
         count += 1
         expected_seq = seq + 1
         prev_hash = stored_hash
 
-    if anchor is not None and anchor[0] >= expected_seq:
+    cut = [(pin_seq, what) for pin_seq, _hash, what in pins if pin_seq >= expected_seq]
+    if cut:
+        pin_seq, what = min(cut)
+        label = "anchored record" if what == "anchor" else "record of the signed checkpoint"
         return VerifyResult(
             ok=False,
             count=count,
             first_bad_seq=expected_seq,
             line=None,
             reason=(
-                f"anchored record {anchor[0]} is missing (log truncated): "
-                f"the log ends at record {expected_seq - 1}"
+                f"{label} {pin_seq} is missing (log truncated): the log ends at record {expected_seq - 1}"
             ),
             kind=REMOVED,
             last_seq=expected_seq - 1,

@@ -1,4 +1,4 @@
-"""``envsteward audit verify`` and ``envsteward audit show``.
+"""``envsteward audit verify``, ``envsteward audit checkpoint`` and ``envsteward audit show``.
 
 Only typer is imported at module level; the audit package, settings and rich load inside the commands.
 """
@@ -12,7 +12,7 @@ import typer
 from envsteward.cli._common import console, handle_errors, load_settings
 
 if TYPE_CHECKING:
-    from envsteward.audit import AuditLog, AuditRecord
+    from envsteward.audit import AuditLog, AuditRecord, AuditVerification
 
 app = typer.Typer(
     help="Inspect and verify the hash-chained audit log.",
@@ -35,6 +35,13 @@ def _open_log() -> AuditLog:
     return Services(settings).audit_log()
 
 
+def _checkpointed_log() -> AuditLog:
+    """The audit log with the checkpointer settings describe (``Services.audit_log()``); touches nothing."""
+    from envsteward.services import Services
+
+    return Services(load_settings()).audit_log()
+
+
 @app.command("verify")
 @handle_errors
 def verify(
@@ -48,10 +55,11 @@ def verify(
         ),
     ] = None,
 ) -> None:
-    """Check the whole hash chain; exit 1 and name the first bad record when it is broken."""
-    import json
+    """Check the hash chain against the latest valid signed checkpoint; exit 1 naming the first bad record.
 
-    from rich.markup import escape
+    Read-only: creates no key and writes no checkpoint.
+    """
+    import json
 
     from envsteward.audit import parse_anchor
 
@@ -59,33 +67,93 @@ def verify(
         parsed_anchor = parse_anchor(anchor) if anchor else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--anchor") from None
-    log = _open_log()
-    result = log.verify(anchor=parsed_anchor)
+    log = _checkpointed_log()
+    outcome = log.verify_with_checkpoints(anchor=parsed_anchor)
     if json_output:
-        typer.echo(json.dumps({**result.to_dict(), "location": log.location}, sort_keys=True))
-    elif result.ok:
-        console().print(
-            f"[bold green]audit log OK[/]: {result.count} record(s) verified in {escape(log.location)}",
-            highlight=False,
-        )
-        if result.count:
-            console().print(
-                f"head (keep it to pass as --anchor later): {result.anchor}", highlight=False, soft_wrap=True
-            )
+        typer.echo(json.dumps({**outcome.to_dict(), "location": log.location}, sort_keys=True))
     else:
+        _print_verification(outcome, log.location)
+    if not outcome.ok:
+        raise typer.Exit(EXIT_BROKEN)
+
+
+def _print_verification(outcome: AuditVerification, location: str) -> None:
+    from rich.markup import escape
+
+    result = outcome.chain
+    report = outcome.checkpoints
+    failure = outcome.failure_line()
+    if failure is not None:
+        console().print(f"[bold red]{escape(failure)}[/]", highlight=False, soft_wrap=True)
+    if result.ok:
         console().print(
-            f"[bold red]audit log BROKEN[/] at record {result.first_bad_seq}"
-            + (f" (line {result.line})" if result.line else "")
-            + f": {escape(result.reason or '')}",
+            ("[bold green]audit log OK[/]: " if failure is None else "chain OK: ")
+            + f"{result.count} record(s) verified in {escape(location)}",
             highlight=False,
         )
+    else:
         console().print(
             f"{result.count} record(s) before it verified; last good head: {result.anchor}",
             highlight=False,
             soft_wrap=True,
         )
-    if not result.ok:
-        raise typer.Exit(EXIT_BROKEN)
+    for bad in report.bad:
+        where = f"record {bad.seq}" if bad.seq is not None else bad.key
+        console().print(f"skipped checkpoint ({escape(where)}): {escape(bad.reason)}", highlight=False)
+    if not report.enabled:
+        console().print("signed checkpoints are off (audit.signer: none)", highlight=False)
+    elif report.checkpoint is not None:
+        cp = report.checkpoint
+        console().print(
+            f"checkpoint: record {cp.seq} signed by {escape(cp.signer.kind)} key {cp.key_fingerprint[:23]}"
+            f" at {cp.time}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if report.unanchored_count:
+            console().print(
+                f"unanchored: {report.unanchored_count} record(s) after it, from record "
+                f"{report.first_unanchored_seq} (protected by the chain only until the next checkpoint)",
+                highlight=False,
+            )
+    for note in report.notes:
+        console().print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+    if result.ok and result.count:
+        console().print(
+            f"head (keep it to pass as --anchor later): {result.anchor}", highlight=False, soft_wrap=True
+        )
+
+
+@app.command("checkpoint")
+@handle_errors
+def checkpoint(
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Sign and store a checkpoint of the log's head (after verifying the log); a no-op when the head is
+    checkpointed already. For cron or the `audit-checkpoint` deployment. May create the local signing key.
+    """
+    import json
+
+    from envsteward.errors import ConfigurationError
+
+    log = _checkpointed_log()
+    if log.checkpointer is None:
+        raise ConfigurationError("signed checkpoints are off (audit.signer: none)")
+    outcome = log.checkpointer.checkpoint(log)
+    if json_output:
+        typer.echo(
+            json.dumps(
+                {
+                    "written": outcome.written,
+                    "reason": outcome.reason,
+                    "checkpoint": outcome.checkpoint.summary() if outcome.checkpoint else None,
+                    "location": log.checkpointer.location,
+                },
+                sort_keys=True,
+            )
+        )
+        return
+    console().print(outcome.reason, highlight=False, soft_wrap=True)
 
 
 @app.command("show")

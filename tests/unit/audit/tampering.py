@@ -74,3 +74,18 @@ def truncate_last_line(lines: list[str]) -> list[str]:
     out = list(lines)
     out[-1] = out[-1][: len(out[-1]) // 2]
     return out
+
+
+def rewrite_consistently(lines: list[str], seq: int, field: str, value: Any) -> list[str]:
+    """Edit record ``seq`` and recompute its hash and every later record's ``prev_hash`` and ``hash``: the
+    chain stays internally consistent (what someone who can write the whole log does)."""
+    out = list(lines)
+    prev_hash = parse(out[seq - 2])["hash"] if seq > 1 else "0" * 64
+    for index in range(seq - 1, len(out)):
+        record = parse(out[index])
+        if index == seq - 1:
+            record[field] = value
+        record["prev_hash"] = prev_hash
+        out[index] = rehash(record)
+        prev_hash = parse(out[index])["hash"]
+    return out
