@@ -151,8 +151,8 @@ def test_a_consistent_rewrite_is_rejected_through_the_checkpoint(
     assert first_line.startswith("audit log BROKEN at record 21")
     assert "rewritten" in first_line
     # ... and `audit checkpoint` refuses to sign the rewritten log.
+    assert log.checkpointer is not None
     with pytest.raises(IntegrityError, match="refusing to sign"):
-        assert log.checkpointer is not None
         log.checkpointer.checkpoint(log)
 
 

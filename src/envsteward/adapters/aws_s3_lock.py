@@ -13,10 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import botocore.exceptions as boto_exc
 
-from envsteward.adapters.aws_errors import aws_errors, error_code, translate_aws_error
+from envsteward.adapters.aws_errors import error_code, translate_aws_error
 from envsteward.adapters.aws_s3 import S3ObjectStore
 from envsteward.adapters.aws_session import AWSClients
-from envsteward.errors import NotFoundError
 
 
 class ObjectLockS3Store(S3ObjectStore):
@@ -79,15 +78,3 @@ class ObjectLockS3Store(S3ObjectStore):
                 return False
             raise translate_aws_error(exc, "s3", "put_object if-none-match", self._where(key)) from None
         return True
-
-    def retention_of(self, key: str) -> tuple[str, datetime] | None:
-        """An object's Object Lock mode and retain-until date (GetObjectRetention), or None without one."""
-        try:
-            with aws_errors("s3", "get_object_retention", self._where(key)):
-                response = self._s3.get_object_retention(Bucket=self.bucket, Key=self._key(key))
-        except NotFoundError:
-            return None
-        retention = response.get("Retention") or {}
-        if not retention.get("Mode"):
-            return None
-        return str(retention["Mode"]), retention["RetainUntilDate"]
