@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from envsteward.audit import AuditLog, JsonLinesFileSink
 from envsteward.cli import audit as audit_cli
+from envsteward.services import Services
+from envsteward.settings import Settings
 from tests.unit.audit import tampering as t
 
 runner = CliRunner()
@@ -45,7 +47,11 @@ def _populate(home: Path) -> AuditLog:
         now - timedelta(hours=1),
         now,
     ])  # fmt: skip
-    log = AuditLog(JsonLinesFileSink(_log_path(home)), "alice", clock=lambda: next(times))
+    # With the checkpointer the settings describe (the local signer; the session's key is outside home).
+    checkpointer = Services(Settings()).audit_log().checkpointer
+    log = AuditLog(
+        JsonLinesFileSink(_log_path(home)), "alice", clock=lambda: next(times), checkpointer=checkpointer
+    )
     log.append("drift.detected", target="app/db/url", environment="staging", details={"items": 2})
     log.append("drift.healed", target="app/db/url", environment="staging", details={"healed": ["a", "b"]})
     log.append("promotion.approved", target="release-42", environment="production", actor="bob",
@@ -59,7 +65,19 @@ def test_verify_ok(home: Path) -> None:
     result = runner.invoke(app, ["audit", "verify"])
     assert result.exit_code == 0, result.output
     assert "audit log OK: 4 record(s) verified" in result.output
+    assert "checkpoint: record 4 signed by local key sha256:" in result.output
     assert "head (keep it to pass as --anchor later): 4:" in result.output
+
+
+def test_verify_without_any_checkpoint_fails_closed(home: Path) -> None:
+    log = AuditLog(JsonLinesFileSink(_log_path(home)), "alice")
+    log.append("drift.detected", target="a")
+    log.append("drift.detected", target="b")
+    Services(Settings()).audit_log().append("drift.detected", target="c")  # creates the pinned key
+    (home / "audit-checkpoints" / "000000000003.json").unlink()
+    result = runner.invoke(app, ["audit", "verify"])
+    assert result.exit_code == 1
+    assert result.output.startswith("audit checkpoints MISSING")
 
 
 def test_verify_json(home: Path) -> None:
@@ -90,7 +108,10 @@ def test_verify_with_anchor_detects_truncation(home: Path) -> None:
     anchor = json.loads(runner.invoke(app, ["audit", "verify", "--json"]).output)["anchor"]
     path = _log_path(home)
     path.write_text("".join(line + "\n" for line in path.read_text().splitlines()[:-1]))
-    assert runner.invoke(app, ["audit", "verify"]).exit_code == 0
+    # The signed checkpoint of record 4 catches it by itself; the anchor too.
+    result = runner.invoke(app, ["audit", "verify"])
+    assert result.exit_code == 1
+    assert "record of the signed checkpoint 4 is missing (log truncated)" in result.output
     result = runner.invoke(app, ["audit", "verify", "--anchor", anchor])
     assert result.exit_code == 1
     assert "anchored record 4 is missing" in result.output
