@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from envsteward.tasks.common import RETRY_TRANSIENT
 from prefect import task
 
 from envsteward.errors import ConfigurationError
 from envsteward.services import get_services
-from envsteward.tasks.common import RETRY_TRANSIENT
 
 
 @task(name="audit-checkpoint", **RETRY_TRANSIENT, persist_result=False)

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from envsteward.flows.audit_checkpoint import audit_checkpoint
 
 from envsteward.errors import IntegrityError
-from envsteward.flows.audit_checkpoint import audit_checkpoint
 from envsteward.services import Services, set_services
 from envsteward.settings import AuditSettings, Settings
 from tests.unit.audit import tampering as t

@@ -14,7 +14,7 @@ import pytest
 from envsteward.adapters.aws import AWSClients
 from envsteward.audit import AuditLog, Checkpoint
 from envsteward.audit.verify import REWRITTEN
-from envsteward.errors import ConfigurationError
+from envsteward.errors import ConfigurationError, PermanentError
 from envsteward.services import Services
 from envsteward.settings import AuditSettings, AWSSettings, Settings, StorageSettings, VaultSettings
 from tests.fixtures.aws import REGION, create_bucket
@@ -119,7 +119,7 @@ def test_a_symmetric_transit_key_cannot_sign(
         home=tmp_path / "home", actor="alice", vault=vault_settings,
         audit=_audit(tmp_path, signer="vault_transit", vault_transit_key=vault_server.transit_key),
     )  # fmt: skip
-    with pytest.raises(Exception, match="no public key"):
+    with pytest.raises(PermanentError, match="no public key"):
         Services(settings).checkpoint_signer().signing_key()
 
 
@@ -238,6 +238,6 @@ def test_a_symmetric_kms_key_cannot_sign(
 ) -> None:
     bucket = create_bucket(aws_clients, f"{aws_name_prefix}-log", REGION)
     settings = _s3_settings(tmp_path, aws_settings, bucket, bucket, signer="aws_kms", kms_key_id=kms_key_id)
-    with pytest.raises(ConfigurationError, match="cannot sign audit checkpoints|SIGN_VERIFY") as info:
+    with pytest.raises(ConfigurationError, match="cannot sign audit checkpoints") as info:
         Services(settings).checkpoint_signer().signing_key()
     assert kms_key_id in str(info.value)
