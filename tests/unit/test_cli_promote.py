@@ -178,7 +178,8 @@ def _journal_half_applied(folder: Path, run_id: str) -> Any:
         expires_at=now + timedelta(hours=1),
         is_active=lambda _run: True,
     )
-    journal = open_journal(services, plan, run_id=run_id, now=now)
+    # the dead run's apply deadline has passed: only then may a sweep touch a run the API does not know
+    journal = open_journal(services, plan, run_id=run_id, now=now, apply_deadline=now - timedelta(seconds=1))
     apply_plan(plan, target_sources(services, plan))
     assert "1.1.0" in (folder / "live" / "staging" / "services.json").read_text()
     return journal
@@ -225,7 +226,7 @@ def test_repair_rolls_back_a_dead_runs_journal_and_exits_1_while_one_is_left(fil
     from envsteward.services import get_services
 
     before = (file_catalog / "live" / "staging" / "services.json").read_bytes()
-    run_id = "22222222-2222-4333-8444-555555555555"  # unknown to the Prefect API: not running
+    run_id = "22222222-2222-4333-8444-555555555555"  # unknown to the Prefect API, past its deadline
     _journal_half_applied(file_catalog, run_id)
     repaired = runner.invoke(app, ["promote", "--repair", "staging"])
     assert repaired.exit_code == 0, repaired.output
