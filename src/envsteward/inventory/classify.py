@@ -52,6 +52,7 @@ SEVERITY = {
     FindingKind.ORPHAN: Severity.MEDIUM,
     FindingKind.DUE: Severity.LOW,
     FindingKind.AGE_UNKNOWN: Severity.LOW,
+    FindingKind.CERTIFICATE_EXPIRING: Severity.LOW,  # raised by threshold in certificate_finding
 }
 
 
@@ -112,7 +113,7 @@ def classify_reference(
             **base, **dated, state=ReferenceState.OK, exists=True, age_days=age_days, reason=reason
         )
     due_at = meta.changed_at + timedelta(days=max_age)
-    days_left = math.floor((due_at - now) / DAY)
+    days_left = int((due_at - now) / DAY)  # whole days, toward zero: -16 is "overdue by 16 days"
     if now >= due_at:
         state = ReferenceState.OVERDUE
         reason = (
