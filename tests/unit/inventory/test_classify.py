@@ -64,7 +64,8 @@ def test_reference_golden(case: dict[str, Any]) -> None:
     found = reference_findings(status, policy, now)
     assert [[f.kind.value, f.severity.value] for f in found] == expected["findings"]
     for finding in found:
-        assert finding.reason and finding.origin == "config/p.yaml:3"
+        assert finding.reason
+        assert finding.origin == "config/p.yaml:3"
 
 
 def test_each_certificate_threshold_is_a_new_finding() -> None:
@@ -75,10 +76,13 @@ def test_each_certificate_threshold_is_a_new_finding() -> None:
         found = certificate_finding("production", "vault://s/tls#c", cert, [30, 14, 7], now)
         ids.append(None if found is None else (found.id, found.severity))
     assert ids[0] is None
-    assert ids[1] == ids[2] and ids[1] is not None and ids[1][1] is Severity.LOW
-    assert ids[3] == ids[4] and ids[3] is not None and ids[3][1] is Severity.MEDIUM
-    assert ids[5] == ids[6] and ids[5] is not None and ids[5][1] is Severity.HIGH
-    assert ids[7] is not None and ids[7][1] is Severity.CRITICAL
+    severities = [None if entry is None else entry[1] for entry in ids]
+    assert severities[1:] == [Severity.LOW] * 2 + [Severity.MEDIUM] * 2 + [Severity.HIGH] * 2 + [
+        Severity.CRITICAL
+    ]
+    assert ids[1] == ids[2]
+    assert ids[3] == ids[4]
+    assert ids[5] == ids[6]
     assert len({entry[0] for entry in ids if entry}) == 4
 
 

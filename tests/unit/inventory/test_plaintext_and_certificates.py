@@ -157,7 +157,7 @@ def test_certificate_facts_from_pem_and_chains() -> None:
 
 
 def test_policy_defaults_by_tier_and_overrides() -> None:
-    base = {"name": "p", "tier": "production"}
+    base = {"name": "p", "tier": "production", "approval": {"approvers": ["a", "b"]}}
     assert EnvironmentSpec.model_validate(base).secrets.max_age_days == 90
     assert (
         EnvironmentSpec.model_validate({**base, "secrets": {"due_within_days": 7}}).secrets.max_age_days == 90
