@@ -166,7 +166,7 @@ def test_policy_defaults_by_tier_and_overrides() -> None:
         EnvironmentSpec.model_validate({**base, "secrets": {"max_age_days": None}}).secrets.max_age_days
         is None
     )
-    assert EnvironmentSpec.model_validate({"name": "s", "tier": "staging"}).secrets.max_age_days is None
+    assert EnvironmentSpec.model_validate({"name": "s", "tier": "development"}).secrets.max_age_days is None
     policy = SecretsPolicy.model_validate(
         {
             "max_age_days": 90,
