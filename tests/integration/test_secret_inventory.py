@@ -19,12 +19,11 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import SecretStr
+from envsteward.deployments.demo import leaves, write_secret_reference
 from typer.testing import CliRunner
 
 from envsteward.adapters.aws import SecretsManager
 from envsteward.catalog.refs import SecretRef
-from envsteward.deployments.demo import leaves, write_secret_reference
 from envsteward.inventory.model import FindingKind, InventoryStatus, ReferenceState
 from envsteward.inventory.report import inventory_result
 from envsteward.inventory.runner import run_inventory
@@ -138,7 +137,7 @@ class InventoryPlatform:
         )
 
 
-def build_inventory_platform(  # noqa: PLR0913 - the servers' settings
+def build_inventory_platform(
     tmp_path: Path,
     token: str,
     vault_settings: VaultSettings,

@@ -18,13 +18,11 @@ import typer
 from envsteward.cli.drift import _UsageErrorsExitOne
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from rich.console import RenderableType
     from rich.table import Table
     from rich.text import Text
 
-    from envsteward.inventory.model import EnvironmentInventory
+    from envsteward.inventory.model import EnvironmentInventory, Finding
 
 EXIT_FINDINGS = 2
 
@@ -125,29 +123,51 @@ def id_text(text: str, width: int, style: str = "") -> Text:
     return Text("\n".join(lines), style=style, no_wrap=True, overflow="ignore")
 
 
-def _table(inv: EnvironmentInventory, title_suffix: str) -> tuple[Table, int]:
+STATE_WIDTH = 14
+"""The first column of ``list`` (``due 2026-12-08``); ``check``'s is the severity."""
+SEVERITY_WIDTH = 8
+
+
+def _table(inv: EnvironmentInventory, title_suffix: str, first: str, first_width: int) -> tuple[Table, int]:
+    """A full-width table with a fixed first column; returns it and the width left for identifiers."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from envsteward.cli._common import console
 
     table = Table(
-        title=f"{inv.environment} ({inv.tier}): {title_suffix}",
+        title=escape(f"{inv.environment} ({inv.tier}): {title_suffix}"),
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
         title_justify="left",
-        expand=False,
+        expand=True,
     )
-    return table, max(30, console().width - 20)
+    table.add_column(first, no_wrap=True, width=first_width)
+    table.add_column("secret (used at)" if first == "state" else "finding", ratio=1)
+    # edges (2) and each column's padding (2 x 2), and one spare
+    return table, max(20, console().width - first_width - 7)
+
+
+def _finding_cell(finding: Finding, width: int, *, with_kind: bool) -> RenderableType:
+    from rich.console import Group
+    from rich.text import Text
+
+    parts: list[RenderableType] = []
+    if with_kind:
+        parts.append(Text(finding.kind.value, style=_STYLES.get(finding.severity.value, "")))
+    parts += [id_text(finding.subject, width, "bold"), Text(finding.reason)]
+    if finding.origin:
+        parts.append(Text(f"at {finding.origin}", style="dim"))
+    return Group(*parts)
 
 
 def _secrets_table(inv: EnvironmentInventory) -> RenderableType:
     from rich.console import Group
     from rich.text import Text
 
-    table, width = _table(inv, f"{len(inv.statuses)} secret reference(s), {inv.status.value}")
-    table.add_column("state", no_wrap=True)
-    table.add_column("secret (used at)")
+    suffix = f"{len(inv.statuses)} secret reference(s), {inv.status.value}"
+    table, width = _table(inv, suffix, "state", STATE_WIDTH)
     for status in inv.statuses:
         facts = [status.state.value]
         if status.age_days is not None:
@@ -158,56 +178,33 @@ def _secrets_table(inv: EnvironmentInventory) -> RenderableType:
         if status.version:
             facts.append(f"v{status.version[:8]}")
         if status.certificate is not None:
-            facts.append(f"cert {status.certificate.not_after:%Y-%m-%d}")
+            facts.append(f"exp {status.certificate.not_after:%Y-%m-%d}")
         state = Text("\n".join(facts), style=_STYLES.get(status.state.value, ""))
         used = Text("used at " + ", ".join(status.used_at), style="dim")
         table.add_row(
             state, Group(id_text(status.reference, width), used, Text(status.reason)), end_section=True
         )
-    return _with_extras(table, inv, width, include_findings=True)
+    references = {status.reference for status in inv.statuses}
+    for finding in inv.findings:
+        if finding.subject not in references:  # orphans and plaintext: no reference of their own
+            state = Text(
+                f"{finding.kind.value}\n{finding.severity.value}",
+                style=_STYLES.get(finding.severity.value, ""),
+            )
+            table.add_row(state, _finding_cell(finding, width, with_kind=False), end_section=True)
+    return table
 
 
 def _findings_table(inv: EnvironmentInventory) -> RenderableType:
-    from rich.console import Group
     from rich.text import Text
 
-    table, width = _table(inv, f"{len(inv.findings)} finding(s), {inv.status.value}")
-    table.add_column("severity", no_wrap=True)
-    table.add_column("finding")
+    table, width = _table(
+        inv, f"{len(inv.findings)} finding(s), {inv.status.value}", "severity", SEVERITY_WIDTH
+    )
     for finding in inv.findings:
-        where = Text(f"at {finding.origin}", style="dim") if finding.origin else Text("")
         table.add_row(
-            Text(
-                f"{finding.severity.value}\n{finding.kind.value}",
-                style=_STYLES.get(finding.severity.value, ""),
-            ),
-            Group(id_text(finding.subject, width, "bold"), Text(finding.reason), where),
+            Text(finding.severity.value, style=_STYLES.get(finding.severity.value, "")),
+            _finding_cell(finding, width, with_kind=True),
             end_section=True,
         )
-    return _with_extras(table, inv, width, include_findings=False)
-
-
-def _with_extras(
-    table: RenderableType, inv: EnvironmentInventory, width: int, *, include_findings: bool
-) -> RenderableType:
-    from rich.console import Group
-    from rich.text import Text
-
-    parts: list[RenderableType] = [table]
-    if include_findings:
-        others = [f for f in inv.findings if f.subject not in {s.reference for s in inv.statuses}]
-        for finding in others:
-            parts.append(
-                Text(
-                    f"{finding.severity.value} {finding.kind.value}: ",
-                    style=_STYLES.get(finding.severity.value, ""),
-                )
-            )
-            parts.append(id_text(finding.subject, width))
-            parts.append(Text(f"  {finding.reason}" + (f" (at {finding.origin})" if finding.origin else "")))
-    return Group(*parts)
-
-
-def render_check(inventories: Sequence[EnvironmentInventory]) -> list[RenderableType]:
-    """The ``check`` tables (exposed for tests)."""
-    return [_findings_table(inv) for inv in inventories]
+    return table
