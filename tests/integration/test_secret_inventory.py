@@ -41,6 +41,7 @@ from envsteward.sources import subtree_at
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "catalog"
 SLACK_TOKEN_ENV = "ENVSTEWARD_TEST_INVENTORY_SLACK_TOKEN"
+SLACK_CHANNEL = "#envsteward-alerts"
 PD_KEY_ENV = "PAGERDUTY_ROUTING_KEY"  # the example's oncall channel names this variable
 LATER = timedelta(days=2)
 """The inventory runs this far in the future: the secret whose maximum age is 1 day is then overdue,
@@ -155,6 +156,10 @@ def build_inventory_platform(
         path.write_text(
             path.read_text(encoding="utf-8").replace("envsteward/", f"{token}/"), encoding="utf-8"
         )
+    catalog_file = root / "catalog.yaml"  # the Slack stand-in's channel
+    catalog_file.write_text(
+        catalog_file.read_text(encoding="utf-8").replace("#shopfront-ops", SLACK_CHANNEL), encoding="utf-8"
+    )
     settings = Settings(
         catalog=root,
         home=tmp_path / "home",
