@@ -17,6 +17,7 @@ from envsteward.adapters.aws_errors import SYSTEM, aws_errors
 from envsteward.adapters.aws_session import AWSClients
 from envsteward.adapters.aws_ssm import select_json_key
 from envsteward.errors import ConflictError, NotFoundError, PermanentError
+from envsteward.inventory.metadata import SecretMetadata, StoredSecret
 from envsteward.ports import JSONValue
 
 
@@ -30,6 +31,9 @@ class SecretSummary:
     last_changed: datetime | None = None
     current_version_id: str | None = None
     tags: Mapping[str, str] | None = None
+    last_rotated: datetime | None = None
+    deleted: datetime | None = None
+    """When the secret was scheduled for deletion (it can still be restored); None: not deleted."""
 
 
 def _summary(item: Mapping[str, Any]) -> SecretSummary:
@@ -50,6 +54,8 @@ def _summary(item: Mapping[str, Any]) -> SecretSummary:
         last_changed=item.get("LastChangedDate"),
         current_version_id=current,
         tags={tag["Key"]: tag["Value"] for tag in item.get("Tags") or []},
+        last_rotated=item.get("LastRotatedDate"),
+        deleted=item.get("DeletedDate"),
     )
 
 
@@ -246,3 +252,30 @@ class SecretsManagerSecretStore(SecretExistsByReading):
         if key is None:
             return value
         return select_json_key(value.get_secret_value(), key, f"secretsmanager get_secret_value {location}")
+
+    def describe_secret(self, location: str, key: str | None) -> SecretMetadata:
+        """DescribeSecret: the AWSCURRENT version id, ``LastChangedDate`` and ``LastRotatedDate``; with
+        ``key``, GetSecretValue to check that the JSON secret holds it (the value is dropped at once). A
+        missing secret, one scheduled for deletion, or a missing key is ``exists=False``. Raises
+        PermissionDeniedError, TransientError, PermanentError (a key asked of a non-JSON secret)."""
+        try:
+            summary = self._sm.describe(location)
+        except NotFoundError:
+            return SecretMetadata(exists=False, detail="no such secret")
+        found = SecretMetadata(
+            exists=True,
+            version=summary.current_version_id,
+            changed_at=summary.last_changed,
+            rotated_at=summary.last_rotated,
+        )
+        if summary.deleted is not None:
+            return SecretMetadata(exists=False, version=found.version, detail="scheduled for deletion")
+        if key is not None and not self.secret_exists(location, key):
+            return SecretMetadata(
+                exists=False, version=found.version, changed_at=found.changed_at, detail=f"no key {key!r}"
+            )
+        return found
+
+    def list_secrets(self, prefix: str) -> list[StoredSecret]:
+        """ListSecrets whose names start with ``prefix`` (all pages; not those scheduled for deletion)."""
+        return [StoredSecret(s.name, s.last_changed) for s in self._sm.list_secrets(prefix)]

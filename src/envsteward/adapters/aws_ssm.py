@@ -14,6 +14,7 @@ from envsteward.adapters._tree import set_nested, split_path
 from envsteward.adapters.aws_errors import SYSTEM, aws_errors
 from envsteward.adapters.aws_session import AWSClients
 from envsteward.errors import ConfigurationError, NotFoundError, PermanentError
+from envsteward.inventory.metadata import SecretMetadata, StoredSecret
 from envsteward.ports import JSONValue
 
 ValueFormat = Literal["json", "string"]
@@ -192,6 +193,39 @@ class SSMSecretStore(SecretExistsByReading):
         if key is None:
             return SecretStr(value)
         return select_json_key(value, key, f"ssm get_parameter {location}")
+
+    def describe_secret(self, location: str, key: str | None) -> SecretMetadata:
+        """GetParameter without decryption: ``Version`` and ``LastModifiedDate``; with ``key``, the value is
+        read decrypted to check that the JSON object holds it (and dropped at once). A missing parameter
+        or key is ``exists=False``. Raises PermissionDeniedError, TransientError, PermanentError."""
+        try:
+            with aws_errors("ssm", "get_parameter", location):
+                parameter = self._clients.ssm(self.region).get_parameter(Name=location, WithDecryption=False)[
+                    "Parameter"
+                ]
+        except NotFoundError:
+            return SecretMetadata(exists=False, detail="no such parameter")
+        version = str(parameter["Version"]) if parameter.get("Version") is not None else None
+        changed = parameter.get("LastModifiedDate")
+        if key is not None and not self.secret_exists(location, key):
+            return SecretMetadata(exists=False, version=version, changed_at=changed, detail=f"no key {key!r}")
+        return SecretMetadata(exists=True, version=version, changed_at=changed)
+
+    def list_secrets(self, prefix: str) -> list[StoredSecret]:
+        """Every parameter below the path ``prefix`` (DescribeParameters with a recursive Path filter, all
+        pages; no value is read)."""
+        path = "/" + prefix.strip("/")
+        paginator = self._clients.ssm(self.region).get_paginator("describe_parameters")
+        found: list[StoredSecret] = []
+        with aws_errors("ssm", "describe_parameters", path):
+            for page in paginator.paginate(
+                ParameterFilters=[{"Key": "Path", "Option": "Recursive", "Values": [path]}]
+            ):
+                found.extend(
+                    StoredSecret(str(item["Name"]), item.get("LastModifiedDate"))
+                    for item in page.get("Parameters") or []
+                )
+        return sorted(found, key=lambda stored: stored.location)
 
 
 def select_json_key(text: str, key: str, operation: str) -> SecretStr:

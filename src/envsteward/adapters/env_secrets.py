@@ -7,6 +7,7 @@ import os
 from pydantic import SecretStr
 
 from envsteward.errors import NotFoundError
+from envsteward.inventory.metadata import SecretMetadata, StoredSecret
 
 
 class EnvSecretStore:
@@ -27,3 +28,13 @@ class EnvSecretStore:
     def secret_exists(self, location: str, key: str | None) -> bool:
         """True when the variable is set. Reads this process's environment only."""
         return location in os.environ
+
+    def describe_secret(self, location: str, key: str | None) -> SecretMetadata:
+        """Whether the variable is set (no version or dates: the environment keeps none)."""
+        if location in os.environ:
+            return SecretMetadata(exists=True)
+        return SecretMetadata(exists=False, detail="environment variable not set")
+
+    def list_secrets(self, prefix: str) -> list[StoredSecret]:
+        """The variables whose names start with ``prefix``. Reads this process's environment only."""
+        return [StoredSecret(name) for name in sorted(os.environ) if name.startswith(prefix)]

@@ -15,6 +15,7 @@ from envsteward.adapters._tree import set_leaf, set_nested, split_path
 from envsteward.adapters.vault_client import VaultClient, split_mount_path, transit_key_version
 from envsteward.adapters.vault_errors import SYSTEM
 from envsteward.errors import IntegrityError, NotFoundError, PermanentError
+from envsteward.inventory.metadata import SecretMetadata, StoredSecret
 from envsteward.ports import DataKey, JSONValue
 
 
@@ -148,6 +149,38 @@ class VaultSecretStore:
         except NotFoundError:
             return False
         return key is None or key in data
+
+    def describe_secret(self, location: str, key: str | None) -> SecretMetadata:
+        """Current version and when it was written (GET <mount>/metadata/<path>); with ``key``, whether the
+        current version holds it (GET <mount>/data/<path>, the value dropped at once). A missing secret,
+        a deleted or destroyed current version, or a missing key is ``exists=False``. Raises
+        PermissionDeniedError, TransientError."""
+        mount, path = split_mount_path(location)
+        try:
+            meta = self._client.kv_metadata(mount, path)
+        except NotFoundError:
+            return SecretMetadata(exists=False, detail="no such secret")
+        current = meta.versions.get(meta.current_version)
+        version = str(meta.current_version) if meta.current_version else None
+        if current is None or current.deleted:
+            return SecretMetadata(exists=False, version=version, detail="the current version is deleted")
+        changed = current.created_time or meta.updated_time
+        if key is not None:
+            try:
+                present = key in self._client.kv_read(mount, path).data
+            except NotFoundError:
+                return SecretMetadata(exists=False, version=version, detail="the current version is deleted")
+            if not present:
+                return SecretMetadata(
+                    exists=False, version=version, changed_at=changed, detail=f"no key {key!r}"
+                )
+        return SecretMetadata(exists=True, version=version, changed_at=changed)
+
+    def list_secrets(self, prefix: str) -> list[StoredSecret]:
+        """Every KV v2 secret below ``<mount>/<path>`` (LIST per folder), as ``<mount>/<path>/<name>``."""
+        mount, path = split_mount_path(prefix)
+        base = f"{mount}/{path}" if path else mount
+        return [StoredSecret(f"{base}/{relative}") for relative in self._client.kv_walk(mount, path)]
 
 
 class VaultTransitKeyProvider:

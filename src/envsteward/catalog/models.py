@@ -426,6 +426,76 @@ class ApprovalPolicy(Frozen):
         return self
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Secrets policy (the secret inventory and, later, rotation)
+# ---------------------------------------------------------------------------------------------------------
+
+DEFAULT_SECRET_MAX_AGE_DAYS: Final[dict[str, int]] = {"production": 90}
+"""Maximum secret age per tier when ``secrets.max_age_days`` is not set (other tiers: no maximum)."""
+DEFAULT_CERTIFICATE_ALERT_DAYS: Final[tuple[int, ...]] = (30, 14, 7)
+
+
+class SecretAgeOverride(Frozen):
+    """A maximum age for one secret reference; ``max_age_days: null`` exempts it from the maximum."""
+
+    reference: SecretRefField
+    max_age_days: int | None = Field(ge=1, le=3650)
+
+
+class ManagedPrefixes(Frozen):
+    """Where the environment's secrets live: anything stored under these that no secret reference of the
+    catalog names is an orphan. Vault: ``<kv-mount>/<path>`` (every KV v2 secret below it); Secrets Manager:
+    a secret-name prefix; SSM: a parameter path (every parameter below it)."""
+
+    vault: list[Annotated[str, AfterValidator(_check_vault_path)]] = Field(default_factory=list)
+    secrets_manager: list[Annotated[str, AfterValidator(_check_sm_prefix)]] = Field(default_factory=list)
+    ssm: list[Annotated[str, AfterValidator(_check_ssm_prefix)]] = Field(default_factory=list)
+
+    def by_scheme(self) -> dict[str, list[str]]:
+        """The prefixes keyed by secret reference scheme (``vault``, ``aws-sm``, ``ssm``)."""
+        return {"vault": list(self.vault), "aws-sm": list(self.secrets_manager), "ssm": list(self.ssm)}
+
+
+class SecretsPolicy(Frozen):
+    """An environment's secrets policy (``environments[].secrets``).
+
+    ``max_age_days``: how old a secret may get before it is overdue for rotation (default by tier: 90 in
+    production, none elsewhere; ``null``: no maximum); ``due_within_days``: a secret is *due* this many days
+    before it is overdue; ``overrides``: a maximum per reference; ``certificate_alert_days``: a PEM
+    certificate held as a secret is reported when it expires within each of these many days;
+    ``managed``: prefixes checked for orphans.
+    """
+
+    max_age_days: int | None = Field(default=None, ge=1, le=3650)
+    due_within_days: int = Field(default=14, ge=0, le=365)
+    overrides: list[SecretAgeOverride] = Field(default_factory=list)
+    certificate_alert_days: list[Annotated[int, Field(ge=1, le=3650)]] = Field(
+        default_factory=lambda: list(DEFAULT_CERTIFICATE_ALERT_DAYS), min_length=1
+    )
+    managed: ManagedPrefixes = Field(default_factory=ManagedPrefixes)
+
+    @field_validator("overrides")
+    @classmethod
+    def _unique_overrides(cls, value: list[SecretAgeOverride]) -> list[SecretAgeOverride]:
+        uris = [override.reference.uri() for override in value]
+        duplicates = sorted({uri for uri in uris if uris.count(uri) > 1})
+        if duplicates:
+            raise ValueError(f"references listed twice: {', '.join(duplicates)}")
+        return value
+
+    @field_validator("certificate_alert_days")
+    @classmethod
+    def _descending(cls, value: list[int]) -> list[int]:
+        return sorted(set(value), reverse=True)
+
+    def max_age_for(self, reference: str) -> int | None:
+        """The maximum age (days) of the reference with URI ``reference`` (no ``secret+``); None: none."""
+        for override in self.overrides:
+            if override.reference.uri() == reference:
+                return override.max_age_days
+        return self.max_age_days
+
+
 class EnvironmentSpec(Frozen):
     """One environment: its tier, place on the promotion path, layers, live sources and policies."""
 
@@ -446,6 +516,8 @@ class EnvironmentSpec(Frozen):
     backups: list[BackupTarget] = Field(default_factory=list)
     drill: DrillSpec | None = None
     """Disaster-recovery drill settings; None: defaults (and no drill server, so no postgres drill)."""
+    secrets: SecretsPolicy = Field(default_factory=SecretsPolicy)
+    """Secret age, due window, certificate alerts and managed prefixes (the secret inventory)."""
 
     @model_validator(mode="after")
     def _drill_target_exists(self) -> EnvironmentSpec:
@@ -457,6 +529,19 @@ class EnvironmentSpec(Frozen):
                     f"({', '.join(names) or 'none'})"
                 )
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tier_default_secret_age(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("tier") not in DEFAULT_SECRET_MAX_AGE_DAYS:
+            return data
+        default = DEFAULT_SECRET_MAX_AGE_DAYS[data["tier"]]
+        policy = data.get("secrets")
+        if policy is None:
+            return {**data, "secrets": {"max_age_days": default}}
+        if isinstance(policy, dict) and "max_age_days" not in policy:
+            return {**data, "secrets": {**policy, "max_age_days": default}}
+        return data
 
     @model_validator(mode="before")
     @classmethod

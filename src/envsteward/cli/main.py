@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from envsteward import __version__
-from envsteward.cli import audit, backup, drift, drill, health, promote, retention, validate
+from envsteward.cli import audit, backup, drift, drill, health, promote, retention, secrets, validate
 
 app = typer.Typer(
     name="envsteward",
@@ -35,6 +35,7 @@ app.add_typer(drift.app, name="drift")
 app.add_typer(backup.app, name="backup")
 app.add_typer(drill.app, name="drill")
 app.add_typer(retention.app, name="retention")
+app.add_typer(secrets.app, name="secrets")
 
 
 def main() -> None:

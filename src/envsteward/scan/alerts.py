@@ -33,6 +33,21 @@ MAX_LISTED_ITEMS = 15
 STATE_PREFIX = "drift/alerts/"
 
 
+@dataclass(frozen=True)
+class AlertWording:
+    """What the notifications of one kind of scan say (the secret inventory reuses this planner)."""
+
+    subject: str = "Drift"
+    """``Drift appeared in …``, ``Drift cleared in …``."""
+    scan: str = "drift scan"
+    still_open: str = "Open drift stays open"
+    dedup_prefix: str = "envsteward/drift"
+    report: str = "the drift report artifact"
+
+
+DRIFT_WORDING = AlertWording()
+
+
 def state_key(scope: str) -> str:
     """The state-store key of a scope's alert state."""
     return f"{STATE_PREFIX}{scope}"
@@ -131,12 +146,16 @@ def plan_alerts(
     *,
     unknown_reason: str | None = None,
     link: str | None = None,
+    wording: AlertWording = DRIFT_WORDING,
 ) -> AlertPlan:
     """Compare the stored alert state of ``scope`` with the current items and plan the notifications.
 
     ``current`` None (or ``unknown_reason`` set) means the scope could not be scanned: the stored items are
-    kept. Returns the new state and one delivery per (change, channel).
+    kept. Returns the new state and one delivery per (change, channel). ``wording``: what the messages say
+    and their dedup key prefix (drift by default).
     """
+    w = wording
+    incident = f"{w.dedup_prefix}/{scope}"
     before, was_unknown = _load(previous)
     deliveries: list[Delivery] = []
     reasons: list[str] = []
@@ -145,13 +164,13 @@ def plan_alerts(
         reason = unknown_reason or "not scanned"
         if was_unknown is None:
             notice = Notification(
-                title=f"❔ Drift scan cannot see {scope}",
-                text=f"The drift scan of {scope} is incomplete: {reason}. Open drift stays open until it "
+                title=f"❔ {w.scan.capitalize()} cannot see {scope}",
+                text=f"The {w.scan} of {scope} is incomplete: {reason}. {w.still_open} until it "
                 "can be read again.",
                 severity=UNKNOWN_NOTICE_SEVERITY,
                 event=AlertEvent.TRIGGER,
                 environment=scope,
-                dedup_key=f"{dedup_key(scope)}/unknown",
+                dedup_key=f"{incident}/unknown",
                 link=link,
                 fields={"scope": scope, "status": "unknown"},
             )
@@ -166,12 +185,12 @@ def plan_alerts(
     now = {item.fingerprint: item for item in current}
     if was_unknown is not None:
         notice = Notification(
-            title=f"👁 Drift scan can see {scope} again",
+            title=f"👁 {w.scan.capitalize()} can see {scope} again",
             text=f"Every source of {scope} was read again.",
             severity=UNKNOWN_NOTICE_SEVERITY,
             event=AlertEvent.RESOLVE,
             environment=scope,
-            dedup_key=f"{dedup_key(scope)}/unknown",
+            dedup_key=f"{incident}/unknown",
             link=link,
             fields={"scope": scope},
         )
@@ -185,7 +204,7 @@ def plan_alerts(
         new = {fp: item for fp, item in now.items() if item.severity.rank >= route.floor.rank}
         if old.keys() == new.keys():
             continue
-        notification = _change_notification(scope, route, old, new, link)
+        notification = _change_notification(scope, route, old, new, link, wording=w)
         deliveries.append(Delivery(route.name, notification))
         reasons.append(f"{route.name}: {notification.title}")
     if not deliveries:
@@ -199,7 +218,10 @@ def _change_notification(
     old: Mapping[str, AlertItem],
     new: Mapping[str, AlertItem],
     link: str | None,
+    *,
+    wording: AlertWording = DRIFT_WORDING,
 ) -> Notification:
+    w = wording
     appeared = [item for fp, item in new.items() if fp not in old]
     cleared = [item for fp, item in old.items() if fp not in new]
     counts = {s.value: 0 for s in (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)}
@@ -212,37 +234,41 @@ def _change_notification(
         "cleared": str(len(cleared)),
     }
     if not new:
-        title = f"✅ Drift cleared in {scope}"
+        title = f"✅ {w.subject} cleared in {scope}"
         event, severity = AlertEvent.RESOLVE, _max(list(old.values()))
-        text = _lines("Cleared", cleared)
+        text = _lines("Cleared", cleared, w.report)
     else:
         severity = _max(list(new.values()))
         event = AlertEvent.TRIGGER
         if not old:
-            title = f"⚠️ Drift appeared in {scope}: {len(new)} item(s), worst {severity.value}"
-            text = _lines("Drift", appeared)
+            title = f"⚠️ {w.subject} appeared in {scope}: {len(new)} item(s), worst {severity.value}"
+            text = _lines(w.subject, appeared, w.report)
         else:
-            title = f"⚠️ Drift changed in {scope}: {len(appeared)} new, {len(cleared)} cleared"
-            text = "\n".join(part for part in (_lines("New", appeared), _lines("Cleared", cleared)) if part)
+            title = f"⚠️ {w.subject} changed in {scope}: {len(appeared)} new, {len(cleared)} cleared"
+            text = "\n".join(
+                part
+                for part in (_lines("New", appeared, w.report), _lines("Cleared", cleared, w.report))
+                if part
+            )
     return Notification(
         title=title,
         text=text,
         severity=severity,
         event=event,
         environment=scope,
-        dedup_key=dedup_key(scope),
+        dedup_key=f"{w.dedup_prefix}/{scope}",
         link=link,
         fields=fields,
     )
 
 
-def _lines(label: str, items: Sequence[AlertItem]) -> str:
+def _lines(label: str, items: Sequence[AlertItem], report: str = DRIFT_WORDING.report) -> str:
     if not items:
         return ""
     ordered = sorted(items, key=lambda item: (-item.severity.rank, item.path))
     lines = [f"{label}:"] + [f"• {item.line}" for item in ordered[:MAX_LISTED_ITEMS]]
     if len(ordered) > MAX_LISTED_ITEMS:
-        lines.append(f"• … and {len(ordered) - MAX_LISTED_ITEMS} more (see the drift report artifact)")
+        lines.append(f"• … and {len(ordered) - MAX_LISTED_ITEMS} more (see {report})")
     return "\n".join(lines)
 
 
