@@ -173,6 +173,7 @@ def point_catalog_at(catalog: Path, database: DemoDatabase) -> list[str]:
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the example's layout: lists indented under their key
     document = yaml.load(path.read_text(encoding="utf-8"))
     changed: list[str] = []
     for env in document.get("environments") or []:
