@@ -1,15 +1,22 @@
 """``make demo``: run envsteward's main job on the embedded default, with nothing but this repository.
 
 1. Start a Prefect server on SQLite, an OpenBao dev server (Vault API) and a moto server (AWS API) on
-   loopback, plus printing stand-ins for the platform API, Slack, PagerDuty and SMTP.
+   loopback, plus printing stand-ins for the platform API, Slack, PagerDuty and SMTP; create the demo's
+   database target (a new database on the machine's PostgreSQL, 127.0.0.1:5432, or an SQLite file where
+   no PostgreSQL answers: see :mod:`envsteward.deployments.demo_database`).
 2. Load the example platform (a copy of ``examples/catalog`` under ``.demo/``, its loopback addresses
-   moved to the ports chosen on the command line: see :func:`render_catalog`) into them: every source of
-   every environment gets its desired configuration, every secret reference a generated secret; then some
-   deliberate drift (see :data:`DELIBERATE_DRIFT`).
-3. Run the drift-scan flow (read-only) and the health-check flow against the Prefect server and print
-   what they found and where to look in the UI.
-4. Serve every deployment of ``prefect.yaml`` (scheduled runs keep coming) until Ctrl-C, then stop
-   everything it started. ``--once`` stops after step 3.
+   moved to the ports chosen on the command line (:func:`render_catalog`) and its database backup targets
+   pointed at the demo's database) into them: every source of every environment gets its desired
+   configuration, every secret reference a generated secret; then some deliberate drift
+   (see :data:`DELIBERATE_DRIFT`).
+3. Walk the four flows against the Prefect server, printing what each did and its page in the UI: the
+   drift scan (read-only) and a health check; a promotion development -> staging that waits for approval
+   (the exact ``envsteward approve`` line is printed; ``--once`` approves it as a staging approver who is
+   not the requester and shows it applied); a backup of the database target with its DR replica verified;
+   a DR drill of it with RTO and RPO against the catalog's targets.
+4. Serve every deployment of ``prefect.yaml`` (scheduled runs keep coming; the promotion keeps waiting for
+   its answer) until Ctrl-C, then stop everything it started and drop the demo's database. ``--once``
+   stops after step 3.
 """
 
 from __future__ import annotations
@@ -21,11 +28,16 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envsteward.deployments import demo_database
 from envsteward.deployments.catalog import REPO_ROOT
 from envsteward.deployments.local_stack import LocalStack, StackError, executable, http_ok, port_is_free
 
@@ -94,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     stack = LocalStack(workdir)
     standins = None
     smtp = None
+    database: demo_database.DemoDatabase | None = None
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
+        database = prepare_database(workdir)
         from envsteward.deployments.demo_standins import DemoHTTPStandins, start_smtp
 
         standins = DemoHTTPStandins(args.standin_port, say)
@@ -104,14 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         start_servers(stack, args)
         say("Loading the example platform into OpenBao and moto, with deliberate drift ...")
         seed_platform()
-        run_flows(args, workdir)
+        promotion = run_flows(args, workdir)
         if args.once:
             return 0
-        say("\nServing every deployment of prefect.yaml (runs keep coming). Ctrl-C stops everything.")
-        from envsteward.deployments.serve import build_all
-        from prefect import serve
-
-        serve(*build_all(), print_starting_message=False)
+        serve_until_stopped(promotion)
         return 0
     except StackError as exc:
         say(f"demo: {exc}")
@@ -129,7 +139,29 @@ def main(argv: list[str] | None = None) -> int:
             smtp.stop()
         if standins is not None:
             standins.stop()
+        if database is not None and (problem := demo_database.drop(database)):
+            say(f"demo: {problem}")
         say(f"Stopped everything the demo started. Logs are in {workdir / 'logs'}.")
+
+
+def serve_until_stopped(promotion: DemoPromotion | None) -> None:
+    """Serve every deployment of ``prefect.yaml`` until Ctrl-C; a waiting promotion reports when answered."""
+    say("\nServing every deployment of prefect.yaml (runs keep coming). Ctrl-C stops everything.")
+    from envsteward.deployments.serve import build_all
+    from prefect import serve
+
+    if promotion is not None:
+        promotion.report_when_done()
+    serve(*build_all(), print_starting_message=False)
+
+
+def prepare_database(workdir: Path) -> demo_database.DemoDatabase:
+    """Create the demo's database target and point the demo's catalog copy at it. Raises StackError."""
+    database = demo_database.create(workdir)
+    say(f"The demo's database target: {database.describe()}")
+    changed = demo_database.point_catalog_at(workdir / "catalog", database)
+    say(f"  backup targets {', '.join(changed)} of the demo's catalog copy point at it")
+    return database
 
 
 def chosen_ports(args: argparse.Namespace) -> dict[int, int]:
@@ -357,19 +389,29 @@ def _subtree(tree: dict[str, Any], mount_at: str) -> Any:
     return subtree_at(tree, mount_at) or {}
 
 
-def run_flows(args: argparse.Namespace, workdir: Path) -> None:
-    """Run the drift scan (the main job) and the health check against the local Prefect server."""
+PROMOTION = ("development", "staging")
+"""The promotion the demo asks for (source, target)."""
+REQUESTER = "demo"
+"""Who asks for the demo's promotion (also ``ENVSTEWARD_ACTOR``); never its approver."""
+PROMOTION_WAIT_SECONDS = 120
+"""How long the demo waits for its promotion to reach the approval gate, and to finish once approved."""
+
+
+def run_flows(args: argparse.Namespace, workdir: Path) -> DemoPromotion | None:
+    """Walk the four flows against the local Prefect server: drift scan (and health check), promotion,
+    backup, DR drill. Returns the promotion when it still waits for its answer (without ``--once``)."""
     from envsteward.flows.drift_scan import drift_scan
     from envsteward.flows.health_check import health_check
 
     ui = f"http://127.0.0.1:{args.prefect_port}"
-    say("\nRunning the drift-scan flow (read-only: heal=False) ...")
+    heading("1/4  Drift scan (read-only: heal=False)")
     scan_state = drift_scan(heal=False, return_state=True)
     scan = scan_state.result(raise_on_failure=False)
     if isinstance(scan, dict):
         print_drift_tables(scan)
     else:
         say(f"drift-scan ended {scan_state.name}: {scan}")
+    say(f"drift-scan run:     {run_link(ui, scan_state)}")
     say("\nRunning the health-check flow ...")
     state = health_check(return_state=True)
     summary = state.result(raise_on_failure=False)
@@ -377,15 +419,328 @@ def run_flows(args: argparse.Namespace, workdir: Path) -> None:
         print_health_table(summary)
     else:
         say(f"health-check ended {state.name}: {summary}")
+    say(f"health-check run:   {run_link(ui, state)}")
+
+    heading(f"2/4  Promotion {PROMOTION[0]} -> {PROMOTION[1]}, with approval")
+    promotion = DemoPromotion(ui, *PROMOTION)
+    if promotion.plan():
+        promotion.start()
+        promotion.wait_for_gate()
+        if promotion.waiting():
+            promotion.print_how_to_answer()
+            if args.once:
+                promotion.approve_as_reviewer()
+                promotion.wait_until_done()
+        if not promotion.waiting():
+            promotion.report()
+
+    environment, target = backup_to_drill()
+    heading(f"3/4  Backup of {environment}/{target}, replicated to the DR region")
+    backup = run_backup(ui, environment, target)
+    heading(f"4/4  DR drill of {environment}/{target}")
+    run_drill(ui, environment, backup)
+
+    from envsteward.tasks.common import artifact_key
+
     say(
         "\nWhere to look in the Prefect UI:\n"
         f"  flow runs:        {ui}/runs\n"
         f"  drift summary:    {ui}/artifacts/key/drift-summary\n"
         f"  drift items:      {ui}/artifacts/key/drift-items\n"
         f"  health status:    {ui}/artifacts/key/health-status\n"
+        f"  promotion:        {promotion.link()}\n"
+        f"  backups:          {ui}/artifacts/key/backup-run\n"
+        f"  DR drill report:  {ui}/artifacts/key/{artifact_key('dr-drill', environment)}\n"
         f"  deployments:      {ui}/deployments\n"
         f"Audit log:          ENVSTEWARD_HOME={_shown(workdir / 'home')} .venv/bin/envsteward audit show"
     )
+    return promotion if promotion.waiting() else None
+
+
+def heading(text: str) -> None:
+    say(f"\n=== {text} ===")
+
+
+def run_link(ui: str, state: Any) -> str:
+    """The flow run's page in the UI, from its final state."""
+    return f"{ui}/runs/flow-run/{state.state_details.flow_run_id}"
+
+
+@dataclass
+class DemoPromotion:
+    """The demo's promotion, run in a thread of this process: run locally, the promote flow *pauses* in
+    place at the approval gate (a deployment's run would suspend), and is answered exactly like a
+    deployment's run, from the UI's Resume form or ``envsteward approve``."""
+
+    ui: str
+    source: str
+    target: str
+    run_id: str | None = None
+    run_name: str = ""
+    plan_run_id: str | None = None
+    state: Any = None
+    error: BaseException | None = None
+    _thread: threading.Thread | None = None
+    _report_when_done: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def plan(self) -> bool:
+        """Run the promotion as a dry run (the plan artifact, nothing written) and print the plan. Returns
+        True when there is something to promote and nothing blocks it; prints the blockers otherwise."""
+        from envsteward.flows.promote import promote
+
+        say(f"Planning {self.source} -> {self.target} (dry run: nothing is written) ...")
+        state = promote(source=self.source, target=self.target, dry_run=True, return_state=True)
+        self.run_id = self.plan_run_id = str(state.state_details.flow_run_id)
+        plan = state.result(raise_on_failure=False)
+        if not isinstance(plan, dict):
+            say(f"promotion plan ended {state.name}: {plan}\n  run: {self.link()}")
+            return False
+        say(
+            f"plan {str(plan.get('plan_hash'))[:12]}: {plan.get('changes')} change(s), {plan.get('skipped')} "
+            f"key(s) left alone (environment-specific or not selected), {plan.get('violations')} tier-rule "
+            f"violation(s)\n  plan and diff: {self.link()}"
+        )
+        blockers = plan.get("blockers") or []
+        if blockers:
+            say(
+                f"promotion {self.source} -> {self.target}: BLOCKED by {len(blockers)} tier-rule "
+                "violation(s); not asking for approval:"
+            )
+            for blocker in blockers:
+                say(f"  - {blocker}")
+            return False
+        if not plan.get("changes"):
+            say(f"promotion {self.source} -> {self.target}: nothing to promote ({self.target} matches)")
+            return False
+        return True
+
+    def start(self) -> None:
+        """Start the promote flow in a daemon thread (it blocks while it waits for approval)."""
+        from envsteward.flows import promote as promote_module
+
+        promote_module.POLL_INTERVAL_SECONDS = 1  # answers are picked up within a second, not ten
+        say(f"Asking to promote {self.source} -> {self.target} as {REQUESTER!r} ...")
+
+        def run() -> None:
+            try:
+                self.state = promote_module.promote(
+                    source=self.source,
+                    target=self.target,
+                    requested_by=REQUESTER,
+                    reason="make demo: promote development's reviewed configuration",
+                    return_state=True,
+                )
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                self.error = exc
+            with self._lock:
+                if self._report_when_done:
+                    self.report()
+
+        self._thread = threading.Thread(target=run, name="demo-promotion", daemon=True)
+        self._thread.start()
+
+    def finished(self) -> bool:
+        return self._thread is not None and not self._thread.is_alive()
+
+    def waiting(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def link(self) -> str:
+        return f"{self.ui}/runs/flow-run/{self.run_id}" if self.run_id else f"{self.ui}/runs"
+
+    def wait_for_gate(self) -> None:
+        """Until the run is paused at the approval gate or finished. Raises StackError after
+        :data:`PROMOTION_WAIT_SECONDS`. Calls the Prefect API."""
+        deadline = time.monotonic() + PROMOTION_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            run = self._read_run()
+            if self.finished():
+                return
+            if run is not None and run.state is not None and run.state.is_paused():
+                return
+            time.sleep(0.5)
+        raise StackError(f"the promotion did not reach its approval gate within {PROMOTION_WAIT_SECONDS} s")
+
+    def _read_run(self) -> Any:
+        """The demo's promote flow run (the only one on this server besides the dry run), or None before it
+        exists."""
+        from uuid import UUID
+
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
+
+        not_the_plan = [UUID(self.plan_run_id)] if self.plan_run_id else None
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["promote"])),
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(not_any_=not_the_plan)),
+                limit=1,
+            )
+        if runs:
+            self.run_id, self.run_name = str(runs[0].id), runs[0].name
+            return runs[0]
+        return None
+
+    def reviewer(self) -> str:
+        """The target's first approver who is not the requester (the requester may never approve)."""
+        from envsteward.services import get_services
+
+        policy = get_services().catalog().environment(self.target).approval
+        approvers = [name for name in (policy.approvers if policy else []) if name != REQUESTER]
+        if not approvers:
+            raise StackError(
+                f"the demo catalog's {self.target} lists no approver other than {REQUESTER!r}; the demo "
+                "cannot approve its promotion"
+            )
+        return approvers[0]
+
+    def approve_command(self) -> list[str]:
+        return ["envsteward", "approve", str(self.run_id), "--reviewer", self.reviewer()]
+
+    def print_how_to_answer(self) -> None:
+        say(
+            f"The promotion waits for approval (flow run {self.run_name}, requested by {REQUESTER}; "
+            f"{self.target}'s approvers answer):\n"
+            f"  approve in a terminal:  .venv/bin/{' '.join(self.approve_command())}\n"
+            f"  or in the Prefect UI:   {self.link()}  (Resume)"
+        )
+
+    def approve_as_reviewer(self) -> None:
+        """``--once``: answer as the demo's second reviewer through the real CLI. Raises StackError when the
+        CLI fails. Runs ``envsteward approve`` (which calls the Prefect API)."""
+        reviewer = self.reviewer()
+        say(f"--once: approving as {reviewer!r}, a {self.target} approver who is not the requester ...")
+        command = [
+            executable("envsteward"),
+            *self.approve_command()[1:],
+            "--comment",
+            "approved by make demo",
+        ]
+        env = {**os.environ, "COLUMNS": "200"}  # one line per message, as a terminal would show it
+        answered = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
+        for line in (answered.stdout + answered.stderr).strip().splitlines():
+            say(f"  {line}")
+        if answered.returncode != 0:
+            raise StackError(f"envsteward approve exited {answered.returncode}")
+
+    def wait_until_done(self) -> None:
+        assert self._thread is not None
+        self._thread.join(PROMOTION_WAIT_SECONDS)
+        if self._thread.is_alive():
+            raise StackError(f"the approved promotion did not finish within {PROMOTION_WAIT_SECONDS} s")
+
+    def report_when_done(self) -> None:
+        """Print the outcome from the promotion's thread once someone answers (while deployments serve)."""
+        with self._lock:
+            if self.finished():
+                self.report()
+            else:
+                self._report_when_done = True
+
+    def report(self) -> None:
+        """Print how the promotion ended: applied (what was written), not approved, or blocked (why)."""
+        self._read_run()
+        if self.error is not None or self.state is None:
+            say(f"promotion: the flow could not run: {type(self.error).__name__}: {self.error}")
+            return
+        value = self.state.result(raise_on_failure=False)
+        if isinstance(value, dict):
+            outcome = str(value.get("outcome"))
+            say(f"promotion {self.source} -> {self.target}: {outcome.upper()} ({self.state.name})")
+            say(f"  {value.get('message')}")
+            if value.get("approved_by"):
+                say(f"  approved by: {', '.join(value['approved_by'])}")
+        elif "blocked" in str(value):
+            say(f"promotion {self.source} -> {self.target}: BLOCKED ({self.state.name})")
+            say(f"  {value}")
+            say("  nothing was written, no approval asked for; `envsteward promote --dry-run` shows the plan")
+        else:
+            say(f"promotion {self.source} -> {self.target} ended {self.state.name}: {value}")
+        say(f"  run: {self.link()}")
+
+
+def backup_to_drill() -> tuple[str, str]:
+    """The environment and database target the demo backs up and drills: the last environment on the
+    promotion path whose drill restores a database target with a DR replica (production, in the example).
+    Raises StackError when the catalog has none."""
+    from envsteward.services import get_services
+
+    catalog = get_services().catalog()
+    found: list[tuple[str, str]] = []
+    for name, env in catalog.environments.items():
+        databases = [b for b in env.backups if b.kind in ("postgres", "sqlite")]
+        if env.drill is None or not databases:
+            continue
+        target = env.drill.target or databases[0].name
+        if any(b.name == target and b.replica_region for b in databases):
+            found.append((name, target))
+    if not found:
+        raise StackError(
+            "the demo's catalog has no environment whose drill restores a database target with a "
+            "replica_region; the demo backs up and drills one"
+        )
+    return found[-1]
+
+
+def run_backup(ui: str, environment: str, target: str) -> dict[str, Any] | None:
+    """Run the backup flow for one target and print the backup and its replica. Returns the target's row of
+    the run's summary (None when the run failed before it had one)."""
+    from envsteward.flows.backup_environment import backup_environment
+
+    state = backup_environment(environment=environment, target=target, return_state=True)
+    summary = state.result(raise_on_failure=False)
+    rows = summary.get("results", []) if isinstance(summary, dict) else []
+    if not rows:
+        say(f"backup-environment ended {state.name}: {summary}")
+    for row in rows:
+        sizes = row.get("sizes") or {}
+        replica = row.get("replica") or {}
+        say(
+            f"backup {row['environment']}/{row['target']} ({row['kind']}): {row['status'].upper()}\n"
+            f"  backup id:  {row.get('backup_id')}\n"
+            f"  sizes:      {json.dumps(sizes)}\n"
+            f"  replica:    {row.get('replica_status')}"
+            + (
+                f" (copy verified: {replica.get('verified_by')}; lag {row.get('replication_lag_seconds')} s)"
+                if row.get("replica_status") == "ok"
+                else ""
+            )
+            + (f"\n  error:      {row.get('error')}" if row.get("error") else "")
+        )
+    say(f"backup-environment run: {run_link(ui, state)}")
+    return rows[0] if rows else None
+
+
+def run_drill(ui: str, environment: str, backup: dict[str, Any] | None) -> None:
+    """Run the DR drill of ``environment`` from its DR replica and print the verdict and RTO/RPO."""
+    from envsteward.flows.dr_drill import dr_drill
+
+    region = "dr" if backup is None or backup.get("replica_status") == "ok" else "primary"
+    state = dr_drill(environment=environment, backup="latest", region=region, return_state=True)
+    record = state.result(raise_on_failure=False)
+    if not isinstance(record, dict):
+        say(f"dr-drill ended {state.name}: {record}")
+        say(f"dr-drill run: {run_link(ui, state)}")
+        return
+    status = str(record.get("status")).upper()
+    say(f"DR drill {record.get('drill_id')} of {environment}/{record.get('target')}: {status}")
+    say(f"  restored:   backup {record.get('backup_id')} from the {record.get('region')} region")
+    say(f"  read from:  {record.get('store')}")
+    for name in ("rto", "rpo"):
+        check = record.get(name) or {}
+        measured = check.get("measured_seconds")
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[check.get("met")]
+        shown = "-" if measured is None else f"{measured:.1f} s"
+        target = float(check.get("target_seconds") or 0) / 60
+        say(f"  {name.upper()}:        {shown} against a target of {target:g} min: {verdict}")
+    checks = record.get("verifications") or []
+    passed = sum(1 for item in checks if item.get("result") == "pass")
+    say(f"  verified:   {passed} of {len(checks)} check(s) passed")
+    say(f"  scratch:    {record.get('scratch')} removed: {record.get('scratch_removed')}")
+    if record.get("error"):
+        say(f"  error:      {record.get('failed_phase')}: {record.get('error')}")
+    say(f"dr-drill run: {run_link(ui, state)}")
 
 
 def _shown(path: Path) -> str:

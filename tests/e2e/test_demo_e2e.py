@@ -1,11 +1,15 @@
 """The demo, as a new user runs it with something else on the default ports: every port option moved to a
-free port, ``--once``. Every health check of the example platform must be up (the API checks reach the
-stand-in on its chosen port, the Vault check OpenBao, the S3 check moto), with no traceback in the output,
-and nothing left listening afterwards."""
+free port, ``--once``. It walks the four flows: every health check of the example platform is up (the API
+checks reach the stand-in on its chosen port, the Vault check OpenBao, the S3 check moto); the promotion
+development -> staging is applied after the demo's reviewer approved it, or reported blocked by the example
+catalog's tier rules; the database target is backed up with a verified DR replica and drilled with RTO and
+RPO against their targets. No traceback in the output, the demo's database is dropped and nothing is left
+listening afterwards."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -36,7 +40,9 @@ def distinct_free_ports(count: int) -> list[int]:
 
 
 @pytest.mark.timeout(DEMO_TIMEOUT_SECONDS + 60)
-def test_the_demo_honours_every_port_option(tmp_path: Path) -> None:
+def test_the_demo_honours_every_port_option_and_walks_the_four_flows(
+    tmp_path: Path, postgres_dsn_base: str
+) -> None:
     ports = dict(zip(PORT_OPTIONS, distinct_free_ports(len(PORT_OPTIONS)), strict=True))
     workdir = tmp_path / "demo"
     argv = ["--once", "--workdir", str(workdir)]
@@ -81,3 +87,50 @@ def test_the_demo_honours_every_port_option(tmp_path: Path) -> None:
 
     for dest, port in ports.items():
         assert not port_open(port), f"{dest} {port} still listening after the demo stopped"
+
+    check_the_four_flows(output, services, postgres_dsn_base)
+
+
+def check_the_four_flows(output: str, services: Services, postgres_dsn_base: str) -> None:
+    """The promotion applied (approved by a staging approver) or reported blocked; a backup with a verified
+    DR replica; a passed drill with RTO and RPO against the targets; the demo's database dropped."""
+    import psycopg
+
+    for heading in (
+        "1/4  Drift scan",
+        "2/4  Promotion development -> staging",
+        "3/4  Backup",
+        "4/4  DR drill",
+    ):
+        assert f"=== {heading}" in output, f"no {heading!r} step:\n{output[-6000:]}"
+    actions = [(record.action, record.actor) for record in services.audit_log().records()]
+    applied = "promotion development -> staging: APPLIED" in output
+    blocked = "promotion development -> staging: BLOCKED" in output
+    assert applied or blocked, output[-6000:]
+    if applied:
+        approve = re.search(r"envsteward approve ([0-9a-f-]{36}) --reviewer (\w+)", output)
+        assert approve, "the demo must print the exact approve command"
+        assert f"/runs/flow-run/{approve[1]}" in output, "the demo must print the run's UI link"
+        assert ("promotion.approved", approve[2]) in actions
+        assert approve[2] != "demo"
+        assert any(action == "promotion.verified" for action, _actor in actions)
+    else:
+        # the example catalog blocks development -> staging on its tier rules: each blocker is listed
+        assert re.search(r"BLOCKED by \d+ tier-rule violation\(s\)", output), output[-6000:]
+        assert "\n  - tier rule " in output
+
+    assert re.search(r"backup production/postgres-main \(postgres\): OK", output), output[-6000:]
+    assert re.search(r"replica: +ok \(copy verified: ", output), output[-6000:]
+    assert any(action == "backup.replicated" for action, _actor in actions)
+
+    assert re.search(r"DR drill drill-\S+ of production/postgres-main: PASSED", output), output[-6000:]
+    assert re.search(r"RTO: +[\d.]+ s against a target of 15 min: met", output), output[-6000:]
+    assert re.search(r"RPO: +[\d.]+ s against a target of 1500 min: met", output), output[-6000:]
+    assert re.search(r"from the dr region", output)
+    assert any(action == "drill.passed" for action, _actor in actions)
+
+    database = re.search(r"PostgreSQL database (envsteward_demo_[0-9a-f]+)", output)
+    assert database, "on this machine the demo's database target is on the local PostgreSQL"
+    with psycopg.connect(postgres_dsn_base) as conn:
+        left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database[1],)).fetchall()
+    assert not left, f"the demo did not drop {database[1]}"

@@ -140,3 +140,62 @@ def test_a_workdir_the_demo_did_not_make_is_never_wiped(tmp_path: Path) -> None:
     (made / "logs").mkdir()
     demo.prepare_workdir(made)  # its own folder: wiped and made again
     assert sorted(p.name for p in made.iterdir()) == [demo.DEMO_MARKER]
+
+
+def test_the_demo_catalog_backs_up_and_drills_the_demos_postgres_database(tmp_path: Path) -> None:
+    from envsteward.deployments import demo_database
+
+    from envsteward.catalog.models import PostgresBackup
+
+    demo.render_catalog(demo.EXAMPLE_CATALOG, tmp_path / "catalog", demo.chosen_ports(args([])))
+    dsn = "postgresql://postgres@127.0.0.1:5432/envsteward_demo_0123abcd"
+    database = demo_database.DemoDatabase("postgres", "envsteward_demo_0123abcd", dsn=dsn)
+    changed = demo_database.point_catalog_at(tmp_path / "catalog", database)
+
+    assert changed == ["staging/postgres-main", "production/postgres-main"]
+    catalog = load_catalog(tmp_path / "catalog")
+    production = catalog.environment("production")
+    target = next(b for b in production.backups if b.name == "postgres-main")
+    assert isinstance(target, PostgresBackup)
+    assert target.dsn == dsn
+    assert target.replica_region == "eu-central-1", "the demo verifies a DR replica"
+    assert production.drill is not None
+    assert production.drill.target == "postgres-main"
+    # only the dsn lines changed: comments and every other line of the example stay
+    before = (demo.EXAMPLE_CATALOG / "environments.yaml").read_text().splitlines()
+    after = (tmp_path / "catalog" / "environments.yaml").read_text().splitlines()
+    assert len(before) == len(after)
+    assert [(a, b) for a, b in zip(before, after, strict=True) if a != b] == [
+        ("        dsn: postgresql://postgres@127.0.0.1:5432/shopfront_staging", f"        dsn: {dsn}"),
+        ("        dsn: postgresql://postgres@127.0.0.1:5432/shopfront", f"        dsn: {dsn}"),
+    ]
+
+
+def test_without_postgresql_the_demo_catalog_uses_an_sqlite_target(tmp_path: Path) -> None:
+    from envsteward.deployments import demo_database
+
+    from envsteward.catalog.models import SqliteBackup
+
+    demo.render_catalog(demo.EXAMPLE_CATALOG, tmp_path / "catalog", demo.chosen_ports(args([])))
+    path = tmp_path / "shopfront.db"
+    database = demo_database.DemoDatabase("sqlite", str(path), path=path, why_sqlite="no server")
+    demo_database.point_catalog_at(tmp_path / "catalog", database)
+
+    production = load_catalog(tmp_path / "catalog").environment("production")
+    target = next(b for b in production.backups if b.name == "postgres-main")
+    assert isinstance(target, SqliteBackup)
+    assert target.path == str(path)
+    assert target.replica_region == "eu-central-1"
+    assert production.drill is not None
+    assert production.drill.server_dsn is None
+    assert [q.name for q in production.drill.smoke_queries] == ["tables-present"]
+
+
+def test_a_catalog_without_a_postgres_backup_target_is_one_line(tmp_path: Path) -> None:
+    from envsteward.deployments import demo_database
+    from envsteward.deployments.local_stack import StackError
+
+    (tmp_path / "environments.yaml").write_text("environments:\n  - name: dev\n    backups: []\n")
+    database = demo_database.DemoDatabase("postgres", "x", dsn="postgresql://postgres@127.0.0.1:5432/x")
+    with pytest.raises(StackError, match="no backup target of kind postgres"):
+        demo_database.point_catalog_at(tmp_path, database)
