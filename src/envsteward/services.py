@@ -28,9 +28,11 @@ if TYPE_CHECKING:
     from envsteward.adapters.registry import Clients
     from envsteward.adapters.vault import VaultClient
     from envsteward.audit import AuditLog, CheckpointSigner
-    from envsteward.catalog import Catalog
+    from envsteward.backup.sources.base import BackupSource, RestoreTarget
+    from envsteward.catalog import BackupTarget, Catalog
     from envsteward.catalog.models import ChannelSpec
     from envsteward.catalog.refs import SecretRef
+    from envsteward.catalog.rendered import RenderedConfig
     from envsteward.fingerprint import Fingerprinter
     from envsteward.ports import ConfigSource, KeyProvider, Notifier, ObjectStore, SecretStore, StateStore
 
@@ -203,6 +205,31 @@ class Services:
             self._cached(f"notifier:{name}", functools.partial(build, channels[name]))
             for name in channel_names
         ]
+
+    def backup_source(self, target: BackupTarget, environment: str) -> BackupSource:
+        """The backup source for one of ``environment``'s catalog backup targets (not cached).
+
+        Builds clients only (a PostgreSQL password reference is resolved now). Raises ConfigurationError
+        for a kind no source serves, and the secret store's errors.
+        """
+        from envsteward.adapters.registry import BACKUP_SOURCES
+
+        def render(env: str) -> RenderedConfig:  # the catalog is loaded only by a config snapshot
+            return self.catalog().render(env)
+
+        factory = BACKUP_SOURCES.factory(target.kind)
+        return factory(target, environment, self.clients(), self.resolve_secret, render)
+
+    def restore_target(
+        self, target: BackupTarget, destination: str, *, overwrite: bool = False
+    ) -> RestoreTarget:
+        """A restore target for dumps of ``target`` at ``destination`` (whose meaning depends on the kind:
+        see :data:`envsteward.adapters.registry.RestoreTargetFactory`). Builds clients only (a PostgreSQL
+        password reference is resolved now). Raises ConfigurationError, the secret store's errors."""
+        from envsteward.adapters.registry import RESTORE_TARGETS
+
+        factory = RESTORE_TARGETS.factory(target.kind)
+        return factory(target, destination, self.clients(), self.resolve_secret, overwrite)
 
     def credential(self, env_var: str | None, what: str) -> SecretStr:
         """A credential named by settings (env var). Raises ConfigurationError naming the variable to set."""

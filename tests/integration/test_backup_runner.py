@@ -411,20 +411,12 @@ def test_a_source_failing_mid_upload_leaves_no_backup_no_object_no_multipart_upl
     monkeypatch: pytest.MonkeyPatch,
     aws_clients: Any,
 ) -> None:
-    from envsteward.backup import sources
-
-    plugin = sources._REGISTRY["sqlite"]
-    monkeypatch.setitem(
-        sources._REGISTRY,
-        "sqlite",
-        sources._Plugin(
-            source=lambda target, env, services: _FailingSource(target.name), target=plugin.target
-        ),
-    )
     setup = setup_for(store, False)
     target = {"name": "app-db", "kind": "sqlite", "path": "/nonexistent.db", "replica_region": DR_REGION}
     catalog = write_catalog(tmp_path / "catalog", [environment("dev", [target])])
     services = setup.services(catalog)
+    # the runner builds its source through services.backup_source (the registry's seam)
+    monkeypatch.setattr(services, "backup_source", lambda spec, env: _FailingSource(spec.name))
 
     with pytest.raises(TransientError, match="connection to the database was lost"):
         run_backup(services, "dev", "app-db")

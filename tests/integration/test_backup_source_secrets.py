@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from envsteward.adapters.aws import AWSClients
+from envsteward.adapters.registry import BACKUP_SOURCES, RESTORE_TARGETS, Clients
 from envsteward.adapters.vault import VaultClient, split_mount_path
-from envsteward.backup.sources import build_backup_source, build_restore_target
 from envsteward.backup.sources.ssm import SSMBackupSource, SSMRestoreTarget
 from envsteward.backup.sources.vault_kv import VaultKVBackupSource, VaultKVRestoreTarget
 from envsteward.catalog import SSMBackup, VaultKVBackup
@@ -216,36 +216,37 @@ def test_ssm_restore_rejects_bad_records_without_echoing_them(
 def test_registry_builds_vault_and_ssm_sources(
     vault_client: VaultClient, vault_kv_path: str, aws_clients: AWSClients, aws_name_prefix: str
 ) -> None:
-    class Services:
-        def vault_client(self) -> VaultClient:
-            return vault_client
+    clients = Clients(vault=lambda: vault_client, aws=lambda: aws_clients)
 
-        def aws_clients(self) -> AWSClients:
-            return aws_clients
+    def resolve(ref: Any) -> Any:
+        raise AssertionError("no secret to resolve")
 
-        def resolve_secret(self, ref: Any) -> Any:
-            raise AssertionError("no secret to resolve")
+    def render(environment: str) -> Any:
+        raise AssertionError("no catalog needed")
 
-        def catalog(self) -> Any:
-            raise AssertionError("no catalog needed")
+    def build_source(spec: Any) -> Any:
+        return BACKUP_SOURCES.factory(spec.kind)(spec, "prod", clients, resolve, render)
+
+    def build_target(spec: Any, destination: str) -> Any:
+        return RESTORE_TARGETS.factory(spec.kind)(spec, destination, clients, resolve, False)
 
     mount, base = split_mount_path(vault_kv_path)
     vault_client.kv_write(mount, f"{base}/src/x", {"k": "v"})
     target = VaultKVBackup(name="kv", kind="vault_kv", path=f"{vault_kv_path}/src")
-    source = build_backup_source(target, environment="prod", services=Services())
+    source = build_source(target)
     assert isinstance(source, VaultKVBackupSource)
     with source.dump() as stream:
         data = b"".join(stream)
-    build_restore_target(target, services=Services(), destination=f"{vault_kv_path}/dst").restore([data])
+    build_target(target, f"{vault_kv_path}/dst").restore([data])
     assert vault_client.kv_read(mount, f"{base}/dst/x").data == {"k": "v"}
 
     aws_clients.ssm().put_parameter(Name=f"/{aws_name_prefix}/p/a", Value="1", Type="String")
     ssm_target = SSMBackup(name="params", kind="ssm", prefix=f"/{aws_name_prefix}/p")
-    ssm_source = build_backup_source(ssm_target, environment="prod", services=Services())
+    ssm_source = build_source(ssm_target)
     assert isinstance(ssm_source, SSMBackupSource)
     with ssm_source.dump() as stream:
         data = b"".join(stream)
-    build_restore_target(ssm_target, services=Services(), destination=f"/{aws_name_prefix}/q").restore([data])
+    build_target(ssm_target, f"/{aws_name_prefix}/q").restore([data])
     assert _parameters(aws_clients, f"/{aws_name_prefix}/q") == {"a": ("String", "1")}
 
 

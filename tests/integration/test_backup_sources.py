@@ -25,15 +25,9 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from envsteward.adapters.postgres import PostgresClient
+from envsteward.adapters.registry import BACKUP_SOURCES, RESTORE_TARGETS, Clients
 from envsteward.backup.manifest import TableChecksum
-from envsteward.backup.sources import (
-    CHUNK_SIZE,
-    BackupSource,
-    RestoreTarget,
-    build_backup_source,
-    build_restore_target,
-    source_kinds,
-)
+from envsteward.backup.sources import CHUNK_SIZE, BackupSource, RestoreTarget
 from envsteward.backup.sources._tools import scrub, tool_environment, tool_error
 from envsteward.backup.sources.config_snapshot import ConfigSnapshotRestoreTarget, ConfigSnapshotSource
 from envsteward.backup.sources.postgres import (
@@ -670,25 +664,31 @@ def test_config_snapshot_round_trip(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
-class _Services:
-    """The slice of envsteward.services.Services the registry needs (catalog from the test data)."""
+class _Wiring:
+    """The narrow arguments the registry's backup factories take (catalog from the test data): no Vault
+    or AWS client may be built, and every secret reference resolved is recorded."""
 
     def __init__(self, catalog_path: Path) -> None:
-        self._catalog = load_catalog(catalog_path)
+        self.catalog = load_catalog(catalog_path)
         self.resolved: list[SecretRef] = []
 
-    def vault_client(self) -> Any:
-        raise AssertionError("not needed")
+        def no_client() -> Any:
+            raise AssertionError("not needed")
 
-    def aws_clients(self) -> Any:
-        raise AssertionError("not needed")
+        self.clients = Clients(vault=no_client, aws=no_client)
 
-    def resolve_secret(self, ref: SecretRef) -> SecretStr:
+    def resolve(self, ref: SecretRef) -> SecretStr:
         self.resolved.append(ref)
         return SecretStr(PG_PASSWORD)
 
-    def catalog(self) -> Any:
-        return self._catalog
+    def source(self, target: Any, environment: str = "prod") -> BackupSource:
+        factory = BACKUP_SOURCES.factory(target.kind)
+        return factory(target, environment, self.clients, self.resolve, self.catalog.render)
+
+    def target(self, target: Any, destination: str, overwrite: bool = False) -> RestoreTarget:
+        return RESTORE_TARGETS.factory(target.kind)(
+            target, destination, self.clients, self.resolve, overwrite
+        )
 
 
 def test_registry_builds_sources_and_targets_from_catalog_targets(
@@ -696,8 +696,9 @@ def test_registry_builds_sources_and_targets_from_catalog_targets(
 ) -> None:
     from envsteward.catalog import ConfigBackup, PostgresBackup, SqliteBackup
 
-    assert source_kinds() == ("config", "postgres", "sqlite", "ssm", "vault_kv")
-    services = _Services(Path("tests/data/catalogs/minimal"))
+    assert BACKUP_SOURCES.kinds() == ("config", "postgres", "sqlite", "ssm", "vault_kv")
+    assert RESTORE_TARGETS.kinds() == BACKUP_SOURCES.kinds()
+    wiring = _Wiring(Path("tests/data/catalogs/minimal"))
     seed_shop(postgres_db)
     dbname = postgres_db.split("dbname=")[1]
     pg = PostgresBackup(
@@ -706,27 +707,29 @@ def test_registry_builds_sources_and_targets_from_catalog_targets(
         dsn=f"postgresql://postgres@127.0.0.1:5432/{dbname}",
         password="secret+env://PGPASS",  # type: ignore[arg-type]
     )
-    source = build_backup_source(pg, environment="prod", services=services)
+    source = wiring.source(pg)
     assert isinstance(source, PostgresBackupSource)
     assert source.summarize, "table checksums are on by default"
-    assert services.resolved == [SecretRef("env", "PGPASS")]
+    assert wiring.resolved == [SecretRef("env", "PGPASS")]
     unchecked = pg.model_copy(update={"table_checksums": False})
-    assert not build_backup_source(unchecked, environment="prod", services=services).summarize  # type: ignore[attr-defined]
+    assert not wiring.source(unchecked).summarize  # type: ignore[attr-defined]
     data, stream = dump_all(source)
-    target = build_restore_target(pg, services=services, destination=scratch_db.split("dbname=")[1])
+    with pytest.raises(ConfigurationError, match="no overwrite"):
+        wiring.target(pg, "anything", overwrite=True)
+    target = wiring.target(pg, scratch_db.split("dbname=")[1])
     assert isinstance(target, PostgresRestoreTarget)
     assert target.restore(pieces(data)).tables == stream.tables
 
     db = tmp_path / "app.sqlite3"
     make_sqlite(db)
     lite = SqliteBackup(name="app", kind="sqlite", path=str(db))
-    data, _ = dump_all(build_backup_source(lite, environment="prod", services=services))
+    data, _ = dump_all(wiring.source(lite))
     restored = tmp_path / "copy.sqlite3"
-    build_restore_target(lite, services=services, destination=str(restored)).restore([data])
+    wiring.target(lite, str(restored)).restore([data])
     assert restored.exists()
 
     config = ConfigBackup(name="config", kind="config")
-    data, stream = dump_all(build_backup_source(config, environment="prod", services=services))
+    data, stream = dump_all(wiring.source(config))
     assert json.loads(data)["environment"] == "prod"
     assert stream.kind == "config"
     assert stream.source_info().name == "config"
@@ -736,7 +739,9 @@ def test_registry_builds_sources_and_targets_from_catalog_targets(
         name = "docs"
 
     with pytest.raises(ConfigurationError, match="mongodb"):
-        build_backup_source(Unknown(), environment="prod", services=services)  # type: ignore[arg-type]
+        wiring.source(Unknown())
+    with pytest.raises(ConfigurationError, match="mongodb"):
+        wiring.target(Unknown(), "x")
 
 
 # ---------------------------------------------------------------------------------------------------------

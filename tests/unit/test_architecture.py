@@ -161,12 +161,9 @@ def test_the_import_graph_sees_relative_lazy_and_type_checking_imports() -> None
 
 
 # Modules owned by other engineers that still name ``Services`` in annotations (TYPE_CHECKING only): each is
-# to take a narrow Protocol instead (as envsteward.backup.sources.SourceServices does). Remove an entry
+# to take a narrow Protocol instead (as envsteward.backup.ports and drill.ports do). Remove an entry
 # when its module is fixed; the test fails when an entry is no longer needed.
 SERVICES_IMPORT_ALLOWED = {
-    "envsteward.backup.restore",
-    "envsteward.backup.runner",
-    "envsteward.backup.stores",
     "envsteward.promotion.runbook",
 }
 
@@ -292,13 +289,7 @@ VENDOR_SDKS = {"hvac", "boto3", "botocore", "psycopg", "redis", "slack_sdk", "ht
 
 # Modules owned by other engineers that still import a vendor SDK outside adapters/ (to be moved behind
 # an adapter; the test fails when an entry is no longer needed): (module, SDK).
-VENDOR_IMPORT_ALLOWED = {
-    ("envsteward.backup.restore", "psycopg"),  # psycopg.conninfo to build a scratch DSN
-    ("envsteward.backup.sources", "psycopg"),  # psycopg.conninfo
-    ("envsteward.backup.sources.postgres", "psycopg"),
-    ("envsteward.backup.sources.ssm", "boto3"),
-    ("envsteward.backup.sources.ssm", "botocore"),
-}
+VENDOR_IMPORT_ALLOWED: set[tuple[str, str]] = set()
 
 
 def test_vendor_sdks_are_imported_only_under_adapters() -> None:

@@ -1,10 +1,11 @@
-"""SSM Parameter Store: a parameter path as a ConfigSource, and the ``ssm://`` SecretStore."""
+"""SSM Parameter Store: a parameter path as a ConfigSource, the ``ssm://`` SecretStore, and the calls the SSM
+backup source (:mod:`envsteward.backup.sources.ssm`) makes (export and restore of a parameter tree)."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from pydantic import SecretStr
@@ -243,3 +244,54 @@ def select_json_key(text: str, key: str, operation: str) -> SecretStr:
         raise NotFoundError(f"secret has no key {key!r}", system=SYSTEM, operation=operation)
     value = data[key]
     return SecretStr(value if isinstance(value, str) else json.dumps(value))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Export and restore of a parameter tree (the SSM backup source); every error translated by aws_errors
+# ---------------------------------------------------------------------------------------------------------
+
+
+def describe_parameters(clients: AWSClients, region: str, prefix: str) -> dict[str, Mapping[str, Any]]:
+    """The metadata of every parameter under ``prefix`` (recursive), by full name: what GetParametersByPath
+    does not carry (KMS key, description, tier, allowed pattern). No values.
+
+    Calls AWS SSM (DescribeParameters, all pages). Raises PermissionDeniedError, TransientError, ...
+    """
+    found: dict[str, Mapping[str, Any]] = {}
+    filters = [{"Key": "Path", "Option": "Recursive", "Values": [prefix]}]
+    with aws_errors("ssm", "describe_parameters", prefix):
+        paginator = clients.ssm(region).get_paginator("describe_parameters")
+        for page in paginator.paginate(ParameterFilters=filters):
+            for parameter in page.get("Parameters") or []:
+                found[str(parameter["Name"])] = parameter
+    return found
+
+
+def parameters_by_path(clients: AWSClients, region: str, prefix: str) -> Iterator[Mapping[str, Any]]:
+    """Every parameter under ``prefix`` (recursive, SecureStrings decrypted), as SSM returns them
+    (``Name``, ``Type``, ``Value``, ``Version``, ``DataType``...), one page at a time.
+
+    Calls AWS SSM (GetParametersByPath) while iterated. Raises PermissionDeniedError, TransientError, ...
+    """
+    with aws_errors("ssm", "get_parameters_by_path", prefix):
+        paginator = clients.ssm(region).get_paginator("get_parameters_by_path")
+        for page in paginator.paginate(Path=prefix, Recursive=True, WithDecryption=True):
+            yield from page.get("Parameters") or []
+
+
+def put_parameter(clients: AWSClients, region: str, **arguments: Any) -> None:
+    """PutParameter with ``arguments`` (``Name``, ``Value``, ``Type``, ``Overwrite``, ...).
+
+    Calls AWS SSM. Raises ConflictError when the parameter exists and ``Overwrite`` is false,
+    PermissionDeniedError, TransientError, ...
+    """
+    with aws_errors("ssm", "put_parameter", str(arguments.get("Name", ""))):
+        clients.ssm(region).put_parameter(**arguments)
+
+
+def sdk_versions() -> dict[str, str]:
+    """The versions of boto3 and botocore in use (recorded in backup manifests). No external call."""
+    import boto3
+    import botocore
+
+    return {"boto3": boto3.__version__, "botocore": botocore.__version__}

@@ -372,3 +372,37 @@ def _safe_detail(exc: Exception, state: str | None) -> str:
     if state and (state[:2] in _DATA_CLASSES or state in _QUOTES_INPUT_STATES):
         text = redact_quoted(text)
     return shorten(text, 300)
+
+
+# -- connection strings (libpq's parser, no network call) ------------------------------------------------
+
+
+def _dsn_params(dsn: str) -> dict[str, Any] | None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return dict(conninfo_to_dict(dsn))
+    except Exception:  # noqa: BLE001 - psycopg raises ProgrammingError for junk; its text may echo the DSN
+        return None
+
+
+def same_server(dsn_a: str, dsn_b: str) -> bool:
+    """True when both connection strings name the same host, port and user (libpq's defaults filled in);
+    False when either is malformed. No network call, raises nothing."""
+    a, b = _dsn_params(dsn_a), _dsn_params(dsn_b)
+    if a is None or b is None:
+        return False
+
+    def ident(params: dict[str, Any]) -> tuple[str, str, str]:
+        host = str(params.get("host") or params.get("hostaddr") or "localhost")
+        return host, str(params.get("port") or "5432"), str(params.get("user") or "")
+
+    return ident(a) == ident(b)
+
+
+def dsn_database(dsn: str) -> str | None:
+    """The database a connection string names (``dbname``), or None when it names none or is malformed.
+    No network call, raises nothing."""
+    params = _dsn_params(dsn)
+    name = params.get("dbname") if params is not None else None
+    return str(name) if name else None

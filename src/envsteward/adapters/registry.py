@@ -12,6 +12,10 @@ KEY_PROVIDERS      backup ``key_provider``      key id (or None), settings, :cla
 STATE_STORES       ``state.kind``               settings
 OBJECT_STORES      ``storage.kind``             settings, :class:`Clients`
 CHECKPOINT_SIGNERS ``audit.signer``             settings, :class:`Clients`
+BACKUP_SOURCES     catalog ``backups[].kind``   target, environment, :class:`Clients`, secret resolver,
+                                                config renderer
+RESTORE_TARGETS    catalog ``backups[].kind``   target, destination, :class:`Clients`, secret resolver,
+                                                overwrite
 =================  ===========================  =========================================================
 
 :func:`checkpoint_object_store` builds where audit checkpoints are kept (apart from the log).
@@ -21,8 +25,9 @@ this registry, and nothing here (or below) imports ``services``, so there is no 
 passed as getters (:class:`Clients`) so building a file source never builds a Vault or AWS client; each
 factory imports its adapter module lazily, so ``envsteward --help`` loads no vendor SDK.
 
-Backup sources and restore targets have their own plug-in table in :mod:`envsteward.backup.sources`
-(``register_source``), built from a ``SourceServices`` protocol rather than from here.
+Backup sources and restore targets (:mod:`envsteward.backup.sources`, one module per kind) are entries here
+too: their factories import ``envsteward.backup.sources.<kind>`` lazily, and those modules import only
+adapters and the backup core below them, never this registry, so there is no cycle.
 
 **Adding a kind** (a new source, notifier, store or, later, a secret rotator) is one new adapter module
 (the class that implements the port, translating its vendor's errors) plus one entry here: a factory of a
@@ -46,7 +51,9 @@ if TYPE_CHECKING:
     from envsteward.adapters.aws import AWSClients
     from envsteward.adapters.vault import VaultClient
     from envsteward.audit.checkpoints import CheckpointSigner
+    from envsteward.backup.sources.base import BackupSource, RestoreTarget
     from envsteward.catalog.refs import SecretRef
+    from envsteward.catalog.rendered import RenderedConfig
     from envsteward.ports import ConfigSource, KeyProvider, Notifier, ObjectStore, SecretStore, StateStore
     from envsteward.settings import Settings
 
@@ -412,3 +419,138 @@ def checkpoint_object_store(settings: Settings, clients: Clients) -> tuple[Objec
         retention=timedelta(days=audit.object_lock_days),
     )
     return store, audit.checkpoint_prefix
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Backup sources and restore targets, by catalog backup target kind (envsteward.backup.sources.<kind>)
+# ---------------------------------------------------------------------------------------------------------
+
+ConfigRenderer = Callable[[str], "RenderedConfig"]
+"""Renders an environment's desired configuration from the catalog (``Catalog.render``)."""
+
+BackupSourceFactory = Callable[[Any, str, Clients, SecretResolver, ConfigRenderer], "BackupSource"]
+"""``(catalog backup target, environment, clients, secret resolver, config renderer) -> BackupSource``.
+Builds clients only; a PostgreSQL password reference is resolved now (the secret store's errors)."""
+
+RestoreTargetFactory = Callable[[Any, str, Clients, SecretResolver, bool], "RestoreTarget"]
+"""``(catalog backup target, destination, clients, secret resolver, overwrite) -> RestoreTarget``, where
+``destination`` is, by kind: postgres, the NAME of an existing database on the target's server (same user
+and password; no overwrite); sqlite and config, a file path; vault_kv, ``<kv-mount>/<prefix>``; ssm, a
+parameter path prefix in the target's region. ``overwrite`` allows replacing existing files, secrets or
+parameters (else ConflictError when restoring). Raises ConfigurationError."""
+
+
+def _postgres_password(target: Any, resolve: SecretResolver) -> SecretStr | None:
+    return resolve(target.password) if target.password is not None else None
+
+
+def _postgres_backup(
+    target: Any, environment: str, clients: Clients, resolve: SecretResolver, render: ConfigRenderer
+) -> BackupSource:
+    from envsteward.backup.sources.postgres import PostgresBackupSource
+
+    return PostgresBackupSource(
+        target.name, target.dsn, _postgres_password(target, resolve), summarize=target.table_checksums
+    )
+
+
+def _postgres_restore(
+    target: Any, destination: str, clients: Clients, resolve: SecretResolver, overwrite: bool
+) -> RestoreTarget:
+    from envsteward.adapters.postgres import dsn_for_database
+    from envsteward.backup.sources.postgres import PostgresRestoreTarget
+
+    if overwrite:
+        raise ConfigurationError(
+            "postgres restores go into an empty database the caller creates: no overwrite"
+        )
+    return PostgresRestoreTarget(
+        dsn_for_database(target.dsn, destination), _postgres_password(target, resolve)
+    )
+
+
+def _sqlite_backup(
+    target: Any, environment: str, clients: Clients, resolve: SecretResolver, render: ConfigRenderer
+) -> BackupSource:
+    from envsteward.backup.sources.sqlite import SqliteBackupSource
+
+    return SqliteBackupSource(target.name, target.path)
+
+
+def _sqlite_restore(
+    target: Any, destination: str, clients: Clients, resolve: SecretResolver, overwrite: bool
+) -> RestoreTarget:
+    from envsteward.backup.sources.sqlite import SqliteRestoreTarget
+
+    return SqliteRestoreTarget(destination, overwrite=overwrite)
+
+
+def _vault_kv_backup(
+    target: Any, environment: str, clients: Clients, resolve: SecretResolver, render: ConfigRenderer
+) -> BackupSource:
+    from envsteward.backup.sources.vault_kv import VaultKVBackupSource
+
+    return VaultKVBackupSource(target.name, clients.vault(), target.path)
+
+
+def _vault_kv_restore(
+    target: Any, destination: str, clients: Clients, resolve: SecretResolver, overwrite: bool
+) -> RestoreTarget:
+    from envsteward.backup.sources.vault_kv import VaultKVRestoreTarget
+
+    return VaultKVRestoreTarget(clients.vault(), destination, overwrite=overwrite)
+
+
+def _ssm_backup(
+    target: Any, environment: str, clients: Clients, resolve: SecretResolver, render: ConfigRenderer
+) -> BackupSource:
+    from envsteward.backup.sources.ssm import SSMBackupSource
+
+    return SSMBackupSource(target.name, clients.aws(), target.prefix, region=target.region)
+
+
+def _ssm_restore(
+    target: Any, destination: str, clients: Clients, resolve: SecretResolver, overwrite: bool
+) -> RestoreTarget:
+    from envsteward.backup.sources.ssm import SSMRestoreTarget
+
+    return SSMRestoreTarget(clients.aws(), destination, region=target.region, overwrite=overwrite)
+
+
+def _config_backup(
+    target: Any, environment: str, clients: Clients, resolve: SecretResolver, render: ConfigRenderer
+) -> BackupSource:
+    from envsteward.backup.sources.config_snapshot import ConfigSnapshotSource
+
+    return ConfigSnapshotSource(target.name, environment, lambda: render(environment))
+
+
+def _config_restore(
+    target: Any, destination: str, clients: Clients, resolve: SecretResolver, overwrite: bool
+) -> RestoreTarget:
+    from envsteward.backup.sources.config_snapshot import ConfigSnapshotRestoreTarget
+
+    return ConfigSnapshotRestoreTarget(destination or None, overwrite=overwrite)
+
+
+BACKUP_SOURCES: Registry[BackupSourceFactory] = Registry(
+    "backup source kind",
+    {
+        "postgres": _postgres_backup,
+        "sqlite": _sqlite_backup,
+        "vault_kv": _vault_kv_backup,
+        "ssm": _ssm_backup,
+        "config": _config_backup,
+    },
+)
+
+RESTORE_TARGETS: Registry[RestoreTargetFactory] = Registry(
+    "restore target kind",
+    {
+        "postgres": _postgres_restore,
+        "sqlite": _sqlite_restore,
+        "vault_kv": _vault_kv_restore,
+        "ssm": _ssm_restore,
+        "config": _config_restore,
+    },
+)

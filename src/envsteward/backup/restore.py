@@ -49,15 +49,15 @@ from envsteward.errors import (
 from envsteward.ports import KeyProvider, ObjectStore
 
 if TYPE_CHECKING:
+    from envsteward.backup.ports import KeyServices, RestoreServices
     from envsteward.backup.sources import RestoreReport, RestoreTarget
     from envsteward.backup.stores import BackupStores
     from envsteward.catalog import BackupTarget
-    from envsteward.services import Services
 
 KEY_PROVIDERS = ("local", "vault_transit", "aws_kms")
 
 
-def catalog_target_for(services: Services, manifest: Manifest) -> BackupTarget | None:
+def catalog_target_for(services: KeyServices, manifest: Manifest) -> BackupTarget | None:
     """The catalog target a backup was taken from, or None when the catalog no longer has it."""
     try:
         environment = services.catalog().environment(manifest.environment)
@@ -67,7 +67,7 @@ def catalog_target_for(services: Services, manifest: Manifest) -> BackupTarget |
 
 
 def key_provider_for(
-    services: Services, manifest: Manifest, target: BackupTarget | None = None
+    services: KeyServices, manifest: Manifest, target: BackupTarget | None = None
 ) -> KeyProvider:
     """The key provider that can unwrap ``manifest``'s data key: the kind recorded in the manifest
     (``extra.key_provider``), else the catalog target's, else ``local``; the key is the manifest's.
@@ -92,7 +92,7 @@ def key_provider_for(
     return services.key_provider(kind, manifest.encryption.key_id)
 
 
-def local_key_file(services: Services) -> Path:
+def local_key_file(services: KeyServices) -> Path:
     """Where the local key provider keeps its key-encryption key (as ``Services.key_provider`` does)."""
     from envsteward.backup.keys import local_key_file as key_file_under
 
@@ -100,7 +100,7 @@ def local_key_file(services: Services) -> Path:
 
 
 def verify_stored_backup(
-    services: Services, store: ObjectStore, backup_id: str, progress: ProgressCallback | None = None
+    services: KeyServices, store: ObjectStore, backup_id: str, progress: ProgressCallback | None = None
 ) -> Manifest:
     """Read the whole backup, decrypt it and check every checksum (nothing written anywhere).
 
@@ -136,7 +136,7 @@ class RegionCheck:
 
 
 def verify_all_regions(
-    services: Services, stores: BackupStores, backup_id: str, progress: ProgressCallback | None = None
+    services: KeyServices, stores: BackupStores, backup_id: str, progress: ProgressCallback | None = None
 ) -> list[RegionCheck]:
     """Verify every copy of ``backup_id``: the primary and (when a DR store is configured) the replica,
     each read whole, decrypted and checked; the replica's manifest must also equal the primary's byte for
@@ -233,23 +233,10 @@ def _ssm_location(text: str) -> tuple[str | None, str]:
     return (parts.netloc or None), "/" + parts.path.strip("/")
 
 
-def _same_server(dsn_a: str, dsn_b: str) -> bool:
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        a, b = conninfo_to_dict(dsn_a), conninfo_to_dict(dsn_b)
-    except Exception:  # noqa: BLE001 - psycopg raises ProgrammingError for junk; treat it as "different"
-        return False
-
-    def ident(params: dict[str, Any]) -> tuple[str, str, str]:
-        host = str(params.get("host") or params.get("hostaddr") or "localhost")
-        return host, str(params.get("port") or "5432"), str(params.get("user") or "")
-
-    return ident(a) == ident(b)
-
-
-def _postgres_target(services: Services, target: BackupTarget | None, destination: str) -> RestoreTarget:
-    from envsteward.backup.sources import build_restore_target
+def _postgres_target(
+    services: RestoreServices, target: BackupTarget | None, destination: str
+) -> RestoreTarget:
+    from envsteward.adapters.postgres import dsn_database, same_server
     from envsteward.backup.sources.postgres import PostgresRestoreTarget
 
     if not destination:
@@ -261,13 +248,11 @@ def _postgres_target(services: Services, target: BackupTarget | None, destinatio
                 f"the backup's target is no longer in the catalog, so {destination!r} cannot be resolved "
                 "to a server: give a full postgresql://USER@HOST:PORT/DATABASE"
             )
-        return build_restore_target(target, services=services, destination=destination)
-    if target is not None and getattr(target, "dsn", None) and _same_server(target.dsn, destination):  # type: ignore[union-attr]
-        from psycopg.conninfo import conninfo_to_dict
-
-        dbname = str(conninfo_to_dict(destination).get("dbname") or "")
+        return services.restore_target(target, destination)
+    if target is not None and getattr(target, "dsn", None) and same_server(target.dsn, destination):  # type: ignore[union-attr]
+        dbname = dsn_database(destination)
         if dbname:
-            return build_restore_target(target, services=services, destination=dbname)
+            return services.restore_target(target, dbname)
     return PostgresRestoreTarget(destination)
 
 
@@ -288,7 +273,7 @@ def _check_empty_database(restore_target: RestoreTarget) -> None:
 
 
 def restore_target_for(
-    services: Services, manifest: Manifest, destination: str, target: BackupTarget | None = None
+    services: RestoreServices, manifest: Manifest, destination: str, target: BackupTarget | None = None
 ) -> RestoreTarget:
     """Build the restore target for ``destination`` (see the module docstring for the syntax).
 
@@ -340,7 +325,7 @@ class RestoreOutcome:
 
 
 def restore_stored_backup(
-    services: Services,
+    services: RestoreServices,
     store: ObjectStore,
     backup_id: str,
     destination: str,

@@ -34,8 +34,8 @@ from envsteward.errors import ConfigurationError, EnvstewardError
 from envsteward.ports import AlertEvent, Notification, ObjectStore, Severity
 
 if TYPE_CHECKING:
+    from envsteward.backup.ports import BackupServices
     from envsteward.catalog import BackupTarget, Catalog
-    from envsteward.services import Services
 
 
 @dataclass(frozen=True)
@@ -144,12 +144,14 @@ def safe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__} (unexpected error; see the logs of the run)"
 
 
-def _audit(services: Services, action: str, environment: str, target: str, details: dict[str, Any]) -> None:
+def _audit(
+    services: BackupServices, action: str, environment: str, target: str, details: dict[str, Any]
+) -> None:
     services.audit_log().append(action, target=target, environment=environment, details=details)
 
 
 def run_backup(
-    services: Services,
+    services: BackupServices,
     environment: str,
     target: str | BackupTarget,
     *,
@@ -164,14 +166,12 @@ def run_backup(
     key provider's and store's errors (TransientError is worth retrying), IntegrityError.
     """
     spec = find_target(services.catalog(), environment, target) if isinstance(target, str) else target
-    from envsteward.backup.sources import build_backup_source
-
     clock = time.monotonic()
     key_ref = spec.key_id or ""
     try:
         stores = stores or backup_stores(services)
         stores.check_target(spec)
-        source = build_backup_source(spec, environment=environment, services=services)
+        source = services.backup_source(spec, environment)
         keys = services.key_provider(spec.key_provider, spec.key_id)
         backup_id = new_backup_id(environment, spec.name)
         with source.dump() as stream:
@@ -232,7 +232,7 @@ def _outcome(  # noqa: PLR0917
 
 
 def _audit_failure(
-    services: Services,
+    services: BackupServices,
     environment: str,
     spec: BackupTarget,
     *,
@@ -266,7 +266,7 @@ def _dr_store(stores: BackupStores, spec: BackupTarget) -> ObjectStore:
 
 
 def replicate(
-    services: Services,
+    services: BackupServices,
     environment: str,
     target: str | BackupTarget,
     backup_id: str,
@@ -379,7 +379,7 @@ def target_result(
 
 
 def run_backup_target(
-    services: Services,
+    services: BackupServices,
     planned: PlannedBackup,
     *,
     stores: BackupStores | None = None,

@@ -25,8 +25,8 @@ from envsteward.errors import ConfigurationError
 from envsteward.ports import ObjectStore
 
 if TYPE_CHECKING:
+    from envsteward.backup.ports import StoreServices
     from envsteward.catalog import BackupTarget
-    from envsteward.services import Services
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def describe_store(store: ObjectStore) -> str:
     return str(root) if root is not None else type(store).__name__
 
 
-def backup_stores(services: Services) -> BackupStores:
+def backup_stores(services: StoreServices) -> BackupStores:
     """The primary and DR backup stores named by ``services.settings`` (see the module docstring).
 
     Raises ConfigurationError for ``storage.kind: s3`` without ``storage.bucket``. No network call.

@@ -251,8 +251,7 @@ def start_drill(
     if stores is None:
         from envsteward.backup.stores import backup_stores
 
-        # the ignore goes when backup.stores takes a protocol instead of Services (issue 10)
-        stores = backup_stores(services)  # type: ignore[arg-type]
+        stores = backup_stores(services)
     region_name = parse_region(region, dr_region=stores.dr_region, primary_region=stores.primary_region)
     started = now()
     drill_id, short_id = new_drill_id(started, token)
@@ -305,8 +304,7 @@ def fetch_verify(services: DrillServices, drill: Drill, progress: ProgressCallba
         manifest = read_manifest(setup.store, backup_id)
         from envsteward.backup.restore import key_provider_for
 
-        # the ignore goes when backup.restore takes a protocol instead of Services (issue 10)
-        drill.key_provider = key_provider_for(services, manifest, setup.target)  # type: ignore[arg-type]
+        drill.key_provider = key_provider_for(services, manifest, setup.target)
         try:
             drill.manifest = verify_backup(setup.store, backup_id, drill.key_provider, progress)
         except IntegrityError as exc:

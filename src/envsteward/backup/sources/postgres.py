@@ -1,6 +1,6 @@
 """PostgreSQL: ``pg_dump -Fc`` streamed out of one exported snapshot, ``pg_restore`` streamed back in.
 
-Consistency. The dump opens a psycopg connection, starts a ``REPEATABLE READ, READ ONLY`` transaction and
+Consistency. The dump opens a connection, starts a ``REPEATABLE READ, READ ONLY`` transaction and
 exports its snapshot (``pg_export_snapshot()``); pg_dump is started with ``--snapshot=<id>`` and so sees
 exactly the data that transaction sees. The exporting transaction stays open (and the snapshot alive) until
 the dump AND the table summaries are done. The per-table row counts and checksums
@@ -33,7 +33,8 @@ Restore. ``pg_restore --format=custom --no-owner --no-privileges --exit-on-error
 stdin into a database the caller created (a scratch database for drills). Reading custom format from a
 pipe works in archive order without parallel jobs (no ``-j``), which is what a full restore needs.
 
-External calls: PostgreSQL (psycopg), the ``pg_dump`` and ``pg_restore`` executables.
+External calls: PostgreSQL (through :mod:`envsteward.adapters.postgres` and
+:mod:`~envsteward.adapters.pg_snapshot`), the ``pg_dump`` and ``pg_restore`` executables.
 """
 
 from __future__ import annotations
@@ -43,12 +44,11 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from envsteward.adapters import pg_checksums
+from envsteward.adapters import pg_checksums, pg_snapshot
 from envsteward.adapters.postgres import PostgresClient
 from envsteward.backup.limits import BACKUP_TIMEOUT_SECONDS, RESTORE_TIMEOUT_SECONDS
 from envsteward.backup.manifest import TableChecksum
@@ -57,7 +57,7 @@ from envsteward.backup.sources.base import CHUNK_SIZE, DumpStream, RestoreReport
 from envsteward.errors import EnvstewardError, IntegrityError, PermanentError
 
 if TYPE_CHECKING:
-    import psycopg
+    from envsteward.adapters.pg_snapshot import Connection
 
 KIND = "postgres"
 CUSTOM_FORMAT_MAGIC = b"PGDMP"
@@ -75,7 +75,7 @@ SUMMARY_APPLICATION_NAME = "envsteward-table-checksums"
 
 
 def table_summaries(
-    conn: psycopg.Connection[Any], *, should_stop: Callable[[], bool] | None = None
+    conn: Connection, *, should_stop: Callable[[], bool] | None = None
 ) -> tuple[TableChecksum, ...]:
     """Row count and content checksum of every ordinary table, in ``schema.table`` order, over ``conn``.
 
@@ -235,13 +235,13 @@ class PostgresDumpStream(DumpStream):
         super().__init__(KIND, source.name)
         self._source = source
         self._stack = ExitStack()
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: Connection | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: _tools.StderrTail | None = None
         self._deadline: _tools.Deadline | None = None
         self._app_name = _tools.application_name("pg_dump")
         self._summary_thread: threading.Thread | None = None
-        self._summary_conn: psycopg.Connection[Any] | None = None
+        self._summary_conn: Connection | None = None
         self._summary_lock = threading.Lock()
         self._summary_stop = threading.Event()
         self._summary_result: tuple[TableChecksum, ...] | None = None
@@ -257,17 +257,10 @@ class PostgresDumpStream(DumpStream):
         source = self._source
         conn = self._stack.enter_context(source.client.connect(f"dump snapshot of {source.name}"))
         self._conn = conn
-        with self._translated("export snapshot"):
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            row = conn.execute(
-                "SELECT pg_export_snapshot(), statement_timestamp(), current_setting('server_version')"
-            ).fetchone()
-        if row is None:  # pragma: no cover - a SELECT without FROM always returns one row
-            raise PermanentError("could not export a snapshot", system=KIND, operation=self._operation)
-        self.snapshot = str(row[0])
-        moment: datetime = row[1]
-        self._consistent_at = moment.astimezone(UTC)
-        self.server_version = str(row[2]).split()[0]
+        exported = pg_snapshot.export_snapshot(conn, source.client.target)
+        self.snapshot = exported.snapshot
+        self._consistent_at = exported.consistent_at
+        self.server_version = exported.server_version
         env = _tools.tool_environment(
             source._password,
             {
@@ -300,17 +293,13 @@ class PostgresDumpStream(DumpStream):
 
         Never raises: the result or the (translated) error is kept for :meth:`_summaries`.
         """
-        from psycopg import sql
-
         try:
             with self._source.client.connect(f"table checksums of {self._source.name}") as conn:
                 with self._summary_lock:
                     if self._summary_stop.is_set():
                         return
                     self._summary_conn = conn
-                conn.execute("SELECT set_config('application_name', %s, false)", (SUMMARY_APPLICATION_NAME,))
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+                pg_snapshot.import_snapshot(conn, snapshot, application_name=SUMMARY_APPLICATION_NAME)
                 tables = table_summaries(conn, should_stop=self._summary_stop.is_set)
                 conn.execute("ROLLBACK")
             self._summary_result = tables
@@ -359,8 +348,7 @@ class PostgresDumpStream(DumpStream):
         with self._summary_lock:
             conn = self._summary_conn
             if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.cancel_safe(timeout=5.0)
+                pg_snapshot.cancel_query(conn, timeout=5.0)
         thread.join(timeout=30.0)
 
     # -- the dump ----------------------------------------------------------------------------------------
@@ -416,20 +404,6 @@ class PostgresDumpStream(DumpStream):
             facts["checksum_algorithm"] = CHECKSUM_ALGORITHM
         self.facts.update(facts)
 
-    @contextlib.contextmanager
-    def _translated(self, operation: str) -> Iterator[None]:
-        """psycopg errors on the snapshot connection -> envsteward errors (the adapter's one mapping)."""
-        import psycopg
-
-        from envsteward.adapters.postgres import translate_postgres_error
-
-        try:
-            yield
-        except psycopg.Error as exc:
-            raise translate_postgres_error(
-                exc, operation, self._source.client.target, connecting=False
-            ) from None
-
     def _terminate_sessions(self) -> None:
         """End pg_dump's server session (after pg_dump was killed). Calls PostgreSQL."""
         _tools.terminate_sessions(self._source.client.connect, self._app_name)
@@ -444,8 +418,7 @@ class PostgresDumpStream(DumpStream):
         # the exporting transaction must outlive the checksum thread's snapshot import
         self._stop_summaries()
         if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.execute("ROLLBACK")
+            pg_snapshot.end_transaction(self._conn)
         with contextlib.suppress(Exception):
             self._stack.close()
 

@@ -16,7 +16,7 @@ Consistency: like Vault, SSM has no snapshot: ``consistent_at`` is when the expo
 bound for RPO); the recorded ``version`` of each parameter says exactly what was taken.
 
 External calls: AWS SSM (DescribeParameters, GetParametersByPath, PutParameter) through
-:class:`envsteward.adapters.aws.AWSClients`; errors are translated by ``aws_errors``.
+:mod:`envsteward.adapters.aws_ssm`, which translates their errors.
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import boto3
-import botocore
-
-from envsteward.adapters.aws import AWSClients, aws_errors
+from envsteward.adapters import aws_ssm
+from envsteward.adapters.aws_session import AWSClients
 from envsteward.backup.sources._jsonlines import JsonLinesRestoreWriter, encode_line
 from envsteward.backup.sources.base import (
     DumpStream,
@@ -82,19 +80,10 @@ class SSMDumpStream(DumpStream):
         self._source = source
         self._metadata: dict[str, Mapping[str, Any]] = {}
 
-    @property
-    def _ssm(self) -> Any:
-        return self._source.clients.ssm(self._source.region)
-
     def _open(self) -> None:
         source = self._source
         self._consistent_at = utcnow()
-        # DescribeParameters carries what GetParametersByPath does not (KMS key, description, tier); no values
-        filters = [{"Key": "Path", "Option": "Recursive", "Values": [source.prefix]}]
-        with aws_errors("ssm", "describe_parameters", source.prefix):
-            for page in self._ssm.get_paginator("describe_parameters").paginate(ParameterFilters=filters):
-                for parameter in page.get("Parameters") or []:
-                    self._metadata[str(parameter["Name"])] = parameter
+        self._metadata = aws_ssm.describe_parameters(source.clients, source.region, source.prefix)
         if not self._metadata:
             raise NotFoundError(
                 "no parameters under this path", system="aws", operation=f"ssm backup {source.prefix}"
@@ -106,34 +95,30 @@ class SSMDumpStream(DumpStream):
         base = source.prefix.rstrip("/") + "/"
         count = 0
         types: dict[str, int] = {}
-        paginator = self._ssm.get_paginator("get_parameters_by_path")
-        with aws_errors("ssm", "get_parameters_by_path", source.prefix):
-            pages = paginator.paginate(Path=source.prefix, Recursive=True, WithDecryption=True)
-            for page in pages:
-                for parameter in page.get("Parameters") or []:
-                    name = str(parameter["Name"])
-                    meta = self._metadata.get(name, {})
-                    kind = str(parameter.get("Type") or meta.get("Type") or "String")
-                    yield encode_line(
-                        {
-                            "path": name[len(base) :] if name.startswith(base) else name.lstrip("/"),
-                            "name": name,
-                            "type": kind,
-                            "value": str(parameter["Value"]),
-                            "version": int(parameter.get("Version") or 0),
-                            "data_type": parameter.get("DataType") or meta.get("DataType") or "text",
-                            "key_id": meta.get("KeyId"),
-                            "description": meta.get("Description"),
-                            "tier": meta.get("Tier"),
-                            "allowed_pattern": meta.get("AllowedPattern"),
-                        }
-                    )
-                    count += 1
-                    types[kind] = types.get(kind, 0) + 1
+        for parameter in aws_ssm.parameters_by_path(source.clients, source.region, source.prefix):
+            name = str(parameter["Name"])
+            meta = self._metadata.get(name, {})
+            kind = str(parameter.get("Type") or meta.get("Type") or "String")
+            yield encode_line(
+                {
+                    "path": name[len(base) :] if name.startswith(base) else name.lstrip("/"),
+                    "name": name,
+                    "type": kind,
+                    "value": str(parameter["Value"]),
+                    "version": int(parameter.get("Version") or 0),
+                    "data_type": parameter.get("DataType") or meta.get("DataType") or "text",
+                    "key_id": meta.get("KeyId"),
+                    "description": meta.get("Description"),
+                    "tier": meta.get("Tier"),
+                    "allowed_pattern": meta.get("AllowedPattern"),
+                }
+            )
+            count += 1
+            types[kind] = types.get(kind, 0) + 1
         self.facts.update(
             {"prefix": source.prefix, "region": source.region, "parameters": count, "types": types}
         )
-        self.tools.update({"boto3": boto3.__version__, "botocore": botocore.__version__})
+        self.tools.update(aws_ssm.sdk_versions())
 
     def _chunks(self) -> Iterator[bytes]:
         yield from rechunk(self._records())
@@ -207,5 +192,4 @@ class SSMRestoreWriter(JsonLinesRestoreWriter):
             key_id = target.kms_key_id or record.get("key_id")
             if key_id:
                 kwargs["KeyId"] = str(key_id)
-        with aws_errors("ssm", "put_parameter", name):
-            target.clients.ssm(target.region).put_parameter(**kwargs)
+        aws_ssm.put_parameter(target.clients, target.region, **kwargs)
