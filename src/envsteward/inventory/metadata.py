@@ -51,3 +51,17 @@ class SecretMetadataStore(Protocol):
     def list_secrets(self, prefix: str) -> list[StoredSecret]:
         """Every secret under ``prefix``, sorted by location. Raises PermissionDeniedError, TransientError."""
         ...
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """What a backup key provider says about its key-encryption key (never the key): the newest version
+    (None where the service does not number them: KMS), the oldest version that still decrypts, and when
+    the newest version was made (None when the service does not tell). ``detail``: e.g. KMS's automatic
+    rotation status."""
+
+    key_id: str
+    latest_version: int | None = None
+    min_decryption_version: int | None = None
+    created_at: datetime | None = None
+    detail: str = ""
