@@ -103,13 +103,41 @@ class EncryptionInfo(_Model):
     key_version: int | None = None
     wrapped_data_key: Annotated[str, Field(min_length=1)]
     """Base64 of the wrapped data key; only the key provider can unwrap it."""
+    header_key_id: Annotated[str, Field(min_length=1)] | None = None
+    """After ``backup rotate-key`` rewrapped the data key: the key id in the data object's header (the one
+    the backup was made with; the header is authenticated with the data and never rewritten). None: the
+    same as ``key_id``."""
+    header_wrapped_data_key: Annotated[str, Field(min_length=1)] | None = None
+    """After a rewrap: base64 of the wrapped data key in the data object's header. None: the same as
+    ``wrapped_data_key``."""
+    rewrapped_at: AwareDatetime | None = None
+    """When ``backup rotate-key`` last rewrapped the data key; None: never."""
 
     def wrapped_key_bytes(self) -> bytes:
         """The wrapped data key. Raises IntegrityError when the stored base64 is damaged."""
-        try:
-            return base64.b64decode(self.wrapped_data_key, validate=True)
-        except (binascii.Error, ValueError):
-            raise IntegrityError("manifest: encryption.wrapped_data_key is not valid base64") from None
+        return _b64decode(self.wrapped_data_key, "encryption.wrapped_data_key")
+
+    def stream_key_id(self) -> str:
+        """The key id the data object's header carries (what the reader compares the header with)."""
+        return self.header_key_id or self.key_id
+
+    def stream_wrapped_key_bytes(self) -> bytes:
+        """The wrapped data key the data object's header carries. Raises IntegrityError for bad base64."""
+        if self.header_wrapped_data_key is None:
+            return self.wrapped_key_bytes()
+        return _b64decode(self.header_wrapped_data_key, "encryption.header_wrapped_data_key")
+
+
+def _b64decode(text: str, field: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise IntegrityError(f"manifest: {field} is not valid base64") from None
+
+
+_OPTIONAL_ENCRYPTION_FIELDS = ("header_key_id", "header_wrapped_data_key", "rewrapped_at")
+"""Left out of the JSON (and so of the MAC) while None: manifests written before rewrapping existed keep
+their MAC."""
 
 
 class CompressionInfo(_Model):
@@ -171,9 +199,17 @@ class Manifest(_Model):
 
     # -- JSON -----------------------------------------------------------------------------------------------
 
+    def _document(self, **kwargs: Any) -> dict[str, Any]:
+        document: dict[str, Any] = self.model_dump(mode="json", **kwargs)
+        encryption = document["encryption"]
+        for name in _OPTIONAL_ENCRYPTION_FIELDS:
+            if encryption.get(name) is None:
+                encryption.pop(name, None)
+        return document
+
     def to_json(self) -> bytes:
         """The manifest as UTF-8 JSON (indented, stable key order)."""
-        document = self.model_dump(mode="json")
+        document = self._document()
         return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
@@ -192,7 +228,7 @@ class Manifest(_Model):
 
     def signing_bytes(self) -> bytes:
         """Canonical JSON of every field except ``mac`` (what the MAC covers)."""
-        document = self.model_dump(mode="json", exclude={"mac"})
+        document = self._document(exclude={"mac"})
         return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     def compute_mac(self, mac_key: bytes) -> str:

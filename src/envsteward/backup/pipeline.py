@@ -410,14 +410,14 @@ def _read_object(
     phase: Phase,
 ) -> StreamStats:
     backup_id = manifest.backup_id
-    expected_wrapped = manifest.encryption.wrapped_key_bytes()
+    expected_wrapped = manifest.encryption.stream_wrapped_key_bytes()
 
     def check_header(header: StreamHeader) -> bytes:
         mismatches = [
             name
             for name, found, wanted in (
                 ("backup id", header.backup_id, manifest.backup_id),
-                ("key id", header.key_id, manifest.encryption.key_id),
+                ("key id", header.key_id, manifest.encryption.stream_key_id()),
                 ("wrapped data key", header.wrapped_key, expected_wrapped),
                 ("chunk size", header.chunk_size, manifest.format.chunk_size),
                 ("format version", header.version, manifest.format.version),
