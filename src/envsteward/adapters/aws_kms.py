@@ -3,13 +3,16 @@ audit checkpoint signer (``Sign`` with an asymmetric key, ``GetPublicKey``)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from datetime import datetime
 from typing import Any
 
 from envsteward.adapters.aws_errors import SYSTEM, aws_errors
 from envsteward.adapters.aws_session import AWSClients
 from envsteward.audit.checkpoints import SigningKey, signature_algorithm_of
-from envsteward.errors import ConfigurationError, IntegrityError
+from envsteward.errors import ConfigurationError, EnvstewardError, IntegrityError
+from envsteward.inventory.metadata import KeyState
 from envsteward.ports import DataKey
 
 _KMS_SIGNING_ALGORITHMS = {"ecdsa-p256-sha256": "ECDSA_SHA_256", "ecdsa-p384-sha384": "ECDSA_SHA_384"}
@@ -69,6 +72,59 @@ class KMSKeyProvider:
         if len(plaintext) != 32:
             raise IntegrityError("unwrapped key is not 256 bits", system=SYSTEM, operation="kms unwrap")
         return plaintext
+
+    # -- rotation (envsteward backup rotate-key) ----------------------------------------------------------
+
+    def describe(self) -> KeyState:
+        """The key as KMS reports it (DescribeKey, GetKeyRotationStatus, ListKeyRotations): KMS does not
+        number key material, so ``latest_version`` is None; ``created_at`` is the newest material's date
+        (the last rotation, else the key's creation). Raises NotFoundError, PermissionDeniedError."""
+        kms = self._kms
+        with aws_errors("kms", "describe_key", self.key_id):
+            metadata = kms.describe_key(KeyId=self.key_id)["KeyMetadata"]
+        created: datetime | None = metadata.get("CreationDate")
+        detail = "automatic rotation status unknown"
+        with contextlib.suppress(EnvstewardError):
+            with aws_errors("kms", "get_key_rotation_status", self.key_id):
+                status = kms.get_key_rotation_status(KeyId=self.key_id)
+            if status.get("KeyRotationEnabled"):
+                period = status.get("RotationPeriodInDays")
+                detail = "AWS rotates the key material automatically" + (
+                    f" every {period} days" if period else ""
+                )
+            else:
+                detail = "automatic rotation is OFF (aws kms enable-key-rotation)"
+        with contextlib.suppress(EnvstewardError):
+            with aws_errors("kms", "list_key_rotations", self.key_id):
+                rotations = kms.list_key_rotations(KeyId=self.key_id).get("Rotations") or []
+            dates = [item["RotationDate"] for item in rotations if item.get("RotationDate")]
+            if dates:
+                created = max(dates)
+        return KeyState(key_id=self.key_id, created_at=created, detail=detail)
+
+    def rotate(self) -> int | None:
+        """Nothing: AWS rotates a KMS key's material itself (automatic rotation, or ``aws kms
+        rotate-key-on-demand``) and keeps every older material for decryption. Returns None."""
+        return None
+
+    def wrapped_version(self, wrapped: bytes, key_id: str) -> int | None:
+        """None: a KMS ciphertext does not say which key material wrapped it."""
+        return None
+
+    def rewrap(self, wrapped: bytes, key_id: str) -> DataKey:
+        """ReEncrypt the wrapped key from ``key_id`` to this provider's key (its current material) inside
+        KMS, then Decrypt it once (the caller re-MACs its manifest and knows the new wrap opens). Raises
+        IntegrityError (not a ciphertext of ``key_id``), NotFoundError, PermissionDeniedError."""
+        with aws_errors("kms", "re_encrypt", self.key_id):
+            response = self._kms.re_encrypt(
+                CiphertextBlob=wrapped, SourceKeyId=key_id, DestinationKeyId=self.key_id
+            )
+        rewrapped = bytes(response["CiphertextBlob"])
+        return DataKey(plaintext=self.unwrap(rewrapped, self.key_id), wrapped=rewrapped, key_id=self.key_id)
+
+    def retire_versions_below(self, version: int) -> None:
+        """Nothing: KMS keeps every key material; there is no version to retire."""
+        return
 
 
 class KMSCheckpointSigner:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import hvac
@@ -88,6 +88,8 @@ class TransitKeyInfo:
     min_decryption_version: int
     min_encryption_version: int
     deletion_allowed: bool
+    version_created: Mapping[int, datetime] = field(default_factory=dict)
+    """When each version was made (symmetric keys: Vault lists ``keys`` as version -> creation time)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,25 @@ def _parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _version_times(keys: Any) -> dict[int, datetime]:
+    """``{version: created}`` from a transit key's ``keys`` (unix seconds, or RFC 3339 text for some
+    versions and key types); versions without a readable time are left out."""
+    found: dict[int, datetime] = {}
+    if not isinstance(keys, dict):
+        return found
+    for version, value in keys.items():
+        when: datetime | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            when = datetime.fromtimestamp(value, UTC)
+        elif isinstance(value, str):
+            when = _parse_time(value)
+        elif isinstance(value, dict):
+            when = _parse_time(value.get("creation_time"))
+        if when is not None and str(version).isdigit():
+            found[int(version)] = when
+    return found
 
 
 def transit_key_version(ciphertext: str) -> int:
@@ -538,7 +559,27 @@ class VaultClient:
             min_decryption_version=int(data.get("min_decryption_version") or 0),
             min_encryption_version=int(data.get("min_encryption_version") or 0),
             deletion_allowed=bool(data.get("deletion_allowed")),
+            version_created=_version_times(data.get("keys")),
         )
+
+    def transit_rewrap(self, key: str, ciphertext: str) -> str:
+        """Re-encrypt a ``vault:vN:...`` ciphertext with the key's newest version inside Vault (POST
+        transit/rewrap/<key>); the plaintext never leaves Vault. Returns the new ``vault:vM:...``.
+
+        Raises IntegrityError when the ciphertext is malformed, from another key, altered, or older than
+        the key's ``min_decryption_version``; NotFoundError, PermissionDeniedError, TransientError.
+        """
+        transit_key_version(ciphertext)
+        self._ensure_auth()
+        with vault_errors(
+            "transit rewrap", _join(self.transit_mount, "rewrap", key), invalid_request=IntegrityError
+        ):
+            response = self._transit.rewrap_data(
+                name=key, ciphertext=ciphertext, mount_point=self.transit_mount
+            )
+        rewrapped = str(response["data"]["ciphertext"])
+        transit_key_version(rewrapped)
+        return rewrapped
 
     def transit_set_min_decryption_version(self, key: str, version: int) -> None:
         """Refuse to decrypt ciphertexts older than ``version`` (POST transit/keys/<key>/config)."""

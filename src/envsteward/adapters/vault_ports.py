@@ -15,7 +15,7 @@ from envsteward.adapters._tree import set_leaf, set_nested, split_path
 from envsteward.adapters.vault_client import VaultClient, split_mount_path, transit_key_version
 from envsteward.adapters.vault_errors import SYSTEM
 from envsteward.errors import IntegrityError, NotFoundError, PermanentError
-from envsteward.inventory.metadata import SecretMetadata, StoredSecret
+from envsteward.inventory.metadata import KeyState, SecretMetadata, StoredSecret
 from envsteward.ports import DataKey, JSONValue
 
 
@@ -220,3 +220,63 @@ class VaultTransitKeyProvider:
         if len(plaintext) != 32:
             raise IntegrityError("unwrapped key is not 256 bits", system=SYSTEM, operation="transit unwrap")
         return plaintext
+
+    # -- rotation (envsteward backup rotate-key) ----------------------------------------------------------
+
+    def describe(self) -> KeyState:
+        """The transit key's newest version, ``min_decryption_version`` and when the newest version was
+        made (GET transit/keys/<key>). Raises NotFoundError, PermissionDeniedError, TransientError."""
+        info = self._client.transit_key_info(self.key_id)
+        return KeyState(
+            key_id=self.key_id,
+            latest_version=info.latest_version,
+            min_decryption_version=info.min_decryption_version,
+            created_at=info.version_created.get(info.latest_version),
+        )
+
+    def rotate(self) -> int:
+        """A new key version (POST transit/keys/<key>/rotate); returns its number. Older versions keep
+        decrypting until :meth:`retire_versions_below`."""
+        return self._client.transit_rotate(self.key_id)
+
+    def wrapped_version(self, wrapped: bytes, key_id: str) -> int | None:
+        """The key version in a wrapped key's ``vault:vN:`` prefix; None when it has none or names another
+        key. Pure."""
+        if key_id != self.key_id:
+            return None
+        try:
+            return transit_key_version(wrapped.decode("ascii"))
+        except (UnicodeDecodeError, IntegrityError):
+            return None
+
+    def rewrap(self, wrapped: bytes, key_id: str) -> DataKey:
+        """The data key rewrapped with the newest version inside Vault (POST transit/rewrap/<key>), then
+        unwrapped once (POST transit/decrypt/<key>) so the caller can re-MAC its manifest and knows the
+        new wrap opens. Raises what :meth:`unwrap` raises."""
+        if key_id != self.key_id:
+            raise IntegrityError(
+                f"the data key was wrapped by {key_id!r}, this provider uses {self.key_id!r}",
+                system=SYSTEM,
+                operation="transit rewrap",
+            )
+        try:
+            ciphertext = wrapped.decode("ascii")
+        except UnicodeDecodeError:
+            raise IntegrityError(
+                "wrapped key is not a Vault transit ciphertext", system=SYSTEM, operation="transit rewrap"
+            ) from None
+        rewrapped = self._client.transit_rewrap(self.key_id, ciphertext).encode("ascii")
+        return DataKey(
+            plaintext=self.unwrap(rewrapped, self.key_id),
+            wrapped=rewrapped,
+            key_id=self.key_id,
+            key_version=transit_key_version(rewrapped.decode("ascii")),
+        )
+
+    def retire_versions_below(self, version: int) -> None:
+        """Set the transit key's ``min_decryption_version`` (POST transit/keys/<key>/config), never lowering
+        it: ciphertexts of older versions stop decrypting. Raises PermissionDeniedError, TransientError."""
+        info = self._client.transit_key_info(self.key_id)
+        target = min(version, info.latest_version)
+        if target > info.min_decryption_version:
+            self._client.transit_set_min_decryption_version(self.key_id, target)
