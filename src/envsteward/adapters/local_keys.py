@@ -278,8 +278,23 @@ class LocalKeyProvider:
 
     def _set(self, ring: KeyRing) -> None:
         self._ring = ring
+        self._loaded_as = self._file_identity()
         self.key_id = ring.latest.key_id
         self.key_version = ring.latest.version
+
+    def _file_identity(self) -> tuple[int, int, int] | None:
+        try:
+            info = self.key_file.stat()
+        except OSError:
+            return None
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+    def _fresh(self) -> KeyRing:
+        """The ring, read again when another process rotated the key file since (a long-lived provider
+        must wrap new data keys with the newest version, never with a retired one)."""
+        if self._file_identity() != self._loaded_as:
+            self.reload()
+        return self._ring
 
     def __repr__(self) -> str:
         return f"LocalKeyProvider(key_file={str(self.key_file)!r}, key_id={self.key_id!r}, key=<redacted>)"
@@ -300,7 +315,7 @@ class LocalKeyProvider:
     def generate_data_key(self) -> DataKey:
         """A fresh random 256-bit data key wrapped with the newest version. No external call."""
         plaintext = secrets.token_bytes(KEY_BYTES)
-        return self._wrap(plaintext, self._ring.latest)
+        return self._wrap(plaintext, self._fresh().latest)
 
     def _wrap(self, plaintext: bytes, version: KeyVersion) -> DataKey:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -323,7 +338,7 @@ class LocalKeyProvider:
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        version = self._ring.by_key_id(key_id)
+        version = self._fresh().by_key_id(key_id)
         if version is None:
             raise IntegrityError(
                 f"data key was wrapped by {key_id!r}, but {self.key_file} holds "
@@ -363,7 +378,7 @@ class LocalKeyProvider:
 
     def describe(self) -> KeyState:
         """The newest version, the oldest one that still unwraps, and when the newest was made."""
-        ring = self._ring
+        ring = self._fresh()
         return KeyState(
             key_id=self.key_id,
             latest_version=ring.latest.version,

@@ -433,6 +433,8 @@ class ApprovalPolicy(Frozen):
 DEFAULT_SECRET_MAX_AGE_DAYS: Final[dict[str, int]] = {"production": 90}
 """Maximum secret age per tier when ``secrets.max_age_days`` is not set (other tiers: no maximum)."""
 DEFAULT_CERTIFICATE_ALERT_DAYS: Final[tuple[int, ...]] = (30, 14, 7)
+DEFAULT_BACKUP_KEY_MAX_AGE_DAYS: Final = 90
+"""Maximum age of a backup key-encryption key when ``secrets.backup_key_max_age_days`` is not set."""
 
 
 class SecretAgeOverride(Frozen):
@@ -473,6 +475,10 @@ class SecretsPolicy(Frozen):
         default_factory=lambda: list(DEFAULT_CERTIFICATE_ALERT_DAYS), min_length=1
     )
     managed: ManagedPrefixes = Field(default_factory=ManagedPrefixes)
+    backup_key_max_age_days: int | None = Field(default=DEFAULT_BACKUP_KEY_MAX_AGE_DAYS, ge=1, le=3650)
+    """How old the backup key-encryption key (local key file, Vault transit key, KMS key material) of this
+    environment's backups may get before ``envsteward backup rotate-key`` is overdue (the inventory reports
+    it like a secret); ``null``: no maximum."""
 
     @field_validator("overrides")
     @classmethod
