@@ -631,3 +631,81 @@ def test_backup_run_warns_until_the_key_is_exported(workdir: Path, passphrase_en
     assert KEY_WARNING in replaced.stderr
     key_text = key_file.read_text().strip()
     assert key_text not in all_output(first, as_json, quiet, replaced)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# backup rotate-key
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_rotate_key_then_restore_a_backup_made_before_it(workdir: Path, passphrase_env: str) -> None:
+    first = invoke("run", "--target", "app-db")
+    assert first.exit_code == 0, first.output
+    backup_id = backup_id_of(workdir)
+    key_file = workdir / "home" / "keys" / "backup.key"
+    old_hex = key_file.read_text().strip()
+    manifests = [
+        workdir / "home" / region / backup_id / "manifest.json" for region in ("objects", "objects-dr")
+    ]
+    before = [path.read_bytes() for path in manifests]
+
+    planned = invoke("rotate-key", "--dry-run")
+    assert planned.exit_code == 0, planned.output
+    assert "dry run: nothing changed" in planned.stdout
+    assert "would rewrap" in planned.stdout
+    assert [path.read_bytes() for path in manifests] == before
+    assert key_file.read_text().strip() == old_hex
+
+    rotated = invoke("rotate-key", "--env", "dev")
+    assert rotated.exit_code == 0, rotated.output
+    assert "v1 -> v2" in rotated.stdout
+    assert "below v2" in rotated.stdout
+    after = [path.read_bytes() for path in manifests]
+    assert after[0] == after[1] != before[0]  # both regions rewritten, identical
+
+    destination = workdir / "restored.db"
+    restored = invoke("restore", backup_id, "--to", str(destination), "--dr")
+    assert restored.exit_code == 0, restored.output
+    conn = sqlite3.connect(destination)
+    try:
+        assert conn.execute("SELECT body FROM notes").fetchall() == [(MARKER,)]
+    finally:
+        conn.close()
+    assert invoke("verify", backup_id).exit_code == 0
+
+    as_json = invoke("rotate-key", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    (key,) = json.loads(as_json.stdout)["keys"]
+    assert key["key"] == "local"
+    assert key["rotated"] is True
+    assert key["to_version"] == 3
+
+    # export and import keep working with versions: a fresh home gets every version back
+    exported = invoke("key", "export", "--out", str(workdir / "k.json"), "--passphrase-env", passphrase_env)
+    assert exported.exit_code == 0, exported.output
+    assert json.loads((workdir / "k.json").read_text())["version"] == 2
+    ring_text = key_file.read_text()
+    key_file.unlink()
+    imported = invoke("key", "import", str(workdir / "k.json"), "--passphrase-env", passphrase_env)
+    assert imported.exit_code == 0, imported.output
+    assert key_file.read_text() == ring_text
+    (workdir / "restored.db").unlink()
+    assert invoke("restore", backup_id, "--to", str(destination)).exit_code == 0
+
+    text = all_output(first, planned, rotated, restored, as_json, exported, imported)
+    assert old_hex not in text
+    for entry in json.loads(ring_text)["keys"]:
+        assert entry["key"] not in text
+
+
+def test_rotate_key_without_a_key_creates_none(workdir: Path) -> None:
+    key_file = workdir / "home" / "keys" / "backup.key"
+    for args in (("rotate-key", "--dry-run"), ("rotate-key",)):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert "no local key yet" in result.stdout
+        assert not key_file.exists()
+
+
+def test_rotate_key_unknown_environment_is_one_clean_error(workdir: Path) -> None:
+    assert_one_clean_error(invoke("rotate-key", "--env", "nope"), "unknown environment")

@@ -11,6 +11,9 @@
   (see :mod:`envsteward.backup.restore`).
 * ``backup prune [--dry-run] [--json]`` — print what retention removes in both regions, then remove it
   (audited as ``backup.pruned``).
+* ``backup rotate-key [--env E] [--dry-run] [--json]`` — rotate the backup key-encryption key(s) and
+  rewrap every retained backup's data key in both regions (see :mod:`envsteward.backup.rewrap`); a table
+  of keys, versions and counts; exit 1 when a key or a backup failed (the old versions then stay usable).
 * ``backup key export [--out FILE] [--passphrase-env VAR]`` / ``backup key import FILE
   [--passphrase-env VAR]`` — the local key-encryption key wrapped with a passphrase (scrypt +
   AES-256-GCM), so a copy can live apart from the backups; the passphrase is prompted for (twice for an
@@ -624,6 +627,131 @@ def _prune(dry_run: bool, as_json: bool, catalog: Path | None) -> int:
         typer.echo(json.dumps(summary, indent=2))
     failed = (result is not None and not result.ok) or (cleanup is not None and not cleanup.ok)
     return EXIT_ERROR if failed else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------
+# rotate-key
+# ---------------------------------------------------------------------------------------------------------
+
+
+@app.command("rotate-key")
+def rotate_key(
+    env: Annotated[
+        str | None, typer.Option("--env", "-e", help="Only the keys this environment's backups use.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be rotated and rewrapped; change nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+    catalog: CatalogOption = None,
+) -> None:
+    """Rotate the backup key-encryption key(s), rewrap every retained backup's data key (primary and DR;
+    the data is never decrypted), then retire the old key versions."""
+    from envsteward.cli._common import handle_errors
+
+    raise typer.Exit(handle_errors(_rotate_key)(env, dry_run, as_json, catalog))
+
+
+def _rotate_key(environment: str | None, dry_run: bool, as_json: bool, catalog: Path | None) -> int:
+    import json
+
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from envsteward.backup.rewrap import BackupRewrap, KeyRef, rotate_backup_keys
+    from envsteward.backup.stores import backup_stores
+    from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console
+    from envsteward.health.runner import select_environments
+
+    services = _services(catalog)
+    environments = select_environments(services.catalog(), [environment] if environment else None)
+    stores = backup_stores(services)
+    errors = err_console()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=not errors.is_terminal,
+    ) as progress:
+        tasks: dict[KeyRef, Any] = {}
+
+        def start(ref: KeyRef, total: int) -> None:
+            verb = "checking" if dry_run else "rewrapping"
+            tasks[ref] = progress.add_task(f"{verb} backups of {ref.label()}", total=total)
+
+        def step(ref: KeyRef, done: int, total: int, outcome: BackupRewrap) -> None:
+            progress.update(tasks[ref], completed=done, total=total)
+
+        report = rotate_backup_keys(
+            services, stores, environments, dry_run=dry_run, on_start=start, on_backup=step
+        )
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        rewrapped_header = "would rewrap" if dry_run else "rewrapped"
+        rows = []
+        for item in report.results:
+            if item.to_version is None:
+                versions = "-"
+            elif item.rotated or (dry_run and item.from_version != item.to_version):
+                versions = f"v{item.from_version} -> v{item.to_version}"
+            else:
+                versions = f"v{item.to_version}"
+            status = "[green]ok[/]" if item.ok else "[red]failed[/]"
+            retired = f"below v{item.retired_below}" if item.retired_below else "-"
+            rows.append(
+                [
+                    escape(item.key.label()),
+                    status,
+                    versions,
+                    str(item.count("rewrapped")),
+                    str(item.count("current")),
+                    str(item.count("failed")),
+                    retired,
+                    escape(", ".join(item.used_by)),
+                ]
+            )
+        print_table(
+            "backup key rotation" + (" (dry run: nothing changed)" if dry_run else ""),
+            [
+                ("key", 100),
+                ("status", 90),
+                ("version", 85),
+                (rewrapped_header, 80),
+                ("current", 70),
+                ("failed", 75),
+                ("retired", 60),
+                ("used by", 30),
+            ],
+            rows,
+        )
+        for item in report.results:
+            if item.note:
+                console().print(f"{item.key.label()}: {item.note}", markup=False, highlight=False)
+            if item.not_retired_because:
+                errors.print(
+                    f"warning: {item.key.label()}: old versions not retired: {item.not_retired_because}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            if item.foreign:
+                errors.print(
+                    f"warning: {item.key.label()}: {item.foreign} backup(s) name a key this one does not "
+                    "hold; they were left alone",
+                    markup=False,
+                    highlight=False,
+                )
+    for item in report.results:
+        if item.error:
+            errors.print(f"[bold red]error:[/] {escape(item.key.label())}: {escape(item.error)}")
+        for backup in item.backups:
+            if backup.error:
+                errors.print(f"[bold red]failed:[/] {escape(backup.backup_id)}: {escape(backup.error)}")
+    return EXIT_OK if report.ok else EXIT_ERROR
 
 
 # ---------------------------------------------------------------------------------------------------------
