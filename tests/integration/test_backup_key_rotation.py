@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -331,3 +332,45 @@ def test_kms_rewrap_moves_backups_to_the_targets_new_key(
     for store in (stores.primary, stores.dr):
         assert read_manifest(store, backup_id).encryption.key_id == new_key
         assert restored(services, store, backup_id) == data
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the key's age in the secret inventory
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_the_inventory_reports_the_backup_keys_age_and_rotation_resets_it(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from envsteward.inventory.model import FindingKind, ReferenceState
+    from envsteward.inventory.runner import run_inventory
+
+    services = make(tmp_path, request, {})
+    key_file = tmp_path / "home" / "keys" / "backup.key"
+    (inventory,) = run_inventory(services, ["dev"])
+    (status,) = [s for s in inventory.statuses if s.scheme == "backup-key"]
+    assert status.reference == "backup-key://local"
+    assert status.state is ReferenceState.OK
+    assert "no local key yet" in status.reason
+    assert not key_file.exists()  # the inventory never creates a key
+
+    backed_up(services)
+    later = datetime.now(UTC) + timedelta(days=91)
+    (inventory,) = run_inventory(services, ["dev"], now=later)
+    (status,) = [s for s in inventory.statuses if s.scheme == "backup-key"]
+    assert status.state is ReferenceState.OVERDUE
+    assert status.max_age_days == 90
+    assert status.version == "1"
+    assert "backup rotate-key --env dev" in status.reason
+    (finding,) = inventory.findings
+    assert finding.kind is FindingKind.OVERDUE
+    assert finding.subject == "backup-key://local"
+    assert inventory.overdue() == ()  # secret rotation leaves the backup key to rotate-key
+
+    assert rotate(services).ok
+    (inventory,) = run_inventory(services, ["dev"], now=datetime.now(UTC) + timedelta(days=1))
+    (status,) = [s for s in inventory.statuses if s.scheme == "backup-key"]
+    assert status.state is ReferenceState.OK
+    assert status.version == "2"
+    assert status.age_days in (0, 1)
+    assert inventory.findings == ()

@@ -107,6 +107,15 @@ class InventoryPlatform:
                         ref = SecretRef("aws-sm", f"{spec.prefix}{key_path[0]}", key_path[1])
                         write_secret_reference(self.services, ref, value)
 
+    def create_backup_keys(self) -> None:
+        """The example's backup KEKs: the transit key and the KMS alias (each made once per server)."""
+        self.services.vault_client().transit_create_key("envsteward-backups")
+        kms = self.services.aws_clients().kms()
+        aliases = {alias["AliasName"] for alias in kms.list_aliases()["Aliases"]}
+        if "alias/envsteward-backups" not in aliases:
+            key = kms.create_key(Description="envsteward example backups")["KeyMetadata"]["KeyId"]
+            kms.create_alias(AliasName="alias/envsteward-backups", TargetKeyId=key)
+
     def seed_cases(self) -> None:
         """One case of each kind (see the module docstring), on top of :meth:`load_example`."""
         environments = yaml.safe_load((self.root / "environments.yaml").read_text(encoding="utf-8"))
@@ -179,6 +188,7 @@ def platform(
 ) -> InventoryPlatform:
     built = build_inventory_platform(tmp_path, aws_name_prefix, vault_settings, aws_settings)
     built.load_example()
+    built.create_backup_keys()
     return built
 
 
@@ -197,12 +207,21 @@ def test_the_example_catalog_is_clean(platform: InventoryPlatform) -> None:
             assert inv.errors == ()
             assert inv.findings == (), inv.findings
             assert inv.status is InventoryStatus.CLEAN
-            assert all(s.state is ReferenceState.OK and s.exists for s in inv.statuses)
+            secrets_only = [s for s in inv.statuses if s.scheme != "backup-key"]
+            assert all(s.state is ReferenceState.OK and s.exists for s in secrets_only)
             assert all(
-                s.version and s.changed_at and s.age_days == (now - s.changed_at).days for s in inv.statuses
+                s.version and s.changed_at and s.age_days == (now - s.changed_at).days for s in secrets_only
             )
+            keys = {s.reference: s for s in inv.statuses if s.scheme == "backup-key"}
+            assert all(s.state is ReferenceState.OK and s.max_age_days == 90 for s in keys.values())
     production = next(inv for inv in inventories if inv.environment == "production")
-    assert len(production.statuses) == 6
+    assert len([s for s in production.statuses if s.scheme != "backup-key"]) == 6
+    by_key = {s.reference: s for s in production.statuses if s.scheme == "backup-key"}
+    assert sorted(by_key) == [
+        "backup-key://aws_kms:alias/envsteward-backups",
+        "backup-key://vault_transit:envsteward-backups",
+    ]
+    assert all(s.exists and s.changed_at and s.age_days is not None for s in by_key.values())
     by_ref = {s.reference.split("/")[-1]: s for s in production.statuses}
     assert by_ref["database#password"].max_age_days == 90
     assert by_ref["payments#api_key"].max_age_days == 365
@@ -252,7 +271,7 @@ def test_an_unreachable_store_makes_the_environment_unknown(
     inventories = run_inventory(built.services, ["staging"], retry=False)
     assert inventories[0].status is InventoryStatus.UNKNOWN
     assert inventories[0].findings == ()
-    assert {s.state for s in inventories[0].statuses} == {ReferenceState.UNKNOWN}
+    assert {s.state for s in inventories[0].statuses if s.scheme != "backup-key"} == {ReferenceState.UNKNOWN}
     assert "connection refused" in inventories[0].errors[0]
 
 

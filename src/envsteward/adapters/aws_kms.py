@@ -83,10 +83,11 @@ class KMSKeyProvider:
         with aws_errors("kms", "describe_key", self.key_id):
             metadata = kms.describe_key(KeyId=self.key_id)["KeyMetadata"]
         created: datetime | None = metadata.get("CreationDate")
+        arn = str(metadata.get("Arn") or self.key_id)  # the rotation calls take no alias
         detail = "automatic rotation status unknown"
         with contextlib.suppress(EnvstewardError):
             with aws_errors("kms", "get_key_rotation_status", self.key_id):
-                status = kms.get_key_rotation_status(KeyId=self.key_id)
+                status = kms.get_key_rotation_status(KeyId=arn)
             if status.get("KeyRotationEnabled"):
                 period = status.get("RotationPeriodInDays")
                 detail = "AWS rotates the key material automatically" + (
@@ -96,7 +97,7 @@ class KMSKeyProvider:
                 detail = "automatic rotation is OFF (aws kms enable-key-rotation)"
         with contextlib.suppress(EnvstewardError):
             with aws_errors("kms", "list_key_rotations", self.key_id):
-                rotations = kms.list_key_rotations(KeyId=self.key_id).get("Rotations") or []
+                rotations = kms.list_key_rotations(KeyId=arn).get("Rotations") or []
             dates = [item["RotationDate"] for item in rotations if item.get("RotationDate")]
             if dates:
                 created = max(dates)

@@ -86,15 +86,20 @@ class RotatableKeyProvider(KeyProvider, Protocol):
         ...
 
 
-class RotationServices(Protocol):
-    """What rotation needs from :class:`envsteward.services.Services` (which satisfies it)."""
+class KeyProviderServices(Protocol):
+    """For opening a key (:func:`open_key`): the settings (``home``: the local key file) and the key
+    providers."""
 
     @property
     def settings(self) -> Settings: ...
 
-    def catalog(self) -> Catalog: ...
-
     def key_provider(self, kind: str = "local", key_id: str | None = None) -> KeyProvider: ...
+
+
+class RotationServices(KeyProviderServices, Protocol):
+    """What rotation needs from :class:`envsteward.services.Services` (which satisfies it)."""
+
+    def catalog(self) -> Catalog: ...
 
     def audit_log(self) -> AuditLog: ...
 
@@ -437,7 +442,7 @@ def rotatable(keys: KeyProvider, ref: KeyRef) -> RotatableKeyProvider:
     return keys
 
 
-def open_key(services: RotationServices, ref: KeyRef) -> RotatableKeyProvider:
+def open_key(services: KeyProviderServices, ref: KeyRef) -> RotatableKeyProvider:
     """The provider of ``ref``; the local key file is only read, never created. Raises ConfigurationError
     (no local key file: no local backup was ever made)."""
     if ref.kind == "local":

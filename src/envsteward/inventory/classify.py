@@ -75,11 +75,10 @@ def classify_reference(
 ) -> SecretStatus:
     """The status of one reference: unknown (store unreadable), missing, overdue, due or ok, with the age
     against the policy's maximum (the reference's override, else the environment's)."""
-    ref = usage.ref
     base = {
         "environment": usage.environment,
         "reference": usage.reference,
-        "scheme": ref.scheme,
+        "scheme": usage.reference.partition("://")[0],
         "used_at": usage.used_at,
         "origin": usage.origin,
     }
@@ -244,6 +243,34 @@ def plaintext_findings(
     return found
 
 
+def classify_backup_key(
+    usage: ReferenceUsage, facts: ReferenceFacts, policy: SecretsPolicy, now: datetime
+) -> tuple[SecretStatus, list[Finding]]:
+    """A backup key-encryption key's status and findings: its newest version's age against
+    ``policy.backup_key_max_age_days`` (per-reference overrides do not apply). A local key that does not
+    exist yet (no local backup was made) is ``ok`` with no finding."""
+    from envsteward.inventory.backup_keys import NO_KEY_YET
+
+    meta = facts.metadata
+    if meta is not None and meta.detail == NO_KEY_YET and meta.changed_at is None:
+        status = SecretStatus(
+            environment=usage.environment,
+            reference=usage.reference,
+            scheme=usage.reference.partition("://")[0],
+            used_at=usage.used_at,
+            state=ReferenceState.OK,
+            max_age_days=policy.backup_key_max_age_days,
+            reason=NO_KEY_YET,
+        )
+        return status, []
+    key_policy = policy.model_copy(update={"max_age_days": policy.backup_key_max_age_days, "overrides": []})
+    status = classify_reference(usage, facts, key_policy, now)
+    if status.state in (ReferenceState.OVERDUE, ReferenceState.DUE):
+        hint = f"; run `envsteward backup rotate-key --env {usage.environment}`"
+        status = status.model_copy(update={"reason": status.reason + hint})
+    return status, reference_findings(status, key_policy, now)
+
+
 _ORDER = {kind: index for index, kind in enumerate(FindingKind)}
 
 
@@ -260,11 +287,14 @@ def evaluate_environment(
     live_hits: Mapping[str, Sequence[PlaintextHit] | str] | None = None,
     stored: Mapping[tuple[str, str], Sequence[StoredSecret] | str] | None = None,
     named: Mapping[str, set[str]] | None = None,
+    backup_keys: Sequence[ReferenceUsage] = (),
 ) -> EnvironmentInventory:
     """One environment's inventory from what was read. ``live_hits``: per live source, its plaintext hits
     or the reason it could not be read; ``stored``: per managed ``(scheme, prefix)``, what is stored there
-    or the reason it could not be listed. Anything unreadable is listed in ``errors`` (the inventory is
-    then ``unknown``), and nothing is concluded from it: no orphan is reported from a partial listing."""
+    or the reason it could not be listed; ``backup_keys``: the backup KEKs to report (their facts are in
+    ``facts`` too, see :mod:`envsteward.inventory.backup_keys`). Anything unreadable is listed in
+    ``errors`` (the inventory is then ``unknown``), and nothing is concluded from it: no orphan is
+    reported from a partial listing."""
     errors: list[str] = []
     statuses = []
     findings: list[Finding] = []
@@ -274,6 +304,12 @@ def evaluate_environment(
         if status.state is ReferenceState.UNKNOWN:
             errors.append(f"{usage.reference}: {status.reason}")
         findings += reference_findings(status, policy, now)
+    for usage in backup_keys:
+        status, found = classify_backup_key(usage, facts.get(usage.reference, ReferenceFacts()), policy, now)
+        statuses.append(status)
+        if status.state is ReferenceState.UNKNOWN:
+            errors.append(f"{usage.reference}: {status.reason}")
+        findings += found
     listed: dict[tuple[str, str], Sequence[StoredSecret]] = {}
     for (scheme, prefix), outcome in (stored or {}).items():
         if isinstance(outcome, str):

@@ -134,5 +134,10 @@ class EnvironmentInventory(_Frozen):
         return InventoryStatus.FINDINGS if self.findings else InventoryStatus.CLEAN
 
     def overdue(self) -> tuple[SecretStatus, ...]:
-        """The references due for rotation now (what ``rotate-due-secrets`` rotates)."""
-        return tuple(status for status in self.statuses if status.state is ReferenceState.OVERDUE)
+        """The secret references due for rotation now (what ``rotate-due-secrets`` rotates); an overdue
+        backup key (``backup-key://``) is rotated by ``envsteward backup rotate-key`` instead."""
+        return tuple(
+            status
+            for status in self.statuses
+            if status.state is ReferenceState.OVERDUE and status.scheme != "backup-key"
+        )

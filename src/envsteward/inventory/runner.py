@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from envsteward.errors import ConfigurationError, NotFoundError
 from envsteward.health.runner import select_environments
+from envsteward.inventory.backup_keys import backup_key_usages, describe_backup_key, is_key_reference
 from envsteward.inventory.certificates import certificate_facts
 from envsteward.inventory.classify import ReferenceFacts, evaluate_environment
 from envsteward.inventory.metadata import SecretMetadataStore, StoredSecret
@@ -28,7 +29,8 @@ from envsteward.secret_refs import SecretRef
 if TYPE_CHECKING:
     from envsteward.catalog.core import Catalog
     from envsteward.fingerprint import Fingerprinter
-    from envsteward.ports import SecretStore
+    from envsteward.ports import KeyProvider, SecretStore
+    from envsteward.settings import Settings
 
 T = TypeVar("T")
 NON_SECRET_SOURCE_KINDS = ("ssm", "file", "http")
@@ -39,6 +41,11 @@ MAX_PARALLEL_READS = 8
 
 class InventoryServices(ConfigSources, Protocol):
     """What the inventory needs from :class:`envsteward.services.Services` (which satisfies it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def key_provider(self, kind: str = "local", key_id: str | None = None) -> KeyProvider: ...
 
     def catalog(self) -> Catalog: ...
 
@@ -64,7 +71,11 @@ def metadata_store(services: InventoryServices, scheme: str) -> SecretMetadataSt
 def describe_reference(services: InventoryServices, reference: str) -> ReferenceFacts:
     """Metadata of one reference's secret, and, when it exists and its value is a PEM certificate, the
     certificate's subject and expiry. Calls the reference's store (the value is read into this function
-    only and dropped). Raises PermissionDeniedError, TransientError, ConfigurationError..."""
+    only and dropped). A backup key (``backup-key://...``) is described by its key provider
+    (:func:`envsteward.inventory.backup_keys.describe_backup_key`). Raises PermissionDeniedError,
+    TransientError, ConfigurationError..."""
+    if is_key_reference(reference):
+        return describe_backup_key(services, reference)
     ref = SecretRef.parse(reference)
     metadata = metadata_store(services, ref.scheme).describe_secret(ref.location, ref.key)
     certificate = None
@@ -118,8 +129,11 @@ def inventory_environment(
     stored: Mapping[tuple[str, str], Sequence[StoredSecret] | str],
     live: Mapping[str, Sequence[PlaintextHit] | str],
     now: datetime,
+    backup_keys: bool = False,
 ) -> EnvironmentInventory:
-    """Evaluate one environment from what was read (plus its desired configuration, scanned here)."""
+    """Evaluate one environment from what was read (plus its desired configuration, scanned here). With
+    ``backup_keys``, the backup KEKs of the environment are reported too (their facts in ``facts``,
+    keyed by :func:`envsteward.inventory.backup_keys.key_reference`)."""
     catalog = services.catalog()
     spec = catalog.environment(environment)
     rendered = catalog.render(environment)
@@ -135,6 +149,7 @@ def inventory_environment(
         live_hits=live,
         stored=stored,
         named=named_locations(catalog) if stored else {},
+        backup_keys=backup_key_usages(catalog, environment) if backup_keys else (),
     )
 
 
@@ -151,10 +166,12 @@ def run_inventory(
     *,
     now: datetime | None = None,
     retry: bool = True,
+    backup_keys: bool = True,
 ) -> list[EnvironmentInventory]:
     """The inventory of the environments (all when None), in promotion order. Calls every referenced
     secret store, the stores of the managed prefixes and the live configuration sources, concurrently;
-    transient errors are retried with backoff. Raises ConfigurationError for an unknown environment,
+    transient errors are retried with backoff; with ``backup_keys`` (the default) the backup KEKs' ages
+    too (the key providers, read-only). Raises ConfigurationError for an unknown environment,
     CatalogError for a bad catalog; an unreadable store only makes its environment ``unknown``."""
     catalog = services.catalog()
     chosen = select_environments(catalog, environments)
@@ -163,6 +180,8 @@ def run_inventory(
         jobs: dict[str, dict[str, Any]] = {}
         for env in chosen:
             usages = collect_references(catalog.environment(env), catalog.render(env))
+            if backup_keys:
+                usages += backup_key_usages(catalog, env)
             jobs[env] = {
                 "facts": {
                     u.reference: pool.submit(
@@ -189,6 +208,8 @@ def run_inventory(
             stored = {key: future.result() for key, future in jobs[env]["stored"].items()}
             live = {name: future.result() for name, future in jobs[env]["live"].items()}
             results.append(
-                inventory_environment(services, env, facts=facts, stored=stored, live=live, now=moment)
+                inventory_environment(
+                    services, env, facts=facts, stored=stored, live=live, now=moment, backup_keys=backup_keys
+                )
             )
     return results
