@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from envsteward.errors import NotFoundError
-from envsteward.inventory.classify import ReferenceFacts
+from envsteward.inventory.classify import NO_KEY_YET, ReferenceFacts
 from envsteward.inventory.metadata import KeyState, SecretMetadata
 from envsteward.inventory.model import ReferenceUsage
 
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from envsteward.catalog.core import Catalog
 
 SCHEME = "backup-key"
-NO_KEY_YET = "no local key yet (the first backup creates it)"
 
 
 def key_reference(kind: str, key_id: str | None) -> str:

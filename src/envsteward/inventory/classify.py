@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from envsteward.inventory.plaintext import PlaintextHit
 
 DAY = timedelta(days=1)
+NO_KEY_YET = "no local key yet (the first backup creates it)"
+"""The ``detail`` of a backup key that does not exist yet (see :mod:`envsteward.inventory.backup_keys`)."""
 SEVERITY = {
     FindingKind.PLAINTEXT: Severity.CRITICAL,
     FindingKind.CERTIFICATE_EXPIRED: Severity.CRITICAL,
@@ -249,8 +251,6 @@ def classify_backup_key(
     """A backup key-encryption key's status and findings: its newest version's age against
     ``policy.backup_key_max_age_days`` (per-reference overrides do not apply). A local key that does not
     exist yet (no local backup was made) is ``ok`` with no finding."""
-    from envsteward.inventory.backup_keys import NO_KEY_YET
-
     meta = facts.metadata
     if meta is not None and meta.detail == NO_KEY_YET and meta.changed_at is None:
         status = SecretStatus(
