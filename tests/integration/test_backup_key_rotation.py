@@ -374,3 +374,64 @@ def test_the_inventory_reports_the_backup_keys_age_and_rotation_resets_it(
     assert status.version == "2"
     assert status.age_days in (0, 1)
     assert inventory.findings == ()
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+from envsteward.backup.rewrap import rotate_backup_keys
+from envsteward.backup.stores import backup_stores
+from envsteward.services import Services
+from envsteward.settings import Settings
+
+services = Services(Settings(catalog=Path(sys.argv[1]), home=Path(sys.argv[2]), actor="kill-test"))
+
+def step(ref, done, total, outcome):
+    if done == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+rotate_backup_keys(services, backup_stores(services), ["dev"], on_backup=step)
+"""
+
+
+def test_a_sigkilled_rotation_leaves_every_backup_restorable_and_a_rerun_finishes(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    services = make(tmp_path, request, {})
+    stores = backup_stores(services)
+    ids = [backed_up(services) for _ in range(4)]
+    before = {backup_id: restored(services, stores.primary, backup_id) for backup_id in ids}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(services.settings.catalog), str(tmp_path / "home"), "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    ring = load_key_ring(tmp_path / "home" / "keys" / "backup.key")
+    assert ring.latest.version == 2
+    assert ring.min_decryption_version == 1
+    versions = sorted(
+        read_manifest(stores.primary, backup_id).encryption.key_version or 0 for backup_id in ids
+    )
+    assert versions == [1, 1, 2, 2]
+    for backup_id in ids:
+        for store in (stores.primary, stores.dr):
+            assert restored(services, store, backup_id) == before[backup_id]
+
+    (result,) = rotate(services).results
+
+    assert result.ok, result.as_json()
+    assert not result.rotated
+    assert result.retired_below == 2
+    assert result.count("rewrapped") == 2
+    assert result.count("current") == 2
+    for backup_id in ids:
+        verify_replica(stores.primary, stores.dr, backup_id)
+        for store in (stores.primary, stores.dr):
+            assert restored(services, store, backup_id) == before[backup_id]
