@@ -85,7 +85,11 @@ def rotate_secret(
     publish_rotation_plan(plan, dry_run)
     if dry_run:
         return _summary(
-            plan, Outcome.DRY_RUN, run_id, "dry run: nothing was changed", plan_markdown=plan_markdown(plan, dry_run=True)
+            plan,
+            Outcome.DRY_RUN,
+            run_id,
+            "dry run: nothing was changed",
+            plan_markdown=plan_markdown(plan, dry_run=True),
         )
 
     audit_rotation(

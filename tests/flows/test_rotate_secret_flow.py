@@ -99,7 +99,7 @@ def _catalog(folder: Path, base: str, sm_name: str, ssm_name: str, roles: list[s
 
 
 @pytest.fixture
-def world(
+def world(  # noqa: PLR0917 - pytest fixtures
     tmp_path: Path,
     vault_settings: VaultSettings,
     vault_kv_path: str,
@@ -128,14 +128,18 @@ def world(
         seeded[f"{env}/other"] = "keep-" + secrets.token_hex(8)
         seeded[f"{env}/sm"] = "sm-" + secrets.token_hex(12)
         seeded[f"{env}/ssm"] = "ssm-" + secrets.token_hex(12)
-        vault.kv_write(mount, f"{path}/{env}/app", {"token": seeded[f"{env}/token"], "other": seeded[f"{env}/other"]})
+        vault.kv_write(
+            mount, f"{path}/{env}/app", {"token": seeded[f"{env}/token"], "other": seeded[f"{env}/other"]}
+        )
         vault.kv_write(mount, f"{path}/{env}/db", {"password": seeded[roles[0]], "user": roles[0]})
         vault.kv_write(mount, f"{path}/{env}/db2", {"password": seeded[roles[1]]})
         aws.secretsmanager().create_secret(
             Name=f"{sm_name}-{env}", SecretString=f'{{"key": "{seeded[f"{env}/sm"]}", "user": "svc"}}'
         )
         aws.ssm().put_parameter(Name=f"{ssm_name}-{env}", Value=seeded[f"{env}/ssm"], Type="SecureString")
-    settings = Settings(catalog=folder, home=tmp_path / "home", actor="tester", vault=vault_settings, aws=aws_settings)
+    settings = Settings(
+        catalog=folder, home=tmp_path / "home", actor="tester", vault=vault_settings, aws=aws_settings
+    )
     services = Services(settings)
     set_services(services)
     built = World(folder, services, vault, aws, vault_kv_path, sm_name, ssm_name, roles, seeded)
@@ -176,7 +180,9 @@ class Run:
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
         with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[self.name])))
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[self.name]))
+            )
         return runs[0] if runs else None
 
     def wait_paused(self, gate: int, timeout: float = 60) -> uuid.UUID:
@@ -184,7 +190,11 @@ class Run:
         while time.monotonic() < deadline:
             run = self.flow_run()
             state = run.state if run is not None else None
-            if state is not None and state.is_paused() and state.state_details.pause_key == f"approval-{gate}":
+            if (
+                state is not None
+                and state.is_paused()
+                and state.state_details.pause_key == f"approval-{gate}"
+            ):
                 return run.id
             if not self.thread.is_alive():
                 raise AssertionError(f"the flow ended before gate {gate}: {self.error!r} {self.result!r}")
@@ -244,14 +254,16 @@ def test_postgres_role_rotated_new_password_works_old_does_not_vault_holds_it(wo
     new = SecretStr(data["password"])
     assert version == version_before + 1
     assert data["user"] == world.roles[0]  # the secret's other keys are kept
-    assert len(new.get_secret_value()) == 24 and new.get_secret_value().isalnum()  # the reference's policy
+    assert len(new.get_secret_value()) == 24  # the reference's policy
+    assert new.get_secret_value().isalnum()
     role = world.role(0)
     assert role.holds(new) is True
     assert role.holds(SecretStr(world.seeded[world.roles[0]])) is False  # the old password no longer works
     role.check(new)  # connects as the role with it
     mount, path = world.base.split("/", 1)
-    assert world.vault.kv_read(mount, f"{path}/development/db", version=version_before).data["password"] == (
-        world.seeded[world.roles[0]]
+    assert (
+        world.vault.kv_read(mount, f"{path}/development/db", version=version_before).data["password"]
+        == (world.seeded[world.roles[0]])
     )
     actions = [r.action for r in world.services.audit_log().records()]
     assert actions.count("rotation.step") == 4
@@ -289,7 +301,8 @@ def test_vault_generated_value_new_version_with_cas_previous_kept(world: World) 
     version, data = world.kv("development", "app")
     assert version == version_before + 1
     token = data["token"]
-    assert len(token) == 40 and set(token) <= set("0123456789abcdef")  # the environment's policy
+    assert len(token) == 40  # the environment's policy
+    assert set(token) <= set("0123456789abcdef")
     assert data["other"] == world.seeded["development/other"]
     mount, path = world.base.split("/", 1)
     old = world.vault.kv_read(mount, f"{path}/development/app", version=version_before).data
@@ -316,7 +329,10 @@ def test_secrets_manager_awspending_to_awscurrent(world: World) -> None:
     assert not any("AWSPENDING" in labels for labels in stages.values())
     # moto's GetSecretValue without a stage does not follow a moved AWSCURRENT; AWS's does
     current = json.loads(sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
-    assert world.services.resolve_secret(SecretRef.parse(f"aws-sm://{name}#key")).get_secret_value() == current["key"]
+    assert (
+        world.services.resolve_secret(SecretRef.parse(f"aws-sm://{name}#key")).get_secret_value()
+        == current["key"]
+    )
     assert current["user"] == "svc"
     assert current["key"] != world.seeded["staging/sm"]
     _assert_no_value(world, current["key"])
@@ -375,9 +391,7 @@ def test_cli_dry_run_changes_nothing_and_prints_no_value(world: World) -> None:
     before = {name: world.kv("development", name) for name in ("app", "db")}
     sm_before = world.aws.secretsmanager().describe_secret(SecretId=f"{world.sm_name}-development")
     ref = f"vault://{world.base}/development/db#password"
-    result = CliRunner().invoke(
-        app, ["secrets", "rotate", "development", ref, "--dry-run"]
-    )
+    result = CliRunner().invoke(app, ["secrets", "rotate", "development", ref, "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "dry run" in result.output
     assert "ALTER ROLE" in result.output
@@ -397,7 +411,9 @@ def test_cli_rotates_and_prints_no_value(world: World) -> None:
     ref = f"ssm://{world.ssm_name}-development"
     result = CliRunner().invoke(app, ["secrets", "rotate", "development", ref])
     assert result.exit_code == 0, result.output
-    new = world.aws.ssm().get_parameter(Name=f"{world.ssm_name}-development", WithDecryption=True)["Parameter"]
+    new = world.aws.ssm().get_parameter(Name=f"{world.ssm_name}-development", WithDecryption=True)[
+        "Parameter"
+    ]
     assert new["Value"] != world.seeded["development/ssm"]
     _assert_no_value(world, new["Value"], text=result.output)
     _assert_no_value(world, new["Value"])
