@@ -79,6 +79,9 @@ def _catalog(folder: Path, base: str, sm_name: str, ssm_name: str, roles: list[s
     overlays: [config/development.yaml]
     secrets:
       generate: {{length: 40, alphabet: hex}}
+      overrides:
+        - {{reference: "secret+vault://{base}/development/app#token", max_age_days: 1}}
+        - {{reference: "secret+vault://{base}/development/db2#password", max_age_days: 1}}
       rotation:
         - reference: secret+vault://{base}/development/db#password
           generate: {{length: 24, alphabet: alphanumeric}}
@@ -94,6 +97,9 @@ def _catalog(folder: Path, base: str, sm_name: str, ssm_name: str, roles: list[s
     tier: production
     overlays: [config/production.yaml]
     approval: {{approvers: [alice, bob, carol], approvals_needed: 2, timeout_hours: 1}}
+    secrets:
+      overrides:
+        - {{reference: "secret+vault://{base}/production/app#token", max_age_days: 1}}
 """
     )
 
@@ -417,3 +423,41 @@ def test_cli_rotates_and_prints_no_value(world: World) -> None:
     assert new["Value"] != world.seeded["development/ssm"]
     _assert_no_value(world, new["Value"], text=result.output)
     _assert_no_value(world, new["Value"])
+
+
+def test_rotate_due_secrets_one_run_each_failures_isolated_production_waits(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from envsteward.flows.rotate_due_secrets import DueRotationsFailedError, rotate_due_secrets
+    from envsteward.flows.rotate_secret import rotate_secret
+    from prefect.client.orchestration import get_client
+
+    import envsteward.inventory.runner as inventory_runner
+
+    later = datetime.now(UTC) + timedelta(days=2)
+    monkeypatch.setattr(inventory_runner, "utcnow", lambda: later)
+    deployment_id = rotate_secret.to_deployment(name=f"rotate-secret-{uuid.uuid4().hex[:6]}").apply()
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment(deployment_id)
+    token_before = world.kv("development", "app")[0]
+    db2_before = world.kv("development", "db2")
+    prod_before = world.kv("production", "app")
+
+    with pytest.raises(DueRotationsFailedError) as caught:
+        rotate_due_secrets(deployment=f"rotate-secret/{deployment.name}")
+    message = str(caught.value)
+    assert "1 of 3" in message
+    assert "db2#password" in message
+    assert world.kv("development", "app")[0] == token_before + 1  # rotated despite the other failure
+    assert world.kv("development", "db2") == db2_before
+    assert world.role(1).holds(SecretStr(world.seeded[world.roles[1]])) is True
+    assert world.kv("production", "app") == prod_before  # waits for approval in its own run
+    with get_client(sync_client=True) as client:
+        started = client.read_flow_runs()
+    waiting = [r for r in started if r.deployment_id == deployment_id]
+    assert len(waiting) == 1
+    assert waiting[0].parameters["environment"] == "production"
+    assert waiting[0].parameters["reference"].endswith("/production/app#token")
+    _assert_no_value(world, world.kv("development", "app")[1]["token"])
