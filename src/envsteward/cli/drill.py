@@ -246,7 +246,7 @@ def _history(
         table.add_column(column, overflow="fold")
     for row in rows:
         status = row["status"]
-        colour = {"passed": "green", "target_missed": "yellow"}.get(status, "red")
+        colour = {"passed": "green", "target_missed": "yellow", "abandoned": "magenta"}.get(status, "red")
         table.add_row(
             row["started"],
             row["environment"],
