@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,9 +178,6 @@ class DrillLedger:
         """The drills that have not ended (plus ended ones whose scratch target was left), by drill id."""
         drills: dict[str, dict[str, Any]] = _ledger(self.store.get(LEDGER_KEY))["drills"]
         return drills
-
-    def swept(self) -> set[str]:
-        return set(_ledger(self.store.get(LEDGER_KEY))["swept"])
 
     def begin(self, drill_id: str, **facts: str | None) -> None:
         """Record a drill that is about to start (before ``drill.started`` is audited)."""
@@ -437,7 +434,8 @@ def _sweep_entry(sweep: _Sweep, drill_id: str, entry: dict[str, Any]) -> None:
         raise ConflictError(f"scratch target {leftover.scratch} is still there after removal", system="drill")
     if sweep.ledger.claim(drill_id, entry.get("recorded_at")) is None:
         return  # another sweep (or the drill itself) got there first: it reports it
-    leftover = Leftover(**{**leftover.__dict__, "scratch_removed": removed})
+    # claimed, then audited: a sweep killed in between loses the report (at most once, never twice)
+    leftover = replace(leftover, scratch_removed=removed)
     _audit(sweep, leftover)
     if leftover.orphaned_start and leftover.environment:
         _save_abandoned(sweep, leftover, entry)
@@ -472,7 +470,7 @@ def _sweep_server(sweep: _Sweep, environment: str, known: set[str]) -> None:
         if age < sweep.threshold:
             sweep.young.append(leftover)
             continue
-        if name in sweep.ledger.swept() or not sweep.ledger.claim_name(name):
+        if not sweep.ledger.claim_name(name):
             continue
         try:
             server.drop_database(name, force=True, missing_ok=True)
@@ -481,7 +479,7 @@ def _sweep_server(sweep: _Sweep, environment: str, known: set[str]) -> None:
             sweep.ledger.release_name(name)
             sweep.problems.append(f"scratch database {name}: {exc}")
             continue
-        leftover = Leftover(**{**leftover.__dict__, "scratch_removed": gone})
+        leftover = replace(leftover, scratch_removed=gone)
         _audit(sweep, leftover)
         sweep.abandoned.append(leftover)
 

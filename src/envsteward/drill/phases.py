@@ -26,6 +26,12 @@ target_missed / passed. A drill that restored and verified its backup (passed or
 verified-by-drill in the store it was read from, so retention keeps it. Audit: ``drill.started`` before
 anything happens, then one of ``drill.passed``, ``drill.target_missed``, ``drill.failed``.
 
+Crash leftovers (:mod:`.abandoned`): :func:`start_drill` first sweeps drills killed longer ago than the
+drill's total timeout (their scratch targets removed, ``drill.abandoned`` audited, an ``abandoned`` history
+record), then records the drill in the ledger BEFORE auditing ``drill.started``; ``restore`` records the
+scratch target BEFORE creating it (and marks a PostgreSQL database with a comment); teardown and
+:func:`finish_drill` clear those records only once the target is gone / the outcome is audited.
+
 External calls (through ``services``, a :class:`~envsteward.drill.ports.DrillServices`): the catalog,
 the object store of the region, the backup's key provider (local key, Vault transit, KMS), the drill
 PostgreSQL server / Vault / local files, the audit log.
