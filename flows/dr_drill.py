@@ -2,7 +2,9 @@
 
 Runbook (each phase is its own task run, retried on transient errors and timed on its own; the first
 phase that fails ends the drill, teardown always runs):
-1. ``start-dr-drill``: check the request, audit ``drill.started``.
+1. ``start-dr-drill``: sweep abandoned drills (killed ones older than every phase's timeouts: their
+   scratch targets removed, ``drill.abandoned`` audited, an ``abandoned`` row in the history; younger
+   leftovers only reported), check the request, record the drill in the ledger, audit ``drill.started``.
 2. ``drill-prepare``: resolve the target, the region's store and the scratch target.
 3. ``drill-choose``: choose the backup (an id, ``latest``, or ``random`` among those retention keeps) in the
    region's store and measure RPO.
@@ -65,6 +67,9 @@ def dr_drill(environment: str, backup: str = "latest", region: str = "dr") -> St
     """
     logger = get_run_logger()
     drill = start_drill_task(environment, backup, region)
+    if drill.sweep is not None:
+        for line in drill.sweep.lines():
+            logger.warning("sweep of abandoned drills: %s", line)
     try:
         for phase in PHASES:
             # a failed phase is recorded in the drill (and shown failed in the UI); it ends the drill
