@@ -254,6 +254,7 @@ def test_happy_path_development_to_staging_to_production(world: World) -> None:
     answer(run.wait_paused(1), "approve", "alice", "looks good")
     result = run.finish()
     assert result["outcome"] == "applied", result
+    assert run.flow_run().state.name == "Applied"
     assert result["written"] == len(DEV_TO_STAGING)
     staging = read_everything(world.services, "staging")
     assert staging["ssm-services"]["api"]["image"] == "shop/api:1.1.0"
@@ -321,6 +322,9 @@ def test_a_rejection_ends_it_and_nothing_is_written(world: World) -> None:
     answer(run.wait_paused(1), "reject", "bob", "not this week")
     result = run.finish()
     assert result["outcome"] == "rejected"
+    state = run.flow_run().state
+    assert (state.name, state.type.value) == ("Rejected", "COMPLETED"), "the runs list must say Rejected"
+    assert "rejected by approver bob" in state.message
     assert read_everything(world.services, "staging") == before
     (rejected,) = world.audit("promotion.rejected")
     assert (rejected.actor, rejected.details["comment"]) == ("bob", "not this week")
@@ -357,6 +361,7 @@ def test_no_answer_before_the_deadline_rejects_it(  # noqa: PLR0917 - pytest fix
         run = Run(world, source="development", target="staging", requested_by="dave")
         result = run.finish(timeout=60)
         assert result["outcome"] == "timed-out"
+        assert run.flow_run().state.name == "Timed out"
         assert read_everything(world.services, "staging") == before
         (timed_out,) = world.audit("promotion.timed_out")
         assert "no decision within" in timed_out.details["reason"]
@@ -433,6 +438,8 @@ def test_a_failure_after_half_the_writes_rolls_the_target_back_exactly(world: Wo
     answer(run.wait_paused(1), "approve", "alice", "ok")
     with pytest.raises(PromotionRolledBackError, match="rolled back") as raised:
         run.finish()
+    state = run.flow_run().state
+    assert (state.name, state.type.value) == ("Rolled back", "FAILED")
     assert failing._counter[0] >= len(DEV_TO_STAGING) // 2 + 1, "the failure came after half the writes"
     assert read_everything(failing, "staging") == before
     (failed,) = world.audit("promotion.failed")
@@ -467,6 +474,7 @@ def test_a_dry_run_writes_nothing_anywhere(world: World) -> None:
     run = Run(world, source="development", target="staging", dry_run=True)
     result = run.finish()
     assert result["outcome"] == "dry-run"
+    assert run.flow_run().state.name == "Dry run"
     assert result["changes"] == len(DEV_TO_STAGING)
     assert "services.api.image" in result["plan_markdown"]
     assert {env: read_everything(world.services, env) for env in before} == before
@@ -494,6 +502,7 @@ def test_a_policy_violation_blocks_the_promotion(world: World) -> None:
     run = Run(world, source="staging", target="production", requested_by="dave")
     with pytest.raises(PromotionBlockedError) as raised:
         run.finish()
+    assert run.flow_run().state.name == "Blocked"
     message = str(raised.value)
     assert "no-debug-logs" in message
     assert "services.api.log_level" in message
