@@ -51,6 +51,7 @@ from envsteward.tasks.promotion import (
     record_request,
     release_target,
     replan,
+    resume_after_local_timeout,
     rollback_target,
     rollback_timeout_seconds,
     verify_changes,
@@ -268,6 +269,8 @@ def _wait_for_answer(description: str, key: str, seconds_left: float) -> Answer 
                 wait_for_input=form, timeout=timeout, poll_interval=POLL_INTERVAL_SECONDS, key=key
             )
     except FlowPauseTimeout:
+        if not deployment.id:
+            resume_after_local_timeout()
         return None
     return Answer(decision=response.decision, reviewer=response.reviewer, comment=response.comment)
 

@@ -433,8 +433,9 @@ def sweep_rollbacks(target: str | None = None) -> list[RepairReport]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def run_status(run_id: str) -> RunStatus:
-    """What the Prefect API says about a flow run (unknown when it cannot say). Calls the Prefect API."""
+def run_status(run_id: str) -> tuple[RunStatus, bool]:
+    """What the Prefect API says about a flow run (unknown when it cannot say), and whether it is a local
+    run (no deployment: it paused inside a process). Calls the Prefect API."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
@@ -444,11 +445,23 @@ def run_status(run_id: str) -> RunStatus:
         with get_client(sync_client=True) as client:
             run = client.read_flow_run(flow_run_id)
     except Exception:  # noqa: BLE001 - unknown: the expiry leaves the lease alone (fail closed)
-        return RunStatus.UNKNOWN
+        return RunStatus.UNKNOWN, True
     state = run.state
     if state is None:
-        return RunStatus.UNKNOWN
-    return classify_run(state.type.value, state.name, state.message)
+        return RunStatus.UNKNOWN, run.deployment_id is None
+    return classify_run(state.type.value, state.name, state.message), run.deployment_id is None
+
+
+def resume_after_local_timeout() -> None:
+    """A run paused in this process whose pause ran out is still *Paused* on the server, and Prefect turns
+    any later state of it into "Failed: never resumed". Put it back to Running (forced) so the flow can
+    record the timeout and end in its own ``Timed out`` state. Calls the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+    from prefect.states import Running
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run.id, Running(), force=True)
 
 
 @task(name="expire-timed-out-promotions", persist_result=False, cache_policy=NO_CACHE, **RETRY_TRANSIENT)
@@ -467,9 +480,9 @@ def expire_timed_out(run_id: str | None = None) -> list[tuple[ExpiryReport, dict
         if lease is None or (run_id is not None and lease.get("run_id") != run_id):
             continue
         holder_run = str(lease.get("run_id"))
-        decision = decide_expiry(
-            lease, run_status(holder_run), now, journal_left=load_journal(store, target) is not None
-        )
+        status, local = run_status(holder_run)
+        journal_left = load_journal(store, target) is not None
+        decision = decide_expiry(lease, status, now, journal_left=journal_left, local=local)
         if decision.expire:
             report = expire_lease(services, lease, decision.reason, actor=actor)
         else:

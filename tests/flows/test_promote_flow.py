@@ -533,3 +533,50 @@ def test_promoting_anywhere_but_the_next_environment_is_refused(world: World) ->
     run = Run(world, source="development", target="production")
     with pytest.raises(PromotionRefusedError, match="development -> staging -> production"):
         run.finish()
+
+
+def test_envsteward_approve_refuses_what_the_flow_would_refuse_and_waits_for_the_outcome(
+    world: World,
+) -> None:
+    """`envsteward approve` checks requester, approver list and earlier approvals before sending (exit 1,
+    nothing sent), and with --wait prints what the run did with the answer."""
+    import typer
+    from typer.testing import CliRunner
+
+    from envsteward.cli import promote as promote_cli
+
+    app = typer.Typer()
+    promote_cli.register(app)
+    cli = CliRunner()
+
+    def approve(run_id: uuid.UUID, reviewer: str, *extra: str) -> Any:
+        return cli.invoke(app, ["approve", str(run_id), "--reviewer", reviewer, *extra])
+
+    AWSClients(world.services.settings.aws).ssm().put_parameter(
+        Name=f"{world.ssm_base}/staging/services/api/image",
+        Value="shop/api:1.2.0",
+        Type="SecureString",
+        Overwrite=True,
+    )
+    run = Run(world, source="staging", target="production", requested_by="dave", reason="release")
+    first = run.wait_paused(1)
+    refused = approve(first, "dave")
+    assert refused.exit_code == 1
+    assert "not sent: dave requested this promotion and cannot approve it" in refused.output
+    stranger = approve(first, "mallory")
+    assert stranger.exit_code == 1
+    assert "mallory is not an approver of the target (approvers: alice, bob, carol)" in stranger.output
+    assert run.wait_paused(1, timeout=5) == first, "a refused answer must not be sent"
+
+    taken = approve(first, "alice", "--wait", "--timeout", "60")
+    assert taken.exit_code == 0, taken.output
+    assert "waits for approval again (approval-2" in taken.output
+    again = approve(run.wait_paused(2), "alice")
+    assert again.exit_code == 1
+    assert "alice has approved already: 2 distinct approvers are needed" in again.output
+
+    done = approve(run.wait_paused(2), "carol", "--comment", "ok", "--wait", "--timeout", "120")
+    assert done.exit_code == 0, done.output
+    assert f"flow run {first} ended Applied" in done.output
+    assert run.finish()["approved_by"] == ["alice", "carol"]
+    assert not world.audit("promotion.approval_refused"), "the refused answers were never sent"

@@ -342,9 +342,10 @@ def _answer(run_id: str, decision: str, reviewer: str, comment: str, wait: float
             f"sent {reviewer}'s {verb} to flow run {run_id}; the promotion records it "
             f"(`envsteward approve --wait` follows the run)",
             markup=False,
+            soft_wrap=True,
         )
         return
-    console().print(_follow(flow_run_id, gate, wait), markup=False)
+    console().print(_follow(flow_run_id, gate, wait), markup=False, soft_wrap=True)
 
 
 def _precheck(run_id: str, parameters: dict[str, Any], decision: str, reviewer: str, comment: str) -> None:

@@ -89,15 +89,19 @@ def approval_deadline(lease: dict[str, Any]) -> datetime | None:
 
 
 def decide_expiry(
-    lease: dict[str, Any], run: RunStatus, now: datetime, *, journal_left: bool
+    lease: dict[str, Any], run: RunStatus, now: datetime, *, journal_left: bool, local: bool = False
 ) -> ExpiryDecision:
-    """Whether ``lease``'s promotion timed out waiting for approval, and why (either way). Pure."""
+    """Whether ``lease``'s promotion timed out waiting for approval, and why (either way). ``local``: the
+    run has no deployment, so it paused inside a process that may still be alive and record its timeout
+    itself; it gets :data:`GRACE` past the deadline even when Prefect already failed it. Pure."""
     deadline = approval_deadline(lease)
     if deadline is None:
         return ExpiryDecision(False, "the lease records no approval deadline")
     if journal_left:
         return ExpiryDecision(False, "a rollback journal is left: the rollback sweep owns this target")
     if run is RunStatus.NEVER_RESUMED:
+        if local and now < deadline + GRACE:
+            return ExpiryDecision(False, "a local run's process records its own timeout first")
         return ExpiryDecision(True, "Prefect failed the run: it was suspended and never resumed")
     if run is RunStatus.TIMED_OUT:
         return ExpiryDecision(True, "the run is already marked timed out; its lease was left")

@@ -111,15 +111,28 @@ def render_plan_markdown(plan: PromotionPlan, *, dry_run: bool = False) -> str:
                 f"| {code(check.path)} | {code(check.reference or '-')} | {status}: {_cell(check.detail)} |"
             )
     parts += ["", "#### Tier rules on the configuration after the plan", ""]
-    if plan.violations:
+    blocking = [v for v in plan.violations if v.blocking]
+    elsewhere = [v for v in plan.violations if not v.blocking]
+    if blocking:
+        parts += ["Broken at keys this promotion writes (blocking):", ""]
         parts += ["| Rule | Path | Origin | Problem |", "| --- | --- | --- | --- |"]
-        for v in plan.violations:
+        for v in blocking:
             parts.append(
                 f"| {md(v.rule_id)} ({md(v.severity)}) | {code(v.path)} | {md(v.origin or '-')} "
                 f"| {_cell(v.message)} |"
             )
-    else:
+    elif not elsewhere:
         parts.append("All rules pass.")
+    else:
+        parts.append("No rule is broken at a key this promotion writes.")
+    if elsewhere:
+        parts += ["", f"**Warnings**: broken elsewhere in {md(plan.target)} (not touched, not blocking):", ""]
+        parts += ["| Rule | Path | Problem | Drift |", "| --- | --- | --- | --- |"]
+        for v in elsewhere:
+            parts.append(
+                f"| {md(v.rule_id)} ({md(v.severity)}) | {code(v.path)} | {_cell(v.message)} "
+                f"| {_cell(v.drift or '-')} |"
+            )
     if plan.skipped:
         parts += ["", "#### Not promoted", "", "| Path | Why |", "| --- | --- |"]
         for skipped in plan.skipped[:MAX_ROWS]:

@@ -75,6 +75,14 @@ def test_which_leases_expire(lease: dict[str, Any], run: RunStatus, journal: boo
     assert decision.reason
 
 
+def test_a_local_run_records_its_own_timeout_first() -> None:
+    just_failed = _lease(NOW - timedelta(seconds=10))
+    assert not decide_expiry(just_failed, RunStatus.NEVER_RESUMED, NOW, journal_left=False, local=True).expire
+    assert decide_expiry(just_failed, RunStatus.NEVER_RESUMED, NOW, journal_left=False).expire
+    long_dead = _lease(NOW - GRACE - timedelta(seconds=1))
+    assert decide_expiry(long_dead, RunStatus.NEVER_RESUMED, NOW, journal_left=False, local=True).expire
+
+
 @pytest.fixture
 def services(tmp_path: Path) -> Services:
     return Services(Settings(catalog=write_catalog(tmp_path / "catalog"), home=tmp_path / "home"))
