@@ -133,15 +133,23 @@ def log_path() -> Path:
     return path
 
 
+FINISHED = "Finished in state "
+
+
 class _NoErrorsOnTheTerminal(logging.Filter):
     """On the console: progress only. Error records, anything with a traceback and a run's failed final
     state (Prefect logs it at INFO, repeating the error) go to the log file only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from envsteward.promotion.decisions import completed_state_names
+
         if record.levelno >= logging.ERROR or record.exc_info:
             return False
         message = record.getMessage()
-        return not (message.startswith("Finished in state") and "Completed" not in message[:30])
+        if not message.startswith(FINISHED):
+            return True
+        name = message[len(FINISHED) :].split("(", 1)[0].strip()
+        return name in completed_state_names()
 
 
 @contextmanager

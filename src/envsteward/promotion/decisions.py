@@ -122,3 +122,8 @@ def failure_state(error: BaseException) -> FinalState | None:
         if isinstance(error, kind):
             return state
     return None
+
+
+def completed_state_names() -> frozenset[str]:
+    """The names of the states a promotion run ends in when it is not a failure (and Prefect's own)."""
+    return frozenset({"Completed", *(state.name for state in _OUTCOME_STATES.values() if not state.failed)})
