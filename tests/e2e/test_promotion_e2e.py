@@ -52,14 +52,14 @@ def _wait_for(
         time.sleep(1)
 
 
-def _envsteward(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _envsteward(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [venv_executable("envsteward"), *args],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
 
@@ -154,7 +154,9 @@ def test_promotion_from_a_deployment_suspends_and_completes_after_envsteward_app
         assert still.state.is_paused(), "a refused answer must not be sent"
         assert still.state.state_details.pause_key == "approval-1"
         done = _envsteward(
-            "approve", run_id, "--reviewer", "alice", "--comment", "ship it", "--wait", env=env
+            *("approve", run_id, "--reviewer", "alice", "--comment", "ship it", "--wait", "--timeout", "240"),
+            env=env,
+            timeout=300,
         )
         assert done.returncode == 0, done.stderr
         assert f"flow run {run_id} ended Applied" in done.stdout, done.stdout

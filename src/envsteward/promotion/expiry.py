@@ -33,8 +33,10 @@ from envsteward.promotion.deps import PromotionServices
 
 GRACE = timedelta(seconds=60)
 """How long past its approval deadline a still-waiting run is left to time itself out (a local pause)."""
-NEVER_RESUMED = "paused and never resumed"
-"""Part of the message Prefect's server sets when it fails a pause that expired."""
+NEVER_RESUMED = "and never resumed"
+"""Part of the message Prefect's server sets when it fails a pause that expired ("The flow was paused and
+never resumed." from its pause-expiration service, "The flow was suspended and never resumed." when a late
+resume is refused)."""
 TIMED_OUT_STATE = "Timed out"
 """The name of the final state of a promotion whose approval timed out (also set by the flow itself)."""
 

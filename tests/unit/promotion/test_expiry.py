@@ -47,6 +47,10 @@ def test_prefect_states_are_classified() -> None:
     assert (
         classify_run("FAILED", "Failed", "The flow was paused and never resumed.") is RunStatus.NEVER_RESUMED
     )
+    assert (
+        classify_run("FAILED", "Failed", "The flow was suspended and never resumed.")
+        is RunStatus.NEVER_RESUMED
+    )
     assert classify_run("FAILED", "Failed", "boom") is RunStatus.FINISHED
     assert classify_run("COMPLETED", "Timed out", "no decision") is RunStatus.TIMED_OUT
     assert classify_run("RUNNING", "Running", None) is RunStatus.RUNNING
