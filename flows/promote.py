@@ -24,6 +24,10 @@ Runbook:
    half-applied target until the sweep (deployment ``repair-rollbacks``, the drift scan, ``envsteward
    promote --repair TARGET``) finishes the rollback, audits it and releases the lease.
 
+The run ends in a named state (``Applied``, ``Rejected``, ``Timed out``, ``Blocked``, ``Rolled back``...:
+:func:`~envsteward.promotion.decisions.final_state`). A suspended run nobody answers is failed by the Prefect
+server with no code of ours running; the ``expire-promotions`` flow records that timeout instead.
+
 Deployment ``promote`` in ``prefect.yaml`` (no schedule). Answer from the UI's Resume form or with
 ``envsteward approve RUN_ID --reviewer NAME`` / ``envsteward reject RUN_ID --reviewer NAME``.
 """
