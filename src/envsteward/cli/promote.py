@@ -19,6 +19,7 @@ Heavy imports (prefect, the flow) stay inside the functions: ``envsteward --help
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -132,15 +133,23 @@ def log_path() -> Path:
     return path
 
 
+FINISHED = "Finished in state "
+
+
 class _NoErrorsOnTheTerminal(logging.Filter):
     """On the console: progress only. Error records, anything with a traceback and a run's failed final
     state (Prefect logs it at INFO, repeating the error) go to the log file only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from envsteward.promotion.decisions import completed_state_names
+
         if record.levelno >= logging.ERROR or record.exc_info:
             return False
         message = record.getMessage()
-        return not (message.startswith("Finished in state") and "Completed" not in message[:30])
+        if not message.startswith(FINISHED):
+            return True
+        name = message[len(FINISHED) :].split("(", 1)[0].strip()
+        return name in completed_state_names()
 
 
 @contextmanager
@@ -284,7 +293,9 @@ def _start_deployment(name: str, parameters: dict[str, Any]) -> None:
     console().print(f"started flow run {run.id} ({run.name}) of {name}", markup=False)
 
 
-def _answer(run_id: str, decision: str, reviewer: str, comment: str) -> None:
+def _answer(run_id: str, decision: str, reviewer: str, comment: str, wait: float | None = None) -> None:
+    """Check the answer locally (:func:`_precheck`), send it like the Resume form, and with ``wait``
+    follow the run until it took the answer. Exits 1 with one line on anything that stops it."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
@@ -318,6 +329,9 @@ def _answer(run_id: str, decision: str, reviewer: str, comment: str) -> None:
             f"flow run {run_id} is {state.name if state else 'not started'}, not waiting for approval "
             "(only a paused or suspended promotion can be answered)"
         )
+    assert state is not None
+    _precheck(run_id, dict(flow_run.parameters or {}), decision, reviewer, comment)
+    gate = state.state_details.pause_key
     try:
         resume_flow_run(
             flow_run_id, run_input={"decision": decision, "reviewer": reviewer, "comment": comment}
@@ -330,12 +344,86 @@ def _answer(run_id: str, decision: str, reviewer: str, comment: str) -> None:
         )
     except RuntimeError as exc:
         fail(f"the Prefect API refused the answer for flow run {run_id}: {exc}")
-    verb = "approved" if decision == "approve" else "rejected"
-    console().print(
-        f"{verb} flow run {run_id} as {reviewer}; the promotion checks the answer (see the run's logs and "
-        "`envsteward audit`): a refused answer (requester, not an approver) does not count",
-        markup=False,
+    verb = "approval" if decision == "approve" else "rejection"
+    if wait is None:
+        console().print(
+            f"sent {reviewer}'s {verb} to flow run {run_id}; the promotion records it "
+            f"(`envsteward approve --wait` follows the run)",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    console().print(_follow(flow_run_id, gate, wait), markup=False, soft_wrap=True)
+
+
+def _precheck(run_id: str, parameters: dict[str, Any], decision: str, reviewer: str, comment: str) -> None:
+    """Refuse (exit 1, one line) an answer the flow would refuse: the requester approving, a reviewer not
+    on the target's approver list, a second approval by the same person. Reads the run's parameters, the
+    catalog, the target's lease and the audit log; what cannot be read is left to the flow."""
+    from envsteward.promotion import lock as promotion_lock
+    from envsteward.promotion.approval import Answer, precheck
+    from envsteward.services import get_services
+
+    target = str(parameters.get("target") or "")
+    services = get_services()
+    try:
+        policy = services.catalog().environment(target).approval
+    except EnvstewardError:
+        return  # no catalog here (or not this target): the flow judges the answer
+    requester: str | None = str(parameters.get("requested_by") or "").strip() or None
+    approved: list[str] = []
+    # the state store or the audit log may not be readable here: then judge with less
+    with contextlib.suppress(Exception):
+        lease = promotion_lock.holder(services.state_store(), target)
+        if requester is None and lease is not None and lease.get("run_id") == run_id:
+            requester = str(lease.get("requested_by") or "") or None
+        for record in services.audit_log().records(environment=target, action="promotion.*"):
+            if record.details.get("run_id") != run_id:
+                continue
+            if record.action == "promotion.requested" and requester is None:
+                requester = record.actor
+            elif record.action == "promotion.approved" and record.actor not in approved:
+                approved.append(record.actor)
+    answer = Answer(
+        decision="approve" if decision == "approve" else "reject", reviewer=reviewer.strip(), comment=comment
     )
+    ruling = precheck(answer, policy, requester, tuple(approved))
+    if not ruling.accepted:
+        fail(f"not sent: {ruling.reason} (flow run {run_id})")
+
+
+def _follow(flow_run_id: Any, gate: str | None, timeout: float) -> str:
+    """Wait until the run took the answer (it waits at another gate, or it finished); one line saying
+    what it did. Exits 1 when ``timeout`` seconds pass first. Calls the Prefect API."""
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(flow_run_id)
+            state = run.state
+            if state is not None and state.is_final():
+                message = " ".join((state.message or "").split())
+                return f"flow run {flow_run_id} ended {state.name}" + (f": {message}" if message else "")
+            if state is not None and state.is_paused() and state.state_details.pause_key != gate:
+                return (
+                    f"flow run {flow_run_id} took the answer and waits for approval again "
+                    f"({state.state_details.pause_key}; see the form for the approvals so far)"
+                )
+            if time.monotonic() > deadline:
+                fail(
+                    f"flow run {flow_run_id} is {state.name if state else 'unknown'} after {timeout:g} s; "
+                    "the answer was sent (is a worker running?)"
+                )
+            time.sleep(1)
+
+
+WAIT_OPTION = typer.Option(
+    "--wait",
+    help="Follow the run until it took the answer (next gate, or its final state); up to --timeout seconds.",
+)
 
 
 @handle_errors
@@ -343,9 +431,11 @@ def approve_command(
     run_id: Annotated[str, typer.Argument(help="The waiting promote flow run's id.")],
     reviewer: Annotated[str, typer.Option("--reviewer", help="Your name, as on the target's approver list.")],
     comment: Annotated[str, typer.Option("--comment", help="Why (recorded in the audit log).")] = "",
+    wait: Annotated[bool, WAIT_OPTION] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 600.0,
 ) -> None:
     """Approve a promotion that waits for approval."""
-    _answer(run_id, "approve", reviewer, comment)
+    _answer(run_id, "approve", reviewer, comment, timeout if wait else None)
 
 
 @handle_errors
@@ -353,6 +443,8 @@ def reject_command(
     run_id: Annotated[str, typer.Argument(help="The waiting promote flow run's id.")],
     reviewer: Annotated[str, typer.Option("--reviewer", help="Your name, as on the target's approver list.")],
     comment: Annotated[str, typer.Option("--comment", help="Why (recorded in the audit log).")] = "",
+    wait: Annotated[bool, WAIT_OPTION] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 600.0,
 ) -> None:
     """Reject a promotion that waits for approval (one rejection ends it)."""
-    _answer(run_id, "reject", reviewer, comment)
+    _answer(run_id, "reject", reviewer, comment, timeout if wait else None)
