@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from envsteward.status.model import PlatformStatus
 
 AREA_WIDTH = 10
-ENV_WIDTH = 13
+ENV_WIDTH = 11
 
 
 def register(app: typer.Typer) -> None:
@@ -131,9 +131,12 @@ def status_table(status: PlatformStatus, width: int) -> Table:
         title_justify="left",
         expand=width >= 60,
     )
-    table.add_column("environment", width=ENV_WIDTH, no_wrap=True, overflow="ignore")
+    # an environment name is an id: its column is as wide as the longest one (the verdict fits under it)
+    env_width = max([ENV_WIDTH, *(len(row.environment) for row in status.rows)])
+    table.add_column("environment", width=env_width, no_wrap=True)
     table.add_column("area", width=AREA_WIDTH, no_wrap=True)
-    table.add_column("state", ratio=1, overflow="ignore")
+    table.add_column("state", ratio=1)  # wraps at spaces; a single word longer than the column folds
+    room = max(20, width - env_width - AREA_WIDTH - 8)
     for index, row in enumerate(status.rows):
         for position, area in enumerate(AREAS):
             cell = row.cells[area]
@@ -146,7 +149,11 @@ def status_table(status: PlatformStatus, width: int) -> Table:
             for line in cell.lines:
                 state.append("\n  " + line, style="dim")
             if cell.link:
-                state.append("\n  " + cell.link, style="dim")
+                # a URL is an id: shown whole, or as the run id it ends with when it would not fit
+                shown = (
+                    cell.link if len(cell.link) + 2 <= room else "run " + cell.link.rstrip("/").split("/")[-1]
+                )
+                state.append("\n  " + shown, style="dim")
             table.add_row(
                 first,
                 TITLES[area],
