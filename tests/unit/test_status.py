@@ -68,7 +68,8 @@ def test_drift_events_on_appear_and_clear_only(tmp_path: Path) -> None:
         "unknown clears nothing"
     )
     doc = store.get("status/drift/production")
-    assert isinstance(doc, dict) and doc["items"]["a"]["first_seen"] == NOW.isoformat()
+    assert isinstance(doc, dict)
+    assert doc["items"]["a"]["first_seen"] == NOW.isoformat()
     cleared = record_drift(store, "production", NOW + timedelta(minutes=10), [], None)
     assert [e.name for e in cleared] == [ev.DRIFT_CLEARED]
     assert len(doc["points"]) == 2
@@ -108,7 +109,8 @@ def test_backup_and_secret_events(tmp_path: Path) -> None:
 def test_event_payloads_refuse_values_and_text(payload: dict[str, Any]) -> None:
     with pytest.raises(UnsafePayloadError) as caught:
         safe_payload(payload)
-    assert "hunter2" not in str(caught.value) and "abc" not in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+    assert "abc" not in str(caught.value)
 
 
 def test_event_resource_names_the_environment() -> None:
@@ -144,14 +146,16 @@ def test_verdicts_follow_the_recorded_state(tmp_path: Path) -> None:
     record_drift(store, "development", NOW - timedelta(minutes=20), [], None)
     record_secrets(store, "development", NOW, [], None)
     status = gather_status(svc, now=NOW)
-    assert status.rows[0].verdict is Level.GREEN and status.all_green
+    assert status.rows[0].verdict is Level.GREEN
+    assert status.all_green
     assert status.rows[0].cells["health"].text == "up for 3.0h"
 
     health_state(store, "down", NOW - timedelta(minutes=7))  # type: ignore[arg-type]
     record_drift(store, "development", NOW - timedelta(minutes=1), [("f1", "medium")], None)
     status = gather_status(svc, now=NOW)
     cells = status.rows[0].cells
-    assert cells["health"].level is Level.RED and "for 7m" in cells["health"].text
+    assert cells["health"].level is Level.RED
+    assert "for 7m" in cells["health"].text
     assert cells["drift"].level is Level.AMBER
     assert status.red == ("development",)
 
@@ -167,11 +171,14 @@ def test_verdicts_follow_the_recorded_state(tmp_path: Path) -> None:
     )
     status = gather_status(svc, now=NOW, run_states={"r-1": "SUSPENDED"}, run_link=lambda r: f"http://ui/{r}")
     promo = status.rows[0].cells["promotions"]
-    assert "awaiting approval" in promo.text and promo.link == "http://ui/r-1"
+    assert "awaiting approval" in promo.text
+    assert promo.link == "http://ui/r-1"
 
 
 def test_markdown_escapes_catalog_text() -> None:
-    assert "<script>" not in md(EVIL) and "](" not in md(EVIL) and "|" not in md(EVIL).replace("\\|", "")
+    assert "<script>" not in md(EVIL)
+    assert "](" not in md(EVIL)
+    assert "|" not in md(EVIL).replace("\\|", "")
     assert safe_link("javascript:alert(1)") is None
     assert safe_link("http://127.0.0.1:4200/runs/flow-run/abc") is not None
     from envsteward.status.model import Cell, EnvironmentStatus, PlatformStatus
@@ -180,18 +187,21 @@ def test_markdown_escapes_catalog_text() -> None:
     row = EnvironmentStatus(
         EVIL,
         "production",
-        {a: cell for a in ("health", "drift", "backups", "drill", "secrets", "promotions")},
+        dict.fromkeys(("health", "drift", "backups", "drill", "secrets", "promotions"), cell),
     )
     text = render_markdown(PlatformStatus(NOW, (row,), (EVIL,)))
-    assert "<script>" not in text and "javascript:" not in text.replace("javascript:1", "")
+    assert "<script>" not in text
+    assert "javascript:" not in text.replace("javascript:1", "")
     assert all(line.count(" | ") == 7 for line in text.splitlines() if line.startswith("| **"))
 
 
 def test_charts_escape_names_and_embed() -> None:
     svg = drift_chart({EVIL: [[NOW.timestamp(), 1, 0, 2, 0, 0], [NOW.timestamp() + 300, 0, 0, 1, 0, 0]]})
-    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert "<script>" not in svg
+    assert "&lt;script&gt;" in svg
     uptime = uptime_chart({EVIL: [[1, 3, 0, 0], [2, 2, 0, 1]], "empty": []})
-    assert "<script>" not in uptime and "50.0%" in uptime
+    assert "<script>" not in uptime
+    assert "50.0%" in uptime
     assert uptime_share([[1, 3, 0, 0], [2, 2, 1, 0]]) == 0.5
     embedded = chart_markdown("t", svg)
     encoded = embedded.split("base64,")[1].rstrip(")\n")

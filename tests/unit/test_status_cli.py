@@ -71,4 +71,5 @@ def test_status_exit_codes_and_json_leave_the_state_store_unchanged(env: Path) -
 def test_unknown_environment_is_one_line(env: Path) -> None:
     result = CliRunner().invoke(app, ["status", "--env", "nope"])
     assert result.exit_code == 1
-    assert "nope" in result.output and "Traceback" not in result.output
+    assert "nope" in result.output
+    assert "Traceback" not in result.output
