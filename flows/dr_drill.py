@@ -20,7 +20,9 @@ phase that fails ends the drill, teardown always runs):
     with phase times, targets and the RTO/RPO chart), the verification table and the history table.
 11. Alert: a failed drill to every channel of the environment (PagerDuty included); a missed RTO/RPO
     target to Slack and email; a pass after a failure resolves the page. One task per channel.
-12. Return the record as JSON. The run ends Failed when the drill failed (a missed target is a finding,
+12. Record the run for the status view, emit ``envsteward.drill.failed`` for a failed drill, refresh
+    ``platform-status``.
+13. Return the record as JSON. The run ends Failed when the drill failed (a missed target is a finding,
     reported and alerted, and the run Completes with ``status: target_missed``).
 
 Scheduled monthly (plus manual runs) by ``prefect.yaml`` (deployment ``dr-drill``).
@@ -46,6 +48,7 @@ from envsteward.tasks.drill import (
     verify_data_task,
     write_drill_artifacts,
 )
+from envsteward.tasks.platform_status import publish_changes, record_drill_status
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed, State
@@ -96,6 +99,7 @@ def dr_drill(environment: str, backup: str = "latest", region: str = "dr") -> St
         for channel, notification in plan_drill_alerts(record, history, flow_run_link())
     ]
     wait(deliveries)
+    publish_changes(record_drill_status(record, flow_run_link(), return_state=True))
     undelivered = [delivery for delivery in deliveries if not delivery.state.is_completed()]
     for delivery in undelivered:
         logger.error("drill alert not delivered: %s", _describe(delivery.result(raise_on_failure=False)))
