@@ -28,7 +28,7 @@ from envsteward.tasks.backup import (
     write_backup_artifact,
 )
 from envsteward.tasks.common import flow_run_link
-from envsteward.tasks.platform_status import publish_changes, record_backup_status
+from envsteward.tasks.status import publish_changes, record_backup_status
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact
 from prefect.futures import PrefectFuture, as_completed, wait

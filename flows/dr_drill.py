@@ -48,7 +48,7 @@ from envsteward.tasks.drill import (
     verify_data_task,
     write_drill_artifacts,
 )
-from envsteward.tasks.platform_status import publish_changes, record_drill_status
+from envsteward.tasks.status import publish_changes, record_drill_status
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed, State

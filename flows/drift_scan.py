@@ -44,7 +44,7 @@ from envsteward.tasks.drift import (
     write_heal_artifact,
 )
 from envsteward.tasks.health import send_alert
-from envsteward.tasks.platform_status import publish_changes, record_drift_status
+from envsteward.tasks.status import publish_changes, record_drift_status
 from prefect import flow
 from prefect.flow_runs import pause_flow_run
 from prefect.futures import PrefectFuture, wait

@@ -27,7 +27,7 @@ from envsteward.tasks.health import (
     send_alert,
     write_health_artifact,
 )
-from envsteward.tasks.platform_status import publish_changes, record_health_status
+from envsteward.tasks.status import publish_changes, record_health_status
 from prefect import flow
 from prefect.futures import PrefectFuture, wait
 

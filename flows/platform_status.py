@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from envsteward.tasks.platform_status import refresh_platform_status
+from envsteward.tasks.status import refresh_platform_status
 from prefect import flow
 
 

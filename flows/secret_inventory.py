@@ -23,8 +23,7 @@ from typing import Any
 
 from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.health import send_alert
-from envsteward.tasks.platform_status import publish_changes, record_secrets_status
-from envsteward.tasks.secret_inventory import (
+from envsteward.tasks.inventory import (
     describe_secret,
     evaluate_inventory,
     list_managed_secrets,
@@ -32,6 +31,7 @@ from envsteward.tasks.secret_inventory import (
     scan_live_source,
     write_inventory_artifacts,
 )
+from envsteward.tasks.status import publish_changes, record_secrets_status
 from prefect import flow
 from prefect.futures import PrefectFuture, wait
 

@@ -48,7 +48,7 @@ def emit_events(events: Sequence[StatusEvent]) -> int:
 
 
 def _link(run_id: str) -> str | None:
-    from envsteward.tasks.platform_status import run_link
+    from envsteward.tasks.status import run_link
 
     return run_link(run_id)
 

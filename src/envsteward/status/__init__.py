@@ -9,5 +9,5 @@
 * :mod:`.model` — cells, rows and the verdict rules; :mod:`.render` — markdown, JSON and table rows;
   :mod:`.charts` — SVG charts (drift over time, health uptime).
 
-Nothing here imports Prefect: the flows call it through ``tasks/platform_status.py`` and ``tasks/events.py``.
+Nothing here imports Prefect: the flows call it through ``tasks/status.py`` and ``tasks/events.py``.
 """
