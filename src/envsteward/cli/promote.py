@@ -235,7 +235,7 @@ def _repair(target: str) -> None:
     result: dict[str, Any] = _run_locally(flow, {"target": target}, "the rollback sweep")
     lines = list(result.get("lines", []))
     for line in lines:
-        console().print(line, markup=False)
+        console().print(line, markup=False, soft_wrap=True)
     if not lines:
         console().print(f"{target}: no rollback journal; nothing to repair", markup=False)
     left = [*result.get("pending", []), *result.get("skipped", [])]
