@@ -25,8 +25,8 @@ from envsteward.adapters.vault import VaultClient
 from envsteward.errors import PermissionDeniedError
 from envsteward.ports import ConfigSource, JSONValue
 from envsteward.services import Services, set_services
-from envsteward.settings import AWSSettings, Settings, SlackSettings, VaultSettings
-from tests.fixtures.standins import SLACK_TOKEN, SlackStandin
+from envsteward.settings import AWSSettings, Settings, SlackSettings, SMTPSettings, VaultSettings
+from tests.fixtures.standins import SLACK_TOKEN, SlackStandin, SMTPStandin
 from tests.unit.promotion._catalog import (
     ALL_SEEDED,
     DEV_TO_STAGING,
@@ -580,3 +580,80 @@ def test_envsteward_approve_refuses_what_the_flow_would_refuse_and_waits_for_the
     assert f"flow run {first} ended Applied" in done.output
     assert run.finish()["approved_by"] == ["alice", "carol"]
     assert not world.audit("promotion.approval_refused"), "the refused answers were never sent"
+
+
+def test_a_failing_second_channel_never_resends_to_the_first(  # noqa: PLR0917 - pytest fixtures
+    tmp_path: Path,
+    vault_settings: VaultSettings,
+    vault_kv_path: str,
+    aws_settings: AWSSettings,
+    aws_name_prefix: str,
+    slack_standin: SlackStandin,
+    smtp_server: SMTPStandin,
+    health_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 9: one notify task per channel. Email (the second channel) fails the approval request
+    transiently then permanently, and the outcome transiently on every attempt (it retries until it gives
+    up); Slack (the first) gets each notification exactly once and the promotion still applies."""
+    import envsteward.flows.promote as promote_module
+    from envsteward.tasks.common import TRANSIENT_RETRIES
+
+    monkeypatch.setattr(promote_module, "POLL_INTERVAL_SECONDS", 1)
+    world = _build_world(
+        tmp_path,
+        vault_settings,
+        vault_kv_path,
+        aws_settings,
+        aws_name_prefix,
+        slack_standin,
+        f"{health_server}/ok",
+        monkeypatch,
+    )
+    catalog = world.folder / "catalog.yaml"
+    catalog.write_text(catalog.read_text() + "  - {name: ops-email, kind: email, to: [ops@shop.example]}\n")
+    environments = world.folder / "environments.yaml"
+    environments.write_text(
+        environments.read_text().replace("notify: [ops-slack]", "notify: [ops-slack, ops-email]")
+    )
+    smtp = SMTPSettings(host="127.0.0.1", port=smtp_server.port, timeout_seconds=5)
+    world.services = Services(world.services.settings.model_copy(update={"smtp": smtp}))
+    set_services(world.services)
+    smtp_server.fail_next("MAIL", "451 4.3.0 Try again later")  # the request: transient...
+    smtp_server.fail_next("MAIL", "550 5.7.1 Relaying denied")  # ...then permanent
+    for _ in range(TRANSIENT_RETRIES + 1):  # the outcome: transient on every attempt
+        smtp_server.fail_next("MAIL", "421 4.4.5 Try again later")
+    try:
+        run = Run(world, source="development", target="staging", requested_by="dave")
+        answer(run.wait_paused(1), "approve", "alice", "ok")
+        assert run.finish()["outcome"] == "applied"
+        sent = [json.dumps(m) for m in world.slack.messages() if m.get("channel") == CHANNEL]
+        assert len(sent) == 2, sent
+        assert "requested by dave" in sent[0]
+        assert "requested by dave" not in sent[1]
+        assert smtp_server.messages == [], "every email attempt was refused"
+        attempts = _task_run_attempts(run.flow_run().id, "notify-ops-email")
+        assert attempts == [2, TRANSIENT_RETRIES + 1], "the email task retried on its own"
+        assert _task_run_attempts(run.flow_run().id, "notify-ops-slack") == [1, 1]
+    finally:
+        set_services(None)
+
+
+def _task_run_attempts(flow_run_id: uuid.UUID, name: str) -> list[int]:
+    """Attempts (``run_count``) of each task run called ``name`` in the flow run, oldest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[name])),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+        )
+    return [run.run_count for run in runs]

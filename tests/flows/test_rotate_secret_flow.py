@@ -380,6 +380,67 @@ def test_production_waits_for_two_distinct_approvers_self_approval_refused(world
     _assert_no_value(world, world.kv("production", "app")[1]["token"])
 
 
+def test_envsteward_approve_answers_a_production_rotation_two_distinct_approvers(world: World) -> None:
+    """`envsteward approve`/`reject` take a rotate-secret run: the pre-check reads the rotation's requester
+    (its parameters and ``rotation.requested``) and its approvals (``rotation.approved``) and refuses what
+    the flow would refuse, without sending it; two distinct approvers rotate the secret."""
+    from typer.testing import CliRunner
+
+    from envsteward.cli.main import app
+
+    cli = CliRunner()
+
+    def approve(run_id: uuid.UUID, reviewer: str, *extra: str) -> Any:
+        return cli.invoke(app, ["approve", str(run_id), "--reviewer", reviewer, *extra])
+
+    ref = f"vault://{world.base}/production/app#token"
+    version_before, _ = world.kv("production", "app")
+    run = Run(world, environment="production", reference=ref, requested_by="alice", reason="quarterly")
+    first = run.wait_paused(1)
+    own = approve(first, "alice")
+    assert own.exit_code == 1
+    assert "not sent: alice requested" in own.output
+    stranger = approve(first, "mallory")
+    assert stranger.exit_code == 1
+    assert "mallory is not an approver" in stranger.output
+
+    taken = approve(first, "bob", "--comment", "ok", "--wait", "--timeout", "60")
+    assert taken.exit_code == 0, taken.output
+    assert "waits for approval again (approval-2" in taken.output
+    twice = approve(run.wait_paused(2), "bob")
+    assert twice.exit_code == 1
+    assert "bob has approved already" in twice.output
+    assert world.kv("production", "app")[0] == version_before
+
+    done = approve(run.wait_paused(2), "carol", "--wait", "--timeout", "120")
+    assert done.exit_code == 0, done.output
+    assert f"flow run {first} ended Completed" in done.output
+    result = run.finish()
+    assert result["outcome"] == "rotated"
+    assert result["approved_by"] == ["bob", "carol"]
+    assert world.kv("production", "app")[0] == version_before + 1
+    actions = [r.action for r in world.services.audit_log().records(action="rotation.*")]
+    assert "rotation.answer_refused" not in actions, "the refused answers were never sent"
+    _assert_no_value(world, world.kv("production", "app")[1]["token"], text=own.output + done.output)
+
+
+def test_envsteward_reject_ends_a_production_rotation(world: World) -> None:
+    from typer.testing import CliRunner
+
+    from envsteward.cli.main import app
+
+    ref = f"vault://{world.base}/production/app#token"
+    before = world.kv("production", "app")
+    run = Run(world, environment="production", reference=ref, requested_by="dave")
+    rejected = CliRunner().invoke(
+        app, ["reject", str(run.wait_paused(1)), "--reviewer", "bob", "--comment", "not now"]
+    )
+    assert rejected.exit_code == 0, rejected.output
+    assert "the secret rotation records it" in rejected.output
+    assert run.finish()["outcome"] == "rejected"
+    assert world.kv("production", "app") == before
+
+
 def test_production_rejection_changes_nothing(world: World) -> None:
     ref = f"vault://{world.base}/production/app#token"
     before = world.kv("production", "app")

@@ -3,7 +3,8 @@
 ``promote`` runs the promote flow in this process (a local run: it pauses in place while it waits for
 approval), or with ``--deployment`` starts a run of the ``promote`` deployment and returns at once (the run
 suspends on a worker while it waits). ``approve``/``reject`` answer a waiting run's approval form through the
-Prefect API (``PREFECT_API_URL``), like the UI's Resume form.
+Prefect API (``PREFECT_API_URL``), like the UI's Resume form: a promote run, or a rotate-secret run (a
+production rotation waits at the same gates with the same form).
 
 Everything that needs no server is checked first (catalog, environments, promotion path, ``--select``
 globs); an unreachable Prefect API is one line naming ``PREFECT_API_URL`` and what to do, never a
@@ -24,6 +25,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -233,7 +235,7 @@ def _repair(target: str) -> None:
     result: dict[str, Any] = _run_locally(flow, {"target": target}, "the rollback sweep")
     lines = list(result.get("lines", []))
     for line in lines:
-        console().print(line, markup=False)
+        console().print(line, markup=False, soft_wrap=True)
     if not lines:
         console().print(f"{target}: no rollback journal; nothing to repair", markup=False)
     left = [*result.get("pending", []), *result.get("skipped", [])]
@@ -293,6 +295,27 @@ def _start_deployment(name: str, parameters: dict[str, Any]) -> None:
     console().print(f"started flow run {run.id} ({run.name}) of {name}", markup=False)
 
 
+@dataclass(frozen=True)
+class GatedFlow:
+    """A flow that waits at ``approval-N`` gates with the promotions' Resume form, and where its run keeps
+    what :func:`_precheck` needs."""
+
+    noun: str
+    environment_parameter: str
+    """The run parameter naming the environment whose approver list applies."""
+    audit: str
+    """The audit action prefix: ``<audit>.requested`` (actor: the requester), ``<audit>.approved``."""
+    has_lease: bool
+    """The environment's promotion lease records the requester too."""
+
+
+GATED_FLOWS = {
+    "promote": GatedFlow("promotion", "target", "promotion", has_lease=True),
+    "rotate-secret": GatedFlow("secret rotation", "environment", "rotation", has_lease=False),
+}
+"""Flow name -> how its approvals are kept (flows/promote.py, flows/rotate_secret.py)."""
+
+
 def _answer(run_id: str, decision: str, reviewer: str, comment: str, wait: float | None = None) -> None:
     """Check the answer locally (:func:`_precheck`), send it like the Resume form, and with ``wait``
     follow the run until it took the answer. Exits 1 with one line on anything that stops it."""
@@ -321,16 +344,21 @@ def _answer(run_id: str, decision: str, reviewer: str, comment: str, wait: float
     except Exception as exc:  # noqa: BLE001 - named by type only
         fail(api_unreachable(api, exc))
         return
-    if flow.name != "promote":
-        fail(f"flow run {run_id} is a {flow.name!r} run, not a promotion")
+    gated = GATED_FLOWS.get(flow.name)
+    if gated is None:
+        fail(
+            f"flow run {run_id} is a {flow.name!r} run, not a promotion or a secret rotation "
+            f"(approve/reject answer {' and '.join(repr(name) for name in GATED_FLOWS)} runs)"
+        )
+        return
     state = flow_run.state
     if state is None or not state.is_paused():
         fail(
             f"flow run {run_id} is {state.name if state else 'not started'}, not waiting for approval "
-            "(only a paused or suspended promotion can be answered)"
+            f"(only a paused or suspended {gated.noun} can be answered)"
         )
     assert state is not None
-    _precheck(run_id, dict(flow_run.parameters or {}), decision, reviewer, comment)
+    _precheck(gated, run_id, dict(flow_run.parameters or {}), decision, reviewer, comment)
     gate = state.state_details.pause_key
     try:
         resume_flow_run(
@@ -347,7 +375,7 @@ def _answer(run_id: str, decision: str, reviewer: str, comment: str, wait: float
     verb = "approval" if decision == "approve" else "rejection"
     if wait is None:
         console().print(
-            f"sent {reviewer}'s {verb} to flow run {run_id}; the promotion records it "
+            f"sent {reviewer}'s {verb} to flow run {run_id}; the {gated.noun} records it "
             f"(`envsteward approve --wait` follows the run)",
             markup=False,
             soft_wrap=True,
@@ -356,33 +384,37 @@ def _answer(run_id: str, decision: str, reviewer: str, comment: str, wait: float
     console().print(_follow(flow_run_id, gate, wait), markup=False, soft_wrap=True)
 
 
-def _precheck(run_id: str, parameters: dict[str, Any], decision: str, reviewer: str, comment: str) -> None:
+def _precheck(  # noqa: PLR0917 - one call site
+    gated: GatedFlow, run_id: str, parameters: dict[str, Any], decision: str, reviewer: str, comment: str
+) -> None:
     """Refuse (exit 1, one line) an answer the flow would refuse: the requester approving, a reviewer not
-    on the target's approver list, a second approval by the same person. Reads the run's parameters, the
-    catalog, the target's lease and the audit log; what cannot be read is left to the flow."""
+    on the environment's approver list, a second approval by the same person. Reads the run's parameters,
+    the catalog, the audit log (the run's ``<kind>.requested``/``<kind>.approved`` records) and, for a
+    promotion, the target's lease; what cannot be read is left to the flow."""
     from envsteward.promotion import lock as promotion_lock
     from envsteward.promotion.approval import Answer, precheck
     from envsteward.services import get_services
 
-    target = str(parameters.get("target") or "")
+    environment = str(parameters.get(gated.environment_parameter) or "")
     services = get_services()
     try:
-        policy = services.catalog().environment(target).approval
+        policy = services.catalog().environment(environment).approval
     except EnvstewardError:
-        return  # no catalog here (or not this target): the flow judges the answer
+        return  # no catalog here (or not this environment): the flow judges the answer
     requester: str | None = str(parameters.get("requested_by") or "").strip() or None
     approved: list[str] = []
     # the state store or the audit log may not be readable here: then judge with less
     with contextlib.suppress(Exception):
-        lease = promotion_lock.holder(services.state_store(), target)
-        if requester is None and lease is not None and lease.get("run_id") == run_id:
-            requester = str(lease.get("requested_by") or "") or None
-        for record in services.audit_log().records(environment=target, action="promotion.*"):
+        if gated.has_lease:
+            lease = promotion_lock.holder(services.state_store(), environment)
+            if requester is None and lease is not None and lease.get("run_id") == run_id:
+                requester = str(lease.get("requested_by") or "") or None
+        for record in services.audit_log().records(environment=environment, action=f"{gated.audit}.*"):
             if record.details.get("run_id") != run_id:
                 continue
-            if record.action == "promotion.requested" and requester is None:
+            if record.action == f"{gated.audit}.requested" and requester is None:
                 requester = record.actor
-            elif record.action == "promotion.approved" and record.actor not in approved:
+            elif record.action == f"{gated.audit}.approved" and record.actor not in approved:
                 approved.append(record.actor)
     answer = Answer(
         decision="approve" if decision == "approve" else "reject", reviewer=reviewer.strip(), comment=comment
@@ -428,23 +460,23 @@ WAIT_OPTION = typer.Option(
 
 @handle_errors
 def approve_command(
-    run_id: Annotated[str, typer.Argument(help="The waiting promote flow run's id.")],
+    run_id: Annotated[str, typer.Argument(help="The waiting promote or rotate-secret flow run's id.")],
     reviewer: Annotated[str, typer.Option("--reviewer", help="Your name, as on the target's approver list.")],
     comment: Annotated[str, typer.Option("--comment", help="Why (recorded in the audit log).")] = "",
     wait: Annotated[bool, WAIT_OPTION] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 600.0,
 ) -> None:
-    """Approve a promotion that waits for approval."""
+    """Approve a promotion or a secret rotation that waits for approval."""
     _answer(run_id, "approve", reviewer, comment, timeout if wait else None)
 
 
 @handle_errors
 def reject_command(
-    run_id: Annotated[str, typer.Argument(help="The waiting promote flow run's id.")],
+    run_id: Annotated[str, typer.Argument(help="The waiting promote or rotate-secret flow run's id.")],
     reviewer: Annotated[str, typer.Option("--reviewer", help="Your name, as on the target's approver list.")],
     comment: Annotated[str, typer.Option("--comment", help="Why (recorded in the audit log).")] = "",
     wait: Annotated[bool, WAIT_OPTION] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 600.0,
 ) -> None:
-    """Reject a promotion that waits for approval (one rejection ends it)."""
+    """Reject a promotion or a secret rotation that waits for approval (one rejection ends it)."""
     _answer(run_id, "reject", reviewer, comment, timeout if wait else None)
