@@ -8,12 +8,14 @@
    moved to the ports chosen on the command line (:func:`render_catalog`) and its database backup targets
    pointed at the demo's database) into them: every source of every environment gets its desired
    configuration, every secret reference a generated secret; then some deliberate drift
-   (see :data:`DELIBERATE_DRIFT`).
-3. Walk the four flows against the Prefect server, printing what each did and its page in the UI: the
-   drift scan (read-only) and a health check; a promotion development -> staging that waits for approval
-   (the exact ``envsteward approve`` line is printed; ``--once`` approves it as a staging approver who is
-   not the requester and shows it applied); a backup of the database target with its DR replica verified;
-   a DR drill of it with RTO and RPO against the catalog's targets.
+   (see :data:`DELIBERATE_DRIFT`) and a plaintext secret in a live source
+   (:mod:`envsteward.deployments.demo_secrets`, which also makes one secret overdue).
+3. Walk the flows against the Prefect server, printing what each did and its page in the UI: the drift
+   scan (read-only) and a health check; the secret inventory (one overdue secret, one plaintext finding); a
+   promotion development -> staging that waits for approval (the exact ``envsteward approve`` line is
+   printed; ``--once`` approves it as a staging approver who is not the requester and shows it applied); a
+   backup of the database target with its DR replica verified; a DR drill of it with RTO and RPO against
+   the catalog's targets.
 4. Serve every deployment of ``prefect.yaml`` (scheduled runs keep coming; the promotion keeps waiting for
    its answer) until Ctrl-C, then stop everything it started and drop the demo's database. ``--once``
    stops after step 3.
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envsteward.deployments import demo_database
+from envsteward.deployments import demo_database, demo_secrets
 from envsteward.deployments.catalog import REPO_ROOT
 from envsteward.deployments.local_stack import LocalStack, StackError, executable, http_ok, port_is_free
 
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         database = prepare_database(workdir)
+        say(demo_secrets.give_one_secret_a_short_max_age(workdir / "catalog"))
         from envsteward.deployments.demo_standins import DemoHTTPStandins, start_smtp
 
         standins = DemoHTTPStandins(args.standin_port, say)
@@ -323,6 +326,7 @@ def seed_platform() -> None:
         services.config_source(env_name, source_name).write(key_path, live_value)
         say(f"  drift in {env_name}: {'.'.join(key_path)} = {live_value!r} ({why})")
     say(f"  drift in {', '.join(REUSED_SECRET[1])}: the same {REUSED_SECRET[0]} (a reused secret)")
+    say(demo_secrets.seed_plaintext(services))
 
 
 def new_secret() -> str:
@@ -389,6 +393,8 @@ def _subtree(tree: dict[str, Any], mount_at: str) -> Any:
     return subtree_at(tree, mount_at) or {}
 
 
+STEPS = 5
+"""The demo's numbered steps: drift scan, secret inventory, promotion, backup, DR drill."""
 PROMOTION = ("development", "staging")
 """The promotion the demo asks for (source, target)."""
 REQUESTER = "demo"
@@ -398,13 +404,14 @@ PROMOTION_WAIT_SECONDS = 120
 
 
 def run_flows(args: argparse.Namespace, workdir: Path) -> DemoPromotion | None:
-    """Walk the four flows against the local Prefect server: drift scan (and health check), promotion,
-    backup, DR drill. Returns the promotion when it still waits for its answer (without ``--once``)."""
+    """Walk the flows against the local Prefect server: drift scan (and health check), secret inventory,
+    promotion, backup, DR drill. Returns the promotion when it still waits for its answer (without
+    ``--once``)."""
     from envsteward.flows.drift_scan import drift_scan
     from envsteward.flows.health_check import health_check
 
     ui = f"http://127.0.0.1:{args.prefect_port}"
-    heading("1/4  Drift scan (read-only: heal=False)")
+    heading(f"1/{STEPS}  Drift scan (read-only: heal=False)")
     scan_state = drift_scan(heal=False, return_state=True)
     scan = scan_state.result(raise_on_failure=False)
     if isinstance(scan, dict):
@@ -421,7 +428,10 @@ def run_flows(args: argparse.Namespace, workdir: Path) -> DemoPromotion | None:
         say(f"health-check ended {state.name}: {summary}")
     say(f"health-check run:   {run_link(ui, state)}")
 
-    heading(f"2/4  Promotion {PROMOTION[0]} -> {PROMOTION[1]}, with approval")
+    heading(f"2/{STEPS}  Secret inventory (read-only)")
+    demo_secrets.run_secret_inventory(ui, say)
+
+    heading(f"3/{STEPS}  Promotion {PROMOTION[0]} -> {PROMOTION[1]}, with approval")
     promotion = DemoPromotion(ui, *PROMOTION)
     if promotion.plan():
         promotion.start()
@@ -435,19 +445,21 @@ def run_flows(args: argparse.Namespace, workdir: Path) -> DemoPromotion | None:
             promotion.report()
 
     environment, target = backup_to_drill()
-    heading(f"3/4  Backup of {environment}/{target}, replicated to the DR region")
+    heading(f"4/{STEPS}  Backup of {environment}/{target}, replicated to the DR region")
     backup = run_backup(ui, environment, target)
-    heading(f"4/4  DR drill of {environment}/{target}")
+    heading(f"{STEPS}/{STEPS}  DR drill of {environment}/{target}")
     run_drill(ui, environment, backup)
 
     from envsteward.tasks.common import artifact_key
 
+    inventory_key = artifact_key("secret-inventory", demo_secrets.OVERDUE[0])
     say(
         "\nWhere to look in the Prefect UI:\n"
         f"  flow runs:        {ui}/runs\n"
         f"  drift summary:    {ui}/artifacts/key/drift-summary\n"
         f"  drift items:      {ui}/artifacts/key/drift-items\n"
         f"  health status:    {ui}/artifacts/key/health-status\n"
+        f"  secret inventory: {ui}/artifacts/key/{inventory_key}\n"
         f"  promotion:        {promotion.link()}\n"
         f"  backups:          {ui}/artifacts/key/backup-run\n"
         f"  DR drill report:  {ui}/artifacts/key/{artifact_key('dr-drill', environment)}\n"

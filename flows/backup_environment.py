@@ -7,7 +7,8 @@ Runbook:
 3. As each backup completes, replicate it to the DR region when the target asks for a replica (task
    ``replicate-backup``: copy, verify the copy's checksum, record the replication lag).
 4. Publish the ``backup-run`` table and move the overall ``backup-environment-progress`` artifact.
-5. Alert each affected environment's channels (Slack...) about failed targets.
+5. Alert each affected environment's channels (Slack...) about failed targets; record each target's run
+   for the status view, emit ``envsteward.backup.failed`` per failure, refresh ``platform-status``.
 6. Return the JSON summary: per target the backup id, sizes, duration and replica status (no secrets).
    The run ends Failed (with that summary as its result) when any target failed.
 
@@ -27,6 +28,7 @@ from envsteward.tasks.backup import (
     write_backup_artifact,
 )
 from envsteward.tasks.common import flow_run_link
+from envsteward.tasks.status import publish_changes, record_backup_status
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact
 from prefect.futures import PrefectFuture, as_completed, wait
@@ -103,6 +105,7 @@ def backup_environment(environment: str | None = None, target: str | None = None
     update_run_progress(progress_id, 100.0, f"{len(results)} target(s) done")
     write_backup_artifact(results)
     _alert(results)
+    publish_changes(record_backup_status(results, flow_run_link(), return_state=True))
 
     summary = run_summary(results)
     if not summary["ok"]:

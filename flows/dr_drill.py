@@ -2,7 +2,9 @@
 
 Runbook (each phase is its own task run, retried on transient errors and timed on its own; the first
 phase that fails ends the drill, teardown always runs):
-1. ``start-dr-drill``: check the request, audit ``drill.started``.
+1. ``start-dr-drill``: sweep abandoned drills (killed ones older than every phase's timeouts: their
+   scratch targets removed, ``drill.abandoned`` audited, an ``abandoned`` row in the history; younger
+   leftovers only reported), check the request, record the drill in the ledger, audit ``drill.started``.
 2. ``drill-prepare``: resolve the target, the region's store and the scratch target.
 3. ``drill-choose``: choose the backup (an id, ``latest``, or ``random`` among those retention keeps) in the
    region's store and measure RPO.
@@ -18,7 +20,9 @@ phase that fails ends the drill, teardown always runs):
     with phase times, targets and the RTO/RPO chart), the verification table and the history table.
 11. Alert: a failed drill to every channel of the environment (PagerDuty included); a missed RTO/RPO
     target to Slack and email; a pass after a failure resolves the page. One task per channel.
-12. Return the record as JSON. The run ends Failed when the drill failed (a missed target is a finding,
+12. Record the run for the status view, emit ``envsteward.drill.failed`` for a failed drill, refresh
+    ``platform-status``.
+13. Return the record as JSON. The run ends Failed when the drill failed (a missed target is a finding,
     reported and alerted, and the run Completes with ``status: target_missed``).
 
 Scheduled monthly (plus manual runs) by ``prefect.yaml`` (deployment ``dr-drill``).
@@ -44,6 +48,7 @@ from envsteward.tasks.drill import (
     verify_data_task,
     write_drill_artifacts,
 )
+from envsteward.tasks.status import publish_changes, record_drill_status
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed, State
@@ -65,6 +70,9 @@ def dr_drill(environment: str, backup: str = "latest", region: str = "dr") -> St
     """
     logger = get_run_logger()
     drill = start_drill_task(environment, backup, region)
+    if drill.sweep is not None:
+        for line in drill.sweep.lines():
+            logger.warning("sweep of abandoned drills: %s", line)
     try:
         for phase in PHASES:
             # a failed phase is recorded in the drill (and shown failed in the UI); it ends the drill
@@ -91,6 +99,7 @@ def dr_drill(environment: str, backup: str = "latest", region: str = "dr") -> St
         for channel, notification in plan_drill_alerts(record, history, flow_run_link())
     ]
     wait(deliveries)
+    publish_changes(record_drill_status(record, flow_run_link(), return_state=True))
     undelivered = [delivery for delivery in deliveries if not delivery.state.is_completed()]
     for delivery in undelivered:
         logger.error("drill alert not delivered: %s", _describe(delivery.result(raise_on_failure=False)))

@@ -9,6 +9,8 @@ Runbook:
    ``consecutive`` results agree (no flapping).
 4. For each confirmed change: one notification to each of the environment's channels, one audit record.
 5. Publish the environment-by-check status as the ``health-status`` artifact; return a JSON summary.
+6. Add the run to the status history, emit an event per confirmed change (``envsteward.health.down`` /
+   ``.degraded`` / ``.recovered``) and refresh the ``platform-status`` artifact (every run).
 
 Scheduled every minute by ``prefect.yaml`` (deployment ``health-check``).
 """
@@ -25,6 +27,7 @@ from envsteward.tasks.health import (
     send_alert,
     write_health_artifact,
 )
+from envsteward.tasks.status import publish_changes, record_health_status
 from prefect import flow
 from prefect.futures import PrefectFuture, wait
 
@@ -65,6 +68,7 @@ def health_check(environments: list[str] | None = None) -> dict[str, Any]:
     wait(deliveries)
 
     write_health_artifact(results, changes)
+    publish_changes(record_health_status(results, changes, flow_run_link(), return_state=True))
 
     failed = [run for run in deliveries if not run.state.is_completed()]
     if failed:

@@ -24,6 +24,10 @@ Runbook:
    half-applied target until the sweep (deployment ``repair-rollbacks``, the drift scan, ``envsteward
    promote --repair TARGET``) finishes the rollback, audits it and releases the lease.
 
+The run ends in a named state (``Applied``, ``Rejected``, ``Timed out``, ``Blocked``, ``Rolled back``...:
+:func:`~envsteward.promotion.decisions.final_state`). A suspended run nobody answers is failed by the Prefect
+server with no code of ours running; the ``expire-promotions`` flow records that timeout instead.
+
 Deployment ``promote`` in ``prefect.yaml`` (no schedule). Answer from the UI's Resume form or with
 ``envsteward approve RUN_ID --reviewer NAME`` / ``envsteward reject RUN_ID --reviewer NAME``.
 """
@@ -37,6 +41,7 @@ from typing import Any, Literal
 from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.promotion import (
     apply_changes,
+    artifact_link,
     audit_event,
     check_target_health,
     discard_rollback_journal,
@@ -50,6 +55,7 @@ from envsteward.tasks.promotion import (
     record_request,
     release_target,
     replan,
+    resume_after_local_timeout,
     rollback_target,
     rollback_timeout_seconds,
     verify_changes,
@@ -58,11 +64,11 @@ from prefect import flow, get_run_logger
 from prefect.exceptions import FlowPauseTimeout, Pause
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
-from prefect.states import State
+from prefect.states import Completed, Failed, State
 from pydantic import Field
 
 from envsteward.catalog import ApprovalPolicy
-from envsteward.errors import PermanentError
+from envsteward.errors import EnvstewardError, PermanentError
 from envsteward.ports import Notification
 from envsteward.promotion import (
     ApplyError,
@@ -75,8 +81,14 @@ from envsteward.promotion import (
     render_plan_markdown,
     runbook,
 )
-from envsteward.promotion.approval import Answer, ApprovalSession, Meaning
-from envsteward.promotion.decisions import is_stale, judge_rollback, rollback_reasons
+from envsteward.promotion.approval import Answer, ApprovalSession
+from envsteward.promotion.decisions import (
+    failure_state,
+    final_state,
+    is_stale,
+    judge_rollback,
+    rollback_reasons,
+)
 from envsteward.promotion.errors import (
     PromotionBlockedError,
     PromotionRolledBackError,
@@ -114,8 +126,14 @@ def promote(  # noqa: PLR0917 - the deployment's parameters, as the issue names 
     dry_run: bool = False,
     requested_by: str = "",
     reason: str = "",
-) -> dict[str, Any]:
+) -> State[dict[str, Any]]:
     """Promote ``source``'s live configuration to ``target`` (the next environment on the path).
+
+    The run ends in a *named* state (:func:`~envsteward.promotion.decisions.final_state`): ``Applied``,
+    ``Dry run``, ``Nothing to promote``, ``Rejected``, ``Timed out`` (completed) or ``Blocked``, ``Stale
+    plan``, ``Rolled back``, ``Rollback failed``, ``Rollback pending``, ``Locked``, ``Refused`` (failed), so
+    the runs list tells the story. Called as a function it returns the summary dict below (a completed
+    state's data) or raises the error (a failed state's data), as before.
 
     Args:
         source: Environment to promote from, e.g. development.
@@ -130,6 +148,29 @@ def promote(  # noqa: PLR0917 - the deployment's parameters, as the issue names 
     StalePlanError, PromotionRolledBackError, PendingRollbackError (the target's last rollback is not
     finished) or RollbackPendingError (this run's rollback outlasted its budget: the lease stays held).
     """
+    try:
+        summary = _promote(source, target, select, dry_run, requested_by, reason)
+    except Pause:
+        raise
+    except EnvstewardError as exc:
+        named = failure_state(exc)
+        if named is None:
+            raise
+        return Failed(name=named.name, message=" ".join(str(exc).split()), data=exc)
+    final = final_state(PromotionOutcome(summary["outcome"]))
+    make = Failed if final.failed else Completed
+    return make(name=final.name, message=" ".join(str(summary["message"]).split()), data=summary)
+
+
+def _promote(  # noqa: PLR0917
+    source: str,
+    target: str,
+    select: list[str] | None,
+    dry_run: bool,
+    requested_by: str,
+    reason: str,
+) -> dict[str, Any]:
+    """The runbook (see the module docstring); the summary, or the error that stopped it."""
     from prefect.runtime import flow_run
 
     services = get_services()
@@ -137,7 +178,7 @@ def promote(  # noqa: PLR0917 - the deployment's parameters, as the issue names 
     run_id, link = str(flow_run.id), flow_run_link()
 
     plan = plan_for_approval(source, target, select)
-    publish_plan(plan, dry_run)
+    plan_key = publish_plan(plan, dry_run)
     if dry_run:
         return _summary(
             plan,
@@ -161,7 +202,7 @@ def promote(  # noqa: PLR0917 - the deployment's parameters, as the issue names 
     try:
         requested_at = record_request(plan, run_id, requester, reason)
         _tell(notify_request, plan, runbook.request_notification(plan, requester, reason, link))
-        state = _collect_approvals(plan, run_id, requester, reason, requested_at)
+        state = _collect_approvals(plan, run_id, requester, reason, requested_at, artifact_link(plan_key))
         if state.status is not Status.APPROVED:
             return _not_approved(plan, run_id, state, link)
 
@@ -191,8 +232,13 @@ def promote(  # noqa: PLR0917 - the deployment's parameters, as the issue names 
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _collect_approvals(
-    plan: PromotionPlan, run_id: str, requester: str, reason: str, requested_at: datetime
+def _collect_approvals(  # noqa: PLR0917
+    plan: PromotionPlan,
+    run_id: str,
+    requester: str,
+    reason: str,
+    requested_at: datetime,
+    plan_link: str | None,
 ) -> ApprovalState:
     policy = ApprovalPolicy(
         approvers=list(plan.approvers),
@@ -201,15 +247,14 @@ def _collect_approvals(
     )
     session = ApprovalSession(policy, requester, requested_at, max_gates=MAX_GATES)
     while (gate := session.next_gate(datetime.now(UTC))) is not None:
-        description = render_approval_description(plan, session.state, requester, reason)
+        description = render_approval_description(plan, session.state, requester, reason, plan_link)
         answer = _wait_for_answer(description, gate.key, gate.seconds_left)
         if answer is None:
             session.no_answer()
             break
         meaning = session.answer(answer)
+        # a refusal is logged by the task, which runs once per gate (a resumed run replays the gates)
         record_answer(plan, run_id, gate.number, meaning.ruling, meaning.state)
-        if meaning.meaning is Meaning.REFUSED:
-            get_run_logger().warning("answer refused: %s", meaning.reason)
     return session.state
 
 
@@ -228,6 +273,8 @@ def _wait_for_answer(description: str, key: str, seconds_left: float) -> Answer 
                 wait_for_input=form, timeout=timeout, poll_interval=POLL_INTERVAL_SECONDS, key=key
             )
     except FlowPauseTimeout:
+        if not deployment.id:
+            resume_after_local_timeout()
         return None
     return Answer(decision=response.decision, reviewer=response.reviewer, comment=response.comment)
 

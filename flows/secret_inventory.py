@@ -9,7 +9,9 @@ Runbook:
 3. Evaluate each environment (core decisions: missing, overdue, due, orphan, plaintext, certificate).
 4. Alert through the environment's channels, de-duplicated like drift: one message when findings
    appear, change or clear (PagerDuty keeps one incident per environment).
-5. Publish a table artifact per environment (``secret-inventory-<env>``) and the summary.
+5. Publish a table artifact per environment (``secret-inventory-<env>``) and the summary; record the
+   findings for the status view, emit ``envsteward.secrets.finding`` / ``.cleared``, refresh
+   ``platform-status``.
 6. Return the result (no values: references, dates, paths).
 
 Read-only. Scheduled daily by ``prefect.yaml`` (deployment ``secret-inventory``).
@@ -21,7 +23,7 @@ from typing import Any
 
 from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.health import send_alert
-from envsteward.tasks.secret_inventory import (
+from envsteward.tasks.inventory import (
     describe_secret,
     evaluate_inventory,
     list_managed_secrets,
@@ -29,6 +31,7 @@ from envsteward.tasks.secret_inventory import (
     scan_live_source,
     write_inventory_artifacts,
 )
+from envsteward.tasks.status import publish_changes, record_secrets_status
 from prefect import flow
 from prefect.futures import PrefectFuture, wait
 
@@ -102,6 +105,7 @@ def secret_inventory(environments: list[str] | None = None) -> dict[str, Any]:
     ]
     wait(deliveries)
     write_inventory_artifacts(inventories)
+    publish_changes(record_secrets_status(inventories, link, return_state=True))
 
     failed = [run for run in deliveries if not run.state.is_completed()]
     if failed:

@@ -29,32 +29,45 @@ from envsteward.drill import (
 )
 from envsteward.drill import phases as drill_phases
 from envsteward.drill.alerts import channel_kinds
+from envsteward.drill.limits import (
+    CHECK_PHASE_TIMEOUT_SECONDS,
+    DATA_PHASE_TIMEOUT_SECONDS,
+    DRILL_TIMEOUT_SECONDS,
+    SHORT_PHASE_TIMEOUT_SECONDS,
+    START_TIMEOUT_SECONDS,
+)
 from envsteward.ports import Notification
 from envsteward.services import get_services
 
-MINUTE = 60.0
-HOUR = 3600.0
-SHORT_PHASE_TIMEOUT_SECONDS = 15 * MINUTE
-"""Resolving, choosing, tearing down: catalog reads, listings, one DROP."""
-DATA_PHASE_TIMEOUT_SECONDS = 6 * HOUR
-"""Reading a large backup, or restoring it: hours, but never into the next month's drill."""
-CHECK_PHASE_TIMEOUT_SECONDS = 2 * HOUR
-"""Checksumming every table of the restored data; health checks and smoke queries."""
 HISTORY_IN_REPORT = 12
+ABANDONED_AFTER_SECONDS = DRILL_TIMEOUT_SECONDS
+"""The sweep's threshold: every attempt of every phase below, timed out (their sum, from
+:mod:`envsteward.drill.limits`, which these tasks take their timeouts from)."""
 _PHASE = {"persist_result": False, "cache_policy": NO_CACHE}
 
 
 @task(
     name="start-dr-drill",
     task_run_name="drill-{environment}-{backup}-{region}",
-    timeout_seconds=5 * MINUTE,
+    timeout_seconds=START_TIMEOUT_SECONDS,
     **_PHASE,
 )
 def start_drill_task(environment: str, backup: str, region: str) -> Drill:
-    """Check the request and audit ``drill.started``. Not retried: each attempt names a new drill and
-    audits it, so a retry would leave a started drill that never ends. Raises CatalogError /
+    """Sweep abandoned drills (their scratch targets removed, ``drill.abandoned`` audited; the drill's
+    ``sweep`` says what was found), check the request, record the drill in the ledger and audit
+    ``drill.started``. Not retried: each attempt names a new drill and audits it. Raises CatalogError /
     ConfigurationError for an unknown environment or a malformed request."""
-    return start_drill(get_services(), environment, backup, region)
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.id
+    return start_drill(
+        get_services(),
+        environment,
+        backup,
+        region,
+        run=f"flow run {run_id}" if run_id else None,
+        abandoned_after_seconds=ABANDONED_AFTER_SECONDS,
+    )
 
 
 @task(name="drill-prepare", timeout_seconds=SHORT_PHASE_TIMEOUT_SECONDS, **_PHASE, **RETRY_TRANSIENT)

@@ -42,6 +42,14 @@ from envsteward.promotion import (
 )
 from envsteward.promotion import lock as promotion_lock
 from envsteward.promotion.approval import ApprovalState, Ruling
+from envsteward.promotion.expiry import (
+    TIMED_OUT_STATE,
+    ExpiryReport,
+    RunStatus,
+    classify_run,
+    decide_expiry,
+    expire_lease,
+)
 from envsteward.promotion.journal import (
     RollbackJournal,
     discard,
@@ -134,6 +142,14 @@ def publish_plan(plan: PromotionPlan, dry_run: bool) -> str:
     return key
 
 
+def artifact_link(key: str) -> str | None:
+    """The Prefect UI page of the latest artifact with ``key`` (None when the UI's address is unknown)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value()
+    return f"{str(ui).rstrip('/')}/artifacts/key/{key}" if ui else None
+
+
 @task(
     name="lock-target",
     **RETRY_TRANSIENT,
@@ -148,7 +164,8 @@ def lock_target(plan: PromotionPlan, run_id: str, requested_by: str) -> dict[str
     services = get_services()
     ensure_no_pending(services.state_store(), plan.target, run_id)
     now = datetime.now(UTC)
-    deadline = now + timedelta(hours=plan.timeout_hours) + LOCK_MARGIN
+    approval_deadline = now + timedelta(hours=plan.timeout_hours)
+    deadline = approval_deadline + LOCK_MARGIN
     lease = promotion_lock.acquire(
         services.state_store(),
         target=plan.target,
@@ -158,6 +175,11 @@ def lock_target(plan: PromotionPlan, run_id: str, requested_by: str) -> dict[str
         now=now,
         expires_at=deadline,
         is_active=_run_is_active,
+        extra={
+            "approval_deadline": approval_deadline.isoformat(),
+            "timeout_hours": plan.timeout_hours,
+            "plan_hash": plan.plan_hash,
+        },
     )
     if lease.replaced is not None:
         runbook.audit(
@@ -280,6 +302,12 @@ def record_answer(plan: PromotionPlan, run_id: str, gate: int, ruling: Ruling, s
     (self-approval, not an approver...), with reviewer and comment. Once per gate. Calls the audit log."""
     if not ruling.accepted:
         action = "promotion.approval_refused"
+        get_run_logger().warning(
+            "%s's %s was refused: %s",
+            ruling.answer.reviewer.strip() or "(no name)",
+            "approval" if ruling.answer.decision == "approve" else "rejection",
+            ruling.reason,
+        )
     elif ruling.answer.decision == "reject":
         action = "promotion.rejected"
     else:
@@ -398,3 +426,84 @@ def sweep_rollbacks(target: str | None = None) -> list[RepairReport]:
         budget=rollback_budget(),
         actor=services.settings.current_actor(),
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Approval timeouts nobody is waiting for (the expire-promotions flow)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def run_status(run_id: str) -> tuple[RunStatus, bool]:
+    """What the Prefect API says about a flow run (unknown when it cannot say), and whether it is a local
+    run (no deployment: it paused inside a process). Calls the Prefect API."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    try:
+        flow_run_id = UUID(run_id)
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(flow_run_id)
+    except Exception:  # noqa: BLE001 - unknown: the expiry leaves the lease alone (fail closed)
+        return RunStatus.UNKNOWN, True
+    state = run.state
+    if state is None:
+        return RunStatus.UNKNOWN, run.deployment_id is None
+    return classify_run(state.type.value, state.name, state.message), run.deployment_id is None
+
+
+def resume_after_local_timeout() -> None:
+    """A run paused in this process whose pause ran out is still *Paused* on the server, and Prefect turns
+    any later state of it into "Failed: never resumed". Put it back to Running (forced) so the flow can
+    record the timeout and end in its own ``Timed out`` state. Calls the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+    from prefect.states import Running
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run.id, Running(), force=True)
+
+
+@task(name="expire-timed-out-promotions", persist_result=False, cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def expire_timed_out(run_id: str | None = None) -> list[tuple[ExpiryReport, dict[str, Any]]]:
+    """Every promotion lease (only ``run_id``'s, when given) whose approval timed out with no process
+    waiting (:func:`~envsteward.promotion.expiry.decide_expiry`): released, audited
+    ``promotion.timed_out``; each report with its lease. Calls the state store, the Prefect API and the
+    audit log."""
+    services = get_services()
+    store = services.state_store()
+    now = datetime.now(UTC)
+    actor = services.settings.current_actor()
+    out: list[tuple[ExpiryReport, dict[str, Any]]] = []
+    for target in services.catalog().environments:
+        lease = promotion_lock.holder(store, target)
+        if lease is None or (run_id is not None and lease.get("run_id") != run_id):
+            continue
+        holder_run = str(lease.get("run_id"))
+        status, local = run_status(holder_run)
+        journal_left = load_journal(store, target) is not None
+        decision = decide_expiry(lease, status, now, journal_left=journal_left, local=local)
+        if decision.expire:
+            report = expire_lease(services, lease, decision.reason, actor=actor)
+        else:
+            report = ExpiryReport(target, holder_run, str(lease.get("source")), False, decision.reason)
+        out.append((report, lease))
+    return out
+
+
+@task(name="mark-timed-out", persist_result=False, cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def mark_timed_out(run_id: str, message: str) -> str:
+    """Give the promotion's flow run the final state ``Timed out`` (a completed state: the promotion did
+    what silence means, a rejection), so the runs list tells it; the state's name after. Calls the Prefect
+    API (a forced state change: the run is suspended or already failed by Prefect)."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed
+
+    with get_client(sync_client=True) as client:
+        current = client.read_flow_run(UUID(run_id)).state
+        if current is not None and current.name == TIMED_OUT_STATE:
+            return current.name
+        client.set_flow_run_state(UUID(run_id), Completed(name=TIMED_OUT_STATE, message=message), force=True)
+    return TIMED_OUT_STATE

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from envsteward.catalog.rendered import RenderedConfig
     from envsteward.fingerprint import Fingerprinter
     from envsteward.ports import ConfigSource, KeyProvider, Notifier, ObjectStore, SecretStore, StateStore
+    from envsteward.rotation.engine import Rotation
 
 
 class Services:
@@ -156,6 +157,20 @@ class Services:
     def resolve_secret(self, ref: SecretRef) -> SecretStr:
         """Fetch a secret's value into this process only. Raises NotFoundError, PermissionDeniedError, ..."""
         return self.secret_store(ref.scheme).get_secret(ref.location, ref.key)
+
+    def rotator(self, environment: str, reference: str) -> Rotation:
+        """A new (uncached: one per rotation) :class:`~envsteward.rotation.engine.Rotation` of ``reference``
+        in ``environment``, built by the registry's ``ROTATORS`` from the catalog's ``secrets`` policy.
+        Builds clients only (a PostgreSQL admin password is resolved now). Raises CatalogError,
+        RotationRefusedError (``env://``), ConfigurationError, the secret store's errors."""
+        from envsteward.adapters.registry import ROTATORS
+        from envsteward.rotation.decisions import parse_reference, rotator_kind
+
+        policy = self.catalog().environment(environment).secrets
+        ref = parse_reference(reference)
+        spec = policy.rotation_for(ref.uri())
+        factory = ROTATORS.factory(rotator_kind(ref, spec))
+        return factory(ref, spec, policy.generation_for(ref.uri()), self.clients(), self.resolve_secret)
 
     # -- sources and notifiers -------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The demo, as a new user runs it with something else on the default ports: every port option moved to a
-free port, ``--once``. It walks the four flows: every health check of the example platform is up (the API
-checks reach the stand-in on its chosen port, the Vault check OpenBao, the S3 check moto); the promotion
+free port, ``--once``. It walks the flows: every health check of the example platform is up (the API
+checks reach the stand-in on its chosen port, the Vault check OpenBao, the S3 check moto); the secret
+inventory finds the two secrets the demo seeded on purpose, one overdue and one in plaintext; the promotion
 development -> staging is applied after the demo's reviewer approved it, or reported blocked by the example
 catalog's tier rules; the database target is backed up with a verified DR replica and drilled with RTO and
 RPO against their targets. No traceback in the output, the demo's database is dropped and nothing is left
@@ -40,7 +41,7 @@ def distinct_free_ports(count: int) -> list[int]:
 
 
 @pytest.mark.timeout(DEMO_TIMEOUT_SECONDS + 60)
-def test_the_demo_honours_every_port_option_and_walks_the_four_flows(
+def test_the_demo_honours_every_port_option_and_walks_the_flows(
     tmp_path: Path, postgres_dsn_base: str
 ) -> None:
     ports = dict(zip(PORT_OPTIONS, distinct_free_ports(len(PORT_OPTIONS)), strict=True))
@@ -88,7 +89,29 @@ def test_the_demo_honours_every_port_option_and_walks_the_four_flows(
     for dest, port in ports.items():
         assert not port_open(port), f"{dest} {port} still listening after the demo stopped"
 
+    check_the_secret_inventory(output, ports["prefect_port"])
     check_the_four_flows(output, services, postgres_dsn_base)
+
+
+def check_the_secret_inventory(output: str, prefect_port: int) -> None:
+    """Exactly one overdue secret (the reference the demo's catalog copy gives a one-day maximum age, said
+    to be a demo setting) and exactly one plaintext finding (the token it wrote into a production runtime
+    parameter, shown by its path, never its value), with the inventory run's page."""
+    from envsteward.deployments.demo_secrets import OVERDUE, PLAINTEXT
+
+    assert "=== 2/5  Secret inventory" in output, output[-6000:]
+    assert "demo setting: production's " in output
+    assert "secret inventory: 1 overdue secret(s), 1 plaintext finding(s)" in output, output[-6000:]
+    overdue = re.findall(r"\[HIGH\] overdue: (\S+)", output)
+    assert overdue == [OVERDUE[1].removeprefix("secret+")], overdue
+    plaintext = re.findall(r"\[CRITICAL\] plaintext: (\S+)", output)
+    environment, _source, key_path, _why = PLAINTEXT
+    assert plaintext == [".".join(("services", *key_path))], plaintext
+    assert f"plaintext in {environment}: {'.'.join(key_path)}" in output
+    assert re.search(
+        rf"secret-inventory run: http://127\.0\.0\.1:{prefect_port}/runs/flow-run/[0-9a-f-]{{36}}", output
+    )
+    assert "xoxb-" not in output.replace("xoxb-demo-", ""), "the seeded token's value was printed"
 
 
 def check_the_four_flows(output: str, services: Services, postgres_dsn_base: str) -> None:
@@ -97,10 +120,10 @@ def check_the_four_flows(output: str, services: Services, postgres_dsn_base: str
     import psycopg
 
     for heading in (
-        "1/4  Drift scan",
-        "2/4  Promotion development -> staging",
-        "3/4  Backup",
-        "4/4  DR drill",
+        "1/5  Drift scan",
+        "3/5  Promotion development -> staging",
+        "4/5  Backup",
+        "5/5  DR drill",
     ):
         assert f"=== {heading}" in output, f"no {heading!r} step:\n{output[-6000:]}"
     actions = [(record.action, record.actor) for record in services.audit_log().records()]

@@ -10,6 +10,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ import pytest
 from envsteward.backup import data_object_key
 from envsteward.backup.runner import plan_backups, run_backup_target
 from envsteward.backup.stores import backup_stores
-from envsteward.drill import load_history
+from envsteward.drill import DrillStatus, load_history
+from envsteward.drill.abandoned import DrillLedger
 from envsteward.services import Services, set_services
 from envsteward.settings import PagerDutySettings, Settings, SlackSettings
 from tests.fixtures.standins import PAGERDUTY_ROUTING_KEY, SLACK_TOKEN, PagerDutyStandin, SlackStandin
@@ -141,9 +143,17 @@ PHASE_TASKS = (
 )
 
 
-def scratch_left(postgres_dsn_base: str) -> list[str]:
+def scratch_left(postgres_dsn_base: str, result: dict[str, Any]) -> list[str]:
+    """The scratch databases of THIS drill still on the server (other processes may be running drills
+    against the same server: theirs are not this test's business). A drill's scratch database ends with
+    its drill id's hex part."""
+    short = str(result["drill_id"]).rsplit("-", 1)[1]
     with psycopg.connect(postgres_dsn_base, autocommit=True) as conn:
-        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'envsteward_drill_prod_%'")
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE left(datname, 17) = 'envsteward_drill_' AND "
+            "right(datname, %s) = %s",
+            (len(short) + 1, f"_{short}"),
+        )
         return [str(row[0]) for row in rows.fetchall()]
 
 
@@ -165,11 +175,12 @@ def test_a_passing_drill_completes_with_its_report(
     assert result["status"] == "passed"
     assert result["backup_id"] == backup_id
     assert result["scratch_removed"] is True
+    assert result["scratch"].endswith("_" + result["drill_id"].rsplit("-", 1)[1])
     assert result["rto"]["met"] is True
     assert result["rpo"]["met"] is True
     assert slack_standin.messages() == []
     assert pagerduty_standin.events == []
-    assert scratch_left(postgres_dsn_base) == []
+    assert scratch_left(postgres_dsn_base, result) == []
     runs = task_runs(state)
     assert {name: runs.get(name) for name in PHASE_TASKS} == dict.fromkeys(PHASE_TASKS, "COMPLETED")
 
@@ -217,7 +228,7 @@ def test_a_failed_drill_fails_the_run_alerts_and_pages_then_a_pass_resolves(
     result = state.result(raise_on_failure=False)
     assert result["status"] == "failed"
     assert result["scratch_removed"] is None
-    assert scratch_left(postgres_dsn_base) == []
+    assert scratch_left(postgres_dsn_base, result) == []
     runs = task_runs(state)
     assert runs["drill-fetch-verify"] == "FAILED"  # an integrity failure is not retried, it is the finding
     assert "drill-restore" not in runs  # the phases after the failed one do not run
@@ -260,6 +271,41 @@ def test_a_missed_target_completes_posts_to_slack_and_does_not_page(
     [message] = slack_standin.messages()
     assert "missed its target" in json.dumps(message)
     assert pagerduty_standin.events == []
-    assert scratch_left(postgres_dsn_base) == []
+    assert scratch_left(postgres_dsn_base, result) == []
     actions = [r.action for r in services.audit_log().records() if r.action.startswith("drill.")]
     assert actions == ["drill.started", "drill.target_missed"]
+
+
+def test_the_first_task_sweeps_abandoned_drills_and_the_report_says_so(
+    use_catalog: Callable[..., Services], postgres_dsn_base: str
+) -> None:
+    from envsteward.flows.dr_drill import dr_drill
+
+    services = use_catalog(rpo_target_minutes=60)
+    backed_up(services)
+    store = services.state_store()
+    long_ago = datetime.now(UTC) - timedelta(days=4)  # past every phase's timeouts (about 68 h)
+    DrillLedger(store, clock=lambda: long_ago).begin(
+        "drill-20200101T000000Z-dead0001", environment="prod", target="orders-db", run="flow run gone"
+    )
+    DrillLedger(store).begin("drill-20200101T000000Z-a11ce002", environment="prod", target="orders-db")
+
+    state = dr_drill(environment="prod", return_state=True)
+
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["status"] == "passed"
+    assert any("abandoned" in note and "dead0001" in note for note in result["notes"]), result["notes"]
+    assert any("left alone" in note and "a11ce002" in note for note in result["notes"]), result["notes"]
+    markdown = latest_artifact("dr-drill-prod").data
+    assert "dead0001" in markdown
+    abandoned = [r for r in services.audit_log().records() if r.action == "drill.abandoned"]
+    assert [r.details["drill_id"] for r in abandoned] == ["drill-20200101T000000Z-dead0001"]
+    assert abandoned[0].details["created_by_run"] == "flow run gone"
+    statuses = {r.drill_id: r.status for r in load_history(store, "prod")}
+    assert statuses == {
+        "drill-20200101T000000Z-dead0001": DrillStatus.ABANDONED,
+        result["drill_id"]: DrillStatus.PASSED,
+    }
+    assert list(DrillLedger(store).entries()) == ["drill-20200101T000000Z-a11ce002"]
+    assert scratch_left(postgres_dsn_base, result) == []

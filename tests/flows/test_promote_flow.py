@@ -25,8 +25,8 @@ from envsteward.adapters.vault import VaultClient
 from envsteward.errors import PermissionDeniedError
 from envsteward.ports import ConfigSource, JSONValue
 from envsteward.services import Services, set_services
-from envsteward.settings import AWSSettings, Settings, SlackSettings, VaultSettings
-from tests.fixtures.standins import SLACK_TOKEN, SlackStandin
+from envsteward.settings import AWSSettings, Settings, SlackSettings, SMTPSettings, VaultSettings
+from tests.fixtures.standins import SLACK_TOKEN, SlackStandin, SMTPStandin
 from tests.unit.promotion._catalog import (
     ALL_SEEDED,
     DEV_TO_STAGING,
@@ -254,6 +254,7 @@ def test_happy_path_development_to_staging_to_production(world: World) -> None:
     answer(run.wait_paused(1), "approve", "alice", "looks good")
     result = run.finish()
     assert result["outcome"] == "applied", result
+    assert run.flow_run().state.name == "Applied"
     assert result["written"] == len(DEV_TO_STAGING)
     staging = read_everything(world.services, "staging")
     assert staging["ssm-services"]["api"]["image"] == "shop/api:1.1.0"
@@ -321,6 +322,9 @@ def test_a_rejection_ends_it_and_nothing_is_written(world: World) -> None:
     answer(run.wait_paused(1), "reject", "bob", "not this week")
     result = run.finish()
     assert result["outcome"] == "rejected"
+    state = run.flow_run().state
+    assert (state.name, state.type.value) == ("Rejected", "COMPLETED"), "the runs list must say Rejected"
+    assert "rejected by approver bob" in state.message
     assert read_everything(world.services, "staging") == before
     (rejected,) = world.audit("promotion.rejected")
     assert (rejected.actor, rejected.details["comment"]) == ("bob", "not this week")
@@ -357,6 +361,7 @@ def test_no_answer_before_the_deadline_rejects_it(  # noqa: PLR0917 - pytest fix
         run = Run(world, source="development", target="staging", requested_by="dave")
         result = run.finish(timeout=60)
         assert result["outcome"] == "timed-out"
+        assert run.flow_run().state.name == "Timed out"
         assert read_everything(world.services, "staging") == before
         (timed_out,) = world.audit("promotion.timed_out")
         assert "no decision within" in timed_out.details["reason"]
@@ -433,6 +438,8 @@ def test_a_failure_after_half_the_writes_rolls_the_target_back_exactly(world: Wo
     answer(run.wait_paused(1), "approve", "alice", "ok")
     with pytest.raises(PromotionRolledBackError, match="rolled back") as raised:
         run.finish()
+    state = run.flow_run().state
+    assert (state.name, state.type.value) == ("Rolled back", "FAILED")
     assert failing._counter[0] >= len(DEV_TO_STAGING) // 2 + 1, "the failure came after half the writes"
     assert read_everything(failing, "staging") == before
     (failed,) = world.audit("promotion.failed")
@@ -467,6 +474,7 @@ def test_a_dry_run_writes_nothing_anywhere(world: World) -> None:
     run = Run(world, source="development", target="staging", dry_run=True)
     result = run.finish()
     assert result["outcome"] == "dry-run"
+    assert run.flow_run().state.name == "Dry run"
     assert result["changes"] == len(DEV_TO_STAGING)
     assert "services.api.image" in result["plan_markdown"]
     assert {env: read_everything(world.services, env) for env in before} == before
@@ -494,6 +502,7 @@ def test_a_policy_violation_blocks_the_promotion(world: World) -> None:
     run = Run(world, source="staging", target="production", requested_by="dave")
     with pytest.raises(PromotionBlockedError) as raised:
         run.finish()
+    assert run.flow_run().state.name == "Blocked"
     message = str(raised.value)
     assert "no-debug-logs" in message
     assert "services.api.log_level" in message
@@ -524,3 +533,127 @@ def test_promoting_anywhere_but_the_next_environment_is_refused(world: World) ->
     run = Run(world, source="development", target="production")
     with pytest.raises(PromotionRefusedError, match="development -> staging -> production"):
         run.finish()
+
+
+def test_envsteward_approve_refuses_what_the_flow_would_refuse_and_waits_for_the_outcome(
+    world: World,
+) -> None:
+    """`envsteward approve` checks requester, approver list and earlier approvals before sending (exit 1,
+    nothing sent), and with --wait prints what the run did with the answer."""
+    import typer
+    from typer.testing import CliRunner
+
+    from envsteward.cli import promote as promote_cli
+
+    app = typer.Typer()
+    promote_cli.register(app)
+    cli = CliRunner()
+
+    def approve(run_id: uuid.UUID, reviewer: str, *extra: str) -> Any:
+        return cli.invoke(app, ["approve", str(run_id), "--reviewer", reviewer, *extra])
+
+    AWSClients(world.services.settings.aws).ssm().put_parameter(
+        Name=f"{world.ssm_base}/staging/services/api/image",
+        Value="shop/api:1.2.0",
+        Type="SecureString",
+        Overwrite=True,
+    )
+    run = Run(world, source="staging", target="production", requested_by="dave", reason="release")
+    first = run.wait_paused(1)
+    refused = approve(first, "dave")
+    assert refused.exit_code == 1
+    assert "not sent: dave requested this promotion and cannot approve it" in refused.output
+    stranger = approve(first, "mallory")
+    assert stranger.exit_code == 1
+    assert "mallory is not an approver of the target (approvers: alice, bob, carol)" in stranger.output
+    assert run.wait_paused(1, timeout=5) == first, "a refused answer must not be sent"
+
+    taken = approve(first, "alice", "--wait", "--timeout", "60")
+    assert taken.exit_code == 0, taken.output
+    assert "waits for approval again (approval-2" in taken.output
+    again = approve(run.wait_paused(2), "alice")
+    assert again.exit_code == 1
+    assert "alice has approved already: 2 distinct approvers are needed" in again.output
+
+    done = approve(run.wait_paused(2), "carol", "--comment", "ok", "--wait", "--timeout", "120")
+    assert done.exit_code == 0, done.output
+    assert f"flow run {first} ended Applied" in done.output
+    assert run.finish()["approved_by"] == ["alice", "carol"]
+    assert not world.audit("promotion.approval_refused"), "the refused answers were never sent"
+
+
+def test_a_failing_second_channel_never_resends_to_the_first(  # noqa: PLR0917 - pytest fixtures
+    tmp_path: Path,
+    vault_settings: VaultSettings,
+    vault_kv_path: str,
+    aws_settings: AWSSettings,
+    aws_name_prefix: str,
+    slack_standin: SlackStandin,
+    smtp_server: SMTPStandin,
+    health_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 9: one notify task per channel. Email (the second channel) fails the approval request
+    transiently then permanently, and the outcome transiently on every attempt (it retries until it gives
+    up); Slack (the first) gets each notification exactly once and the promotion still applies."""
+    import envsteward.flows.promote as promote_module
+    from envsteward.tasks.common import TRANSIENT_RETRIES
+
+    monkeypatch.setattr(promote_module, "POLL_INTERVAL_SECONDS", 1)
+    world = _build_world(
+        tmp_path,
+        vault_settings,
+        vault_kv_path,
+        aws_settings,
+        aws_name_prefix,
+        slack_standin,
+        f"{health_server}/ok",
+        monkeypatch,
+    )
+    catalog = world.folder / "catalog.yaml"
+    catalog.write_text(catalog.read_text() + "  - {name: ops-email, kind: email, to: [ops@shop.example]}\n")
+    environments = world.folder / "environments.yaml"
+    environments.write_text(
+        environments.read_text().replace("notify: [ops-slack]", "notify: [ops-slack, ops-email]")
+    )
+    smtp = SMTPSettings(host="127.0.0.1", port=smtp_server.port, timeout_seconds=5)
+    world.services = Services(world.services.settings.model_copy(update={"smtp": smtp}))
+    set_services(world.services)
+    smtp_server.fail_next("MAIL", "451 4.3.0 Try again later")  # the request: transient...
+    smtp_server.fail_next("MAIL", "550 5.7.1 Relaying denied")  # ...then permanent
+    for _ in range(TRANSIENT_RETRIES + 1):  # the outcome: transient on every attempt
+        smtp_server.fail_next("MAIL", "421 4.4.5 Try again later")
+    try:
+        run = Run(world, source="development", target="staging", requested_by="dave")
+        answer(run.wait_paused(1), "approve", "alice", "ok")
+        assert run.finish()["outcome"] == "applied"
+        sent = [json.dumps(m) for m in world.slack.messages() if m.get("channel") == CHANNEL]
+        assert len(sent) == 2, sent
+        assert "requested by dave" in sent[0]
+        assert "requested by dave" not in sent[1]
+        assert smtp_server.messages == [], "every email attempt was refused"
+        attempts = _task_run_attempts(run.flow_run().id, "notify-ops-email")
+        assert attempts == [2, TRANSIENT_RETRIES + 1], "the email task retried on its own"
+        assert _task_run_attempts(run.flow_run().id, "notify-ops-slack") == [1, 1]
+    finally:
+        set_services(None)
+
+
+def _task_run_attempts(flow_run_id: uuid.UUID, name: str) -> list[int]:
+    """Attempts (``run_count``) of each task run called ``name`` in the flow run, oldest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[name])),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+        )
+    return [run.run_count for run in runs]

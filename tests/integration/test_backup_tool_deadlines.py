@@ -43,7 +43,9 @@ def holding(dsn: str, statement: str) -> Iterator[None]:
 def tool_sessions(dsn: str, tool: str) -> list[str]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE %s",
+            # this test's database only: other runs on the shared server have pg_dump sessions of their own
+            "SELECT application_name FROM pg_stat_activity"
+            " WHERE application_name LIKE %s AND datname = current_database()",
             (f"envsteward-{tool}-%",),
         ).fetchall()
     return [str(row[0]) for row in rows]

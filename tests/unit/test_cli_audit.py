@@ -207,3 +207,38 @@ def test_help_does_not_import_the_audit_package() -> None:
     assert "envsteward.audit" not in out.stdout
     assert "envsteward.adapters.state_fs" not in out.stdout
     assert "envsteward.fingerprint" not in out.stdout
+
+
+@pytest.mark.parametrize("columns", ["80", "100"])
+def test_show_stays_readable_at_80_columns(home: Path, monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
+    _populate(home)
+    log = AuditLog(JsonLinesFileSink(_log_path(home)), "alice")
+    log.append(
+        "promotion.approval_refused",
+        target="promotion/development->staging",
+        environment="staging",
+        actor="dave",
+        details={"run_id": "6f1c1d6e-8f53-4c38-9f0e-3f3b0e6c2d11", "reason": "dave requested this promotion"},
+    )
+    from envsteward.cli import _common
+
+    monkeypatch.setenv("COLUMNS", columns)
+    _common.console.cache_clear()  # the console keeps the width it was made with
+    try:
+        result = runner.invoke(app, ["audit", "show"])
+    finally:
+        _common.console.cache_clear()
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= int(columns) for line in lines), max(lines, key=len)
+    for whole in (
+        "promotion.approval_refused",
+        "promotion/development->staging",
+        "6f1c1d6e-8f53-4c38-9f0e-3f3b0e6c2d11",
+        "health.status_changed",
+        "release-42",
+    ):
+        assert any(whole in line for line in lines), f"{whole} was split or dropped:\n{result.output}"
+    short = [line for line in lines if 0 < len(line.strip()) <= 2]
+    assert not short, f"lines of one or two characters:\n{result.output}"
+    assert "by dave" in result.output

@@ -199,3 +199,39 @@ def test_a_catalog_without_a_postgres_backup_target_is_one_line(tmp_path: Path) 
     database = demo_database.DemoDatabase("postgres", "x", dsn="postgresql://postgres@127.0.0.1:5432/x")
     with pytest.raises(StackError, match="no backup target of kind postgres"):
         demo_database.point_catalog_at(tmp_path, database)
+
+
+def test_the_demo_catalog_gives_one_secret_a_one_day_maximum_age(tmp_path: Path) -> None:
+    """The demo's overdue secret: one override added to the copy (a demo setting, commented as such);
+    every other maximum age stays the example's, and every other line of the example stays."""
+    from envsteward.deployments import demo_secrets
+
+    demo.render_catalog(demo.EXAMPLE_CATALOG, tmp_path / "catalog", demo.chosen_ports(args([])))
+    example = load_catalog(demo.EXAMPLE_CATALOG)
+    line = demo_secrets.give_one_secret_a_short_max_age(tmp_path / "catalog")
+    assert "demo setting" in line
+
+    environment, reference = demo_secrets.OVERDUE
+    catalog = load_catalog(tmp_path / "catalog")
+    uri = reference.removeprefix("secret+")
+    used = {ref.uri() for ref in catalog.render(environment).secret_refs.values()}
+    assert uri in used, "the overdue reference must be one the environment uses"
+    policy = catalog.environment(environment).secrets
+    assert policy.max_age_for(uri) == demo_secrets.OVERDUE_MAX_AGE_DAYS
+    assert demo_secrets.CLOCK_AHEAD.days > demo_secrets.OVERDUE_MAX_AGE_DAYS
+    for name, env in catalog.environments.items():
+        for ref in catalog.render(name).secret_refs.values():
+            if (name, ref.uri()) == (environment, uri):
+                continue
+            most = env.secrets.max_age_for(ref.uri())
+            assert most == example.environment(name).secrets.max_age_for(ref.uri())
+            assert most is None or most > demo_secrets.CLOCK_AHEAD.days, "only one secret may be overdue"
+
+    before = (demo.EXAMPLE_CATALOG / "environments.yaml").read_text().splitlines()
+    after = (tmp_path / "catalog" / "environments.yaml").read_text().splitlines()
+    added = [line for line in after if line not in before]
+    assert added == [
+        f"        - reference: {reference}",
+        "          max_age_days: 1  # make demo: a demo setting, so that one secret is overdue",
+    ]
+    assert [line for line in before if line not in after] == []

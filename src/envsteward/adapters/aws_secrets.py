@@ -94,9 +94,12 @@ class SecretsManager:
     def get_secret_string(self, name: str, version_id: str | None = None) -> SecretStr:
         """GetSecretValue (AWSCURRENT or ``version_id``). Raises NotFoundError, PermanentError for a binary
         secret."""
+        # AWSCURRENT named explicitly: AWS's default, and moto's default does not follow a moved label
         kwargs: dict[str, Any] = {"SecretId": name}
         if version_id:
             kwargs["VersionId"] = version_id
+        else:
+            kwargs["VersionStage"] = "AWSCURRENT"
         with aws_errors("secretsmanager", "get_secret_value", name):
             response = self._sm.get_secret_value(**kwargs)
         if response.get("SecretString") is None:
@@ -119,6 +122,43 @@ class SecretsManager:
             with aws_errors("secretsmanager", "create_secret", name):
                 response = self._sm.create_secret(**kwargs)
         return str(response.get("VersionId", ""))
+
+    # -- rotation (staging labels) -----------------------------------------------------------------------
+
+    def versions_to_stages(self, name: str) -> dict[str, list[str]]:
+        """DescribeSecret's ``VersionIdsToStages`` (version id -> staging labels). Raises NotFoundError."""
+        with aws_errors("secretsmanager", "describe_secret", name):
+            response = self._sm.describe_secret(SecretId=name)
+        return {str(k): list(v) for k, v in (response.get("VersionIdsToStages") or {}).items()}
+
+    def put_pending(self, name: str, value: SecretStr, token: str) -> str:
+        """PutSecretValue labelled ``AWSPENDING`` only (``token`` is the new version id, idempotent for the
+        same value); AWSCURRENT does not move. Returns the version id."""
+        with aws_errors("secretsmanager", "put_secret_value", name):
+            response = self._sm.put_secret_value(
+                SecretId=name,
+                ClientRequestToken=token,
+                SecretString=value.get_secret_value(),
+                VersionStages=["AWSPENDING"],
+            )
+        return str(response.get("VersionId", token))
+
+    def get_secret_stage(self, name: str, stage: str) -> SecretStr:
+        """GetSecretValue of the version labelled ``stage``. Raises NotFoundError."""
+        with aws_errors("secretsmanager", "get_secret_value", f"{name} ({stage})"):
+            response = self._sm.get_secret_value(SecretId=name, VersionStage=stage)
+        return SecretStr(str(response.get("SecretString") or ""))
+
+    def move_stage(self, name: str, stage: str, *, to_version: str | None, from_version: str | None) -> None:
+        """UpdateSecretVersionStage: put ``stage`` on ``to_version`` (None: only remove it) and take it off
+        ``from_version``."""
+        kwargs: dict[str, Any] = {"SecretId": name, "VersionStage": stage}
+        if to_version:
+            kwargs["MoveToVersionId"] = to_version
+        if from_version:
+            kwargs["RemoveFromVersionId"] = from_version
+        with aws_errors("secretsmanager", "update_secret_version_stage", f"{name} ({stage})"):
+            self._sm.update_secret_version_stage(**kwargs)
 
     def delete(self, name: str, *, force: bool = False) -> None:
         """DeleteSecret (``force``: immediately, without the recovery window). Raises NotFoundError."""

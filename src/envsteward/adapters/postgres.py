@@ -279,6 +279,30 @@ class PostgresClient:
         with self._admin_client(name).connect(f"drop database {name}") as conn:
             conn.execute(statement)
 
+    def comment_on_database(self, name: str, comment: str) -> None:
+        """``COMMENT ON DATABASE name IS comment`` (kept in the shared catalog, beside the database, until
+        it is dropped). Calls PostgreSQL. Raises NotFoundError when it does not exist,
+        PermissionDeniedError when not its owner, or the errors listed on :meth:`connect`."""
+        from psycopg import sql
+
+        statement = sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment))
+        with self.connect(f"comment on database {name}") as conn:
+            conn.execute(statement)
+
+    def databases_with_prefix(self, prefix: str) -> list[tuple[str, str | None]]:
+        """``(name, comment)`` of every database whose name starts with ``prefix`` (taken literally: ``_``
+        and ``%`` are not wildcards), by name. Calls PostgreSQL (``pg_database``, ``shobj_description``).
+        Raises ConfigurationError for an empty prefix, or the errors listed on :meth:`connect`."""
+        if not prefix:
+            raise ConfigurationError("a database prefix must not be empty", system=SYSTEM)
+        with self.connect("list databases") as conn:
+            rows = conn.execute(
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_catalog.pg_database "
+                "WHERE left(datname, %s) = %s ORDER BY datname",
+                (len(prefix), prefix),
+            ).fetchall()
+        return [(str(row[0]), None if row[1] is None else str(row[1])) for row in rows]
+
     def _admin_client(self, name: str) -> PostgresClient:
         # A database cannot be created from or dropped while connected to itself: use the maintenance db.
         return self.for_database(MAINTENANCE_DB) if name == self.dbname else self

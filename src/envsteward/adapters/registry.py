@@ -16,7 +16,13 @@ BACKUP_SOURCES     catalog ``backups[].kind``   target, environment, :class:`Cli
                                                 config renderer
 RESTORE_TARGETS    catalog ``backups[].kind``   target, destination, :class:`Clients`, secret resolver,
                                                 overwrite
+ROTATORS           rotator kind (see below)     reference, its rotation spec, generation policy,
+                                                :class:`Clients`, secret resolver
 =================  ===========================  =========================================================
+
+Rotator kinds: ``vault_kv``, ``secrets_manager``, ``ssm`` (by reference scheme) and ``postgres_role`` (a
+``secrets.rotation[].postgres`` spec: the role's password, stored by the reference's own stage);
+:func:`envsteward.rotation.decisions.rotator_kind` picks one.
 
 :func:`checkpoint_object_store` builds where audit checkpoints are kept (apart from the log).
 
@@ -52,9 +58,12 @@ if TYPE_CHECKING:
     from envsteward.adapters.vault import VaultClient
     from envsteward.audit.checkpoints import CheckpointSigner
     from envsteward.backup.sources.base import BackupSource, RestoreTarget
+    from envsteward.catalog.models import GeneratedValuePolicy, RotationSpec
     from envsteward.catalog.refs import SecretRef
     from envsteward.catalog.rendered import RenderedConfig
     from envsteward.ports import ConfigSource, KeyProvider, Notifier, ObjectStore, SecretStore, StateStore
+    from envsteward.rotation.engine import Rotation
+    from envsteward.rotation.ports import SecretStage
     from envsteward.settings import Settings
 
 F = TypeVar("F")
@@ -552,5 +561,76 @@ RESTORE_TARGETS: Registry[RestoreTargetFactory] = Registry(
         "vault_kv": _vault_kv_restore,
         "ssm": _ssm_restore,
         "config": _config_restore,
+    },
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Secret rotators (the ``rotate-secret`` flow): a store stage by scheme, plus a consumer for a DB role
+# ---------------------------------------------------------------------------------------------------------
+
+RotatorFactory = Callable[
+    ["SecretRef", "RotationSpec | None", "GeneratedValuePolicy", Clients, SecretResolver], "Rotation"
+]
+"""``(reference, its rotation spec or None, generation policy, clients, secret resolver) -> Rotation``;
+builds clients only (the PostgreSQL admin password is resolved now). Raises ConfigurationError."""
+
+
+def _store_stage(ref: SecretRef, clients: Clients) -> SecretStage:
+    if ref.scheme == "vault":
+        from envsteward.adapters.rotators_vault import VaultKVStage
+
+        return VaultKVStage(clients.vault(), ref)
+    if ref.scheme == "aws-sm":
+        from envsteward.adapters.rotators_aws import SecretsManagerStage
+
+        return SecretsManagerStage(clients.aws(), ref)
+    if ref.scheme == "ssm":
+        from envsteward.adapters.rotators_aws import SSMSecureStringStage
+
+        return SSMSecureStringStage(clients.aws(), ref)
+    raise ConfigurationError(f"{ref.uri()}: no rotator for scheme {ref.scheme!r}")
+
+
+def _store_rotator(
+    ref: SecretRef,
+    spec: RotationSpec | None,
+    policy: GeneratedValuePolicy,
+    clients: Clients,
+    resolve: SecretResolver,
+) -> Rotation:
+    from envsteward.rotation.decisions import STORE_ROTATORS
+    from envsteward.rotation.engine import Rotation
+
+    return Rotation(STORE_ROTATORS.get(ref.scheme, ref.scheme), _store_stage(ref, clients), policy)
+
+
+def _postgres_role_rotator(
+    ref: SecretRef,
+    spec: RotationSpec | None,
+    policy: GeneratedValuePolicy,
+    clients: Clients,
+    resolve: SecretResolver,
+) -> Rotation:
+    from envsteward.adapters.postgres import PostgresClient
+    from envsteward.adapters.rotators_postgres import PostgresRoleConsumer
+    from envsteward.rotation.engine import Rotation
+
+    if spec is None or spec.postgres is None:
+        raise ConfigurationError(f"{ref.uri()}: postgres_role rotation needs secrets.rotation[].postgres")
+    role = spec.postgres
+    password = resolve(role.admin_password) if role.admin_password is not None else None
+    admin = PostgresClient(role.admin_dsn, password=password)
+    consumer = PostgresRoleConsumer(admin, role.role, role.database, role.admin_dsn)
+    return Rotation("postgres_role", _store_stage(ref, clients), policy, consumer)
+
+
+ROTATORS: Registry[RotatorFactory] = Registry(
+    "secret rotator",
+    {
+        "vault_kv": _store_rotator,
+        "secrets_manager": _store_rotator,
+        "ssm": _store_rotator,
+        "postgres_role": _postgres_role_rotator,
     },
 )

@@ -458,6 +458,65 @@ class ManagedPrefixes(Frozen):
         return {"vault": list(self.vault), "aws-sm": list(self.secrets_manager), "ssm": list(self.ssm)}
 
 
+GENERATED_ALPHABETS: Final[dict[str, str]] = {
+    "alphanumeric": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+    "hex": "0123456789abcdef",
+    "base64url": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+    "printable": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#%*+,-.:=?@^_~",
+}
+"""Named alphabets for generated secret values (``printable`` leaves out quotes, ``$``, ``&``, ``/``, ``\\``
+and spaces, which break shells, URLs and connection strings)."""
+
+
+class GeneratedValuePolicy(Frozen):
+    """How a rotation generates a new value: ``length`` characters drawn uniformly (``secrets.choice``) from
+    the named ``alphabet``, or from ``characters`` when given (at least 10 distinct ones)."""
+
+    length: int = Field(default=32, ge=16, le=4096)
+    alphabet: Literal["alphanumeric", "hex", "base64url", "printable"] = "alphanumeric"
+    characters: str | None = None
+
+    @field_validator("characters")
+    @classmethod
+    def _enough_characters(cls, value: str | None) -> str | None:
+        if value is not None and (len(set(value)) < 10 or any(ch.isspace() for ch in value)):
+            raise ValueError("characters must hold at least 10 distinct characters and no whitespace")
+        return value
+
+    def symbols(self) -> str:
+        """The characters a generated value is drawn from (duplicates removed, order kept)."""
+        return "".join(dict.fromkeys(self.characters or GENERATED_ALPHABETS[self.alphabet]))
+
+
+_PG_ROLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
+
+
+def _check_role(value: str) -> str:
+    if not _PG_ROLE.match(value):
+        raise ValueError(f"invalid PostgreSQL role name {value!r}")
+    return value
+
+
+class PostgresRoleRotation(Frozen):
+    """The secret is a PostgreSQL role's password: rotation runs ``ALTER ROLE`` through ``admin_dsn`` (a
+    libpq DSN without a password; ``admin_password`` is a secret reference) and tests the new password by
+    connecting as ``role`` to ``database`` on the same server."""
+
+    role: Annotated[str, AfterValidator(_check_role)]
+    admin_dsn: str = Field(min_length=1)
+    admin_password: SecretRefField | None = None
+    database: str = Field(default="postgres", min_length=1, max_length=63)
+
+
+class RotationSpec(Frozen):
+    """How one reference is rotated when the store's own way is not enough: a PostgreSQL role whose password
+    it holds, and/or a generation policy other than the environment's."""
+
+    reference: SecretRefField
+    generate: GeneratedValuePolicy | None = None
+    postgres: PostgresRoleRotation | None = None
+
+
 class SecretsPolicy(Frozen):
     """An environment's secrets policy (``environments[].secrets``).
 
@@ -465,7 +524,8 @@ class SecretsPolicy(Frozen):
     production, none elsewhere; ``null``: no maximum); ``due_within_days``: a secret is *due* this many days
     before it is overdue; ``overrides``: a maximum per reference; ``certificate_alert_days``: a PEM
     certificate held as a secret is reported when it expires within each of these many days;
-    ``managed``: prefixes checked for orphans.
+    ``managed``: prefixes checked for orphans; ``backup_key_max_age_days``: the maximum age of the backup
+    key-encryption key (default 90 days, every tier; ``envsteward backup rotate-key`` resets it).
     """
 
     max_age_days: int | None = Field(default=None, ge=1, le=3650)
@@ -479,6 +539,28 @@ class SecretsPolicy(Frozen):
     """How old the backup key-encryption key (local key file, Vault transit key, KMS key material) of this
     environment's backups may get before ``envsteward backup rotate-key`` is overdue (the inventory reports
     it like a secret); ``null``: no maximum."""
+    generate: GeneratedValuePolicy = Field(default_factory=GeneratedValuePolicy)
+    """Length and alphabet of values that rotation generates (``rotation[].generate`` overrides it)."""
+    rotation: list[RotationSpec] = Field(default_factory=list)
+    """Per reference: a PostgreSQL role to rotate with it, or its own generation policy."""
+
+    @field_validator("rotation")
+    @classmethod
+    def _unique_rotations(cls, value: list[RotationSpec]) -> list[RotationSpec]:
+        uris = [spec.reference.uri() for spec in value]
+        duplicates = sorted({uri for uri in uris if uris.count(uri) > 1})
+        if duplicates:
+            raise ValueError(f"rotation lists references twice: {', '.join(duplicates)}")
+        return value
+
+    def rotation_for(self, reference: str) -> RotationSpec | None:
+        """The rotation spec of the reference with URI ``reference`` (no ``secret+``); None: the defaults."""
+        return next((spec for spec in self.rotation if spec.reference.uri() == reference), None)
+
+    def generation_for(self, reference: str) -> GeneratedValuePolicy:
+        """The generation policy of ``reference``: its own, else the environment's."""
+        spec = self.rotation_for(reference)
+        return spec.generate if spec is not None and spec.generate is not None else self.generate
 
     @field_validator("overrides")
     @classmethod

@@ -198,18 +198,29 @@ def show(
     _print_table(records)
 
 
+WIDE_COLUMNS = 140
+"""From this terminal width on, one table row per record; narrower, one short block per record."""
+
+
 def _print_table(records: list[AuditRecord]) -> None:
+    """The records as a table on a wide terminal; on a narrow one (80 columns) as blocks of short lines
+    (seq, time and action; environment, target and actor; the details), so nothing is cut into one
+    character per line and no id is split. ``--json`` has every field in full."""
     from rich.markup import escape
     from rich.table import Table
 
+    out = console()
+    if out.width < WIDE_COLUMNS:
+        _print_blocks(records)
+        return
     table = Table(show_lines=False, header_style="bold")
     table.add_column("seq", justify="right", no_wrap=True)
     table.add_column("time", no_wrap=True)
-    table.add_column("actor")
+    table.add_column("actor", no_wrap=True)
     table.add_column("action", no_wrap=True)
-    table.add_column("environment")
-    table.add_column("target", overflow="fold")
-    table.add_column("details", overflow="fold")
+    table.add_column("environment", no_wrap=True)
+    table.add_column("target", no_wrap=True)
+    table.add_column("details", overflow="fold", ratio=1)
     for record in records:
         table.add_row(
             str(record.seq),
@@ -220,7 +231,34 @@ def _print_table(records: list[AuditRecord]) -> None:
             escape(record.target),
             escape(compact_details(record.details)),
         )
-    console().print(table)
+    out.print(table)
+
+
+def _print_blocks(records: list[AuditRecord]) -> None:
+    from rich.padding import Padding
+    from rich.text import Text
+
+    out = console()
+    indent = 6
+    room = max(20, out.width - indent)
+    for record in records:
+        out.print(
+            Text.assemble(
+                (f"{record.seq:>4}", "bold"),
+                "  ",
+                record.time.strftime("%Y-%m-%d %H:%M:%SZ"),
+                "  ",
+                (record.action, "bold"),
+            ),
+            highlight=False,
+        )
+        lines = [
+            Text(f"{record.environment or '-'}  {record.target}  by {record.actor}"),
+            Text(compact_details(record.details, width=room * 2), style="dim"),
+        ]
+        for line in lines:
+            line.overflow = "fold"
+            out.print(Padding(line, (0, 0, 0, indent)), highlight=False)
 
 
 def compact_details(details: dict[str, object], width: int = _DETAILS_WIDTH) -> str:

@@ -6,7 +6,10 @@
   flow does (``--no-notify`` to skip alerts). Without ``--env``: every environment whose catalog entry has
   a ``drill`` section. ``--report FILE`` writes the markdown report (with the chart).
   Exit codes: 0 passed, 1 failed (or an error), 3 verified but a target missed.
-* ``drill history [--env E] [--limit N] [--json] [--chart FILE.svg]`` — past drills, newest first.
+  Every run first sweeps abandoned drills (killed ones; see :mod:`envsteward.drill.abandoned`) and prints
+  what it found as notes.
+* ``drill history [--env E] [--limit N] [--json] [--chart FILE.svg]`` — past drills, newest first,
+  abandoned ones (found by a later drill's sweep) with status ``abandoned``. Read-only.
 """
 
 from __future__ import annotations
@@ -186,6 +189,8 @@ def _print_records(records: list[DrillRecord]) -> None:
             err_console().print(f"[bold red]failed:[/] {escape(record.error)}", soft_wrap=True)
         if record.scratch_removed is False:
             err_console().print(f"[bold red]scratch target NOT removed:[/] {escape(record.scratch or '')}")
+        for note in record.notes:  # what the sweep of abandoned drills found, a mark that failed
+            err_console().print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True, highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -246,7 +251,7 @@ def _history(
         table.add_column(column, overflow="fold")
     for row in rows:
         status = row["status"]
-        colour = {"passed": "green", "target_missed": "yellow"}.get(status, "red")
+        colour = {"passed": "green", "target_missed": "yellow", "abandoned": "magenta"}.get(status, "red")
         table.add_row(
             row["started"],
             row["environment"],

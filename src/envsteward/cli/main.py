@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from envsteward import __version__
-from envsteward.cli import audit, backup, drift, drill, health, promote, retention, secrets, validate
+from envsteward.cli import audit, backup, drift, drill, health, promote, retention, secrets, status, validate
 
 app = typer.Typer(
     name="envsteward",
@@ -30,6 +30,7 @@ def version() -> None:
 validate.register(app)
 health.register(app)
 promote.register(app)
+status.register(app)
 app.add_typer(audit.app, name="audit")
 app.add_typer(drift.app, name="drift")
 app.add_typer(backup.app, name="backup")

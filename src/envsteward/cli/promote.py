@@ -3,7 +3,8 @@
 ``promote`` runs the promote flow in this process (a local run: it pauses in place while it waits for
 approval), or with ``--deployment`` starts a run of the ``promote`` deployment and returns at once (the run
 suspends on a worker while it waits). ``approve``/``reject`` answer a waiting run's approval form through the
-Prefect API (``PREFECT_API_URL``), like the UI's Resume form.
+Prefect API (``PREFECT_API_URL``), like the UI's Resume form: a promote run, or a rotate-secret run (a
+production rotation waits at the same gates with the same form).
 
 Everything that needs no server is checked first (catalog, environments, promotion path, ``--select``
 globs); an unreachable Prefect API is one line naming ``PREFECT_API_URL`` and what to do, never a
@@ -19,10 +20,12 @@ Heavy imports (prefect, the flow) stay inside the functions: ``envsteward --help
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -132,15 +135,23 @@ def log_path() -> Path:
     return path
 
 
+FINISHED = "Finished in state "
+
+
 class _NoErrorsOnTheTerminal(logging.Filter):
     """On the console: progress only. Error records, anything with a traceback and a run's failed final
     state (Prefect logs it at INFO, repeating the error) go to the log file only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from envsteward.promotion.decisions import completed_state_names
+
         if record.levelno >= logging.ERROR or record.exc_info:
             return False
         message = record.getMessage()
-        return not (message.startswith("Finished in state") and "Completed" not in message[:30])
+        if not message.startswith(FINISHED):
+            return True
+        name = message[len(FINISHED) :].split("(", 1)[0].strip()
+        return name in completed_state_names()
 
 
 @contextmanager
@@ -224,7 +235,7 @@ def _repair(target: str) -> None:
     result: dict[str, Any] = _run_locally(flow, {"target": target}, "the rollback sweep")
     lines = list(result.get("lines", []))
     for line in lines:
-        console().print(line, markup=False)
+        console().print(line, markup=False, soft_wrap=True)
     if not lines:
         console().print(f"{target}: no rollback journal; nothing to repair", markup=False)
     left = [*result.get("pending", []), *result.get("skipped", [])]
@@ -284,7 +295,30 @@ def _start_deployment(name: str, parameters: dict[str, Any]) -> None:
     console().print(f"started flow run {run.id} ({run.name}) of {name}", markup=False)
 
 
-def _answer(run_id: str, decision: str, reviewer: str, comment: str) -> None:
+@dataclass(frozen=True)
+class GatedFlow:
+    """A flow that waits at ``approval-N`` gates with the promotions' Resume form, and where its run keeps
+    what :func:`_precheck` needs."""
+
+    noun: str
+    environment_parameter: str
+    """The run parameter naming the environment whose approver list applies."""
+    audit: str
+    """The audit action prefix: ``<audit>.requested`` (actor: the requester), ``<audit>.approved``."""
+    has_lease: bool
+    """The environment's promotion lease records the requester too."""
+
+
+GATED_FLOWS = {
+    "promote": GatedFlow("promotion", "target", "promotion", has_lease=True),
+    "rotate-secret": GatedFlow("secret rotation", "environment", "rotation", has_lease=False),
+}
+"""Flow name -> how its approvals are kept (flows/promote.py, flows/rotate_secret.py)."""
+
+
+def _answer(run_id: str, decision: str, reviewer: str, comment: str, wait: float | None = None) -> None:
+    """Check the answer locally (:func:`_precheck`), send it like the Resume form, and with ``wait``
+    follow the run until it took the answer. Exits 1 with one line on anything that stops it."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
@@ -310,14 +344,22 @@ def _answer(run_id: str, decision: str, reviewer: str, comment: str) -> None:
     except Exception as exc:  # noqa: BLE001 - named by type only
         fail(api_unreachable(api, exc))
         return
-    if flow.name != "promote":
-        fail(f"flow run {run_id} is a {flow.name!r} run, not a promotion")
+    gated = GATED_FLOWS.get(flow.name)
+    if gated is None:
+        fail(
+            f"flow run {run_id} is a {flow.name!r} run, not a promotion or a secret rotation "
+            f"(approve/reject answer {' and '.join(repr(name) for name in GATED_FLOWS)} runs)"
+        )
+        return
     state = flow_run.state
     if state is None or not state.is_paused():
         fail(
             f"flow run {run_id} is {state.name if state else 'not started'}, not waiting for approval "
-            "(only a paused or suspended promotion can be answered)"
+            f"(only a paused or suspended {gated.noun} can be answered)"
         )
+    assert state is not None
+    _precheck(gated, run_id, dict(flow_run.parameters or {}), decision, reviewer, comment)
+    gate = state.state_details.pause_key
     try:
         resume_flow_run(
             flow_run_id, run_input={"decision": decision, "reviewer": reviewer, "comment": comment}
@@ -330,29 +372,111 @@ def _answer(run_id: str, decision: str, reviewer: str, comment: str) -> None:
         )
     except RuntimeError as exc:
         fail(f"the Prefect API refused the answer for flow run {run_id}: {exc}")
-    verb = "approved" if decision == "approve" else "rejected"
-    console().print(
-        f"{verb} flow run {run_id} as {reviewer}; the promotion checks the answer (see the run's logs and "
-        "`envsteward audit`): a refused answer (requester, not an approver) does not count",
-        markup=False,
+    verb = "approval" if decision == "approve" else "rejection"
+    if wait is None:
+        console().print(
+            f"sent {reviewer}'s {verb} to flow run {run_id}; the {gated.noun} records it "
+            f"(`envsteward approve --wait` follows the run)",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    console().print(_follow(flow_run_id, gate, wait), markup=False, soft_wrap=True)
+
+
+def _precheck(  # noqa: PLR0917 - one call site
+    gated: GatedFlow, run_id: str, parameters: dict[str, Any], decision: str, reviewer: str, comment: str
+) -> None:
+    """Refuse (exit 1, one line) an answer the flow would refuse: the requester approving, a reviewer not
+    on the environment's approver list, a second approval by the same person. Reads the run's parameters,
+    the catalog, the audit log (the run's ``<kind>.requested``/``<kind>.approved`` records) and, for a
+    promotion, the target's lease; what cannot be read is left to the flow."""
+    from envsteward.promotion import lock as promotion_lock
+    from envsteward.promotion.approval import Answer, precheck
+    from envsteward.services import get_services
+
+    environment = str(parameters.get(gated.environment_parameter) or "")
+    services = get_services()
+    try:
+        policy = services.catalog().environment(environment).approval
+    except EnvstewardError:
+        return  # no catalog here (or not this environment): the flow judges the answer
+    requester: str | None = str(parameters.get("requested_by") or "").strip() or None
+    approved: list[str] = []
+    # the state store or the audit log may not be readable here: then judge with less
+    with contextlib.suppress(Exception):
+        if gated.has_lease:
+            lease = promotion_lock.holder(services.state_store(), environment)
+            if requester is None and lease is not None and lease.get("run_id") == run_id:
+                requester = str(lease.get("requested_by") or "") or None
+        for record in services.audit_log().records(environment=environment, action=f"{gated.audit}.*"):
+            if record.details.get("run_id") != run_id:
+                continue
+            if record.action == f"{gated.audit}.requested" and requester is None:
+                requester = record.actor
+            elif record.action == f"{gated.audit}.approved" and record.actor not in approved:
+                approved.append(record.actor)
+    answer = Answer(
+        decision="approve" if decision == "approve" else "reject", reviewer=reviewer.strip(), comment=comment
     )
+    ruling = precheck(answer, policy, requester, tuple(approved))
+    if not ruling.accepted:
+        fail(f"not sent: {ruling.reason} (flow run {run_id})")
+
+
+def _follow(flow_run_id: Any, gate: str | None, timeout: float) -> str:
+    """Wait until the run took the answer (it waits at another gate, or it finished); one line saying
+    what it did. Exits 1 when ``timeout`` seconds pass first. Calls the Prefect API."""
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(flow_run_id)
+            state = run.state
+            if state is not None and state.is_final():
+                message = " ".join((state.message or "").split())
+                return f"flow run {flow_run_id} ended {state.name}" + (f": {message}" if message else "")
+            if state is not None and state.is_paused() and state.state_details.pause_key != gate:
+                return (
+                    f"flow run {flow_run_id} took the answer and waits for approval again "
+                    f"({state.state_details.pause_key}; see the form for the approvals so far)"
+                )
+            if time.monotonic() > deadline:
+                fail(
+                    f"flow run {flow_run_id} is {state.name if state else 'unknown'} after {timeout:g} s; "
+                    "the answer was sent (is a worker running?)"
+                )
+            time.sleep(1)
+
+
+WAIT_OPTION = typer.Option(
+    "--wait",
+    help="Follow the run until it took the answer (next gate, or its final state); up to --timeout seconds.",
+)
 
 
 @handle_errors
 def approve_command(
-    run_id: Annotated[str, typer.Argument(help="The waiting promote flow run's id.")],
+    run_id: Annotated[str, typer.Argument(help="The waiting promote or rotate-secret flow run's id.")],
     reviewer: Annotated[str, typer.Option("--reviewer", help="Your name, as on the target's approver list.")],
     comment: Annotated[str, typer.Option("--comment", help="Why (recorded in the audit log).")] = "",
+    wait: Annotated[bool, WAIT_OPTION] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 600.0,
 ) -> None:
-    """Approve a promotion that waits for approval."""
-    _answer(run_id, "approve", reviewer, comment)
+    """Approve a promotion or a secret rotation that waits for approval."""
+    _answer(run_id, "approve", reviewer, comment, timeout if wait else None)
 
 
 @handle_errors
 def reject_command(
-    run_id: Annotated[str, typer.Argument(help="The waiting promote flow run's id.")],
+    run_id: Annotated[str, typer.Argument(help="The waiting promote or rotate-secret flow run's id.")],
     reviewer: Annotated[str, typer.Option("--reviewer", help="Your name, as on the target's approver list.")],
     comment: Annotated[str, typer.Option("--comment", help="Why (recorded in the audit log).")] = "",
+    wait: Annotated[bool, WAIT_OPTION] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 600.0,
 ) -> None:
-    """Reject a promotion that waits for approval (one rejection ends it)."""
-    _answer(run_id, "reject", reviewer, comment)
+    """Reject a promotion or a secret rotation that waits for approval (one rejection ends it)."""
+    _answer(run_id, "reject", reviewer, comment, timeout if wait else None)

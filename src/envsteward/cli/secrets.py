@@ -1,5 +1,9 @@
 """``envsteward secrets …``: the secret inventory, now, without Prefect. Read-only: creates nothing.
 
+``envsteward secrets rotate ENV REF [--dry-run]`` runs the ``rotate-secret`` flow in this process (a
+production secret waits for approval: answer with the Resume form); ``--dry-run`` prints the plan and
+changes nothing. It prints the outcome, never a value.
+
 ``envsteward secrets list [--env E] [--json]`` shows every secret reference with its state, version, age
 and due date (exit 0; 1 when something could not be read or on error). ``envsteward secrets check [--env E]
 [--json]`` shows the findings (missing, overdue, due, orphans, plaintext, expiring certificates): exit 0
@@ -52,6 +56,46 @@ def check_secrets(env: EnvOption = None, as_json: JsonOption = False, catalog: C
     from envsteward.cli._common import handle_errors
 
     raise typer.Exit(handle_errors(_run)(env or [], as_json, catalog, findings_only=True))
+
+
+@app.command("rotate", cls=_UsageErrorsExitOne)
+def rotate_secret_command(
+    environment: Annotated[str, typer.Argument(help="The environment whose secret it is.")],
+    reference: Annotated[
+        str, typer.Argument(help="The secret reference, e.g. vault://secret/app/db#password.")
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (shown to approvers, audited).")] = "",
+    catalog: CatalogOption = None,
+) -> None:
+    """Rotate one secret now: create a pending value, set it where used, test it, make it current."""
+    from envsteward.cli._common import handle_errors
+
+    raise typer.Exit(handle_errors(_rotate)(environment, reference, dry_run, reason, catalog))
+
+
+def _rotate(environment: str, reference: str, dry_run: bool, reason: str, catalog: Path | None) -> int:
+    """Run the rotate-secret flow locally and print its outcome. Raises envsteward errors."""
+    import importlib
+
+    from rich.markdown import Markdown
+
+    from envsteward.cli._common import EXIT_OK, console, services_for
+    from envsteward.cli.promote import _run_locally
+    from envsteward.services import set_services
+
+    if catalog is not None:
+        set_services(services_for(catalog))
+    # flows/ is mapped into the distribution as envsteward.flows (pyproject package-dir); imported by name
+    # so that mypy, which checks src/ only, does not follow it
+    rotate_secret = importlib.import_module("envsteward.flows.rotate_secret").rotate_secret
+    parameters = {"environment": environment, "reference": reference, "dry_run": dry_run, "reason": reason}
+    result = _run_locally(rotate_secret, parameters, "the rotation run")
+    out = console()
+    if result.get("plan_markdown"):
+        out.print(Markdown(result["plan_markdown"]))
+    out.print(f"{result['outcome']}: {result['message']}", markup=False, highlight=False)
+    return EXIT_OK
 
 
 def _run(environments: list[str], as_json: bool, catalog: Path | None, *, findings_only: bool) -> int:

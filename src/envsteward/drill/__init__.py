@@ -10,6 +10,8 @@ RTO and RPO against the catalog's targets, and always tear the scratch target do
   satisfies it).
 * :mod:`.scratch` — scratch targets per kind (PostgreSQL database, Vault KV prefix, SQLite/config file).
 * :mod:`.history` — drill records in the state store.
+* :mod:`.abandoned` — the drill ledger, scratch markers, and the sweep of killed drills' leftovers
+  (``drill.abandoned``); :mod:`.limits` — the phases' timeouts and their total (the sweep's threshold).
 * :mod:`.report` — markdown, verification table rows, SVG chart.
 * :mod:`.alerts` — who is told (Slack/email for a missed target, PagerDuty too for a failure).
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from envsteward.drill.model import DrillRecord
+from envsteward.drill.model import DrillRecord, DrillStatus
 from envsteward.errors import IntegrityError
 from envsteward.ports import JSONValue, StateStore
 
@@ -59,8 +59,13 @@ def load_history(store: StateStore, environment: str, limit: int | None = None) 
 
 
 def previous_drill(history: Sequence[DrillRecord], drill_id: str) -> DrillRecord | None:
-    """The drill before ``drill_id`` in ``history`` (oldest first), or the last one when it is absent."""
-    earlier = [record for record in history if record.drill_id != drill_id]
+    """The drill before ``drill_id`` in ``history`` (oldest first), or the last one when it is absent.
+    Abandoned drills are skipped: they verified nothing, so they neither raise nor resolve an alert."""
+    earlier = [
+        record
+        for record in history
+        if record.drill_id != drill_id and record.status is not DrillStatus.ABANDONED
+    ]
     return earlier[-1] if earlier else None
 
 

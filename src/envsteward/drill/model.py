@@ -14,11 +14,14 @@ from typing import Any
 
 class DrillStatus(StrEnum):
     """``passed``: restored, verified and within both targets. ``target_missed``: restored and verified,
-    but RTO or RPO above its target. ``failed``: a step failed (nothing verified, or data differ)."""
+    but RTO or RPO above its target. ``failed``: a step failed (nothing verified, or data differ).
+    ``abandoned``: the drill never ended (killed); a later drill's sweep found it and removed its scratch
+    target (:mod:`envsteward.drill.abandoned`)."""
 
     PASSED = "passed"
     TARGET_MISSED = "target_missed"
     FAILED = "failed"
+    ABANDONED = "abandoned"
 
 
 class PhaseName(StrEnum):

@@ -26,6 +26,12 @@ target_missed / passed. A drill that restored and verified its backup (passed or
 verified-by-drill in the store it was read from, so retention keeps it. Audit: ``drill.started`` before
 anything happens, then one of ``drill.passed``, ``drill.target_missed``, ``drill.failed``.
 
+Crash leftovers (:mod:`.abandoned`): :func:`start_drill` first sweeps drills killed longer ago than the
+drill's total timeout (their scratch targets removed, ``drill.abandoned`` audited, an ``abandoned`` history
+record), then records the drill in the ledger BEFORE auditing ``drill.started``; ``restore`` records the
+scratch target BEFORE creating it (and marks a PostgreSQL database with a comment); teardown and
+:func:`finish_drill` clear those records only once the target is gone / the outcome is audited.
+
 External calls (through ``services``, a :class:`~envsteward.drill.ports.DrillServices`): the catalog,
 the object store of the region, the backup's key provider (local key, Vault transit, KMS), the drill
 PostgreSQL server / Vault / local files, the audit log.
@@ -45,6 +51,7 @@ from envsteward.backup.drill_marks import mark_verified_by_drill
 from envsteward.backup.manifest import Manifest
 from envsteward.backup.pipeline import list_backups, read_manifest, restore_backup, verify_backup
 from envsteward.backup.progress import ProgressCallback
+from envsteward.drill.abandoned import DrillLedger, ScratchMarker, SweepReport, sweep_abandoned
 from envsteward.drill.decisions import (
     RANDOM,
     REGION_DR,
@@ -59,6 +66,7 @@ from envsteward.drill.decisions import (
     scratch_name,
     verdict,
 )
+from envsteward.drill.limits import DRILL_TIMEOUT_SECONDS
 from envsteward.drill.model import (
     PHASE_ORDER,
     DrillRecord,
@@ -70,7 +78,7 @@ from envsteward.drill.model import (
     Verification,
 )
 from envsteward.drill.scratch import FileScratch, PostgresScratch, Scratch, VaultKVScratch
-from envsteward.errors import ConfigurationError, EnvstewardError, IntegrityError
+from envsteward.errors import ConfigurationError, ConflictError, EnvstewardError, IntegrityError
 
 if TYPE_CHECKING:
     from envsteward.backup.stores import BackupStores
@@ -167,10 +175,17 @@ class Drill:
         target: str | None,
         started: datetime,
         clock: Clock,
+        ledger: DrillLedger | None = None,
+        owner: str = "",
+        run: str | None = None,
+        sweep: SweepReport | None = None,
     ) -> None:
         self.drill_id, self.short_id = drill_id, short_id
         self.env_spec, self.stores, self.region = env_spec, stores, region
         self.requested, self.target, self.started, self.clock = requested, target, started, clock
+        self.ledger, self.owner, self.run = ledger, owner, run
+        self.sweep = sweep
+        self.scratch_name: str | None = None
         self.setup: DrillSetup | None = None
         self.scratch: Scratch | None = None
         self.backup_id: str | None = None
@@ -238,12 +253,18 @@ def start_drill(
     clock: Clock | None = None,
     token: str | None = None,
     stores: BackupStores | None = None,
+    run: str | None = None,
+    abandoned_after_seconds: float = DRILL_TIMEOUT_SECONDS,
 ) -> Drill:
-    """Check the request, name the drill and audit ``drill.started``. Nothing is read or created yet.
+    """Sweep abandoned drills (:func:`~envsteward.drill.abandoned.sweep_abandoned`: older than
+    ``abandoned_after_seconds``), check the request, name the drill, record it in the drill ledger and
+    audit ``drill.started``. Nothing of this drill is read or created yet. ``run``: the run that drills
+    (a flow run id; default: this process), kept in the ledger and the scratch marker.
 
     Raises CatalogError for an unknown environment, ConfigurationError for a malformed ``backup`` or
-    ``region``, and the audit log's errors when ``drill.started`` cannot be recorded. Calls the catalog,
-    the backup stores' settings and the audit log.
+    ``region``, the state store's errors when the drill cannot be recorded in the ledger, and the audit
+    log's errors when ``drill.started`` cannot be recorded. Calls the catalog, the backup stores'
+    settings, the state store, the audit log, and what the sweep calls.
     """
     now = clock or utcnow
     requested = parse_request(backup)
@@ -253,14 +274,36 @@ def start_drill(
 
         stores = backup_stores(services)
     region_name = parse_region(region, dr_region=stores.dr_region, primary_region=stores.primary_region)
+    ledger = DrillLedger(services.state_store())
+    owner = ledger.owner()
+    sweep = sweep_abandoned(
+        services, environment, ledger, owner=owner, older_than_seconds=abandoned_after_seconds
+    )
     started = now()
     drill_id, short_id = new_drill_id(started, token)
-    services.audit_log().append(
-        "drill.started",
-        target=f"{environment}/{target or (env_spec.drill.target if env_spec.drill else None) or '*'}",
+    run = run or process_label()
+    wanted = target or (env_spec.drill.target if env_spec.drill else None)
+    # recorded BEFORE drill.started: a drill killed from here on leaves an entry the next sweep finds
+    ledger.begin(
+        drill_id,
         environment=environment,
-        details={"drill_id": drill_id, "requested": requested, "region": region_name},
+        target=wanted,
+        run=run,
+        started_at=started.isoformat(),
+        requested=requested,
+        region=region_name,
     )
+    try:
+        services.audit_log().append(
+            "drill.started",
+            target=f"{environment}/{wanted or '*'}",
+            environment=environment,
+            details={"drill_id": drill_id, "requested": requested, "region": region_name, "run": run},
+        )
+    except BaseException:
+        with contextlib.suppress(EnvstewardError):
+            ledger.forget(drill_id)
+        raise
     return Drill(
         drill_id=drill_id,
         short_id=short_id,
@@ -271,7 +314,19 @@ def start_drill(
         target=target,
         started=started,
         clock=now,
+        ledger=ledger,
+        owner=owner,
+        run=run,
+        sweep=sweep,
     )
+
+
+def process_label() -> str:
+    """This process, as the run that drills when no flow run is given: ``pid 123 on host``."""
+    import os
+    import socket
+
+    return f"pid {os.getpid()} on {socket.gethostname()}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -285,7 +340,8 @@ def prepare(services: DrillServices, drill: Drill) -> None:
     with drill.phase(PhaseName.PREPARE):
         setup = _prepare(services, drill.env_spec, drill.stores, drill.region, drill.target)
         drill.setup = setup
-        drill.scratch = _scratch_for(services, setup, scratch_name(drill.env_spec.name, drill.short_id))
+        drill.scratch_name = scratch_name(drill.env_spec.name, drill.short_id)
+        drill.scratch = _scratch_for(services, setup, drill.scratch_name)
 
 
 def choose(drill: Drill, rng: random.Random | None = None) -> str:
@@ -324,7 +380,7 @@ def restore(drill: Drill, progress: ProgressCallback | None = None) -> None:
         if scratch.created and not scratch.teardown():
             raise DrillStepError(f"scratch target {scratch.name} of a failed attempt could not be removed")
         scratch.created = False
-        scratch.create()
+        _create_scratch(drill, setup, scratch)
         with scratch.restore_target().begin() as writer:
             # verified completely in fetch_verify; this pass authenticates every chunk again as it restores
             restore_backup(
@@ -384,6 +440,31 @@ def health(drill: Drill) -> None:
     drill.ready_at = drill.clock()
 
 
+def _create_scratch(drill: Drill, setup: DrillSetup, scratch: Scratch) -> None:
+    """Record the scratch target in the ledger, THEN create it (with its marker): a drill killed at any
+    point leaves a record naming what it may have created. Raises ConflictError when the place exists (it
+    is not ours: the record is withdrawn), the state store's and the scratch system's errors."""
+    name = drill.scratch_name or scratch.name
+    if drill.ledger is not None:
+        drill.ledger.scratch(
+            drill.drill_id, kind=scratch.kind, name=name, location=scratch.location, target=setup.target.name
+        )
+    marker = ScratchMarker(
+        scratch=name,
+        drill_id=drill.drill_id,
+        environment=setup.environment,
+        owner=drill.owner,
+        created_at=utcnow(),  # wall clock, whatever the drill's clock: sweeps compare it with theirs
+        run=drill.run,
+    )
+    try:
+        scratch.create(marker.encode())
+    except ConflictError:
+        if drill.ledger is not None:
+            drill.ledger.scratch_removed(drill.drill_id)
+        raise
+
+
 def teardown(drill: Drill) -> bool | None:
     """Remove the scratch target if this drill created it and confirm it is gone; None when nothing was
     created (a name collision is not ours to remove). Raises DrillStepError when it is still there, and
@@ -398,6 +479,10 @@ def teardown(drill: Drill) -> bool | None:
                 f"scratch target {scratch.name} still exists after teardown: remove it by hand"
             )
         drill.scratch_removed = True
+        if drill.ledger is not None:
+            # bookkeeping: a stale record only makes a later sweep confirm the target is gone
+            with contextlib.suppress(EnvstewardError):
+                drill.ledger.scratch_removed(drill.drill_id)
     return True
 
 
@@ -422,6 +507,19 @@ def finish_drill(services: DrillServices, drill: Drill) -> DrillRecord:
     if record.status is not DrillStatus.FAILED and setup is not None and record.backup_id is not None:
         record = _mark(record, setup, record.finished_at)
     _audit_outcome(services, record)
+    if drill.ledger is not None:
+        # after the outcome is audited: a drill killed before this line is reported abandoned (over-
+        # reporting a drill that just ended beats never reporting one that did not)
+        try:
+            drill.ledger.end(drill.drill_id, record.status.value)
+        except EnvstewardError as exc:
+            record = record.with_updates(
+                notes=(
+                    *record.notes,
+                    f"could not update the drill ledger (a later sweep may report this "
+                    f"drill abandoned): {exc}",
+                )
+            )
     return record
 
 
@@ -437,6 +535,7 @@ def run_drill(
     token: str | None = None,
     stores: BackupStores | None = None,
     progress: ProgressCallback | None = None,
+    abandoned_after_seconds: float = DRILL_TIMEOUT_SECONDS,
 ) -> DrillRecord:
     """Run one DR drill of ``environment`` in this process (the CLI; the flow runs the same phases as
     tasks) and return its record. ``clock``, ``rng`` and ``token`` are injectable for tests.
@@ -444,7 +543,15 @@ def run_drill(
     Raises what :func:`start_drill` raises; every failure after that is returned as a failed drill.
     """
     drill = start_drill(
-        services, environment, backup, region, target=target, clock=clock, token=token, stores=stores
+        services,
+        environment,
+        backup,
+        region,
+        target=target,
+        clock=clock,
+        token=token,
+        stores=stores,
+        abandoned_after_seconds=abandoned_after_seconds,
     )
     steps: dict[PhaseName, Callable[[], object]] = {
         PhaseName.PREPARE: lambda: prepare(services, drill),
@@ -513,7 +620,7 @@ def _record(drill: Drill) -> DrillRecord:
         verifications=drill.verifications,
         failed_phase=failed.name if failed is not None else None,
         error=error if error is not None or status is not DrillStatus.FAILED else reason,
-        notes=(),
+        notes=tuple(drill.sweep.lines()) if drill.sweep is not None else (),
     )
 
 
@@ -705,6 +812,7 @@ __all__ = [
     "health",
     "pick_target",
     "prepare",
+    "process_label",
     "restore",
     "run_drill",
     "safe_error",

@@ -11,12 +11,13 @@ if TYPE_CHECKING:
     from envsteward.adapters.vault import VaultClient
     from envsteward.audit import AuditLog
     from envsteward.catalog import Catalog
-    from envsteward.ports import KeyProvider, ObjectStore
+    from envsteward.ports import KeyProvider, ObjectStore, StateStore
     from envsteward.settings import Settings
 
 
 class DrillServices(CheckServices, Protocol):
-    """The catalog, the audit log and the settings (``home`` for file scratch targets); the Vault client
+    """The catalog, the audit log, the state store (the drill ledger, the history) and the settings
+    (``home`` for file scratch targets); the Vault client
     (Vault KV scratch prefixes); the secret resolver and AWS clients (the drill server's password, the
     health checks run against the restored target); the object store and key providers (the backup
     stores and the key that unwraps a backup's data key)."""
@@ -26,6 +27,8 @@ class DrillServices(CheckServices, Protocol):
     def catalog(self) -> Catalog: ...
 
     def audit_log(self) -> AuditLog: ...
+
+    def state_store(self) -> StateStore: ...
 
     def vault_client(self) -> VaultClient: ...
 

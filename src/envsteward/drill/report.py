@@ -19,6 +19,7 @@ STATUS_TEXT = {
     DrillStatus.PASSED: "PASSED",
     DrillStatus.TARGET_MISSED: "TARGET MISSED",
     DrillStatus.FAILED: "FAILED",
+    DrillStatus.ABANDONED: "ABANDONED",
 }
 CHART_DRILLS = 12
 """How many recent drills the chart shows."""

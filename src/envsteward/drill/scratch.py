@@ -106,14 +106,18 @@ class Scratch(ABC):
     kind: str
     name: str
     """What the record shows: a database name, a KV prefix, a folder."""
+    location: str
+    """Where the drill ledger finds it again: the drill server's DSN (no password), the KV mount, the
+    folder."""
 
     def __init__(self) -> None:
         self.created = False
 
     @abstractmethod
-    def create(self) -> None:
-        """Create the empty scratch place. Raises ConflictError when it already exists (nothing is
-        created, nothing will be removed), and the system's errors."""
+    def create(self, marker: str | None = None) -> None:
+        """Create the empty scratch place, labelled with ``marker`` where the system keeps a label (a
+        PostgreSQL database's comment). Raises ConflictError when it already exists (nothing is created,
+        nothing will be removed), and the system's errors."""
 
     @abstractmethod
     def restore_target(self) -> RestoreTarget:
@@ -167,6 +171,7 @@ class PostgresScratch(Scratch):
 
         super().__init__()
         self.server_dsn = server_dsn
+        self.location = server_dsn
         self.server = PostgresClient(server_dsn, password=password, connect_timeout=10)
         self.name = database
         self.client = self.server.for_database(database)
@@ -180,10 +185,14 @@ class PostgresScratch(Scratch):
     def __repr__(self) -> str:
         return f"PostgresScratch(target={self.client.target!r})"
 
-    def create(self) -> None:
-        """CREATE DATABASE on the drill server. Raises ConflictError when it exists."""
+    def create(self, marker: str | None = None) -> None:
+        """CREATE DATABASE on the drill server, then COMMENT ON DATABASE with ``marker`` (two statements:
+        CREATE DATABASE cannot run in a transaction; the drill ledger names the database before it is
+        created). Raises ConflictError when it exists."""
         self.server.create_database(self.name)
         self.created = True
+        if marker is not None:
+            self.server.comment_on_database(self.name, marker)
 
     def restore_target(self) -> RestoreTarget:
         from envsteward.adapters.postgres import dsn_for_database
@@ -271,6 +280,7 @@ class VaultKVScratch(Scratch):
         super().__init__()
         self.client = client
         self.mount = mount
+        self.location = mount
         self.prefix = f"{VAULT_SCRATCH_FOLDER}/{scratch_name}"
         self.name = f"{mount}/{self.prefix}"
         self._expected: dict[str, str] = {}
@@ -286,8 +296,9 @@ class VaultKVScratch(Scratch):
             paths.insert(0, "")
         return paths
 
-    def create(self) -> None:
-        """Claim the prefix. Raises ConflictError when anything is stored under it already."""
+    def create(self, marker: str | None = None) -> None:
+        """Claim the prefix (the drill ledger is its only label). Raises ConflictError when anything is
+        stored under it already."""
         if self._existing():
             raise ConflictError(f"scratch prefix {self.name} is not empty", system="vault", operation="drill")
         self.created = True
@@ -386,13 +397,15 @@ class FileScratch(Scratch):
         self.kind = kind
         self.folder = folder
         self.name = str(folder)
+        self.location = str(folder)
         self.path = folder / ("restored.db" if kind == "sqlite" else "config.json")
         self.smoke_queries = tuple(smoke_queries)
 
     def __repr__(self) -> str:
         return f"FileScratch(kind={self.kind!r}, folder={str(self.folder)!r})"
 
-    def create(self) -> None:
+    def create(self, marker: str | None = None) -> None:
+        """Make the folder (the drill ledger is its label). Raises ConflictError when it exists."""
         try:
             self.folder.parent.mkdir(parents=True, exist_ok=True)
             self.folder.mkdir(mode=0o700)

@@ -18,7 +18,7 @@ _CREDENTIAL_FIELDS = ("password", "bearer_token", "routing_key")
 
 def _catalog_fields(spec: EnvironmentSpec) -> Iterator[tuple[str, SecretRef]]:
     """``(catalog field, reference)`` for the environment's credential fields (backups, drill, health
-    checks, sources)."""
+    checks, sources, and the admin password of a PostgreSQL role's rotation)."""
     groups: list[tuple[str, Iterable[Any]]] = [
         ("backups", spec.backups),
         ("health_checks", spec.health_checks),
@@ -32,6 +32,9 @@ def _catalog_fields(spec: EnvironmentSpec) -> Iterator[tuple[str, SecretRef]]:
                     yield f"{section}.{item.name}.{name}", value
     if spec.drill is not None and spec.drill.password is not None:
         yield "drill.password", spec.drill.password
+    for index, rotation in enumerate(spec.secrets.rotation):
+        if rotation.postgres is not None and rotation.postgres.admin_password is not None:
+            yield f"secrets.rotation[{index}].postgres.admin_password", rotation.postgres.admin_password
 
 
 def collect_references(spec: EnvironmentSpec, rendered: RenderedConfig) -> list[ReferenceUsage]:

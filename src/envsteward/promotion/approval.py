@@ -243,3 +243,16 @@ class ApprovalSession:
         """The wait ran out: a pending session is timed out (rejected)."""
         self.state = time_out(self.state, self.policy.timeout_hours)
         return self.state
+
+
+def precheck(
+    answer: Answer, policy: ApprovalPolicy, requester: str | None, approved_by: tuple[str, ...]
+) -> Ruling:
+    """What the flow will make of ``answer``, judged before it is sent (``envsteward approve``) from what
+    the caller could read: the target's approver list, the requester (None: unknown) and the approvals the
+    run has counted so far. Pure. With the requester unknown, a rejection by someone not on the list is
+    let through (it may be the requester withdrawing); the flow judges it again either way."""
+    if requester is None and answer.decision == "reject" and answer.reviewer.strip() not in policy.approvers:
+        return Ruling(answer=answer, accepted=True, reason="the requester is unknown here: the flow decides")
+    state = ApprovalState(needed=max(1, policy.approvals_needed), approved_by=approved_by)
+    return judge(answer, policy, requester or "", state)

@@ -3,6 +3,8 @@
 * :func:`is_stale` — has the plan changed since it was approved? (the reasons; empty: apply it)
 * :func:`rollback_reasons` — must the apply be rolled back? (any failure: apply, verify, health)
 * :func:`judge_rollback` — what a finished rollback means: restored (alert high) or not (page, critical).
+* :func:`final_state` / :func:`failure_state` — the name the run's final state carries in the runs list
+  (``Applied``, ``Rejected``, ``Timed out``, ``Blocked``, ``Rolled back``...), and whether it is a failure.
 
 Messages name paths, sources and reasons, never values (plans hold none).
 """
@@ -12,9 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from envsteward.errors import EnvstewardError
 from envsteward.ports import Severity
-from envsteward.promotion.model import PromotionPlan
-from envsteward.promotion.plan import describe_staleness
+from envsteward.promotion.errors import PromotionBlockedError, PromotionRolledBackError, StalePlanError
+from envsteward.promotion.journal import PendingRollbackError
+from envsteward.promotion.lock import PromotionLockedError
+from envsteward.promotion.model import PromotionOutcome, PromotionPlan
+from envsteward.promotion.plan import PromotionRefusedError, describe_staleness
+from envsteward.promotion.repair import RollbackPendingError
 
 
 def is_stale(approved: PromotionPlan, fresh: PromotionPlan) -> list[str]:
@@ -68,3 +75,55 @@ def judge_rollback(plan: PromotionPlan, why: str, problems: Sequence[str]) -> Ro
         page=False,
         message=f"the promotion {plan.source} -> {plan.target} failed and was rolled back (verified): {why}",
     )
+
+
+@dataclass(frozen=True)
+class FinalState:
+    """How a promotion run ends in Prefect: the state's name (what the runs list shows) and its type."""
+
+    name: str
+    failed: bool
+
+
+_OUTCOME_STATES: dict[PromotionOutcome, FinalState] = {
+    PromotionOutcome.DRY_RUN: FinalState("Dry run", failed=False),
+    PromotionOutcome.NOTHING_TO_PROMOTE: FinalState("Nothing to promote", failed=False),
+    PromotionOutcome.APPLIED: FinalState("Applied", failed=False),
+    PromotionOutcome.REJECTED: FinalState("Rejected", failed=False),
+    PromotionOutcome.TIMED_OUT: FinalState("Timed out", failed=False),
+    PromotionOutcome.BLOCKED: FinalState("Blocked", failed=True),
+    PromotionOutcome.STALE: FinalState("Stale plan", failed=True),
+    PromotionOutcome.ROLLED_BACK: FinalState("Rolled back", failed=True),
+    PromotionOutcome.ROLLBACK_FAILED: FinalState("Rollback failed", failed=True),
+}
+
+# most specific first: RollbackPendingError is a RollbackFailedError, PromotionLockedError a ConflictError
+_ERROR_STATES: tuple[tuple[type[EnvstewardError], FinalState], ...] = (
+    (PromotionBlockedError, _OUTCOME_STATES[PromotionOutcome.BLOCKED]),
+    (StalePlanError, _OUTCOME_STATES[PromotionOutcome.STALE]),
+    (PromotionRolledBackError, _OUTCOME_STATES[PromotionOutcome.ROLLED_BACK]),
+    (RollbackPendingError, _OUTCOME_STATES[PromotionOutcome.ROLLBACK_FAILED]),
+    (PendingRollbackError, FinalState("Rollback pending", failed=True)),
+    (PromotionLockedError, FinalState("Locked", failed=True)),
+    (PromotionRefusedError, FinalState("Refused", failed=True)),
+)
+
+
+def final_state(outcome: PromotionOutcome) -> FinalState:
+    """The final state of a run that ended with ``outcome``. A rejection or a timeout is not a failure of
+    the run (the promotion did what the reviewers decided), but it is named so, never plain "Completed"."""
+    return _OUTCOME_STATES[outcome]
+
+
+def failure_state(error: BaseException) -> FinalState | None:
+    """The named failed state for a promotion error the flow knows (None: an unexpected error, left to
+    Prefect as a plain "Failed" with its traceback)."""
+    for kind, state in _ERROR_STATES:
+        if isinstance(error, kind):
+            return state
+    return None
+
+
+def completed_state_names() -> frozenset[str]:
+    """The names of the states a promotion run ends in when it is not a failure (and Prefect's own)."""
+    return frozenset({"Completed", *(state.name for state in _OUTCOME_STATES.values() if not state.failed)})

@@ -13,7 +13,7 @@ suspended (no process is alive to hold a slot).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -73,8 +73,11 @@ def acquire(
     now: datetime,
     expires_at: datetime,
     is_active: Callable[[str], bool],
+    extra: Mapping[str, Any] | None = None,
 ) -> Lease:
-    """Take the target's lease for ``run_id``. Calls the state store (and ``is_active`` for a holder).
+    """Take the target's lease for ``run_id``. ``extra``: more JSON fields kept in the lease (the approval
+    deadline, the plan hash: what the expiry needs without guessing). Calls the state store (and
+    ``is_active`` for a holder).
 
     Raises PromotionLockedError naming the run that holds it when another live, unexpired promotion does.
     """
@@ -98,6 +101,7 @@ def acquire(
         "requested_by": requested_by,
         "acquired_at": now.isoformat(),
         "expires_at": expires_at.isoformat(),
+        **dict(extra or {}),
     }
 
     def swap(value: Any) -> Any:

@@ -59,6 +59,10 @@ class PolicyFinding(_Frozen):
     origin: str | None
     message: str
     severity: str
+    blocking: bool = True
+    """False: the violation is at a key the promotion does not touch (a warning, not a blocker)."""
+    drift: str | None = None
+    """For a warning: the drift finding at the key (live differs from the catalog, or not)."""
 
 
 class PromotionPlan(_Frozen):
@@ -77,6 +81,8 @@ class PromotionPlan(_Frozen):
     secret_checks: tuple[SecretCheck, ...] = ()
     violations: tuple[PolicyFinding, ...] = ()
     blockers: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """Tier-rule violations in keys the promotion does not touch: shown, never blocking."""
     target_state: dict[str, str] = Field(default_factory=dict)
     """Changed path -> digest of the target's current value there (``absent`` when it has none)."""
     approvals_needed: int = 0
@@ -104,6 +110,7 @@ class PromotionPlan(_Frozen):
             "secret_checks": len(self.secret_checks),
             "violations": len(self.violations),
             "blockers": list(self.blockers),
+            "warnings": list(self.warnings),
             "plan_hash": self.plan_hash,
         }
 

@@ -12,7 +12,10 @@ target's live sources, key by key, computed with the drift engine (:func:`envste
   catalog, or the source's reference with the environment's name replaced) must exist in the target's
   secret store, else the plan is blocked;
 * a change needs a writable target source that holds the key; SSM parameters hold scalars only;
-* the target's tier rules run on the configuration it would have afterwards; a violation blocks.
+* the target's tier rules run on the configuration it would have afterwards; a violation at a key the
+  plan writes (or above or below one) blocks, whether the plan introduces it or leaves it there; a
+  violation elsewhere in the target is a warning with its drift finding (the target's live value differs
+  from its catalog, or the catalog sets it so): the promotion neither causes nor fixes it.
 
 The plan hash covers the route, the selection, the target's current values at the changed keys, the changes,
 the skipped keys, the secret checks and the blockers: any change to source or target in scope changes it.
@@ -164,6 +167,7 @@ class _Planner:
         self.skipped: list[Skipped] = []
         self.secret_checks: dict[str, SecretCheck] = {}
         self.blockers: list[str] = []
+        self.warnings: list[str] = []
         self.target_state: dict[str, str] = {}
         self.seen: set[tuple[str, ...]] = set()
 
@@ -369,12 +373,47 @@ class _Planner:
             )
             for v in evaluate_tier_rules(self.catalog.tier_rules(self.target), after)
         ]
+        judged = []
         for finding in findings:
-            self.blockers.append(
+            text = (
                 f"tier rule {finding.rule_id} ({self.target_env.tier}) at {finding.path} "
                 f"[{finding.origin or 'no origin'}]: {finding.message}"
             )
-        return findings
+            if self.touches(finding.path):
+                self.blockers.append(text)
+                judged.append(finding)
+                continue
+            drift = self.drift_finding(finding.path, finding.origin)
+            self.warnings.append(f"{text} (not touched by this promotion; {drift})")
+            judged.append(finding.model_copy(update={"blocking": False, "drift": drift}))
+        return judged
+
+    def touches(self, path: str) -> bool:
+        """Whether the plan writes ``path``, a key above it or a key below it. A path that cannot be parsed
+        counts as touched (fail safe: its violation blocks)."""
+        try:
+            keys = parse_path(path)
+        except ValueError:
+            return True
+        for change in self.changes:
+            changed = parse_path(change.path)
+            depth = min(len(keys), len(changed))
+            if keys[:depth] == changed[:depth]:
+                return True
+        return False
+
+    def drift_finding(self, path: str, origin: str | None) -> str:
+        """Why the target breaks a rule at a key the promotion leaves alone: its live value drifted from its
+        catalog, or its catalog sets it so (no values: the key may be secret)."""
+        keys = parse_path(path)
+        live = value_at(self.target_live.data, keys)
+        desired = value_at(self.target_rendered.data, keys)
+        where = origin or "no origin"
+        if isinstance(desired, SecretRef) or digest(live) != digest(desired):
+            if live is MISSING:
+                return f"drift: missing from {self.target}'s live sources; its catalog sets it ({where})"
+            return f"drift: {self.target}'s live value differs from its catalog ({where})"
+        return f"not drift: {self.target}'s catalog sets it so ({where}); fix it there"
 
     def build(self) -> PromotionPlan:
         self.unreadable()
@@ -391,6 +430,7 @@ class _Planner:
             secret_checks=tuple(self.secret_checks[p] for p in sorted(self.secret_checks)),
             violations=tuple(violations),
             blockers=tuple(self.blockers),
+            warnings=tuple(self.warnings),
             target_state=dict(sorted(self.target_state.items())),
             approvals_needed=policy.approvals_needed,
             approvers=tuple(policy.approvers),

@@ -16,6 +16,8 @@ from envsteward.promotion.model import ApplyReport, PromotionPlan
 
 MAX_VALUE_CHARS = 120
 MAX_ROWS = 200
+MAX_LINE_CHARS = 56
+"""The widest line of the diff block: the Resume form's modal shows about 60 monospace characters."""
 
 
 def _show(value: Any) -> str:
@@ -43,16 +45,28 @@ def _cell(text: str) -> str:
     return md(text)
 
 
+def _wrapped(prefix: str, text: str, width: int = MAX_LINE_CHARS) -> list[str]:
+    """``text`` after ``prefix``, cut into lines of at most ``width`` characters (continuations indented
+    under the first), so no line of the form is cut off at the modal's width."""
+    room = max(8, width - len(prefix))
+    chunks = [text[start : start + room] for start in range(0, len(text), room)] or [""]
+    return [prefix + chunks[0]] + [" " * len(prefix) + chunk for chunk in chunks[1:]]
+
+
 def render_diff(plan: PromotionPlan) -> str:
-    """The changes as a unified-diff block (``-`` the target's value now, ``+`` what it would get)."""
-    lines = []
+    """The changes as a diff block: each path on its own line, then where it is written, then ``-`` the
+    target's value now and ``+`` what it would get, every line at most :data:`MAX_LINE_CHARS` wide."""
+    lines: list[str] = []
     for change in plan.changes[:MAX_ROWS]:
-        lines.append(f"@@ {change.path} ({change.target_source}) @@".replace("`", "'"))
+        if lines:
+            lines.append("")
+        lines.extend(_wrapped("@@ ", change.path.replace("`", "'")))
+        lines.extend(_wrapped("   ", f"{change.kind} in {change.target_source}".replace("`", "'")))
         if change.kind == "update":
-            lines.append(f"- {_show(change.before)}")
-        lines.append(f"+ {_show(change.after)}")
+            lines.extend(_wrapped("- ", _show(change.before)))
+        lines.extend(_wrapped("+ ", _show(change.after)))
     if len(plan.changes) > MAX_ROWS:
-        lines.append(f"... and {len(plan.changes) - MAX_ROWS} more")
+        lines.append(f"... and {len(plan.changes) - MAX_ROWS} more (see the full plan)")
     return "```diff\n" + "\n".join(lines or ["(no changes)"]) + "\n```"
 
 
@@ -97,15 +111,28 @@ def render_plan_markdown(plan: PromotionPlan, *, dry_run: bool = False) -> str:
                 f"| {code(check.path)} | {code(check.reference or '-')} | {status}: {_cell(check.detail)} |"
             )
     parts += ["", "#### Tier rules on the configuration after the plan", ""]
-    if plan.violations:
+    blocking = [v for v in plan.violations if v.blocking]
+    elsewhere = [v for v in plan.violations if not v.blocking]
+    if blocking:
+        parts += ["Broken at keys this promotion writes (blocking):", ""]
         parts += ["| Rule | Path | Origin | Problem |", "| --- | --- | --- | --- |"]
-        for v in plan.violations:
+        for v in blocking:
             parts.append(
                 f"| {md(v.rule_id)} ({md(v.severity)}) | {code(v.path)} | {md(v.origin or '-')} "
                 f"| {_cell(v.message)} |"
             )
-    else:
+    elif not elsewhere:
         parts.append("All rules pass.")
+    else:
+        parts.append("No rule is broken at a key this promotion writes.")
+    if elsewhere:
+        parts += ["", f"**Warnings**: broken elsewhere in {md(plan.target)} (not touched, not blocking):", ""]
+        parts += ["| Rule | Path | Problem | Drift |", "| --- | --- | --- | --- |"]
+        for v in elsewhere:
+            parts.append(
+                f"| {md(v.rule_id)} ({md(v.severity)}) | {code(v.path)} | {_cell(v.message)} "
+                f"| {_cell(v.drift or '-')} |"
+            )
     if plan.skipped:
         parts += ["", "#### Not promoted", "", "| Path | Why |", "| --- | --- |"]
         for skipped in plan.skipped[:MAX_ROWS]:
@@ -116,9 +143,14 @@ def render_plan_markdown(plan: PromotionPlan, *, dry_run: bool = False) -> str:
 
 
 def render_approval_description(
-    plan: PromotionPlan, state: ApprovalState, requester: str, reason: str
+    plan: PromotionPlan,
+    state: ApprovalState,
+    requester: str,
+    reason: str,
+    plan_link: str | None = None,
 ) -> str:
-    """The approval form's description: who asks and why, how many approvals are still needed, the plan."""
+    """The approval form's description: who asks and why, how many approvals are still needed, the answers
+    that were refused so far (and why), a link to the full plan artifact, and the plan."""
     head = [
         f"**{md(requester)}** asks to promote **{md(plan.source)} → {md(plan.target)}**"
         + (f": {md(reason)}" if reason else "."),
@@ -128,7 +160,22 @@ def render_approval_description(
         + ". Answer with decision `approve` or `reject`, your name as reviewer, and a comment.",
         "",
     ]
+    refused = [ruling for ruling in state.rulings if not ruling.accepted]
+    if refused:
+        head.append("**Refused answers** (they do not count):")
+        for ruling in refused:
+            who = ruling.answer.reviewer.strip() or "(no name)"
+            what = "approval" if ruling.answer.decision == "approve" else "rejection"
+            head.append(f"- {md(who)}'s {what} was refused: {md(ruling.reason)}")
+        head.append("")
+    if plan_link:
+        head += [f"[Full plan (artifact)]({link_target(plan_link)})", ""]
     return "\n".join(head) + render_plan_markdown(plan)
+
+
+def link_target(url: str) -> str:
+    """A URL made safe as a markdown link target (no spaces, parentheses or angle brackets)."""
+    return "".join(ch if ch.isalnum() or ch in "-._~:/?#@!$&'*+,;=%" else f"%{ord(ch):02X}" for ch in url)
 
 
 def render_plan_text(plan: PromotionPlan, limit: int = 20) -> str:

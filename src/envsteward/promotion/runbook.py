@@ -1,6 +1,7 @@
 """The promotion's steps over real systems, for the Prefect tasks (and the CLI) to call.
 
-Each function takes the :class:`~envsteward.services.Services` container and does one step: read an
+Each function takes the narrow Protocol it needs (:class:`RunbookServices` and its parts, which
+:class:`envsteward.services.Services` satisfies; nothing here imports it) and does one step: read an
 environment's live state, plan, look up secret references, run health checks, write the audit log, build a
 notification. Live trees stay inside these functions; what they return holds no secret value.
 """
@@ -8,25 +9,52 @@ notification. Live trees stay inside these functions; what they return holds no 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from envsteward.catalog.refs import SecretRef
+from envsteward.health.runner import CheckServices
 from envsteward.ports import AlertEvent, Notification, Severity
 from envsteward.promotion.approval import ApprovalState, Ruling
 from envsteward.promotion.model import ApplyReport, PromotionPlan
 from envsteward.promotion.plan import plan_promotion
 from envsteward.promotion.render import render_plan_text
-from envsteward.scan.live import LiveTree, assemble_live, call_with_retries, read_source
+from envsteward.scan.live import ConfigSources, LiveTree, assemble_live, call_with_retries, read_source
 
 if TYPE_CHECKING:
-    from envsteward.ports import ConfigSource
-    from envsteward.services import Services
+    from envsteward.audit import AuditLog
+    from envsteward.catalog import Catalog
+    from envsteward.ports import ConfigSource, SecretStore
 
 NOTIFY_KINDS = ("slack", "email")
 """Channel kinds told about promotion requests and outcomes (PagerDuty only gets failed rollbacks)."""
 
 
-def read_environment(services: Services, environment: str) -> LiveTree:
+class CatalogServices(Protocol):
+    def catalog(self) -> Catalog: ...
+
+
+class SecretStores(Protocol):
+    def secret_store(self, scheme: str) -> SecretStore: ...
+
+
+class AuditServices(Protocol):
+    def audit_log(self) -> AuditLog: ...
+
+
+class PlanServices(CatalogServices, ConfigSources, SecretStores, Protocol):
+    """What reading environments and planning needs: the catalog, its config sources and the secret stores
+    (existence checks only)."""
+
+
+class HealthServices(CatalogServices, CheckServices, Protocol):
+    """What running an environment's health checks needs: the catalog and the checks' clients."""
+
+
+class RunbookServices(PlanServices, AuditServices, HealthServices, Protocol):
+    """Everything the promotion's steps use."""
+
+
+def read_environment(services: PlanServices, environment: str) -> LiveTree:
     """Read every source of ``environment`` (transient failures retried) and assemble the live tree; a
     source that still fails is recorded as unreadable, not raised. Calls each source's system."""
     catalog = services.catalog()
@@ -44,7 +72,7 @@ def read_environment(services: Services, environment: str) -> LiveTree:
     return assemble_live(specs, outcomes)
 
 
-def secret_exists(services: Services, ref: SecretRef) -> bool:
+def secret_exists(services: SecretStores, ref: SecretRef) -> bool:
     """Whether the referenced secret exists (calls the reference's secret store; never reads the value out
     of the store's adapter). Transient errors are retried; other errors count as "does not exist"."""
     try:
@@ -56,7 +84,7 @@ def secret_exists(services: Services, ref: SecretRef) -> bool:
 
 
 def make_plan(
-    services: Services, source: str, target: str, select: Sequence[str] | None = None
+    services: PlanServices, source: str, target: str, select: Sequence[str] | None = None
 ) -> PromotionPlan:
     """Read both environments and plan the promotion. Raises PromotionRefusedError, CatalogError."""
     from envsteward.promotion.plan import check_route
@@ -76,13 +104,13 @@ def make_plan(
     )
 
 
-def target_sources(services: Services, plan: PromotionPlan) -> dict[str, ConfigSource]:
+def target_sources(services: ConfigSources, plan: PromotionPlan) -> dict[str, ConfigSource]:
     """The target's ConfigSources the plan writes to, by name."""
     names = dict.fromkeys(change.target_source for change in plan.changes)
     return {name: services.config_source(plan.target, name) for name in names}
 
 
-def health_problems(services: Services, environment: str) -> list[str]:
+def health_problems(services: HealthServices, environment: str) -> list[str]:
     """Run the environment's health checks; one line per check that is not ``up`` (empty: healthy).
     Calls every checked system."""
     from envsteward.health.result import CheckStatus
@@ -106,7 +134,7 @@ def audit_target(plan: PromotionPlan) -> str:
 
 
 def audit(
-    services: Services,
+    services: AuditServices,
     action: str,
     plan: PromotionPlan,
     *,
@@ -179,7 +207,9 @@ def outcome_notification(
     )
 
 
-def notify_channels(services: Services, environment: str, *, include_paging: bool = False) -> list[str]:
+def notify_channels(
+    services: CatalogServices, environment: str, *, include_paging: bool = False
+) -> list[str]:
     """The environment's channels that hear about promotions (Slack, email; PagerDuty when paging)."""
     catalog = services.catalog()
     kinds = (*NOTIFY_KINDS, "pagerduty") if include_paging else NOTIFY_KINDS

@@ -137,3 +137,52 @@ def test_the_cli_module_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_killed_drills_scratch_folder_is_swept_and_history_shows_it_abandoned(workdir: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from envsteward.drill.abandoned import DrillLedger
+
+    backed_up()
+    home = workdir / "home"
+    leftover = home / "drill-scratch" / "envsteward_drill_dev_dead0001"
+    leftover.mkdir(parents=True)
+    (leftover / "restored.db").write_bytes(b"half a database")
+    store = Services(Settings()).state_store()
+    long_ago = datetime.now(UTC) - timedelta(days=3)  # past the drill's total timeout (about 68 h)
+    ledger = DrillLedger(store, clock=lambda: long_ago)
+    ledger.begin(
+        "drill-20200101T000000Z-dead0001",
+        environment="dev",
+        target="app-db",
+        run="pid 4242 on gone",
+        started_at=long_ago.isoformat(),
+    )
+    ledger.scratch(
+        "drill-20200101T000000Z-dead0001",
+        kind="sqlite",
+        name=leftover.name,
+        location=str(leftover),
+        target="app-db",
+    )
+
+    ran = runner.invoke(app, ["run", "--env", "dev", "--no-notify"])
+    assert ran.exit_code == 0, ran.output
+    assert "abandoned" in ran.output
+    assert "dead0001" in ran.output
+    assert not leftover.exists()
+
+    before = sorted(str(path) for path in home.rglob("*"))
+    listed = runner.invoke(app, ["history", "--env", "dev", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {row["drill_id"]: row for row in json.loads(listed.output)}
+    assert rows["drill-20200101T000000Z-dead0001"]["status"] == "abandoned"
+    assert "never ended" in rows["drill-20200101T000000Z-dead0001"]["error"]
+    assert sorted(row["status"] for row in rows.values()) == ["abandoned", "passed"]
+    table = runner.invoke(app, ["history", "--env", "dev"])
+    assert table.exit_code == 0
+    assert "abandoned" in table.output
+    assert sorted(str(path) for path in home.rglob("*")) == before  # read-only: nothing created
+    actions = [r.action for r in Services(Settings()).audit_log().records() if r.action == "drill.abandoned"]
+    assert actions == ["drill.abandoned"]

@@ -58,3 +58,23 @@ def test_timeout_rejects_a_pending_request() -> None:
 
 def test_no_approval_needed_is_approved_at_once() -> None:
     assert start(ApprovalPolicy()).status is Status.APPROVED
+
+
+def test_precheck_refuses_what_the_flow_would_refuse() -> None:
+    from envsteward.catalog import ApprovalPolicy
+    from envsteward.promotion.approval import Answer, precheck
+
+    policy = ApprovalPolicy(approvers=["alice", "bob", "carol"], approvals_needed=2, timeout_hours=24)
+
+    def ruling(decision: str, reviewer: str, requester: str | None = "dave", approved: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+        return precheck(Answer(decision=decision, reviewer=reviewer), policy, requester, approved)  # type: ignore[arg-type]
+
+    assert "cannot approve it" in ruling("approve", "dave").reason
+    assert not ruling("approve", "dave").accepted
+    assert not ruling("approve", "mallory").accepted
+    assert "has approved already" in ruling("approve", "alice", approved=("alice",)).reason
+    assert ruling("approve", "bob", approved=("alice",)).accepted
+    assert ruling("reject", "dave").accepted, "the requester may withdraw"
+    assert not ruling("reject", "mallory").accepted
+    assert ruling("reject", "dave", requester=None).accepted, "unknown requester: the flow decides"
+    assert not ruling("approve", "mallory", requester=None).accepted

@@ -112,3 +112,34 @@ def test_the_approval_form_escapes_names_and_reasons(tmp_path: Path) -> None:
     assert "**urgent**" not in form
     assert "<img" not in form
     assert "\n# Title" not in form
+
+
+def test_every_outcome_and_promotion_error_has_a_named_final_state() -> None:
+    from envsteward.errors import PermanentError
+    from envsteward.promotion.decisions import failure_state, final_state
+    from envsteward.promotion.errors import PromotionBlockedError, PromotionRolledBackError
+    from envsteward.promotion.lock import PromotionLockedError
+    from envsteward.promotion.model import PromotionOutcome
+    from envsteward.promotion.repair import RollbackPendingError
+
+    names = {outcome: final_state(outcome) for outcome in PromotionOutcome}
+    assert all(state.name and state.name != "Completed" for state in names.values())
+    assert (names[PromotionOutcome.REJECTED].name, names[PromotionOutcome.REJECTED].failed) == (
+        "Rejected",
+        False,
+    )
+    assert names[PromotionOutcome.TIMED_OUT].name == "Timed out"
+    assert names[PromotionOutcome.APPLIED].name == "Applied"
+    blocked = failure_state(PromotionBlockedError("x"))
+    assert blocked is not None
+    assert (blocked.name, blocked.failed) == ("Blocked", True)
+    rolled = failure_state(PromotionRolledBackError("x"))
+    assert rolled is not None
+    assert rolled.name == "Rolled back"
+    pending = failure_state(RollbackPendingError("x", target="t", run_id="r", keys_left=()))
+    assert pending is not None
+    assert pending.name == "Rollback failed"
+    locked = failure_state(PromotionLockedError("x"))
+    assert locked is not None
+    assert locked.name == "Locked"
+    assert failure_state(PermanentError("something else")) is None, "an unexpected error stays plain Failed"

@@ -118,6 +118,50 @@ def test_policy_violation_reports_rule_path_and_origin(catalog: Catalog) -> None
     assert result.approvals_needed == 2
 
 
+def _production(**api: Any) -> Any:
+    return live_tree(
+        {"database": {"host": "db.prd", "port": 5432, "pool_size": 10, "password": "p", "api_key": "k"}},
+        {
+            "api": {"image": "shop/api:1.0.0", "instances": 4, "log_level": "info", "timeout_seconds": 30},
+            "worker": {"image": "shop/worker:1", "log_level": "debug"},  # production's own drift
+            **api,
+        },
+        {"new_checkout": False, "countries": ["DE", "FR"]},
+    )
+
+
+def test_a_violation_the_promotion_does_not_touch_is_a_warning_with_its_drift(catalog: Catalog) -> None:
+    source = staging(image="shop/api:1.1.0")
+    result = plan_promotion(
+        catalog, "staging", "production", source, _production(), secret_exists=lambda ref: True
+    )
+    assert not result.blocked, result.blockers
+    assert "services.api.image" in [c.path for c in result.changes]
+    (warning,) = result.warnings
+    assert "no-debug-logs" in warning
+    assert "services.worker.log_level" in warning
+    assert "not touched by this promotion" in warning
+    assert "drift: production's live value differs from its catalog" in warning
+    (violation,) = result.violations
+    assert (violation.path, violation.blocking) == ("services.worker.log_level", False)
+    assert violation.drift is not None
+    assert violation.drift.startswith("drift:")
+    assert result.summary()["warnings"] == [warning]
+
+
+def test_a_violation_the_promotion_leaves_in_a_key_it_writes_blocks(catalog: Catalog) -> None:
+    # production's worker logs at debug; the promotion writes that key (trace) and leaves it violating
+    source = staging(image="shop/api:1.1.0")
+    source.data["services"]["worker"] = {"image": "shop/worker:1", "log_level": "trace"}
+    result = plan_promotion(
+        catalog, "staging", "production", source, _production(), secret_exists=lambda ref: True
+    )
+    assert result.blocked
+    assert any("services.worker.log_level" in text for text in result.blockers)
+    assert not result.warnings
+    assert all(v.blocking for v in result.violations)
+
+
 def test_only_the_next_environment_is_allowed(catalog: Catalog) -> None:
     with pytest.raises(PromotionRefusedError, match=r"promotes only to 'staging'.*development -> staging"):
         plan_promotion(catalog, "development", "production", dev(), staging(), secret_exists=lambda ref: True)

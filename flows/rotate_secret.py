@@ -1,0 +1,208 @@
+"""The rotate-secret flow: one secret reference rotated with the four-step protocol, safely.
+
+Runbook:
+1. ``plan-rotation``: which rotator (Vault KV, Secrets Manager, SSM, a PostgreSQL role), what each step
+   does, whether it waits for approval; ``publish-rotation-plan`` as an artifact. Dry run: stop here.
+2. Production (approvals needed > 0): wait for the Resume form (approve/reject, reviewer, comment) until
+   enough *distinct* approvers from the catalog's list approve, one rejects, or the deadline passes; the
+   requester cannot approve. Every answer is audited. The decisions are
+   :class:`~envsteward.promotion.approval.ApprovalSession`'s, the same gate as promotions. From a
+   deployment the run suspends (no worker held); run locally it pauses in place.
+3. ``create-pending`` -> ``set-pending`` -> ``test-pending`` -> ``finish-rotation``, each its own task and
+   each audited (``rotation.step``). The new value lives in this process only.
+4. Any failure: ``restore-previous`` puts the previous value back wherever something changed and checks
+   it; the run fails naming the failed step and whether the previous value is current and working.
+
+Deployment ``rotate-secret`` (no schedule; ``rotate-due-secrets`` starts it for production secrets).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from envsteward.tasks.secret_rotation import (
+    audit_rotation,
+    create_pending,
+    finish_rotation,
+    plan_secret_rotation,
+    publish_rotation_plan,
+    restore_previous,
+    set_pending,
+    test_pending,
+)
+from prefect import flow, get_run_logger
+from prefect.exceptions import FlowPauseTimeout
+
+from envsteward.promotion.approval import Answer, ApprovalSession, ApprovalState, Meaning, Status
+from envsteward.promotion.runbook import ruling_details
+from envsteward.rotation import sessions
+from envsteward.rotation.model import STEPS, Outcome, RotationFailedError, RotationPlan, Step
+from envsteward.rotation.render import approval_description, plan_markdown
+from envsteward.scan.live import describe_failure
+from envsteward.services import get_services
+
+POLL_INTERVAL_SECONDS = 10
+"""How often a locally paused run asks the API whether it was resumed (tests lower it)."""
+MAX_GATES = 50
+
+_ANSWER_ACTIONS = {"approve": "rotation.approved", "reject": "rotation.rejected"}
+_STEP_TASKS = {
+    Step.CREATE: create_pending,
+    Step.SET: set_pending,
+    Step.TEST: test_pending,
+    Step.FINISH: finish_rotation,
+}
+
+
+@flow(
+    name="rotate-secret",
+    description="Rotate one secret: create a pending value, set it where used, test it, make it current.",
+)
+def rotate_secret(
+    environment: str, reference: str, dry_run: bool = False, requested_by: str = "", reason: str = ""
+) -> dict[str, Any]:
+    """Rotate ``reference`` (e.g. ``vault://secret/prod/db#password``) in ``environment``.
+
+    Args:
+        environment: The environment whose secret it is (its tier decides the approval).
+        reference: The secret reference, with or without ``secret+``.
+        dry_run: Publish the plan and stop; nothing is changed anywhere.
+        requested_by: Who asks (default: the configured actor); never an approver of it.
+        reason: Why, shown to the approvers and audited.
+
+    Returns a summary (outcome, steps done; no values). Raises RotationRefusedError, RotationFailedError
+    (a step failed: the previous value is current again unless it says otherwise).
+    """
+    from prefect.runtime import flow_run
+
+    services = get_services()
+    requester = requested_by.strip() or services.settings.current_actor()
+    run_id = str(flow_run.id)
+
+    plan = plan_secret_rotation(environment, reference)
+    publish_rotation_plan(plan, dry_run)
+    if dry_run:
+        return _summary(
+            plan,
+            Outcome.DRY_RUN,
+            run_id,
+            "dry run: nothing was changed",
+            plan_markdown=plan_markdown(plan, dry_run=True),
+        )
+
+    audit_rotation(
+        plan,
+        run_id,
+        "rotation.requested",
+        {"reason": reason, "steps": [s.value for s, _ in plan.steps]},
+        requester,
+    )
+    if plan.approval is not None:
+        state = _collect_approvals(plan, run_id, requester, reason)
+        if state.status is not Status.APPROVED:
+            outcome = Outcome.TIMED_OUT if state.status is Status.TIMED_OUT else Outcome.REJECTED
+            audit_rotation(
+                plan, run_id, f"rotation.{outcome.value.replace('-', '_')}", {"reason": state.reason}
+            )
+            return _summary(plan, outcome, run_id, state.reason, approved_by=list(state.approved_by))
+        approved_by = list(state.approved_by)
+    else:
+        approved_by = []
+
+    handle = sessions.new_handle()
+    done: list[str] = []
+    try:
+        for step in STEPS:
+            ran = _STEP_TASKS[step](environment, plan.reference, handle, return_state=True)
+            if not ran.is_completed():
+                why = describe_failure(ran.result(raise_on_failure=False))
+                _fail(plan, run_id, handle, step, why)
+            report = ran.result()
+            done.append(step.value)
+            audit_rotation(
+                plan,
+                run_id,
+                "rotation.step",
+                {"step": step.value, "outcome": "done", "detail": report.detail},
+            )
+    finally:
+        sessions.drop(handle)
+    audit_rotation(plan, run_id, "rotation.completed", {"approved_by": approved_by})
+    return _summary(
+        plan, Outcome.ROTATED, run_id, f"{plan.reference} rotated", steps=done, approved_by=approved_by
+    )
+
+
+def _fail(plan: RotationPlan, run_id: str, handle: str, step: Step, why: str) -> None:
+    """Audit the failed step, restore the previous value, audit that, and raise RotationFailedError."""
+    audit_rotation(plan, run_id, "rotation.step", {"step": step.value, "outcome": "failed", "error": why})
+    restored = restore_previous(plan.environment, plan.reference, handle, return_state=True)
+    if restored.is_completed():
+        detail = restored.result()
+        audit_rotation(plan, run_id, "rotation.restored", {"failed_step": step.value, "detail": detail})
+        raise RotationFailedError(
+            f"rotation of {plan.reference} in {plan.environment} failed at step {step.value}: {why}. "
+            f"The previous value is current and working ({detail})",
+            step=step,
+            restored=True,
+        )
+    problem = describe_failure(restored.result(raise_on_failure=False))
+    audit_rotation(plan, run_id, "rotation.restore_failed", {"failed_step": step.value, "error": problem})
+    raise RotationFailedError(
+        f"rotation of {plan.reference} in {plan.environment} failed at step {step.value}: {why}; "
+        f"and restoring the previous value failed: {problem}",
+        step=step,
+        restored=False,
+    )
+
+
+def _collect_approvals(plan: RotationPlan, run_id: str, requester: str, reason: str) -> ApprovalState:
+    assert plan.approval is not None
+    session = ApprovalSession(plan.approval, requester, datetime.now(UTC), max_gates=MAX_GATES)
+    while (gate := session.next_gate(datetime.now(UTC))) is not None:
+        answer = _wait_for_answer(
+            approval_description(plan, session.state, requester, reason), gate.key, gate.seconds_left
+        )
+        if answer is None:
+            session.no_answer()
+            break
+        meaning = session.answer(answer)
+        audit_rotation(
+            plan,
+            run_id,
+            _ANSWER_ACTIONS[answer.decision]
+            if meaning.meaning is not Meaning.REFUSED
+            else "rotation.answer_refused",
+            ruling_details(meaning.ruling, meaning.state, gate.number),
+            answer.reviewer.strip() or None,
+        )
+        if meaning.meaning is Meaning.REFUSED:
+            get_run_logger().warning("answer refused: %s", meaning.reason)
+    return session.state
+
+
+def _wait_for_answer(description: str, key: str, seconds_left: float) -> Answer | None:
+    """Wait at one gate with the promotions' Resume form. From a deployment: suspend; locally: pause in
+    place. None when the deadline passes."""
+    from envsteward.flows.promote import ApprovalForm
+    from prefect.flow_runs import pause_flow_run, suspend_flow_run
+    from prefect.runtime import deployment
+
+    form = ApprovalForm.with_initial_data(description=description)
+    timeout = max(1, math.ceil(seconds_left))
+    try:
+        if deployment.id:
+            response = suspend_flow_run(wait_for_input=form, timeout=timeout, key=key)
+        else:
+            response = pause_flow_run(
+                wait_for_input=form, timeout=timeout, poll_interval=POLL_INTERVAL_SECONDS, key=key
+            )
+    except FlowPauseTimeout:
+        return None
+    return Answer(decision=response.decision, reviewer=response.reviewer, comment=response.comment)
+
+
+def _summary(plan: RotationPlan, outcome: Outcome, run_id: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"outcome": outcome.value, "message": message, "run_id": run_id, **plan.summary(), **extra}
