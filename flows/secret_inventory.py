@@ -37,6 +37,7 @@ from prefect.futures import PrefectFuture, wait
 
 from envsteward.errors import EnvstewardError
 from envsteward.health.runner import select_environments
+from envsteward.inventory.backup_keys import backup_key_usages
 from envsteward.inventory.classify import ReferenceFacts
 from envsteward.inventory.references import collect_references
 from envsteward.inventory.report import inventory_result
@@ -74,7 +75,9 @@ def secret_inventory(environments: list[str] | None = None) -> dict[str, Any]:
 
     runs: dict[str, dict[str, Any]] = {}
     for env in chosen:
+        # the backup key-encryption keys are reported like any secret (their age against the policy)
         usages = collect_references(catalog.environment(env), catalog.render(env))
+        usages += backup_key_usages(catalog, env)
         runs[env] = {
             "facts": {u.reference: describe_secret.submit(env, u.reference) for u in usages},
             "stored": {

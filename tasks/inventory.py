@@ -95,7 +95,9 @@ def evaluate_inventory(
     now: datetime,
 ) -> EnvironmentInventory:
     """The environment's statuses and findings (the core decides; no external call but the catalog)."""
-    return inventory_environment(get_services(), environment, facts=facts, stored=stored, live=live, now=now)
+    return inventory_environment(
+        get_services(), environment, facts=facts, stored=stored, live=live, now=now, backup_keys=True
+    )
 
 
 @task(

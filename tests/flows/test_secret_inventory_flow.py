@@ -57,6 +57,7 @@ def platform(  # noqa: PLR0917 - pytest fixtures arrive as parameters
         pagerduty_url=pagerduty_standin.url,
     )
     built.load_example()
+    built.create_backup_keys()  # the backup KEKs are inventoried too: the example's must exist
     built.seed_cases()
     set_services(built.services)
     from envsteward.flows import secret_inventory as module
@@ -172,6 +173,7 @@ def test_findings_alert_once_per_change_with_artifacts_and_no_value_anywhere(  #
     items = {row["item"]: row["state"] for row in rows}
     assert items[f"vault://secret/{platform.token}/production/database#password"] == "overdue"
     assert items["partners.newsletter.api_key"] == "plaintext"
+    assert [state for item, state in items.items() if item.startswith("backup-key://")] == ["ok", "ok"]
     assert "| production | findings |" in latest_artifact("secret-inventory-summary")
     assert latest_artifact("secret-inventory-development")
 
