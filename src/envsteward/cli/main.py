@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from envsteward import __version__
-from envsteward.cli import audit, backup, drift, drill, health, promote, retention, secrets, validate
+from envsteward.cli import audit, backup, drift, drill, health, pitr, promote, retention, secrets, validate, wal
 
 app = typer.Typer(
     name="envsteward",
@@ -36,6 +36,8 @@ app.add_typer(backup.app, name="backup")
 app.add_typer(drill.app, name="drill")
 app.add_typer(retention.app, name="retention")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(wal.app, name="wal")
+app.add_typer(pitr.app, name="pitr")
 
 
 def main() -> None:
