@@ -54,7 +54,12 @@ def _pg_bin(spec: PostgresBackup) -> Path | None:
 
 
 def envsteward_command() -> str:
-    """How PostgreSQL should call this envsteward: the console script next to this interpreter."""
+    """How PostgreSQL should call envsteward: ``ENVSTEWARD_EXECUTABLE`` when set, else the console script
+    next to this interpreter, else ``envsteward`` on the server's PATH."""
+    import os
+
+    if os.environ.get("ENVSTEWARD_EXECUTABLE"):
+        return os.environ["ENVSTEWARD_EXECUTABLE"]
     candidate = Path(sys.executable).parent / "envsteward"
     return str(candidate) if candidate.exists() else "envsteward"
 
