@@ -4,13 +4,18 @@ cluster that archives into them with ``envsteward wal push``."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.fixtures.pg_cluster import ClusterFactory, PgCluster, as_db_user, db_user_envsteward, give_to_db_user
+from tests.fixtures.pg_cluster import (
+    ClusterFactory,
+    PgCluster,
+    as_db_user,
+    db_user_envsteward,
+    give_to_db_user,
+)
 
 SELECTOR = "dev/db"
 
@@ -47,14 +52,18 @@ class PitrSetup:
         (self.catalog / "environments.yaml").write_text(json.dumps({"environments": [environment]}))
         give_to_db_user(self.catalog)
 
-    def envsteward(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def envsteward(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         """Run envsteward as the database's OS user (as on the database host)."""
-        command = as_db_user(
-            [self.executable, *args], {**self.env, "ENVSTEWARD_EXECUTABLE": self.executable}
+        command = as_db_user([self.executable, *args], {**self.env, "ENVSTEWARD_EXECUTABLE": self.executable})
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False, cwd=self.root
         )
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, cwd=self.root)
         if check and done.returncode != 0:
-            raise AssertionError(f"envsteward {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"envsteward {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
 
@@ -65,12 +74,13 @@ def pitr_setup(factory: ClusterFactory) -> PitrSetup:
     home, catalog = root / "home", root / "catalog"
     for folder in (home, home / "objects", home / "objects-dr", catalog):
         folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(home, 0o755)
     give_to_db_user(root)
     return PitrSetup(root=root, home=home, catalog=catalog, executable=db_user_envsteward(root))
 
 
-def archiving_cluster(factory: ClusterFactory, setup: PitrSetup, name: str = "primary", **settings: str) -> PgCluster:
+def archiving_cluster(
+    factory: ClusterFactory, setup: PitrSetup, name: str = "primary", **settings: str
+) -> PgCluster:
     """A cluster that archives with envsteward; the catalog points at it."""
     conf = {"archive_mode": "on", "archive_command": setup.archive_command(), "archive_timeout": "'60s'"}
     conf.update(settings)
@@ -87,7 +97,9 @@ def switch_and_wait_archived(cluster: PgCluster, timeout: float = 60) -> str:
     (segment,) = cluster.execute("SELECT pg_walfile_name(pg_switch_wal())")[0]
     until = time.monotonic() + timeout
     while time.monotonic() < until:
-        rows = cluster.execute("SELECT last_archived_wal, failed_count, last_failed_wal FROM pg_stat_archiver")
+        rows = cluster.execute(
+            "SELECT last_archived_wal, failed_count, last_failed_wal FROM pg_stat_archiver"
+        )
         last = rows[0][0]
         if last is not None and last >= segment:
             return str(segment)

@@ -16,7 +16,7 @@ import pytest
 from envsteward.adapters.local_keys import LocalKeyProvider
 from envsteward.adapters.objectstore_fs import FilesystemObjectStore
 from envsteward.errors import ConflictError, IntegrityError
-from envsteward.pitr.archive import WalArchive, WalNotFound, fetch_wal, push_wal
+from envsteward.pitr.archive import WalArchive, WalNotFoundError, fetch_wal, push_wal
 from envsteward.pitr.walnames import archive_prefix, wal_object_key
 from tests.fixtures.pg_cluster import ClusterFactory, PgCluster, give_to_db_user
 from tests.integration._pitr_setup import SELECTOR, pitr_setup
@@ -83,7 +83,9 @@ def test_push_twice_same_content_succeeds_different_content_is_refused(
     assert result.region == "primary"
 
 
-def test_corrupt_renamed_foreign_and_missing_segments(two_clusters: tuple[list[Path], list[Path]], tmp_path: Path) -> None:
+def test_corrupt_renamed_foreign_and_missing_segments(
+    two_clusters: tuple[list[Path], list[Path]], tmp_path: Path
+) -> None:
     ours, theirs = two_clusters
     wal = archive(tmp_path / "home")
     for path in ours:
@@ -107,7 +109,7 @@ def test_corrupt_renamed_foreign_and_missing_segments(two_clusters: tuple[list[P
     with pytest.raises(IntegrityError, match="written as"):
         fetch_wal(wal, ours[2].name, destination, "dr")
 
-    with pytest.raises(WalNotFound):
+    with pytest.raises(WalNotFoundError):
         fetch_wal(wal, "00000002.history", destination)
 
 
@@ -123,18 +125,24 @@ def test_cli_exit_codes_for_restore_command(
     push = setup.envsteward("wal", "push", "--target", SELECTOR, str(ours[0]), check=False)
     assert push.returncode == 0, push.stderr
     destination = setup.root / "out"
-    missing = setup.envsteward("wal", "fetch", "--target", SELECTOR, "00000002.history", str(destination), check=False)
+    missing = setup.envsteward(
+        "wal", "fetch", "--target", SELECTOR, "00000002.history", str(destination), check=False
+    )
     assert (missing.returncode, missing.stderr) == (1, "")
     ok = setup.envsteward("wal", "fetch", "--target", SELECTOR, ours[0].name, str(destination), check=False)
-    assert ok.returncode == 0 and destination.read_bytes() == ours[0].read_bytes()
+    assert ok.returncode == 0
+    assert destination.read_bytes() == ours[0].read_bytes()
 
     key = setup.home / "objects" / wal_object_key(archive_prefix("dev", "db"), ours[0].name)
     data = bytearray(key.read_bytes())
     data[-20] ^= 0x40
     key.write_bytes(bytes(data))
-    bad = setup.envsteward("wal", "fetch", "--target", SELECTOR, ours[0].name, str(setup.root / "x"), check=False)
+    bad = setup.envsteward(
+        "wal", "fetch", "--target", SELECTOR, ours[0].name, str(setup.root / "x"), check=False
+    )
     assert bad.returncode == 126
-    assert ours[0].name in bad.stderr and "authentication failed" in bad.stderr
+    assert ours[0].name in bad.stderr
+    assert "authentication failed" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
     rewrite = setup.root / "rewrite" / ours[0].name
@@ -146,7 +154,9 @@ def test_cli_exit_codes_for_restore_command(
     assert refused.stderr.startswith("envsteward wal push: error:")
 
 
-def test_a_killed_push_leaves_no_partial_object(two_clusters: tuple[list[Path], list[Path]], tmp_path: Path) -> None:
+def test_a_killed_push_leaves_no_partial_object(
+    two_clusters: tuple[list[Path], list[Path]], tmp_path: Path
+) -> None:
     """SIGKILL ``wal push`` at increasing moments: fetch then finds either nothing or the whole segment."""
     ours, _ = two_clusters
     home = tmp_path / "home"
@@ -171,7 +181,7 @@ def test_a_killed_push_leaves_no_partial_object(two_clusters: tuple[list[Path], 
         destination = tmp_path / f"fetched-{attempt}"
         try:
             fetch_wal(wal, name, destination)
-        except WalNotFound:
+        except WalNotFoundError:
             outcomes.add("absent")
             continue
         assert destination.read_bytes() == ours[attempt % len(ours)].read_bytes()

@@ -27,11 +27,15 @@ def insert(cluster: PgCluster, ids: range) -> datetime:
 def restored_ids(port: int) -> list[int]:
     import psycopg
 
-    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True
+    ) as conn:
         return [row[0] for row in conn.execute("SELECT id FROM t ORDER BY id").fetchall()]
 
 
-def test_restore_to_a_time_and_to_latest_from_dr_after_a_hard_kill(pg_cluster_factory: ClusterFactory) -> None:
+def test_restore_to_a_time_and_to_latest_from_dr_after_a_hard_kill(
+    pg_cluster_factory: ClusterFactory,
+) -> None:
     setup = pitr_setup(pg_cluster_factory)
     cluster = archiving_cluster(pg_cluster_factory, setup, archive_timeout=f"'{ARCHIVE_TIMEOUT}s'")
     cluster.execute("CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
@@ -55,8 +59,16 @@ def test_restore_to_a_time_and_to_latest_from_dr_after_a_hard_kill(pg_cluster_fa
     restored = setup.root / "restored-at-time"
     port = pg_cluster_factory.adopt_restored(restored)
     done = setup.envsteward(
-        "pitr", "restore", SELECTOR, "--to-time", target.isoformat(), "--data-dir", str(restored),
-        "--port", str(port), "--json",
+        "pitr",
+        "restore",
+        SELECTOR,
+        "--to-time",
+        target.isoformat(),
+        "--data-dir",
+        str(restored),
+        "--port",
+        str(port),
+        "--json",
     )
     outcome = json.loads(done.stdout)
     assert outcome["backup_id"] == backup_id
@@ -74,8 +86,17 @@ def test_restore_to_a_time_and_to_latest_from_dr_after_a_hard_kill(pg_cluster_fa
     latest = setup.root / "restored-latest"
     port = pg_cluster_factory.adopt_restored(latest)
     done = setup.envsteward(
-        "pitr", "restore", SELECTOR, "--to-latest", "--from", "dr", "--data-dir", str(latest),
-        "--port", str(port), "--json",
+        "pitr",
+        "restore",
+        SELECTOR,
+        "--to-latest",
+        "--from",
+        "dr",
+        "--data-dir",
+        str(latest),
+        "--port",
+        str(port),
+        "--json",
     )
     outcome = json.loads(done.stdout)
     ids = restored_ids(port)

@@ -10,7 +10,19 @@ from __future__ import annotations
 import typer
 
 from envsteward import __version__
-from envsteward.cli import audit, backup, drift, drill, health, pitr, promote, retention, secrets, validate, wal
+from envsteward.cli import (
+    audit,
+    backup,
+    drift,
+    drill,
+    health,
+    pitr,
+    promote,
+    retention,
+    secrets,
+    validate,
+    wal,
+)
 
 app = typer.Typer(
     name="envsteward",

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from envsteward.catalog.models import PostgresBackup
     from envsteward.services import Services
 
-app = typer.Typer(help="Point-in-time recovery for PostgreSQL: base backups, restore to a time.", no_args_is_help=True)
+app = typer.Typer(
+    help="Point-in-time recovery for PostgreSQL: base backups, restore to a time.", no_args_is_help=True
+)
 
 TargetArg = Annotated[str, typer.Argument(help="The catalog backup target, ENVIRONMENT/TARGET.")]
 CatalogOption = Annotated[
@@ -74,12 +76,16 @@ def check(target: TargetArg, catalog: CatalogOption = None) -> None:
     environment, spec = _target(services, target)
     drill = services.catalog().environment(environment).drill
     rpo = drill.rpo_target_minutes * 60 if drill is not None else None
-    findings = check_settings(read_settings(spec.dsn, _password(services, spec)), selector=target, rpo_seconds=rpo)
+    findings = check_settings(
+        read_settings(spec.dsn, _password(services, spec)), selector=target, rpo_seconds=rpo
+    )
     if not findings:
         console().print(f"{target}: the server archives WAL into envsteward", markup=False)
         return
     for finding in findings:
-        console().print(f"{finding.level}: {finding.setting}: {finding.message}", markup=False, soft_wrap=True)
+        console().print(
+            f"{finding.level}: {finding.setting}: {finding.message}", markup=False, soft_wrap=True
+        )
     if any(finding.level == "error" for finding in findings):
         raise typer.Exit(1)
 
@@ -109,7 +115,11 @@ def base_backup(target: TargetArg, catalog: CatalogOption = None, json_output: J
     if spec.replica_region is not None and stores.dr is not None:
         replica = replicate_backup(stores.primary, stores.dr, manifest.backup_id, dr_region=stores.dr_region)
     if json_output:
-        document = {"backup_id": manifest.backup_id, "pitr": manifest.extra.get("pitr", {}), "replica": replica.as_json() if replica else None}
+        document = {
+            "backup_id": manifest.backup_id,
+            "pitr": manifest.extra.get("pitr", {}),
+            "replica": replica.as_json() if replica else None,
+        }
         document["pitr"] = {k: v for k, v in document["pitr"].items() if k != "wal_files"}
         typer.echo(json.dumps(document, indent=2, default=str))
     else:
@@ -122,7 +132,9 @@ def _parse_time(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ConfigurationError(f"--to-time {value!r}: expected an ISO 8601 time, e.g. 2024-05-01T12:30:00Z") from None
+        raise ConfigurationError(
+            f"--to-time {value!r}: expected an ISO 8601 time, e.g. 2024-05-01T12:30:00Z"
+        ) from None
     if moment.tzinfo is None:
         raise ConfigurationError(f"--to-time {value!r}: give a time zone (Z or +02:00)")
     return moment.astimezone(UTC)
@@ -137,20 +149,33 @@ def restore_command_for(services: Services, target: str, source: str) -> str:
         "ENVSTEWARD_CATALOG": str(Path(settings.catalog).resolve()),
     }
     assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
-    return f"{assignments} {shlex.quote(envsteward_command())} wal fetch --target {shlex.quote(target)} --from {source} %f %p"
+    command = shlex.quote(envsteward_command())
+    return f"{assignments} {command} wal fetch --target {shlex.quote(target)} --from {source} %f %p"
 
 
 @app.command("restore")
 @handle_errors
-def restore(  # noqa: PLR0913
+def restore(  # noqa: PLR0917
     target: TargetArg,
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="A NEW or empty directory for the restored cluster.")],
-    to_time: Annotated[str | None, typer.Option("--to-time", help="Recover up to this time (ISO 8601, with zone).")] = None,
-    to_latest: Annotated[bool, typer.Option("--to-latest", help="Recover every archived transaction.")] = False,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="A NEW or empty directory for the restored cluster.")
+    ],
+    to_time: Annotated[
+        str | None, typer.Option("--to-time", help="Recover up to this time (ISO 8601, with zone).")
+    ] = None,
+    to_latest: Annotated[
+        bool, typer.Option("--to-latest", help="Recover every archived transaction.")
+    ] = False,
     port: Annotated[int, typer.Option("--port", help="Port of the restored server (127.0.0.1).")] = 5499,
-    source: Annotated[str, typer.Option("--from", help="WAL from: any (primary, then DR), primary or dr.")] = "any",
-    backup_id: Annotated[str | None, typer.Option("--backup", help="Base backup id (default: newest usable).")] = None,
-    start: Annotated[bool, typer.Option("--start/--no-start", help="Start PostgreSQL and wait for the promotion.")] = True,
+    source: Annotated[
+        str, typer.Option("--from", help="WAL from: any (primary, then DR), primary or dr.")
+    ] = "any",
+    backup_id: Annotated[
+        str | None, typer.Option("--backup", help="Base backup id (default: newest usable).")
+    ] = None,
+    start: Annotated[
+        bool, typer.Option("--start/--no-start", help="Start PostgreSQL and wait for the promotion.")
+    ] = True,
     catalog: CatalogOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -197,11 +222,14 @@ def restore(  # noqa: PLR0913
     console().print(f"restored {chosen} into {data_dir}", markup=False)
     if start:
         console().print(
-            f"recovered and promoted on 127.0.0.1:{port}; last replayed commit: {result['last_replayed_commit']}",
+            f"recovered and promoted on 127.0.0.1:{port}; "
+            f"last replayed commit: {result['last_replayed_commit']}",
             markup=False,
         )
     else:
-        console().print("recovery settings written; start it with pg_ctl -D DIR start (not as root)", markup=False)
+        console().print(
+            "recovery settings written; start it with pg_ctl -D DIR start (not as root)", markup=False
+        )
 
 
 @app.command("status")
@@ -248,11 +276,15 @@ def prune(
     stores = target_stores(services, spec)
     prefix = archive_prefix(environment, spec.name)
     plan = plan_pitr_prune(
-        list_base_backups(stores.primary, prefix), spec.pitr.keep_base_backups, archived_wal(stores.primary, prefix)
+        list_base_backups(stores.primary, prefix),
+        spec.pitr.keep_base_backups,
+        archived_wal(stores.primary, prefix),
     )
     typer.echo(json.dumps(plan.as_json(), indent=2))
     if dry_run:
         return
-    regions = [stores.primary] + ([stores.dr] if stores.dr is not None and spec.replica_region is not None else [])
+    regions = [stores.primary] + (
+        [stores.dr] if stores.dr is not None and spec.replica_region is not None else []
+    )
     deleted = execute_pitr_prune(regions, prefix, plan)
     typer.echo(f"deleted {deleted} objects")

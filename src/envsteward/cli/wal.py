@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-app = typer.Typer(help="Archive and restore PostgreSQL WAL files (archive_command / restore_command).", no_args_is_help=True)
+if TYPE_CHECKING:
+    from envsteward.pitr.archive import FetchSource
+    from envsteward.services import Services
+
+app = typer.Typer(
+    help="Archive and restore PostgreSQL WAL files (archive_command / restore_command).", no_args_is_help=True
+)
 
 EXIT_MISSING = 1
 EXIT_FATAL = 126
@@ -31,7 +37,7 @@ TargetOption = Annotated[str, typer.Option("--target", help="The catalog backup 
 VerboseOption = Annotated[bool, typer.Option("-v", "--verbose", help="Print one line per file.")]
 
 
-def _services() -> object:
+def _services() -> Services:
     from envsteward.services import Services
 
     return Services()
@@ -46,7 +52,9 @@ def _say(command: str, message: str) -> None:
 def push(
     path: Annotated[Path, typer.Argument(help="The WAL file (PostgreSQL's %p).")],
     target: TargetOption,
-    name: Annotated[str | None, typer.Option("--name", help="Archive under this name (default: the file's).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Archive under this name (default: the file's).")
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Archive one WAL file (for archive_command)."""
@@ -55,7 +63,7 @@ def push(
     from envsteward.pitr.context import wal_archive
 
     try:
-        result = push_wal(wal_archive(_services(), target, write=True), path, name)  # type: ignore[arg-type]
+        result = push_wal(wal_archive(_services(), target, write=True), path, name)
     except EnvstewardError as exc:
         _say("push", f"error: {exc}")
         raise typer.Exit(1) from None
@@ -68,23 +76,21 @@ def fetch(
     name: Annotated[str, typer.Argument(help="The WAL file name PostgreSQL asks for (%f).")],
     path: Annotated[Path, typer.Argument(help="Where to write it (%p).")],
     target: TargetOption,
-    source: Annotated[
-        str, typer.Option("--from", help="any (primary, then DR), primary or dr.")
-    ] = "any",
+    source: Annotated[str, typer.Option("--from", help="any (primary, then DR), primary or dr.")] = "any",
     verbose: VerboseOption = False,
 ) -> None:
     """Restore one WAL file (for restore_command)."""
     from envsteward.errors import EnvstewardError
-    from envsteward.pitr.archive import WalNotFound, fetch_wal
+    from envsteward.pitr.archive import WalNotFoundError, fetch_wal
     from envsteward.pitr.context import wal_archive
 
     if source not in ("any", "primary", "dr"):
         _say("fetch", f"error: --from {source!r}: expected any, primary or dr")
         raise typer.Exit(EXIT_FATAL)
     try:
-        archive = wal_archive(_services(), target, write=False)  # type: ignore[arg-type]
-        result = fetch_wal(archive, name, path, source)  # type: ignore[arg-type]
-    except WalNotFound:
+        archive = wal_archive(_services(), target, write=False)
+        result = fetch_wal(archive, name, path, cast("FetchSource", source))
+    except WalNotFoundError:
         raise typer.Exit(EXIT_MISSING) from None
     except EnvstewardError as exc:
         _say("fetch", f"error: {exc}")

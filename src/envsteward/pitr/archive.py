@@ -23,7 +23,7 @@ Push (:func:`push_wal`):
 
 Fetch (:func:`fetch_wal`) reads from the primary store, else (missing there or unreachable) the DR store,
 authenticates and decompresses the whole object, checks a segment's first page and identity again, and
-only then writes the file (to a temp name, renamed into place). A missing file is :class:`WalNotFound`
+only then writes the file (to a temp name, renamed into place). A missing file is :class:`WalNotFoundError`
 (PostgreSQL probes for files that do not exist, e.g. the next timeline's ``.history``).
 
 External calls: the object stores and the key provider passed in; local files.
@@ -68,7 +68,7 @@ DEFAULT_WAL_ZSTD_LEVEL = 1
 FetchSource = Literal["any", "primary", "dr"]
 
 
-class WalNotFound(NotFoundError):
+class WalNotFoundError(NotFoundError):
     """The WAL file is in no store that was asked (``wal fetch`` exits 1 quietly: PostgreSQL probes)."""
 
 
@@ -176,7 +176,9 @@ def read_identity(store: ObjectStore, prefix: str) -> dict[str, Any] | None:
     return dict(document)
 
 
-def check_identity(store: ObjectStore, prefix: str, header: SegmentHeader, name: str, *, create: bool) -> None:
+def check_identity(
+    store: ObjectStore, prefix: str, header: SegmentHeader, name: str, *, create: bool
+) -> None:
     """Raise IntegrityError when segment ``name`` belongs to another cluster than the archive's.
 
     With ``create``, the first segment records the identity (``put_if_absent``: one writer wins). Calls the
@@ -197,14 +199,14 @@ def check_identity(store: ObjectStore, prefix: str, header: SegmentHeader, name:
             raise TransientError(f"{prefix}{IDENTITY_OBJECT} vanished while it was being created; retry")
     if int(identity["system_identifier"]) != header.system_identifier:
         raise IntegrityError(
-            f"WAL segment {name} belongs to the cluster with system identifier {header.system_identifier}, but "
-            f"this archive ({prefix}) holds the WAL of system {identity['system_identifier']}: a foreign "
+            f"WAL segment {name} belongs to the cluster with system identifier {header.system_identifier}, "
+            f"but this archive ({prefix}) holds the WAL of system {identity['system_identifier']}: a foreign "
             "segment (two clusters archiving to one target, or a new cluster reusing an old target)"
         )
     if int(identity["segment_size"]) != header.segment_size:
         raise IntegrityError(
-            f"WAL segment {name} is {header.segment_size} bytes, this archive holds {identity['segment_size']}-byte "
-            "segments"
+            f"WAL segment {name} is {header.segment_size} bytes, this archive holds "
+            f"{identity['segment_size']}-byte segments"
         )
 
 
@@ -229,13 +231,15 @@ def _get_or_none(store: ObjectStore, key: str) -> bytes | None:
         return None
 
 
-def _same_or_conflict(archive: WalArchive, key: str, name: str, existing: bytes, data: bytes, where: str) -> None:
+def _same_or_conflict(
+    archive: WalArchive, *, key: str, name: str, existing: bytes, data: bytes, where: str
+) -> None:
     stored = open_wal(archive.keys, key, existing)
     if hashlib.sha256(stored).digest() != hashlib.sha256(data).digest():
         raise ConflictError(
             f"WAL file {name} is already archived in the {where} store with DIFFERENT content "
-            f"({len(stored)} bytes stored, {len(data)} bytes now): refusing to overwrite it. Two clusters may "
-            "be archiving to the same target, or the server was restored without a new timeline; check "
+            f"({len(stored)} bytes stored, {len(data)} bytes now): refusing to overwrite it. Two clusters "
+            "may be archiving to the same target, or the server was restored without a new timeline; check "
             "`envsteward pitr check`"
         )
 
@@ -254,7 +258,7 @@ class _Sealed:
 
 
 def _store_once(
-    archive: WalArchive, store: ObjectStore, key: str, name: str, data: bytes, sealed: _Sealed, where: str
+    archive: WalArchive, store: ObjectStore, *, key: str, name: str, data: bytes, sealed: _Sealed, where: str
 ) -> tuple[bytes, Literal["archived", "already-archived"]]:
     existing = _get_or_none(store, key)
     if existing is None:
@@ -270,7 +274,7 @@ def _store_once(
         existing = store.get_bytes(key)  # lost a race with a concurrent push of the same file
     if sealed.value is not None and existing == sealed.value:
         return existing, "already-archived"
-    _same_or_conflict(archive, key, name, existing, data, where)
+    _same_or_conflict(archive, key=key, name=name, existing=existing, data=data, where=where)
     return existing, "already-archived"
 
 
@@ -292,12 +296,22 @@ def push_wal(archive: WalArchive, path: Path, name: str | None = None) -> PushRe
         header = read_segment_header(data, name)
         check_identity(archive.primary, archive.prefix, header, name, create=True)
     sealed = _Sealed(lambda: seal_wal(archive.keys, key, data, zstd_level=archive.zstd_level))
-    stored, status = _store_once(archive, archive.primary, key, name, data, sealed, "primary")
+    stored, status = _store_once(
+        archive, archive.primary, key=key, name=name, data=data, sealed=sealed, where="primary"
+    )
     dr_status: Literal["archived", "already-archived", "no-dr-store"] = "no-dr-store"
     if archive.dr is not None:
         if kind == "segment":
             check_identity(archive.dr, archive.prefix, header, name, create=True)
-        _, dr_status = _store_once(archive, archive.dr, key, name, data, _Sealed(lambda: stored, stored), "DR")
+        _, dr_status = _store_once(
+            archive,
+            archive.dr,
+            key=key,
+            name=name,
+            data=data,
+            sealed=_Sealed(lambda: stored, stored),
+            where="DR",
+        )
     return PushResult(
         name=name,
         status=status,
@@ -334,7 +348,7 @@ def fetch_wal(archive: WalArchive, name: str, destination: Path, source: FetchSo
     authenticated and, for a segment, its first page and cluster identity check out.
 
     Calls the stores and the key provider; writes ``destination`` (via a temp file in its folder). Raises
-    WalNotFound, IntegrityError naming the segment (PostgreSQL must stop: ``wal fetch`` exits 126),
+    WalNotFoundError, IntegrityError naming the segment (PostgreSQL must stop: ``wal fetch`` exits 126),
     ConfigurationError, and the stores' errors.
     """
     started = time.monotonic()
@@ -357,11 +371,13 @@ def fetch_wal(archive: WalArchive, name: str, destination: Path, source: FetchSo
             header = read_segment_header(data, name)
             check_identity(store, archive.prefix, header, name, create=False)
         _write_atomically(destination, data)
-        return FetchResult(name=name, region=region, size=len(data), seconds=round(time.monotonic() - started, 4))
+        return FetchResult(
+            name=name, region=region, size=len(data), seconds=round(time.monotonic() - started, 4)
+        )
     if last_error is not None:
         raise last_error
     where = " or ".join(region for region, _ in stores)
-    raise WalNotFound(f"WAL file {name} is not in the {where} store")
+    raise WalNotFoundError(f"WAL file {name} is not in the {where} store")
 
 
 def _write_atomically(destination: Path, data: bytes) -> None:

@@ -38,8 +38,21 @@ from typing import Any
 from pydantic import SecretStr
 
 from envsteward.backup.manifest import BackupSourceInfo, Manifest
-from envsteward.backup.pipeline import list_backups, new_backup_id, read_manifest, restore_backup, write_backup
-from envsteward.backup.sources._tools import StderrTail, start, stop, tool_environment, tool_error, tool_version
+from envsteward.backup.pipeline import (
+    list_backups,
+    new_backup_id,
+    read_manifest,
+    restore_backup,
+    write_backup,
+)
+from envsteward.backup.sources._tools import (
+    StderrTail,
+    start,
+    stop,
+    tool_environment,
+    tool_error,
+    tool_version,
+)
 from envsteward.errors import ConfigurationError, ConflictError, IntegrityError, NotFoundError, PermanentError
 from envsteward.pitr.tarstream import TarReader, TarSummary
 from envsteward.pitr.walnames import PITR_SUFFIX
@@ -60,8 +73,8 @@ def pg_tool(name: str, pg_bin: Path | None = None) -> str:
     found = shutil.which(name)
     if found is None:
         raise ConfigurationError(
-            f"{name} not found (looked in {pg_bin or DEFAULT_PG_BIN} and PATH): install the PostgreSQL server "
-            "packages or set pitr.pg_bin in the catalog"
+            f"{name} not found (looked in {pg_bin or DEFAULT_PG_BIN} and PATH): install the PostgreSQL "
+            "server packages or set pitr.pg_bin in the catalog"
         )
     return found
 
@@ -275,7 +288,9 @@ def verify_with_pg(data_dir: Path, pg_bin: Path | None = None) -> None:
     Raises IntegrityError with the tool's last lines when it finds a problem, ConfigurationError when the
     tool is missing."""
     executable = pg_tool("pg_verifybackup", pg_bin)
-    done = subprocess.run([executable, "--quiet", str(data_dir)], capture_output=True, text=True, check=False, timeout=3600)
+    done = subprocess.run(
+        [executable, "--quiet", str(data_dir)], capture_output=True, text=True, check=False, timeout=3600
+    )
     if done.returncode != 0:
         detail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
         raise IntegrityError(f"pg_verifybackup rejected the restored base backup in {data_dir}:\n{detail}")
@@ -312,7 +327,9 @@ def write_recovery_settings(
         lines.append(f"{name} = {value if name == 'port' else _conf_quote(value)}")
     conf = data_dir / "postgresql.conf"
     if not conf.exists():
-        conf.write_text("# written by envsteward pitr restore (the original lived outside the data directory)\n")
+        conf.write_text(
+            "# written by envsteward pitr restore (the original lived outside the data directory)\n"
+        )
         conf.chmod(0o600)
     with (data_dir / "postgresql.auto.conf").open("a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -335,7 +352,9 @@ class RecoveryOutcome:
         return {
             "data_dir": self.data_dir,
             "port": self.port,
-            "last_replayed_commit": self.last_replayed_commit.isoformat() if self.last_replayed_commit else None,
+            "last_replayed_commit": self.last_replayed_commit.isoformat()
+            if self.last_replayed_commit
+            else None,
             "seconds": self.seconds,
         }
 
@@ -375,15 +394,22 @@ def start_recovery(
     log = log_file or data_dir.with_name(data_dir.name + ".log")
     pg_ctl = pg_tool("pg_ctl", pg_bin)
     done = subprocess.run(
-        [pg_ctl, "-D", str(data_dir), "-l", str(log), "-W", "start"], capture_output=True, text=True, check=False
+        [pg_ctl, "-D", str(data_dir), "-l", str(log), "-W", "start"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
-        raise PermanentError(f"pg_ctl start failed for {data_dir}: {done.stderr.strip()[-500:]}\n{_log_tail(log)}")
+        raise PermanentError(
+            f"pg_ctl start failed for {data_dir}: {done.stderr.strip()[-500:]}\n{_log_tail(log)}"
+        )
     client = PostgresClient(f"host=127.0.0.1 port={port} user={user} dbname=postgres", connect_timeout=2)
     deadline = started + timeout
     while True:
         if not (data_dir / "postmaster.pid").exists():
-            raise PermanentError(f"the restored server in {data_dir} stopped during recovery:\n{_log_tail(log)}")
+            raise PermanentError(
+                f"the restored server in {data_dir} stopped during recovery:\n{_log_tail(log)}"
+            )
         try:
             rows = client.query("SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()")
         except EnvstewardError:

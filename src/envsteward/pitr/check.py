@@ -13,7 +13,14 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-SETTINGS = ("wal_level", "archive_mode", "archive_command", "archive_timeout", "archive_library", "max_wal_senders")
+SETTINGS = (
+    "wal_level",
+    "archive_mode",
+    "archive_command",
+    "archive_timeout",
+    "archive_library",
+    "max_wal_senders",
+)
 
 
 @dataclass(frozen=True)
@@ -38,8 +45,8 @@ def check_settings(
             Finding(
                 "wal_level",
                 "error",
-                f"wal_level is {values.get('wal_level')!r}: set wal_level = replica (needs a restart); 'minimal' "
-                "WAL cannot be replayed onto a base backup",
+                f"wal_level is {values.get('wal_level')!r}: set wal_level = replica (needs a restart); "
+                "'minimal' WAL cannot be replayed onto a base backup",
             )
         )
     if values.get("archive_mode") not in ("on", "always"):
@@ -53,7 +60,9 @@ def check_settings(
     command = values.get("archive_command") or ""
     if values.get("archive_library"):
         findings.append(
-            Finding("archive_library", "error", "archive_library is set: it overrides archive_command; clear it")
+            Finding(
+                "archive_library", "error", "archive_library is set: it overrides archive_command; clear it"
+            )
         )
     if "wal push" not in command or "envsteward" not in command:
         findings.append(
@@ -74,8 +83,8 @@ def check_settings(
             Finding(
                 "archive_timeout",
                 "warning",
-                "archive_timeout is 0: a quiet server may keep a transaction out of the archive indefinitely; "
-                "set it below the RPO target (e.g. 60s)",
+                "archive_timeout is 0: a quiet server may keep a transaction out of the archive "
+                "indefinitely; set it below the RPO target (e.g. 60s)",
             )
         )
     elif rpo_seconds is not None and timeout > rpo_seconds:

@@ -44,10 +44,14 @@ def pitr_target(services: PitrServices, selector: str) -> tuple[str, PostgresBac
 
     environment, sep, name = selector.partition("/")
     if not sep or not environment or not name or "/" in name:
-        raise ConfigurationError(f"--target {selector!r}: expected ENVIRONMENT/TARGET, e.g. production/orders-db")
+        raise ConfigurationError(
+            f"--target {selector!r}: expected ENVIRONMENT/TARGET, e.g. production/orders-db"
+        )
     spec = find_target(services.catalog(), environment, name)
     if spec.kind != "postgres":
-        raise ConfigurationError(f"backup target {selector} is {spec.kind}; point-in-time recovery is for postgres")
+        raise ConfigurationError(
+            f"backup target {selector} is {spec.kind}; point-in-time recovery is for postgres"
+        )
     if not spec.pitr.enabled:
         raise ConfigurationError(f"backup target {selector} does not enable pitr (set pitr.enabled: true)")
     return environment, spec

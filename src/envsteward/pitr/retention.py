@@ -43,7 +43,9 @@ class PitrPrunePlan:
         }
 
 
-def plan_pitr_prune(bases: Sequence[BaseBackupInfo], keep_base: int, wal_names: Iterable[str]) -> PitrPrunePlan:
+def plan_pitr_prune(
+    bases: Sequence[BaseBackupInfo], keep_base: int, wal_names: Iterable[str]
+) -> PitrPrunePlan:
     """What to delete (see the module docstring). Pure."""
     names = list(wal_names)
     if keep_base < 1 or not bases:

@@ -126,7 +126,9 @@ class TarReader:
         self._offset += BLOCK
         if self._ended:
             if block.strip(b"\0"):
-                raise IntegrityError(f"base backup tar: data after the end-of-archive marker at {self._offset}")
+                raise IntegrityError(
+                    f"base backup tar: data after the end-of-archive marker at {self._offset}"
+                )
             return True
         if not block.strip(b"\0"):
             self._ended = True
@@ -138,7 +140,9 @@ class TarReader:
         stored = _octal(block[148:156], "checksum")
         computed = sum(block[:148]) + 8 * 32 + sum(block[156:])
         if stored != computed:
-            raise IntegrityError(f"base backup tar: header checksum mismatch at byte offset {self._offset - BLOCK}")
+            raise IntegrityError(
+                f"base backup tar: header checksum mismatch at byte offset {self._offset - BLOCK}"
+            )
         kind = chr(block[156]) if block[156] else "0"
         size = _octal(block[124:136], "size")
         name = block[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
@@ -296,7 +300,9 @@ class TarReader:
         self.summary.label = _parse_label(bytes(label))
         raw = self._captured.get("backup_manifest")
         if raw is None:
-            raise IntegrityError("base backup tar: no backup_manifest (pg_basebackup --no-manifest is not supported)")
+            raise IntegrityError(
+                "base backup tar: no backup_manifest (pg_basebackup --no-manifest is not supported)"
+            )
         manifest = _check_manifest_checksum(bytes(raw))
         self.summary.wal_ranges = list(manifest.get("WAL-Ranges") or [])
         listed: set[str] = set()
@@ -305,10 +311,14 @@ class TarReader:
             listed.add(path)
             seen = self._seen.get(path)
             if seen is None:
-                raise IntegrityError(f"base backup: {path} is listed in backup_manifest but missing from the backup")
+                raise IntegrityError(
+                    f"base backup: {path} is listed in backup_manifest but missing from the backup"
+                )
             size, digest = seen
             if size != int(entry.get("Size", -1)):
-                raise IntegrityError(f"base backup: {path} is {size} bytes, backup_manifest says {entry.get('Size')}")
+                raise IntegrityError(
+                    f"base backup: {path} is {size} bytes, backup_manifest says {entry.get('Size')}"
+                )
             algorithm = str(entry.get("Checksum-Algorithm", "NONE")).upper()
             if algorithm == "SHA256" and digest != str(entry.get("Checksum", "")).lower():
                 raise IntegrityError(f"base backup: {path}: SHA-256 differs from backup_manifest")

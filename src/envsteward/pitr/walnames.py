@@ -133,14 +133,18 @@ def read_segment_header(data: bytes, name: str) -> SegmentHeader:
         raise IntegrityError(f"WAL segment {name}: {len(data)} bytes, too short to be a WAL segment")
     _magic, info, tli, pageaddr, _rem, sysid, seg_size, _blcksz = _LONG_HEADER.unpack_from(data)
     if not info & _XLP_LONG_HEADER or seg_size == 0 or seg_size & (seg_size - 1):
-        raise IntegrityError(f"WAL segment {name}: its first page has no valid long header (not a WAL segment)")
+        raise IntegrityError(
+            f"WAL segment {name}: its first page has no valid long header (not a WAL segment)"
+        )
     if len(data) != seg_size:
-        raise IntegrityError(f"WAL segment {name}: {len(data)} bytes, its header says segments are {seg_size}")
+        raise IntegrityError(
+            f"WAL segment {name}: {len(data)} bytes, its header says segments are {seg_size}"
+        )
     expected = SegmentName.parse(name).segno(seg_size) * seg_size
     if pageaddr != expected:
         raise IntegrityError(
-            f"WAL segment {name}: its first page is at WAL address {pageaddr:#x}, not {expected:#x}: the file "
-            "holds another segment"
+            f"WAL segment {name}: its first page is at WAL address {pageaddr:#x}, not {expected:#x}: the "
+            "file holds another segment"
         )
     return SegmentHeader(system_identifier=sysid, segment_size=seg_size, page_address=pageaddr, timeline=tli)
 
@@ -148,12 +152,9 @@ def read_segment_header(data: bytes, name: str) -> SegmentHeader:
 def lsn_to_int(lsn: str) -> int:
     """``0/2000028`` -> 33554472. Raises ConfigurationError for anything else."""
     high, sep, low = lsn.partition("/")
-    try:
-        if not sep:
-            raise ValueError(lsn)
+    if sep and re.fullmatch(r"[0-9A-Fa-f]{1,8}", high) and re.fullmatch(r"[0-9A-Fa-f]{1,8}", low):
         return (int(high, 16) << 32) | int(low, 16)
-    except ValueError:
-        raise ConfigurationError(f"{lsn!r} is not a PostgreSQL LSN (like 0/2000028)") from None
+    raise ConfigurationError(f"{lsn!r} is not a PostgreSQL LSN (like 0/2000028)")
 
 
 def segment_of(lsn: int, timeline: int, segment_size: int = DEFAULT_SEGMENT_SIZE) -> SegmentName:

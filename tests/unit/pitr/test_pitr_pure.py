@@ -66,7 +66,8 @@ def test_wal_names() -> None:
     with pytest.raises(ConfigurationError):
         wal_object_key("dev/db.pitr/", "x/../y")
     name = SegmentName.parse("000000010000000100000002")
-    assert name.segno() == 256 + 2 and name.name() == "000000010000000100000002"
+    assert name.segno() == 256 + 2
+    assert name.name() == "000000010000000100000002"
     assert segment_of((1 << 32) + 2 * (16 << 20) + 5, 1) == name
 
 
@@ -85,7 +86,11 @@ def test_segment_header_checks_page_address_size_and_magic() -> None:
 
 
 def test_prune_keeps_every_wal_file_a_kept_base_backup_needs() -> None:
-    bases = [base(1, "000000010000000000000002"), base(2, "000000010000000000000006"), base(3, "000000020000000000000009")]
+    bases = [
+        base(1, "000000010000000000000002"),
+        base(2, "000000010000000000000006"),
+        base(3, "000000020000000000000009"),
+    ]
     wal = [f"00000001{0:08X}{seg:08X}" for seg in range(1, 9)] + [
         "000000020000000000000008",
         "000000020000000000000009",
@@ -108,7 +113,10 @@ def test_prune_keeps_every_wal_file_a_kept_base_backup_needs() -> None:
 
 @pytest.mark.parametrize("keep", [0, -1])
 def test_prune_fails_safe(keep: int) -> None:
-    assert plan_pitr_prune([base(1, "000000010000000000000002")], keep, ["000000010000000000000001"]).remove_wal == ()
+    assert (
+        plan_pitr_prune([base(1, "000000010000000000000002")], keep, ["000000010000000000000001"]).remove_wal
+        == ()
+    )
     assert plan_pitr_prune([], 2, ["000000010000000000000001"]).remove_wal == ()
 
 
@@ -127,9 +135,17 @@ def test_achieved_rpo() -> None:
 
 
 def test_server_check_explains_what_to_set() -> None:
-    good = {"wal_level": "replica", "archive_mode": "on", "archive_command": "envsteward wal push --target dev/db %p", "archive_timeout": "60"}
+    good = {
+        "wal_level": "replica",
+        "archive_mode": "on",
+        "archive_command": "envsteward wal push --target dev/db %p",
+        "archive_timeout": "60",
+    }
     assert check_settings(good, selector="dev/db", rpo_seconds=300) == []
-    bad = check_settings({"wal_level": "minimal", "archive_mode": "off", "archive_command": "", "archive_timeout": "0"}, selector="dev/db")
+    bad = check_settings(
+        {"wal_level": "minimal", "archive_mode": "off", "archive_command": "", "archive_timeout": "0"},
+        selector="dev/db",
+    )
     assert [(f.setting, f.level) for f in bad] == [
         ("wal_level", "error"),
         ("archive_mode", "error"),
