@@ -67,9 +67,9 @@ class PitrSetup:
         return done
 
 
-def pitr_setup(factory: ClusterFactory) -> PitrSetup:
+def pitr_setup(factory: ClusterFactory, name: str = "pitr") -> PitrSetup:
     """Under the factory's folder, so it is removed after the clusters stopped."""
-    root = factory.base / "pitr"
+    root = factory.base / name
     root.mkdir()
     home, catalog = root / "home", root / "catalog"
     for folder in (home, home / "objects", home / "objects-dr", catalog):
