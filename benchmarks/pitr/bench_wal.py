@@ -1,7 +1,8 @@
 """WAL archive benchmark: how fast ``envsteward wal push`` / ``wal fetch`` go, one process per file as
 PostgreSQL runs them, and whether archiving keeps up with pgbench on this machine.
 
-    .venv/bin/python benchmarks/pitr/bench_wal.py --segments 24 --pgbench-seconds 60 --out benchmarks/pitr/results.json
+    .venv/bin/python benchmarks/pitr/bench_wal.py --segments 16 --pgbench-seconds 60 \
+        --out benchmarks/pitr/results.json
 
 Phase 1 (serial push/fetch): a throwaway cluster (Debian's PostgreSQL 15 binaries, as the ``postgres`` OS
 user when run as root) makes real WAL with ``pgbench -i``; its segments are copied out and pushed one by
@@ -45,11 +46,41 @@ def serial(factory: ClusterFactory, count: int) -> dict[str, object]:
     setup = pitr_setup(factory)
     cluster = factory("serial")
     setup.write_catalog(cluster.port)
-    run_checked(as_db_user([str(PG_BIN / "pgbench"), "-i", "-s", "5", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "postgres"]))
+    run_checked(
+        as_db_user(
+            [
+                str(PG_BIN / "pgbench"),
+                "-i",
+                "-s",
+                "5",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(cluster.port),
+                "-U",
+                "postgres",
+                "postgres",
+            ]
+        )
+    )
     names = []
     while len(names) < count:
         run_checked(
-            as_db_user([str(PG_BIN / "pgbench"), "-n", "-t", "2000", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "postgres"])
+            as_db_user(
+                [
+                    str(PG_BIN / "pgbench"),
+                    "-n",
+                    "-t",
+                    "2000",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(cluster.port),
+                    "-U",
+                    "postgres",
+                    "postgres",
+                ]
+            )
         )
         names.append(cluster.execute("SELECT pg_walfile_name(pg_switch_wal())")[0][0])
     folder = setup.root / "segments"
@@ -93,9 +124,41 @@ def keep_up(factory: ClusterFactory, seconds: int) -> dict[str, object]:
     setup = pitr_setup(factory, "keepup-home")
     cluster = archiving_cluster(factory, setup, "keepup", archive_timeout="'60s'")
     port = str(cluster.port)
-    run_checked(as_db_user([str(PG_BIN / "pgbench"), "-i", "-s", "5", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "postgres"]))
+    run_checked(
+        as_db_user(
+            [
+                str(PG_BIN / "pgbench"),
+                "-i",
+                "-s",
+                "5",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                port,
+                "-U",
+                "postgres",
+                "postgres",
+            ]
+        )
+    )
     bench = subprocess.Popen(
-        as_db_user([str(PG_BIN / "pgbench"), "-n", "-c", "2", "-T", str(seconds), "-h", "127.0.0.1", "-p", port, "-U", "postgres", "postgres"]),
+        as_db_user(
+            [
+                str(PG_BIN / "pgbench"),
+                "-n",
+                "-c",
+                "2",
+                "-T",
+                str(seconds),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                port,
+                "-U",
+                "postgres",
+                "postgres",
+            ]
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -130,7 +193,9 @@ def keep_up(factory: ClusterFactory, seconds: int) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--segments", type=int, default=24)
     parser.add_argument("--pgbench-seconds", type=int, default=60)
     parser.add_argument("--out", type=Path)
