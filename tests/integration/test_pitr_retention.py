@@ -28,7 +28,7 @@ def test_outage_then_prune_then_restore_the_oldest_kept_base_backup(
     cluster.execute("CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
     insert(cluster, range(1, 4))
     switch_and_wait_archived(cluster)
-    setup.envsteward("pitr", "base-backup", SELECTOR)
+    setup.envsteward("pitr", "base-backup", SELECTOR, "--no-prune")
     insert(cluster, range(4, 7))
     switch_and_wait_archived(cluster)
 
@@ -48,10 +48,10 @@ def test_outage_then_prune_then_restore_the_oldest_kept_base_backup(
     switch_and_wait_archived(cluster, timeout=120)  # the archiver retries (about every 60 s at worst)
     assert "Permission denied" in cluster.log() or "error:" in cluster.log()
 
-    second = setup.envsteward("pitr", "base-backup", SELECTOR).stdout.strip()
+    second = setup.envsteward("pitr", "base-backup", SELECTOR, "--no-prune").stdout.strip()
     insert(cluster, range(8, 10))
     switch_and_wait_archived(cluster)
-    third = setup.envsteward("pitr", "base-backup", SELECTOR).stdout.strip()
+    third = setup.envsteward("pitr", "base-backup", SELECTOR, "--no-prune").stdout.strip()
     insert(cluster, range(10, 11))
     switch_and_wait_archived(cluster)
 

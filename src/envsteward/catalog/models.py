@@ -325,7 +325,6 @@ class PitrSpec(Frozen):
     """The ``archive_timeout`` the server should have (``pitr check`` warns when it is 0 or longer)."""
     keep_base_backups: int = Field(default=2, ge=1, le=1000)
     """Base backups ``pitr prune`` keeps; WAL older than the oldest kept one is removed, never newer."""
-    base_backup_schedule: Annotated[str, AfterValidator(_check_cron)] | None = None
     pg_bin: str | None = None
     """Folder of pg_basebackup, pg_ctl, pg_verifybackup; default /usr/lib/postgresql/15/bin, then PATH."""
     zstd_level: int = Field(default=1, ge=1, le=22)

@@ -92,38 +92,22 @@ def check(target: TargetArg, catalog: CatalogOption = None) -> None:
 
 @app.command("base-backup")
 @handle_errors
-def base_backup(target: TargetArg, catalog: CatalogOption = None, json_output: JsonOption = False) -> None:
-    """Take a base backup now (and copy it to the DR store when the target has a replica)."""
-    from envsteward.backup.replica import replicate_backup
-    from envsteward.pitr.base import take_base_backup
-    from envsteward.pitr.context import target_keys, target_stores
+def base_backup(
+    target: TargetArg,
+    catalog: CatalogOption = None,
+    prune: Annotated[
+        bool, typer.Option("--prune/--no-prune", help="Apply pitr.keep_base_backups after.")
+    ] = True,
+    json_output: JsonOption = False,
+) -> None:
+    """Take a base backup now, copy it to the DR store (targets with a replica), then prune."""
+    from envsteward.pitr.runner import run_pitr_base_backup
 
-    services = services_for(catalog)
-    environment, spec = _target(services, target)
-    stores = target_stores(services, spec)
-    manifest = take_base_backup(
-        stores.primary,
-        target_keys(services, spec, write=True),
-        environment=environment,
-        target=spec.name,
-        dsn=spec.dsn,
-        password=_password(services, spec),
-        key_provider_kind=spec.key_provider,
-        pg_bin=_pg_bin(spec),
-    )
-    replica = None
-    if spec.replica_region is not None and stores.dr is not None:
-        replica = replicate_backup(stores.primary, stores.dr, manifest.backup_id, dr_region=stores.dr_region)
+    summary = run_pitr_base_backup(services_for(catalog), target, prune=prune)
     if json_output:
-        document = {
-            "backup_id": manifest.backup_id,
-            "pitr": manifest.extra.get("pitr", {}),
-            "replica": replica.as_json() if replica else None,
-        }
-        document["pitr"] = {k: v for k, v in document["pitr"].items() if k != "wal_files"}
-        typer.echo(json.dumps(document, indent=2, default=str))
+        typer.echo(json.dumps(summary, indent=2, default=str))
     else:
-        typer.echo(manifest.backup_id)
+        typer.echo(summary["backup_id"])
 
 
 def _parse_time(value: str) -> datetime:
