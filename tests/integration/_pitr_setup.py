@@ -30,7 +30,13 @@ class PitrSetup:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"ENVSTEWARD_HOME": str(self.home), "ENVSTEWARD_CATALOG": str(self.catalog)}
+        keys = self.root / "audit-keys"  # the audit signer's key lives outside home, owned by the DB user
+        return {
+            "ENVSTEWARD_HOME": str(self.home),
+            "ENVSTEWARD_CATALOG": str(self.catalog),
+            "ENVSTEWARD_AUDIT__SIGNING_KEY_FILE": str(keys / "audit-signing.key"),
+            "ENVSTEWARD_AUDIT__TRUSTED_KEYS_FILE": str(keys / "audit-trusted-keys"),
+        }
 
     def archive_command(self) -> str:
         assignments = " ".join(f"{k}={v}" for k, v in self.env.items())

@@ -106,3 +106,44 @@ def test_restore_to_a_time_and_to_latest_from_dr_after_a_hard_kill(
     )
     assert rpo.met, rpo
     assert ids == list(range(1, 14)) or rpo.seconds >= (failure_at - last_commit).total_seconds()
+
+
+def test_postgresql_stops_recovery_at_a_corrupt_archived_segment(pg_cluster_factory: ClusterFactory) -> None:
+    """``wal fetch`` exits 126 for a segment that fails authentication, so PostgreSQL aborts recovery (it
+    would otherwise take the failure for the end of the archive and promote with the later data missing)."""
+    from envsteward.pitr.walnames import archive_prefix, wal_object_key
+
+    setup = pitr_setup(pg_cluster_factory)
+    cluster = archiving_cluster(pg_cluster_factory, setup)
+    cluster.execute("CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+    setup.envsteward("pitr", "base-backup", SELECTOR)
+    insert(cluster, range(1, 4))
+    segment = switch_and_wait_archived(cluster)
+    insert(cluster, range(4, 6))
+    switch_and_wait_archived(cluster)
+
+    for region in ("objects", "objects-dr"):
+        stored = setup.home / region / wal_object_key(archive_prefix("dev", "db"), segment)
+        data = bytearray(stored.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        stored.write_bytes(bytes(data))
+
+    restored = setup.root / "restored-corrupt"
+    port = pg_cluster_factory.adopt_restored(restored)
+    done = setup.envsteward(
+        "pitr",
+        "restore",
+        SELECTOR,
+        "--to-latest",
+        "--data-dir",
+        str(restored),
+        "--port",
+        str(port),
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "stopped during recovery" in done.stderr
+    assert segment in done.stderr  # the server log's FATAL line names the segment via wal fetch's message
+    log = restored.with_name(restored.name + ".log").read_text()
+    assert "authentication failed" in log
+    assert "database system is ready to accept connections" not in log
