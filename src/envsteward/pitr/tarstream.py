@@ -161,6 +161,8 @@ class TarReader:
         if kind in ("x", "g", "L"):
             self._captured["\0meta"] = bytearray()
             self._member = "\0meta"
+            if size == 0:
+                self._finish_member()
             return
         if pax.get("\0long"):
             name = pax["\0long"]
