@@ -313,6 +313,23 @@ def _check_dsn(value: str) -> str:
     return value
 
 
+class PitrSpec(Frozen):
+    """Point-in-time recovery for a PostgreSQL target (``envsteward wal push``/``fetch``, ``pitr ...``).
+
+    The archive lives in the same object stores as the target's backups (the DR copy when the target has a
+    ``replica_region``), under ``<env>/<target>.pitr/``, with the target's key provider.
+    """
+
+    enabled: bool = False
+    archive_timeout_seconds: int = Field(default=60, ge=1, le=3600)
+    """The ``archive_timeout`` the server should have (``pitr check`` warns when it is 0 or longer)."""
+    keep_base_backups: int = Field(default=2, ge=1, le=1000)
+    """Base backups ``pitr prune`` keeps; WAL older than the oldest kept one is removed, never newer."""
+    pg_bin: str | None = None
+    """Folder of pg_basebackup, pg_ctl, pg_verifybackup; default /usr/lib/postgresql/15/bin, then PATH."""
+    zstd_level: int = Field(default=1, ge=1, le=22)
+
+
 class PostgresBackup(_BackupBase):
     kind: Literal["postgres"]
     dsn: Annotated[str, AfterValidator(_check_dsn)]
@@ -321,6 +338,8 @@ class PostgresBackup(_BackupBase):
     """Record per-table row counts and checksums in the dump's snapshot (computed while pg_dump runs, on a
     second connection). False saves one read of every table, but a DR drill then has nothing to verify
     the restored data against and fails."""
+    pitr: PitrSpec = Field(default_factory=PitrSpec)
+    """Point-in-time recovery (continuous WAL archiving plus base backups); off by default."""
 
 
 class SqliteBackup(_BackupBase):

@@ -10,7 +10,20 @@ from __future__ import annotations
 import typer
 
 from envsteward import __version__
-from envsteward.cli import audit, backup, drift, drill, health, promote, retention, secrets, status, validate
+from envsteward.cli import (
+    audit,
+    backup,
+    drift,
+    drill,
+    health,
+    pitr,
+    promote,
+    retention,
+    secrets,
+    status,
+    validate,
+    wal,
+)
 
 app = typer.Typer(
     name="envsteward",
@@ -37,6 +50,8 @@ app.add_typer(backup.app, name="backup")
 app.add_typer(drill.app, name="drill")
 app.add_typer(retention.app, name="retention")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(wal.app, name="wal")
+app.add_typer(pitr.app, name="pitr")
 
 
 def main() -> None:

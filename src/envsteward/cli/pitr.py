@@ -1,0 +1,274 @@
+"""``envsteward pitr``: point-in-time recovery for PostgreSQL targets with ``pitr.enabled``.
+
+* ``pitr check ENV/TARGET`` — is the live server archiving here (``wal_level``, ``archive_mode``,
+  ``archive_command``, ``archive_timeout``)? Exit 1 when something must change; each line says what.
+* ``pitr base-backup ENV/TARGET`` — ``pg_basebackup`` through the encrypted pipeline (manifest last), then
+  the DR copy when the target has a ``replica_region``. Prints the backup id.
+* ``pitr restore ENV/TARGET --data-dir DIR (--to-time T | --to-latest) [--port P] [--from any|dr]
+  [--backup ID] [--no-start]`` — unpack the newest base backup that ended before T into the NEW directory
+  DIR, check it, write the recovery settings (``restore_command`` = ``envsteward wal fetch``), start
+  PostgreSQL (as this OS user; not root), wait for the promotion, print the last replayed commit time.
+* ``pitr status ENV/TARGET [--json]`` — base backups and the newest archived segment's age.
+* ``pitr prune ENV/TARGET [--dry-run]`` — keep ``pitr.keep_base_backups`` base backups and the WAL they
+  need, in both regions.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from envsteward.cli._common import console, handle_errors, services_for
+
+if TYPE_CHECKING:
+    from envsteward.catalog.models import PostgresBackup
+    from envsteward.services import Services
+
+app = typer.Typer(
+    help="Point-in-time recovery for PostgreSQL: base backups, restore to a time.", no_args_is_help=True
+)
+
+TargetArg = Annotated[str, typer.Argument(help="The catalog backup target, ENVIRONMENT/TARGET.")]
+CatalogOption = Annotated[
+    Path | None, typer.Option("--catalog", help="Catalog folder (default: settings, ENVSTEWARD_CATALOG).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _target(services: Services, selector: str) -> tuple[str, PostgresBackup]:
+    from envsteward.pitr.context import pitr_target
+
+    return pitr_target(services, selector)
+
+
+def _password(services: Services, spec: PostgresBackup) -> Any:
+    return services.resolve_secret(spec.password) if spec.password is not None else None
+
+
+def _pg_bin(spec: PostgresBackup) -> Path | None:
+    return Path(spec.pitr.pg_bin) if spec.pitr.pg_bin else None
+
+
+def envsteward_command() -> str:
+    """How PostgreSQL should call envsteward: ``ENVSTEWARD_EXECUTABLE`` when set, else the console script
+    next to this interpreter, else ``envsteward`` on the server's PATH."""
+    import os
+
+    if os.environ.get("ENVSTEWARD_EXECUTABLE"):
+        return os.environ["ENVSTEWARD_EXECUTABLE"]
+    candidate = Path(sys.executable).parent / "envsteward"
+    return str(candidate) if candidate.exists() else "envsteward"
+
+
+@app.command("check")
+@handle_errors
+def check(target: TargetArg, catalog: CatalogOption = None) -> None:
+    """Explain what the live server lacks for continuous archiving into envsteward."""
+    from envsteward.pitr.check import check_settings, read_settings
+
+    services = services_for(catalog)
+    environment, spec = _target(services, target)
+    drill = services.catalog().environment(environment).drill
+    rpo = drill.rpo_target_minutes * 60 if drill is not None else None
+    findings = check_settings(
+        read_settings(spec.dsn, _password(services, spec)), selector=target, rpo_seconds=rpo
+    )
+    if not findings:
+        console().print(f"{target}: the server archives WAL into envsteward", markup=False)
+        return
+    for finding in findings:
+        console().print(
+            f"{finding.level}: {finding.setting}: {finding.message}", markup=False, soft_wrap=True
+        )
+    if any(finding.level == "error" for finding in findings):
+        raise typer.Exit(1)
+
+
+@app.command("base-backup")
+@handle_errors
+def base_backup(
+    target: TargetArg,
+    catalog: CatalogOption = None,
+    prune: Annotated[
+        bool, typer.Option("--prune/--no-prune", help="Apply pitr.keep_base_backups after.")
+    ] = True,
+    json_output: JsonOption = False,
+) -> None:
+    """Take a base backup now, copy it to the DR store (targets with a replica), then prune."""
+    from envsteward.pitr.runner import run_pitr_base_backup
+
+    summary = run_pitr_base_backup(services_for(catalog), target, prune=prune)
+    if json_output:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        typer.echo(summary["backup_id"])
+
+
+def _parse_time(value: str) -> datetime:
+    from envsteward.errors import ConfigurationError
+
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"--to-time {value!r}: expected an ISO 8601 time, e.g. 2024-05-01T12:30:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise ConfigurationError(f"--to-time {value!r}: give a time zone (Z or +02:00)")
+    return moment.astimezone(UTC)
+
+
+def restore_command_for(services: Services, target: str, source: str) -> str:
+    """``restore_command`` for a restored cluster: this envsteward, with the settings' home and catalog as
+    absolute paths (other settings come from the server's environment; no secret is written)."""
+    settings = services.settings
+    env = {
+        "ENVSTEWARD_HOME": str(Path(settings.home).resolve()),
+        "ENVSTEWARD_CATALOG": str(Path(settings.catalog).resolve()),
+    }
+    assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
+    command = shlex.quote(envsteward_command())
+    return f"{assignments} {command} wal fetch --target {shlex.quote(target)} --from {source} %f %p"
+
+
+@app.command("restore")
+@handle_errors
+def restore(  # noqa: PLR0917
+    target: TargetArg,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="A NEW or empty directory for the restored cluster.")
+    ],
+    to_time: Annotated[
+        str | None, typer.Option("--to-time", help="Recover up to this time (ISO 8601, with zone).")
+    ] = None,
+    to_latest: Annotated[
+        bool, typer.Option("--to-latest", help="Recover every archived transaction.")
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="Port of the restored server (127.0.0.1).")] = 5499,
+    source: Annotated[
+        str, typer.Option("--from", help="WAL from: any (primary, then DR), primary or dr.")
+    ] = "any",
+    backup_id: Annotated[
+        str | None, typer.Option("--backup", help="Base backup id (default: newest usable).")
+    ] = None,
+    start: Annotated[
+        bool, typer.Option("--start/--no-start", help="Start PostgreSQL and wait for the promotion.")
+    ] = True,
+    catalog: CatalogOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Restore the target into a new cluster at a point in time."""
+    from envsteward.errors import ConfigurationError
+    from envsteward.pitr.base import (
+        choose_base_backup,
+        list_base_backups,
+        restore_base_backup,
+        start_recovery,
+        verify_with_pg,
+        write_recovery_settings,
+    )
+    from envsteward.pitr.context import target_keys, target_stores
+    from envsteward.pitr.walnames import archive_prefix
+
+    if (to_time is None) == (not to_latest):
+        raise ConfigurationError("give exactly one of --to-time T and --to-latest")
+    if source not in ("any", "primary", "dr"):
+        raise ConfigurationError(f"--from {source!r}: expected any, primary or dr")
+    moment = _parse_time(to_time) if to_time is not None else None
+    services = services_for(catalog)
+    environment, spec = _target(services, target)
+    stores = target_stores(services, spec)
+    store = stores.dr if source == "dr" and stores.dr is not None else stores.primary
+    prefix = archive_prefix(environment, spec.name)
+    chosen = backup_id or choose_base_backup(list_base_backups(store, prefix), moment).backup_id
+    data_dir = data_dir.resolve()
+    summary = restore_base_backup(store, target_keys(services, spec, write=False), chosen, data_dir)
+    verify_with_pg(data_dir, _pg_bin(spec))
+    write_recovery_settings(
+        data_dir, restore_command=restore_command_for(services, target, source), to_time=moment, port=port
+    )
+    result: dict[str, Any] = {"backup_id": chosen, "data_dir": str(data_dir), "files": summary.files}
+    if start:
+        from urllib.parse import urlsplit
+
+        user = urlsplit(spec.dsn).username or "postgres"
+        outcome = start_recovery(data_dir, port=port, user=user, pg_bin=_pg_bin(spec))
+        result.update(outcome.as_json())
+    if json_output:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    console().print(f"restored {chosen} into {data_dir}", markup=False)
+    if start:
+        console().print(
+            f"recovered and promoted on 127.0.0.1:{port}; "
+            f"last replayed commit: {result['last_replayed_commit']}",
+            markup=False,
+        )
+    else:
+        console().print(
+            "recovery settings written; start it with pg_ctl -D DIR start (not as root)", markup=False
+        )
+
+
+@app.command("status")
+@handle_errors
+def status(target: TargetArg, catalog: CatalogOption = None, json_output: JsonOption = False) -> None:
+    """Base backups and the newest archived segment's age (the live RPO exposure)."""
+    from envsteward.pitr.base import list_base_backups
+    from envsteward.pitr.context import target_stores
+    from envsteward.pitr.rpo import archive_status
+    from envsteward.pitr.walnames import archive_prefix
+
+    services = services_for(catalog)
+    environment, spec = _target(services, target)
+    stores = target_stores(services, spec)
+    prefix = archive_prefix(environment, spec.name)
+    document: dict[str, Any] = {
+        "base_backups": [
+            {"backup_id": b.backup_id, "end_time": b.end_time.isoformat(), "start_wal_file": b.start_wal_file}
+            for b in list_base_backups(stores.primary, prefix)
+        ],
+        "primary": archive_status(stores.primary, prefix).as_json(),
+    }
+    if spec.replica_region is not None and stores.dr is not None:
+        document["dr"] = archive_status(stores.dr, prefix).as_json()
+    typer.echo(json.dumps(document, indent=2))
+    _ = json_output
+
+
+@app.command("prune")
+@handle_errors
+def prune(
+    target: TargetArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
+    catalog: CatalogOption = None,
+) -> None:
+    """Remove base backups beyond pitr.keep_base_backups and the WAL only they needed (both regions)."""
+    from envsteward.pitr.base import list_base_backups
+    from envsteward.pitr.context import target_stores
+    from envsteward.pitr.retention import archived_wal, execute_pitr_prune, plan_pitr_prune
+    from envsteward.pitr.walnames import archive_prefix
+
+    services = services_for(catalog)
+    environment, spec = _target(services, target)
+    stores = target_stores(services, spec)
+    prefix = archive_prefix(environment, spec.name)
+    plan = plan_pitr_prune(
+        list_base_backups(stores.primary, prefix),
+        spec.pitr.keep_base_backups,
+        archived_wal(stores.primary, prefix),
+    )
+    typer.echo(json.dumps(plan.as_json(), indent=2))
+    if dry_run:
+        return
+    regions = [stores.primary] + (
+        [stores.dr] if stores.dr is not None and spec.replica_region is not None else []
+    )
+    deleted = execute_pitr_prune(regions, prefix, plan)
+    typer.echo(f"deleted {deleted} objects")

@@ -1,0 +1,99 @@
+"""``envsteward wal``: PostgreSQL's ``archive_command`` and ``restore_command``.
+
+* ``wal push --target ENV/TARGET %p`` — archive one WAL file; exit 0 only once it is stored in the primary
+  store (and the DR store, when the target has a replica). Any failure: one line on stderr, exit 1, and
+  PostgreSQL keeps the file and retries.
+* ``wal fetch --target ENV/TARGET [--from any|primary|dr] %f %p`` — restore one WAL file. Exit 0 when
+  restored; exit 1, silently, when the archive does not hold it (PostgreSQL probes for files that may not
+  exist); exit 126 with one line on stderr for anything else (a segment that fails authentication, a
+  foreign segment, an unreachable store): PostgreSQL treats an exit status above 125 as fatal and stops
+  recovery instead of taking the failure for the end of the archive and promoting early.
+
+Both run once per WAL file, so they import as little as they can and print nothing on success (``-v``
+prints one line). Settings come from the environment (``ENVSTEWARD_HOME``, ``ENVSTEWARD_CATALOG``, ...).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, cast
+
+import typer
+
+if TYPE_CHECKING:
+    from envsteward.pitr.archive import FetchSource
+    from envsteward.services import Services
+
+app = typer.Typer(
+    help="Archive and restore PostgreSQL WAL files (archive_command / restore_command).", no_args_is_help=True
+)
+
+EXIT_MISSING = 1
+EXIT_FATAL = 126
+"""Above 125: PostgreSQL aborts recovery rather than treating the file as absent."""
+
+TargetOption = Annotated[str, typer.Option("--target", help="The catalog backup target, ENVIRONMENT/TARGET.")]
+VerboseOption = Annotated[bool, typer.Option("-v", "--verbose", help="Print one line per file.")]
+
+
+def _services() -> Services:
+    from envsteward.services import Services
+
+    return Services()
+
+
+def _say(command: str, message: str) -> None:
+    sys.stderr.write(f"envsteward wal {command}: {message}\n")
+    sys.stderr.flush()
+
+
+@app.command("push")
+def push(
+    path: Annotated[Path, typer.Argument(help="The WAL file (PostgreSQL's %p).")],
+    target: TargetOption,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Archive under this name (default: the file's).")
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Archive one WAL file (for archive_command)."""
+    from envsteward.errors import EnvstewardError
+    from envsteward.pitr.archive import push_wal
+    from envsteward.pitr.context import wal_archive
+
+    try:
+        result = push_wal(wal_archive(_services(), target, write=True), path, name)
+    except EnvstewardError as exc:
+        _say("push", f"error: {exc}")
+        raise typer.Exit(1) from None
+    if verbose:
+        _say("push", f"{result.name}: {result.status} (DR: {result.dr_status}) in {result.seconds:.3f}s")
+
+
+@app.command("fetch")
+def fetch(
+    name: Annotated[str, typer.Argument(help="The WAL file name PostgreSQL asks for (%f).")],
+    path: Annotated[Path, typer.Argument(help="Where to write it (%p).")],
+    target: TargetOption,
+    source: Annotated[str, typer.Option("--from", help="any (primary, then DR), primary or dr.")] = "any",
+    verbose: VerboseOption = False,
+) -> None:
+    """Restore one WAL file (for restore_command)."""
+    from envsteward.errors import EnvstewardError
+    from envsteward.pitr.archive import WalNotFoundError, fetch_wal
+    from envsteward.pitr.context import wal_archive
+
+    if source not in ("any", "primary", "dr"):
+        _say("fetch", f"error: --from {source!r}: expected any, primary or dr")
+        raise typer.Exit(EXIT_FATAL)
+    try:
+        archive = wal_archive(_services(), target, write=False)
+        result = fetch_wal(archive, name, path, cast("FetchSource", source))
+    except WalNotFoundError:
+        raise typer.Exit(EXIT_MISSING) from None
+    except EnvstewardError as exc:
+        _say("fetch", f"error: {exc}")
+        raise typer.Exit(EXIT_FATAL) from None
+    if verbose:
+        _say("fetch", f"{result.name}: from {result.region} in {result.seconds:.3f}s")

@@ -1,0 +1,42 @@
+"""Prefect tasks for the ``pitr-base-backup`` flow: thin wrappers over :mod:`envsteward.pitr.runner`.
+
+A base backup streams database files: the task persists no result; results hold ids, times and sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envsteward.tasks.common import retry_transient
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from envsteward.pitr.runner import plan_pitr_targets, run_pitr_base_backup
+from envsteward.services import get_services
+
+BASE_BACKUP_TASK_TIMEOUT_SECONDS = 6 * 3600.0
+
+
+@task(name="plan-pitr-targets", persist_result=False)
+def plan_pitr_targets_task(environment: str | None) -> list[str]:
+    """``ENV/TARGET`` of every PostgreSQL target with pitr enabled. Reads the catalog."""
+    return plan_pitr_targets(get_services().catalog(), environment)
+
+
+@task(
+    name="pitr-base-backup",
+    task_run_name="pitr-base-backup-{selector}",
+    **retry_transient(retries=2, first_delay_seconds=30),  # a failed attempt leaves no manifest
+    timeout_seconds=BASE_BACKUP_TASK_TIMEOUT_SECONDS,
+    persist_result=False,
+)
+def pitr_base_backup_task(selector: str) -> dict[str, Any]:
+    """Base backup, DR copy, PITR prune and audit of one target. Calls pg_basebackup, the key provider,
+    the stores and the audit log; transient errors are retried."""
+    return run_pitr_base_backup(get_services(), selector)
+
+
+@task(name="pitr-base-backup-artifact", persist_result=False)
+def write_pitr_artifact(rows: list[dict[str, Any]]) -> None:
+    """The ``pitr-base-backups`` table artifact (ids, times, status; no secret)."""
+    create_table_artifact(key="pitr-base-backups", table=rows, description="PITR base backups of this run")
