@@ -11,6 +11,7 @@ import os
 import shutil
 import sqlite3
 import threading
+import time
 import tracemalloc
 import uuid
 from collections.abc import Iterator
@@ -109,14 +110,21 @@ def seed_big_table(dsn: str, rows: int) -> None:
         )
 
 
-def other_sessions(dsn: str) -> int:
-    """Sessions on the database besides this check's own (a dump must leave none behind)."""
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone()
-    return int(row[0]) if row else -1
+def other_sessions(dsn: str, settle_seconds: float = 5.0) -> int:
+    """Sessions on the database besides this check's own (a dump must leave none behind). A backend
+    exits a moment after its client closed the connection, so a count above zero is asked again until
+    ``settle_seconds`` have passed."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        count = int(row[0]) if row else -1
+        if count == 0 or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
 
 
 def dump_all(source: BackupSource) -> tuple[bytes, Any]:
