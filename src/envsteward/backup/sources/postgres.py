@@ -3,14 +3,19 @@
 Consistency. The dump opens a connection, starts a ``REPEATABLE READ, READ ONLY`` transaction and
 exports its snapshot (``pg_export_snapshot()``); pg_dump is started with ``--snapshot=<id>`` and so sees
 exactly the data that transaction sees. The exporting transaction stays open (and the snapshot alive) until
-the dump AND the table summaries are done. The per-table row counts and checksums
-(:mod:`envsteward.adapters.pg_checksums`, algorithm :data:`CHECKSUM_ALGORITHM`) are computed CONCURRENTLY
-with the dump, in a background thread on a second connection that imports the same snapshot
-(``SET TRANSACTION SNAPSHOT``), i.e. IN THE SAME SNAPSHOT as the dump. The stream's ``tables`` are set once
-both have finished; a failure of the checksum thread makes the stream raise (so the pipeline aborts the
-upload), at the next chunk or at the end. A DR drill that restores the dump and runs
-:func:`database_table_summaries` on the restored database must therefore get identical numbers; any
-difference is a real defect. ``consistent_at`` is the server's ``statement_timestamp()`` of the statement
+the dump AND the table summaries are done. The per-table row counts and checksums are derived FROM THE
+DUMP ITSELF as it streams by (algorithm ``pg-copy-xxh3-sum128/v3``, :mod:`envsteward.adapters.pg_checksums`;
+the archive is parsed by :mod:`~envsteward.backup.sources.pg_archive`): every row line of pg_dump's COPY data
+is hashed, so the checksums describe exactly the snapshot that was dumped and cost no extra scan of the
+database. pg_dump's session is pinned (``PGOPTIONS``: TimeZone UTC, bytea_output hex, lc_monetary) so a
+verifier can reproduce the COPY text byte for byte. When the archive cannot be read that way (pg_dump's
+own compression on, ``--inserts``, an archive version this envsteward does not know), the checksums fall
+back to the server-side algorithm :data:`CHECKSUM_ALGORITHM` (``pg-md5-sum128/v2``), computed on a second
+connection that imports the same snapshot (``SET TRANSACTION SNAPSHOT``) while pg_dump runs. The stream's
+``tables`` are set at the end; a failure of the checksum thread makes the stream raise (so the pipeline
+aborts the upload). A DR drill that restores the dump and runs :func:`database_table_summaries` (with the
+manifest's algorithm) on the restored database must therefore get identical numbers; any difference is a
+real defect. ``consistent_at`` is the server's ``statement_timestamp()`` of the statement
 that took the snapshot: the moment the backup represents (what RPO is measured against).
 
 Streaming. pg_dump writes to a pipe; the stream reads it in 1 MiB pieces and yields them. Nothing is ever
@@ -54,6 +59,7 @@ from envsteward.backup.limits import BACKUP_TIMEOUT_SECONDS, RESTORE_TIMEOUT_SEC
 from envsteward.backup.manifest import TableChecksum
 from envsteward.backup.sources import _tools
 from envsteward.backup.sources.base import CHUNK_SIZE, DumpStream, RestoreReport, RestoreTarget, RestoreWriter
+from envsteward.backup.sources.pg_archive import ArchiveScanner, UnsupportedArchive
 from envsteward.errors import EnvstewardError, IntegrityError, PermanentError
 
 if TYPE_CHECKING:
@@ -91,12 +97,29 @@ def table_summaries(
     )
 
 
-def database_table_summaries(client: PostgresClient) -> tuple[TableChecksum, ...]:
-    """:func:`table_summaries` of the database ``client`` points at (e.g. a restored scratch database).
+def database_table_summaries(
+    client: PostgresClient, expected: Sequence[TableChecksum] | None = None
+) -> tuple[TableChecksum, ...]:
+    """Table summaries of the database ``client`` points at (e.g. a restored scratch database), made with
+    the algorithm of ``expected`` (the backup's manifest) so the two can be compared.
 
+    ``expected`` made with ``pg-copy-xxh3-sum128/v3`` (backups since envsteward derived the checksums from
+    the dump stream): each table named in ``expected`` is hashed client-side from ``COPY ... TO STDOUT``
+    (:func:`envsteward.adapters.pg_checksums.copy_table_sums`, one read of each table, streaming); tables
+    not found are left out (:func:`compare_tables` reports them missing). Otherwise (None, or older
+    backups' ``pg-md5-sum128/v2``): :func:`table_summaries`, computed by the server, of every table.
     Calls PostgreSQL. Raises the errors of ``PostgresClient.connect``.
     """
+    algorithms = {table.algorithm for table in expected or ()}
+    copy_algorithm = next(iter(algorithms)) if len(algorithms) == 1 else None
     with client.connect("table summaries") as conn:
+        if copy_algorithm is not None and pg_checksums.copy_algorithm_settings(copy_algorithm) is not None:
+            names = [table.name for table in expected or ()]
+            sums = pg_checksums.copy_table_sums(conn, copy_algorithm, names)
+            return tuple(
+                TableChecksum(name=t.name, rows=t.rows, checksum=t.checksum, algorithm=copy_algorithm)
+                for t in sums
+            )
         return table_summaries(conn)
 
 
@@ -146,8 +169,8 @@ class PostgresBackupSource:
     is passed to libpq and to pg_dump's environment only. ``compress_level``: pg_dump's own compression
     (0: leave it to the pipeline's zstd). ``lock_wait_timeout_ms``: how long pg_dump waits for a table
     lock before failing (instead of hanging behind an ``ACCESS EXCLUSIVE`` lock). ``summarize``: compute
-    per-table row counts and checksums in the dump's snapshot, concurrently with the dump on a second
-    connection (costs one more read of every table and a second connection; the catalog's
+    per-table row counts and checksums of the dumped data (from the dump stream: no extra read of the
+    database unless the archive cannot be parsed, see the module docstring; the catalog's
     ``PostgresBackup.table_checksums``).
 
     Raises ConfigurationError for a malformed DSN or one that contains a password.
@@ -246,6 +269,9 @@ class PostgresDumpStream(DumpStream):
         self._summary_stop = threading.Event()
         self._summary_result: tuple[TableChecksum, ...] | None = None
         self._summary_error: BaseException | None = None
+        self._scanner: ArchiveScanner | None = None
+        self._scan_fallback: str | None = None
+        self._lc_monetary = "C"
         self.snapshot: str | None = None
         self.server_version: str | None = None
 
@@ -261,13 +287,18 @@ class PostgresDumpStream(DumpStream):
         self.snapshot = exported.snapshot
         self._consistent_at = exported.consistent_at
         self.server_version = exported.server_version
-        env = _tools.tool_environment(
-            source._password,
-            {
-                "PGCONNECT_TIMEOUT": str(max(1, int(source.connect_timeout))),
-                "PGAPPNAME": self._app_name,
-            },
-        )
+        self._lc_monetary = exported.lc_monetary
+        extra = {
+            "PGCONNECT_TIMEOUT": str(max(1, int(source.connect_timeout))),
+            "PGAPPNAME": self._app_name,
+        }
+        if source.summarize:
+            # the checksums are derived from the dump's COPY text: pin what shapes it (restore-safe values)
+            options = pg_checksums.pg_dump_options(exported.lc_monetary)
+            inherited = _tools.tool_environment(None).get("PGOPTIONS", "").strip()
+            extra["PGOPTIONS"] = f"{inherited} {options}".strip()
+            self._scanner = ArchiveScanner()
+        env = _tools.tool_environment(source._password, extra)
         self._proc = _tools.start(source.command(self.snapshot), env, stdin=False, operation=self._operation)
         self._deadline = _tools.Deadline(
             self._proc,
@@ -279,14 +310,45 @@ class PostgresDumpStream(DumpStream):
         )
         self._stderr = _tools.StderrTail(self._proc.stderr)
         self.tools.update({"pg_dump": source.tool_version(), "postgres_server": self.server_version})
-        if source.summarize:
-            self._summary_thread = threading.Thread(
-                target=self._summarize, args=(self.snapshot,), name=f"pg-table-checksums-{source.name}"
-            )
-            self._summary_thread.daemon = True
-            self._summary_thread.start()
 
-    # -- the checksum thread -----------------------------------------------------------------------------
+    # -- checksums from the dump stream (v3) ---------------------------------------------------------------
+
+    def _scan(self, piece: bytes) -> None:
+        """Feed ``piece`` to the archive scanner; on an archive it cannot read, fall back to the server-side
+        checksums (v2) in the same snapshot, which is still open."""
+        assert self._scanner is not None
+        try:
+            self._scanner.feed(piece)
+        except (UnsupportedArchive, IntegrityError) as exc:
+            self._fall_back(str(exc))
+
+    def _fall_back(self, reason: str) -> None:
+        self._scanner = None
+        self._scan_fallback = reason
+        assert self.snapshot is not None
+        self._summary_thread = threading.Thread(
+            target=self._summarize, args=(self.snapshot,), name=f"pg-table-checksums-{self._source.name}"
+        )
+        self._summary_thread.daemon = True
+        self._summary_thread.start()
+
+    def _tables(self) -> tuple[tuple[TableChecksum, ...], str]:
+        """The table checksums (from the stream, or from the fallback thread) and their algorithm."""
+        if self._scanner is not None:
+            try:
+                sums = self._scanner.finish()
+            except IntegrityError as exc:
+                self._fall_back(str(exc))
+            else:
+                algorithm = pg_checksums.copy_algorithm(self._scanner.client_encoding, self._lc_monetary)
+                tables = tuple(
+                    TableChecksum(name=item.name, rows=item.rows, checksum=item.checksum, algorithm=algorithm)
+                    for item in sums
+                )
+                return tables, algorithm
+        return self._summaries(), CHECKSUM_ALGORITHM
+
+    # -- the server-side checksum thread (v2: fallback) ----------------------------------------------------
 
     def _summarize(self, snapshot: str) -> None:
         """Thread body: import ``snapshot`` on a second connection and summarise every table in it.
@@ -371,6 +433,8 @@ class PostgresDumpStream(DumpStream):
                         system=KIND,
                         operation=self._operation,
                     )
+            if self._scanner is not None:
+                self._scan(piece)
             # fail early: no point uploading the rest of a backup whose checksums already failed
             self._raise_summary_error()
             total += len(piece)
@@ -397,11 +461,14 @@ class PostgresDumpStream(DumpStream):
             "pg_dump_version": self.tools["pg_dump"],
         }
         if source.summarize:
-            self.tables = self._summaries()
+            self.tables, algorithm = self._tables()
             facts["tables"] = {
                 table.name: {"rows": table.rows, "checksum": table.checksum} for table in self.tables
             }
-            facts["checksum_algorithm"] = CHECKSUM_ALGORITHM
+            facts["checksum_algorithm"] = algorithm
+            facts["checksum_source"] = (
+                "dump stream" if self._scan_fallback is None else f"server scan ({self._scan_fallback})"
+            )
         self.facts.update(facts)
 
     def _terminate_sessions(self) -> None:
@@ -462,6 +529,9 @@ class PostgresRestoreTarget(RestoreTarget):
         self.extra_args = tuple(extra_args)
         self.connect_timeout = connect_timeout
         self.timeout_seconds = timeout_seconds
+        self.expected_tables: Sequence[TableChecksum] | None = None
+        """The backup's table checksums (its manifest), when known: ``summarize`` then uses their algorithm
+        (:func:`database_table_summaries`); without them, the server-side v2 checksums of every table."""
 
     def __repr__(self) -> str:
         return f"PostgresRestoreTarget(target={self.client.target!r})"
@@ -559,7 +629,11 @@ class PostgresRestoreWriter(RestoreWriter):
             raise PermanentError(
                 "the dump was empty: nothing restored", system=KIND, operation=self._operation
             )
-        tables = database_table_summaries(self._target.client) if self._target.summarize else None
+        tables = (
+            database_table_summaries(self._target.client, self._target.expected_tables)
+            if self._target.summarize
+            else None
+        )
         facts: Mapping[str, Any] = {"pg_restore_version": _tools.tool_version(self._target.pg_restore)}
         return self._make_report(len(tables) if tables is not None else 0, tables=tables, facts=dict(facts))
 
