@@ -62,6 +62,8 @@ def export_snapshot(conn: Connection, target: str) -> ExportedSnapshot:
     Calls PostgreSQL. Raises TransientError, PermissionDeniedError, PermanentError (translated).
     """
     with translated("export snapshot", target):
+        # psycopg reads timestamptz only in ISO style; a database may default to another DateStyle
+        conn.execute("SELECT set_config('DateStyle', 'ISO', false)")
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         row = conn.execute(
             "SELECT pg_export_snapshot(), statement_timestamp(), current_setting('server_version'),"
