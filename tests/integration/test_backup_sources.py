@@ -24,7 +24,6 @@ import pytest
 from psycopg import sql
 from pydantic import SecretStr
 
-from envsteward.adapters import pg_checksums
 from envsteward.adapters.postgres import PostgresClient
 from envsteward.adapters.registry import BACKUP_SOURCES, RESTORE_TARGETS, Clients
 from envsteward.backup.manifest import TableChecksum

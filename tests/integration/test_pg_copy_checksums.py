@@ -18,6 +18,7 @@ from psycopg import sql
 
 from envsteward.adapters import pg_checksums
 from envsteward.adapters.postgres import PostgresClient
+from envsteward.backup.manifest import TableChecksum
 from envsteward.backup.sources.postgres import (
     PostgresBackupSource,
     PostgresRestoreTarget,
@@ -100,7 +101,7 @@ def databases(postgres_dsn_base: str) -> Iterator[tuple[str, str]]:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def dump(dsn: str) -> tuple[bytes, tuple]:  # type: ignore[type-arg]
+def dump(dsn: str) -> tuple[bytes, tuple[TableChecksum, ...]]:
     with PostgresBackupSource("v3", dsn).dump() as stream:
         data = b"".join(stream)
     assert stream.complete
@@ -121,7 +122,8 @@ def test_dump_side_and_verify_side_agree_on_every_sensitive_type(databases: tupl
     }
     assert [by_name[name].rows for name in sorted(by_name)] == [3, 0, 5, 2]
     algorithm = tables[0].algorithm
-    assert algorithm is not None and algorithm.startswith(pg_checksums.COPY_ALGORITHM)
+    assert algorithm is not None
+    assert algorithm.startswith(pg_checksums.COPY_ALGORITHM)
 
     # the source itself, read back through COPY TO STDOUT by a session with hostile defaults
     assert compare_tables(tables, database_table_summaries(PostgresClient(source), tables)) == []
