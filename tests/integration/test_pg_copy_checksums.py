@@ -25,6 +25,7 @@ from envsteward.backup.sources.postgres import (
     compare_tables,
     database_table_summaries,
 )
+from envsteward.errors import EnvstewardError
 from tests.fixtures.databases import postgres_dsn
 
 SENSITIVE_SCHEMA = r"""
@@ -110,7 +111,14 @@ def dump(dsn: str) -> tuple[bytes, tuple[TableChecksum, ...]]:
     return data, stream.tables
 
 
-def test_dump_side_and_verify_side_agree_on_every_sensitive_type(databases: tuple[str, str]) -> None:
+VIA = pytest.mark.parametrize("psql_min_pages", [0, 10**9], ids=["via-psql", "via-driver"])
+"""The verifier reads big tables through psql and small ones over the driver: both must give the same."""
+
+
+@VIA
+def test_dump_side_and_verify_side_agree_on_every_sensitive_type(
+    databases: tuple[str, str], psql_min_pages: int
+) -> None:
     source, target = databases
     data, tables = dump(source)
     by_name = {table.name: table for table in tables}
@@ -126,14 +134,16 @@ def test_dump_side_and_verify_side_agree_on_every_sensitive_type(databases: tupl
     assert algorithm.startswith(pg_checksums.COPY_ALGORITHM)
 
     # the source itself, read back through COPY TO STDOUT by a session with hostile defaults
-    assert compare_tables(tables, database_table_summaries(PostgresClient(source), tables)) == []
+    read = database_table_summaries(PostgresClient(source), tables, psql_min_pages=psql_min_pages)
+    assert compare_tables(tables, read) == []
 
     # restored by pg_restore into a database with hostile defaults, then verified
     restore = PostgresRestoreTarget(target)
     restore.expected_tables = tables
     report = restore.restore(iter([data]))
     assert report.tables == tables
-    assert compare_tables(tables, database_table_summaries(PostgresClient(target), tables)) == []
+    read = database_table_summaries(PostgresClient(target), tables, psql_min_pages=psql_min_pages)
+    assert compare_tables(tables, read) == []
 
 
 def test_the_pinned_settings_are_what_makes_the_text_identical(databases: tuple[str, str]) -> None:
@@ -160,17 +170,26 @@ def test_the_pinned_settings_are_what_makes_the_text_identical(databases: tuple[
         "UPDATE public.kinds SET id = 6 WHERE id = 5",  # one row replaced by another, same count
     ],
 )
+@VIA
 def test_one_changed_byte_or_row_of_the_restored_copy_is_detected(
-    databases: tuple[str, str], change: str
+    databases: tuple[str, str], change: str, psql_min_pages: int
 ) -> None:
     source, target = databases
     data, tables = dump(source)
     PostgresRestoreTarget(target, summarize=False).restore(iter([data]))
     with psycopg.connect(target, autocommit=True) as conn:
         conn.execute(change)
-    problems = compare_tables(tables, database_table_summaries(PostgresClient(target), tables))
+    read = database_table_summaries(PostgresClient(target), tables, psql_min_pages=psql_min_pages)
+    problems = compare_tables(tables, read)
     assert len(problems) == 1, problems
     assert "content checksum" in problems[0] or "rows restored" in problems[0]
+
+
+def test_a_psql_failure_is_an_error_not_a_mismatch(databases: tuple[str, str]) -> None:
+    source, _target = databases
+    _data, tables = dump(source)
+    with pytest.raises(EnvstewardError, match="psql failed"):
+        database_table_summaries(PostgresClient(source), tables, psql="false", psql_min_pages=0)
 
 
 def test_a_table_missing_from_the_restored_copy_is_reported(databases: tuple[str, str]) -> None:

@@ -259,10 +259,9 @@ def copy_column_list(conn: psycopg.Connection[Any], schema: str, table: str) -> 
     return [str(row[0]) for row in rows]
 
 
-def copy_table_sum(conn: psycopg.Connection[Any], schema: str, table: str) -> TableSum:
-    """v3 :class:`TableSum` of the existing table ``schema.table``: ``COPY ... TO STDOUT`` streamed and
-    hashed line by line (constant memory). The session settings must be pinned (:func:`copy_table_sums`
-    does). Calls PostgreSQL."""
+def copy_statement(conn: psycopg.Connection[Any], schema: str, table: str) -> str:
+    """``COPY schema.table (columns) TO STDOUT`` with pg_dump's column list (:func:`copy_column_list`),
+    quoted for ``conn``. Calls PostgreSQL."""
     from psycopg import sql
 
     columns = copy_column_list(conn, schema, table)
@@ -272,6 +271,25 @@ def copy_table_sum(conn: psycopg.Connection[Any], schema: str, table: str) -> Ta
         )
     else:  # pg_dump's COPY of a table without dumpable columns: one empty line per row
         statement = sql.SQL("COPY {} TO STDOUT").format(sql.Identifier(schema, table))
+    return statement.as_string(conn)
+
+
+def session_statements(conn: psycopg.Connection[Any], settings: Iterable[tuple[str, str]]) -> str:
+    """``SET name = 'value';`` for each setting, quoted for ``conn`` (for a script run by ``psql``). Pure
+    apart from the quoting context."""
+    from psycopg import sql
+
+    return " ".join(
+        sql.SQL("SET {} = {};").format(sql.Identifier(name), sql.Literal(value)).as_string(conn)
+        for name, value in settings
+    )
+
+
+def copy_table_sum(conn: psycopg.Connection[Any], schema: str, table: str) -> TableSum:
+    """v3 :class:`TableSum` of the existing table ``schema.table``: ``COPY ... TO STDOUT`` streamed over
+    ``conn`` and hashed line by line (constant memory). The session settings must be pinned
+    (:func:`copy_table_sums` does). Calls PostgreSQL."""
+    statement = copy_statement(conn, schema, table)
     acc = RowSum()
     batch: list[Any] = []
     with conn.cursor() as cur, cur.copy(statement) as copy:
@@ -292,6 +310,27 @@ def _add_copy_rows(acc: RowSum, rows: list[Any]) -> None:
     acc.add_lines(lines)
 
 
+def pin_copy_session(conn: psycopg.Connection[Any], algorithm: str) -> tuple[tuple[str, str], ...]:
+    """Set the session settings the v3 ``algorithm`` text records; returns them. Raises ValueError when
+    ``algorithm`` is not v3. Calls PostgreSQL."""
+    settings = copy_algorithm_settings(algorithm)
+    if settings is None:
+        raise ValueError(f"not a {COPY_ALGORITHM} algorithm text: {algorithm[:80]!r}")
+    for name, value in settings:
+        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+    return settings
+
+
+def table_pages(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """``schema.table`` -> ``pg_class.relpages`` (the planner's size estimate) of every ordinary table.
+    Calls PostgreSQL."""
+    rows = conn.execute(
+        "SELECT n.nspname, c.relname, greatest(c.relpages, 0) FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'"
+    ).fetchall()
+    return {f"{schema}.{table}": int(pages) for schema, table, pages in rows}
+
+
 def copy_table_sums(
     conn: psycopg.Connection[Any], algorithm: str, tables: Iterable[str]
 ) -> tuple[TableSum, ...]:
@@ -300,16 +339,6 @@ def copy_table_sums(
     records. Tables not found are left out (the caller reports them missing). Pins the session first; runs
     in whatever transaction ``conn`` is in. Raises ValueError when ``algorithm`` is not v3. Calls
     PostgreSQL; psycopg errors propagate."""
-    settings = copy_algorithm_settings(algorithm)
-    if settings is None:
-        raise ValueError(f"not a {COPY_ALGORITHM} algorithm text: {algorithm[:80]!r}")
-    for name, value in settings:
-        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+    pin_copy_session(conn, algorithm)
     present = {f"{schema}.{table}": (schema, table) for schema, table in list_tables(conn)}
-    sums: list[TableSum] = []
-    for name in tables:
-        found = present.get(name)
-        if found is None:
-            continue
-        sums.append(copy_table_sum(conn, *found))
-    return tuple(sums)
+    return tuple(copy_table_sum(conn, *present[name]) for name in tables if name in present)
