@@ -182,12 +182,17 @@ _MODULUS_128 = 1 << 128
 _COPY_BATCH = 4096
 
 
+def recordable(value: str) -> bool:
+    """Whether a setting's value can go into the v3 algorithm text (no ``;`` or ``=``). Pure."""
+    return ";" not in value and "=" not in value
+
+
 def copy_algorithm(client_encoding: str, lc_monetary: str) -> str:
     """The v3 algorithm text for a dump with this client encoding and ``lc_monetary``. Pure.
 
     Raises ValueError for a value with ``;`` or ``=`` (never produced by PostgreSQL)."""
     for value in (client_encoding, lc_monetary):
-        if ";" in value or "=" in value:
+        if not recordable(value):
             raise ValueError(f"unexpected character in session setting {value!r}")
     return f"{COPY_ALGORITHM}; client_encoding={client_encoding}; lc_monetary={lc_monetary}"
 

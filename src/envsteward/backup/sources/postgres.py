@@ -387,7 +387,7 @@ class PostgresDumpStream(DumpStream):
             "PGCONNECT_TIMEOUT": str(max(1, int(source.connect_timeout))),
             "PGAPPNAME": self._app_name,
         }
-        if source.summarize:
+        if source.summarize and pg_checksums.recordable(exported.lc_monetary):
             # the checksums are derived from the dump's COPY text: pin what shapes it (restore-safe values)
             options = pg_checksums.pg_dump_options(exported.lc_monetary)
             inherited = _tools.tool_environment(None).get("PGOPTIONS", "").strip()
@@ -405,6 +405,8 @@ class PostgresDumpStream(DumpStream):
         )
         self._stderr = _tools.StderrTail(self._proc.stderr)
         self.tools.update({"pg_dump": source.tool_version(), "postgres_server": self.server_version})
+        if source.summarize and self._scanner is None:
+            self._fall_back("lc_monetary cannot be recorded in the algorithm text")
 
     # -- checksums from the dump stream (v3) ---------------------------------------------------------------
 
@@ -432,10 +434,10 @@ class PostgresDumpStream(DumpStream):
         if self._scanner is not None:
             try:
                 sums = self._scanner.finish()
-            except IntegrityError as exc:
+                algorithm = pg_checksums.copy_algorithm(self._scanner.client_encoding, self._lc_monetary)
+            except (IntegrityError, ValueError) as exc:
                 self._fall_back(str(exc))
             else:
-                algorithm = pg_checksums.copy_algorithm(self._scanner.client_encoding, self._lc_monetary)
                 tables = tuple(
                     TableChecksum(name=item.name, rows=item.rows, checksum=item.checksum, algorithm=algorithm)
                     for item in sums
