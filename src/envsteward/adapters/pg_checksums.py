@@ -33,8 +33,9 @@ text that ``COPY table (columns) TO STDOUT`` produces with pg_dump's session set
     rows     = number of lines
 
 The backup derives it from the COPY data pg_dump already streams (``backup.sources.pg_archive`` parses the
-custom-format archive as it goes by): no extra scan of the database. A drill verifies a restored table with
-:func:`copy_table_sums` (``COPY ... TO STDOUT`` of the restored copy, hashed the same way, streaming). The
+custom-format archive as it goes by): no extra scan of the database. A drill verifies a restored table by
+hashing ``COPY ... TO STDOUT`` of the restored copy the same way, streaming: :func:`copy_table_sums` over
+the driver, or (big tables) ``psql`` in ``backup.sources.postgres.database_table_summaries``. The
 text is byte-identical on both sides because the verifier sets what pg_dump sets (DateStyle ISO,
 IntervalStyle postgres, extra_float_digits 3, an empty search_path, row_security off) plus what the backup
 pins in pg_dump's session (TimeZone UTC, bytea_output hex, lc_monetary) and the archive's client_encoding;
