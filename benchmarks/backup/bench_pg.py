@@ -9,16 +9,18 @@ It creates the database ``envsteward_bench`` with ``generate_series`` (about 1 G
 between runs with ``--keep``, reused when already there), then measures in ONE run, each in its own child
 process so the numbers do not mix:
 
-* ``pg_dump -Fc`` to /dev/null (default zlib compression), and ``pg_dump -Fc --compress=0`` (what
-  envsteward runs: it compresses with zstd itself);
+* ``pg_dump -Fc --compress=0`` to /dev/null (what envsteward runs: it compresses with zstd itself);
 * envsteward's backup of the catalog target into the filesystem store (the runner: pg_dump from an exported
-  snapshot, per-table row counts and checksums in that snapshot, zstd, AES-256-GCM, SHA-256, write, then
-  read back and verify), plus two variants that switch off the table checksums and the read-back;
+  snapshot, per-table row counts and checksums derived from the dump stream (v3), zstd, AES-256-GCM,
+  SHA-256, write, then read back and verify), plus variants: the previous server-side checksums (v2,
+  forced), no table checksums, no table checksums and no read-back;
 * ``pg_dump -Fc --compress=0 | restic backup --stdin`` into a fresh local repository.
 
-Wall time; CPU time = user + sys of the whole process tree (``getrusage(RUSAGE_CHILDREN)``, so pg_dump is
-counted, the PostgreSQL server's backend is not); peak memory = ``ru_maxrss`` of envsteward's own process
-(pg_dump excluded). Results go in README.md.
+Wall time; client CPU = user + sys of the whole process tree (``getrusage(RUSAGE_CHILDREN)``, so pg_dump is
+counted); server CPU = user + sys of every PostgreSQL backend serving the benchmark database during the run
+(``/proc/<pid>/stat`` of the pids ``pg_stat_activity`` lists, polled every 50 ms; the server runs on this
+machine); peak memory = ``ru_maxrss`` of envsteward's own process (pg_dump excluded). Results go in
+README.md.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -109,15 +112,62 @@ def create_database(gib: float) -> int:
 # ---------------------------------------------------------------------------------------------------------
 
 
+class ServerCpu:
+    """User+sys CPU seconds of the PostgreSQL backends serving :data:`DB` while it runs (a thread polls
+    ``pg_stat_activity`` and reads each backend's ``/proc/<pid>/stat``; cumulative since the backend
+    started, so only the last <= 50 ms of a backend's life can be missed)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> ServerCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def total(self) -> float:
+        return round(sum(self.seconds.values()), 2)
+
+    def _read(self, pid: int) -> float | None:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / self._tick
+
+    def _poll(self) -> None:
+        import psycopg
+
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            while not self._stop.is_set():
+                rows = conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (DB,)
+                ).fetchall()
+                for pid in {int(row[0]) for row in rows} | set(self.seconds):
+                    value = self._read(pid)
+                    if value is not None:
+                        self.seconds[pid] = max(value, self.seconds.get(pid, 0.0))
+                time.sleep(0.05)
+
+
 def measure(argv: list[str], env: dict[str, str] | None = None, *, discard: bool = False) -> dict[str, Any]:
-    """Run ``argv`` to completion; wall time and the user+sys CPU of its whole process tree.
-    ``discard`` sends its stdout to /dev/null."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    stdout = subprocess.DEVNULL if discard else subprocess.PIPE
-    proc = subprocess.run(argv, env=env, stdout=stdout, stderr=subprocess.PIPE, check=False)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run ``argv`` to completion; wall time, the user+sys CPU of its whole process tree and of the server
+    backends it used. ``discard`` sends its stdout to /dev/null."""
+    with ServerCpu() as server:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        stdout = subprocess.DEVNULL if discard else subprocess.PIPE
+        proc = subprocess.run(argv, env=env, stdout=stdout, stderr=subprocess.PIPE, check=False)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(
             f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}"
@@ -125,6 +175,7 @@ def measure(argv: list[str], env: dict[str, str] | None = None, *, discard: bool
     return {
         "wall_seconds": round(wall, 2),
         "cpu_seconds": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
+        "server_cpu_seconds": server.total,
         "stdout": (proc.stdout or b"").decode(errors="replace"),
     }
 
@@ -156,6 +207,15 @@ def child_envsteward(mode: str, home: str) -> None:
         from envsteward.backup import new_backup_id, write_backup
         from envsteward.backup.sources.postgres import PostgresBackupSource
 
+        if mode == "v2":
+            # the previous default: server-side md5 checksums on a second connection (forced fallback)
+            from envsteward.backup.sources import pg_archive
+
+            def refuse(self: Any, data: bytes) -> None:
+                raise pg_archive.UnsupportedArchive("benchmark: forced server-side checksums (v2)")
+
+            pg_archive.ArchiveScanner.feed = refuse  # type: ignore[method-assign]
+
         source = PostgresBackupSource("orders-db", DB_URL, summarize=not mode.startswith("no-checksums"))
         keys = services.key_provider("local")
         with source.dump() as stream:
@@ -172,7 +232,11 @@ def child_envsteward(mode: str, home: str) -> None:
                 verify_after_write=mode != "no-checksums-no-verify",
                 zstd_threads=2 if mode == "no-checksums-zstd2" else 0,
             )
-        facts = {"plaintext": manifest.sizes.plaintext, "stored": manifest.sizes.ciphertext}
+        facts = {
+            "plaintext": manifest.sizes.plaintext,
+            "stored": manifest.sizes.ciphertext,
+            "checksum_algorithm": (manifest.tables[0].algorithm if manifest.tables else None),
+        }
     facts["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(facts))
 
@@ -220,12 +284,14 @@ def contenders() -> list[tuple[str, Any]]:
         return run
 
     return [
-        ("pg_dump -Fc (zlib) > /dev/null", lambda: plain(dump)),
         ("pg_dump -Fc --compress=0 > /dev/null", lambda: plain([*dump, "--compress=0"])),
-        ("envsteward backup (runner: table checksums + read-back verify)", lambda: envsteward_run("runner")),
+        (
+            "envsteward backup (runner: table checksums v3 + read-back verify)",
+            lambda: envsteward_run("runner"),
+        ),
+        ("envsteward, server-side checksums v2 (previous default)", lambda: envsteward_run("v2")),
         ("envsteward, no table checksums", lambda: envsteward_run("no-checksums")),
         ("envsteward, no table checksums, no read-back", lambda: envsteward_run("no-checksums-no-verify")),
-        ("envsteward, no table checksums, zstd_threads=2", lambda: envsteward_run("no-checksums-zstd2")),
         ("pg_dump --compress=0 | restic backup --stdin", restic_run),
     ]
 

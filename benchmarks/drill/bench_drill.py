@@ -17,7 +17,8 @@ dropped at the end unless ``--keep``; a database that already existed is never d
    * a full drill (:func:`envsteward.drill.run_drill`, real clock) from the DR store into its scratch
      database on the same server: prepare, choose, fetch+verify (read, authenticate, decompress the whole
      object), restore (CREATE DATABASE, then decrypt + decompress + stream into ``pg_restore`` on stdin),
-     verify data (row counts + checksums of every table), health + smoke query, teardown.
+     verify data (row counts + checksums of every table: ``COPY ... TO STDOUT`` of the restored copy
+     hashed client-side, algorithm v3), health + smoke query, teardown.
 
 The comparison the issue asks for: the drill's **restore phase** against ``pg_restore`` alone (target:
 within 1.3x). Wall times; results go in README.md.
@@ -156,14 +157,25 @@ def rounds(pg: ModuleType, services: Any, dump: Path, repeat: int) -> dict[str, 
                 drills.append(drill_once(services))
                 print(f"round {round_no}: drill {json.dumps(drills[-1])}", flush=True)
     restore = [run["phases"]["restore"] for run in drills]
+    verify = [run["phases"]["verify_data"] for run in drills]
+    rto = [run["rto_seconds"] for run in drills]
     return {
         "pg_restore_alone_seconds": baseline,
         "drills": drills,
         "median": {
             "pg_restore_alone": statistics.median(baseline),
             "drill_restore_phase": statistics.median(restore),
+            "drill_verify_data": statistics.median(verify),
+            "drill_rto": statistics.median(rto),
             "drill_total": statistics.median(run["wall_seconds"] for run in drills),
         },
+        # issue 16: verification no slower than the restore; RTO within 1.3x pg_restore alone + verification
+        "ratio_verify_data_to_restore_phase": round(
+            statistics.median(verify) / statistics.median(restore), 3
+        ),
+        "ratio_rto_to_pg_restore_plus_verify": round(
+            statistics.median(rto) / (statistics.median(baseline) + statistics.median(verify)), 3
+        ),
         "ratio_restore_phase_to_pg_restore": round(
             statistics.median(restore) / statistics.median(baseline), 3
         ),

@@ -169,9 +169,16 @@ def test_postgres_round_trip_restores_equal_tables(postgres_db: str, scratch_db:
     assert set(by_name) == {"billing.invoices", "public.customers", "public.empty_table"}
     assert (by_name["public.customers"].rows, by_name["billing.invoices"].rows) == (3, 3)
     assert by_name["public.empty_table"].rows == 0
-    assert all(table.algorithm == CHECKSUM_ALGORITHM for table in stream.tables)
+    # derived from the dump stream (v3), not from a second scan of the database
+    assert stream.facts["checksum_source"] == "dump stream"
+    assert stream.facts["checksum_algorithm"].startswith(
+        "pg-copy-xxh3-sum128/v3; client_encoding=UTF8; lc_monetary="
+    )
+    assert all(table.algorithm == stream.facts["checksum_algorithm"] for table in stream.tables)
 
-    report = PostgresRestoreTarget(scratch_db, SecretStr(PG_PASSWORD)).restore(iter(chunks))
+    target = PostgresRestoreTarget(scratch_db, SecretStr(PG_PASSWORD))
+    target.expected_tables = stream.tables
+    report = target.restore(iter(chunks))
     assert report.tables == stream.tables
     assert compare_tables(stream.tables, report.tables) == []
     assert report.bytes_read == stream.facts["dump_bytes"]
@@ -193,14 +200,65 @@ def test_postgres_round_trip_restores_equal_tables(postgres_db: str, scratch_db:
         assert amount == (Decimal("99.999999999999999999"),)
 
 
-def test_postgres_checksums_detect_a_changed_row(postgres_db: str, scratch_db: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        # one byte of one value ('t' -> 'f')
+        (
+            "UPDATE billing.invoices SET paid = NOT paid WHERE id = 10",
+            "same row count (3) but different content",
+        ),
+        # one byte inside a text value, same length
+        ("UPDATE customers SET name = 'Adb' WHERE id = 1", "same row count (3) but different content"),
+        # one row missing / one row duplicated / one row replaced by another
+        ("DELETE FROM billing.invoices WHERE id = 12", "2 rows restored, the backup had 3"),
+        (
+            "INSERT INTO billing.invoices SELECT 13, customer, amount, paid, lines, due FROM billing.invoices"
+            " WHERE id = 12",
+            "4 rows restored, the backup had 3",
+        ),
+        ("UPDATE billing.invoices SET id = 14 WHERE id = 12", "same row count (3) but different content"),
+    ],
+)
+def test_postgres_checksums_detect_one_changed_byte_or_row(
+    postgres_db: str, scratch_db: str, change: str, problem: str
+) -> None:
     seed_shop(postgres_db)
     data, stream = dump_all(PostgresBackupSource("orders", postgres_db))
     PostgresRestoreTarget(scratch_db, summarize=False).restore(pieces(data))
+    assert (
+        compare_tables(stream.tables, database_table_summaries(PostgresClient(scratch_db), stream.tables))
+        == []
+    )
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(change)
+        conn.execute("INSERT INTO empty_table VALUES (1)")
+    problems = compare_tables(
+        stream.tables, database_table_summaries(PostgresClient(scratch_db), stream.tables)
+    )
+    table = "customers" if "customers" in change else "billing.invoices"
+    assert len(problems) == 2
+    assert problems[0].startswith(f"table {'public.' if table == 'customers' else ''}{table}: {problem}")
+    assert problems[1] == "table public.empty_table: 1 rows restored, the backup had 0"
+
+
+def test_postgres_v2_checksums_still_detect_a_changed_row(postgres_db: str, scratch_db: str) -> None:
+    """Backups made before v3 (server-side ``pg-md5-sum128/v2``) verify with their own algorithm."""
+    seed_shop(postgres_db)
+    data, stream = dump_all(PostgresBackupSource("orders", postgres_db, compress_level=1))
+    assert stream.facts["checksum_algorithm"] == CHECKSUM_ALGORITHM
+    assert stream.facts["checksum_source"].startswith("server scan (the archive is compressed")
+    PostgresRestoreTarget(scratch_db, summarize=False).restore(pieces(data))
+    assert (
+        compare_tables(stream.tables, database_table_summaries(PostgresClient(scratch_db), stream.tables))
+        == []
+    )
     with psycopg.connect(scratch_db, autocommit=True) as conn:
         conn.execute("UPDATE billing.invoices SET paid = NOT paid WHERE id = 10")
         conn.execute("INSERT INTO empty_table VALUES (1)")
-    problems = compare_tables(stream.tables, database_table_summaries(PostgresClient(scratch_db)))
+    problems = compare_tables(
+        stream.tables, database_table_summaries(PostgresClient(scratch_db), stream.tables)
+    )
     assert problems == [
         "table billing.invoices: same row count (3) but different content checksum",
         "table public.empty_table: 1 rows restored, the backup had 0",
@@ -224,8 +282,20 @@ def test_postgres_checksum_thread_failure_makes_the_stream_raise(postgres_db: st
                 )
             )
     try:
+        # v3 (from the dump stream) covers exactly what pg_dump dumped: the excluded table is not read
+        data, v3 = dump_all(
+            PostgresBackupSource(
+                "orders", postgres_dsn(dbname, user=role), extra_args=["--exclude-table=public.hidden"]
+            )
+        )
+        assert v3.tables is not None
+        assert "public.hidden" not in {table.name for table in v3.tables}
+        # the server-side fallback (v2: pg_dump's own compression on) reads every table, and fails
         source = PostgresBackupSource(
-            "orders", postgres_dsn(dbname, user=role), extra_args=["--exclude-table=public.hidden"]
+            "orders",
+            postgres_dsn(dbname, user=role),
+            extra_args=["--exclude-table=public.hidden"],
+            compress_level=1,
         )
         received: list[bytes] = []
         with pytest.raises(EnvstewardError) as caught, source.dump() as stream:
@@ -252,17 +322,22 @@ def test_postgres_checksum_thread_failure_makes_the_stream_raise(postgres_db: st
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
-def test_postgres_checksums_are_order_independent_and_match_the_adapter(
-    postgres_db: str, scratch_db: str
-) -> None:
+def test_postgres_v2_fallback_checksums_match_the_adapter(postgres_db: str) -> None:
     seed_shop(postgres_db)
-    _data, stream = dump_all(PostgresBackupSource("orders", postgres_db))
+    _data, stream = dump_all(PostgresBackupSource("orders", postgres_db, compress_level=1))
     assert stream.tables is not None
     assert stream.facts["checksum_algorithm"] == CHECKSUM_ALGORITHM
     assert CHECKSUM_ALGORITHM.startswith("pg-md5-sum128/v2")
     # ONE implementation: the adapter's checksums are the source's
     adapter = PostgresClient(postgres_db).table_checksums()
     assert adapter == {table.name: table.checksum for table in stream.tables}
+    assert all(len(table.checksum) == 32 for table in stream.tables)
+
+
+def test_postgres_checksums_are_order_independent(postgres_db: str, scratch_db: str) -> None:
+    seed_shop(postgres_db)
+    _data, stream = dump_all(PostgresBackupSource("orders", postgres_db))
+    assert stream.tables is not None
     assert all(len(table.checksum) == 32 for table in stream.tables)
     # same rows inserted in the opposite order, in a different session time zone: same summaries
     with psycopg.connect(scratch_db, autocommit=True) as conn:
@@ -276,7 +351,8 @@ def test_postgres_checksums_are_order_independent_and_match_the_adapter(
                     text = b"".join(bytes(block) for block in reader)
                 with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(name)) as writer:
                     writer.write(text)
-    assert compare_tables(stream.tables, database_table_summaries(PostgresClient(scratch_db))) == []
+    summaries = database_table_summaries(PostgresClient(scratch_db), stream.tables)
+    assert compare_tables(stream.tables, summaries) == []
 
 
 def test_compare_tables_refuses_summaries_of_different_algorithms() -> None:
@@ -307,7 +383,9 @@ def test_postgres_dump_is_one_snapshot_even_when_data_changes_during_the_dump(
     counts = {table.name: table.rows for table in stream.tables}
     assert counts["public.customers"] == 3
     assert counts["billing.invoices"] == 3
-    report = PostgresRestoreTarget(scratch_db).restore(pieces(data))
+    target = PostgresRestoreTarget(scratch_db)
+    target.expected_tables = stream.tables
+    report = target.restore(pieces(data))
     assert compare_tables(stream.tables, report.tables or ()) == []
     live = {table.name: table.rows for table in database_table_summaries(PostgresClient(postgres_db))}
     assert live["public.customers"] == 4  # the source did change; the dump did not
@@ -409,7 +487,9 @@ def test_pg_restore_of_garbage_raises_and_an_upstream_error_aborts(scratch_db: s
 def test_pg_restore_push_style_plugs_into_a_sink(postgres_db: str, scratch_db: str) -> None:
     seed_shop(postgres_db)
     data, stream = dump_all(PostgresBackupSource("orders", postgres_db))
-    with PostgresRestoreTarget(scratch_db).begin() as writer:
+    target = PostgresRestoreTarget(scratch_db)
+    target.expected_tables = stream.tables  # summarise with the backup's algorithm (v3)
+    with target.begin() as writer:
         for piece in pieces(data, 4096):
             writer.write(piece)  # what restore_backup(..., sink=writer.write) does
     assert writer.report is not None
@@ -726,6 +806,7 @@ def test_registry_builds_sources_and_targets_from_catalog_targets(
         wiring.target(pg, "anything", overwrite=True)
     target = wiring.target(pg, scratch_db.split("dbname=")[1])
     assert isinstance(target, PostgresRestoreTarget)
+    target.expected_tables = stream.tables
     assert target.restore(pieces(data)).tables == stream.tables
 
     db = tmp_path / "app.sqlite3"
@@ -790,6 +871,7 @@ def test_postgres_through_the_pipeline_and_back(postgres_db: str, scratch_db: st
     assert manifest.tools.others["pg_dump"] == stream.tools["pg_dump"]
 
     target = PostgresRestoreTarget(scratch_db)
+    target.expected_tables = manifest.tables
     with target.begin() as writer:
         restore_backup(store, backup_id, keys, sink=writer.write)
     assert writer.report is not None

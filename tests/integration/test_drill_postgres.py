@@ -425,6 +425,96 @@ def test_restored_data_that_differs_from_the_manifest_fails_the_drill(
     assert not record.marked_verified
 
 
+def _backup_with_tables(
+    drill: PgDrill, *, compress_level: int = 0, tables_after: str | None = None
+) -> tuple[str, Any]:
+    """Back the source up outside the runner; with ``tables_after``, the manifest records the checksums of
+    the source AFTER that SQL ran (the dump has the data from before): the restored copy then differs from
+    the manifest by exactly that change."""
+    from envsteward.adapters.postgres import PostgresClient
+    from envsteward.backup.sources.postgres import database_table_summaries
+
+    stores = backup_stores(drill.services)
+    assert stores.dr is not None
+    source = PostgresBackupSource(
+        "orders-db", pg_url(dbname_of(drill.source_dsn)), compress_level=compress_level
+    )
+    keys = drill.services.key_provider(
+        "vault_transit", drill.services.catalog().environment("prod").backups[0].key_id
+    )
+    backup_id = new_backup_id("prod", "orders-db")
+    with source.dump() as stream:
+
+        def tables() -> tuple[TableChecksum, ...]:
+            if tables_after is None:
+                return stream.tables or ()
+            with psycopg.connect(drill.source_dsn, autocommit=True) as conn:
+                conn.execute(tables_after)
+            return database_table_summaries(PostgresClient(drill.source_dsn), stream.tables)
+
+        manifest = write_backup(
+            stores.primary,
+            keys,
+            backup_id,
+            stream,
+            environment="prod",
+            source=stream.source_info(),
+            started_at=stream.started_at,
+            consistent_at=stream.consistent_at,
+            tables=tables,
+            extra={"key_provider": "vault_transit"},
+        )
+    replicate_backup(stores.primary, stores.dr, backup_id, dr_region=DR_REGION)
+    return backup_id, manifest
+
+
+@pytest.mark.parametrize(
+    ("compress_level", "algorithm"), [(0, "pg-copy-xxh3-sum128/v3"), (1, "pg-md5-sum128/v2")]
+)
+def test_a_drill_verifies_backups_of_either_checksum_algorithm(
+    pg_drill: Callable[..., PgDrill], compress_level: int, algorithm: str
+) -> None:
+    """Backups made before v3 (server-side ``pg-md5-sum128/v2``; here: pg_dump's own compression on, which
+    falls back to it) still verify: the drill summarises the restored copy with the manifest's algorithm."""
+    drill = pg_drill()
+    _backup_id, manifest = _backup_with_tables(drill, compress_level=compress_level)
+    assert manifest.tables
+    assert all(str(table.algorithm).startswith(algorithm) for table in manifest.tables)
+    record, token = drill.drill(FakeClock(manifest.consistent_at + START_OFFSET, STEP))
+    assert record.status is DrillStatus.PASSED, record.error
+    tables = [row for row in record.verifications if row.kind == "table"]
+    assert [row.name for row in tables] == ["public.customers", "public.orders"]
+    assert all(row.ok for row in tables)
+    drill.assert_scratch_gone(record, token)
+
+
+@pytest.mark.parametrize(
+    ("change", "table", "expected", "actual"),
+    [
+        # one byte of one value: 'plain' -> 'plaim' (same row count, different checksum)
+        ("UPDATE customers SET note = 'plaim' WHERE id = 2", "public.customers", "2 rows", "2 rows"),
+        # one row: the manifest says 1 row, the restored copy has 2
+        ("DELETE FROM orders WHERE id = 11", "public.orders", "1 rows", "2 rows"),
+        # one row replaced by another (same count)
+        ("UPDATE orders SET id = 12 WHERE id = 11", "public.orders", "2 rows", "2 rows"),
+    ],
+)
+def test_a_restored_table_differing_by_one_byte_or_one_row_fails_the_drill(
+    pg_drill: Callable[..., PgDrill], change: str, table: str, expected: str, actual: str
+) -> None:
+    drill = pg_drill()
+    _backup_id, manifest = _backup_with_tables(drill, tables_after=change)
+    record, token = drill.drill(FakeClock(manifest.consistent_at + START_OFFSET, STEP))
+    assert record.status is DrillStatus.FAILED
+    assert record.failed_phase is PhaseName.VERIFY_DATA
+    bad = [row for row in record.verifications if not row.ok]
+    assert [row.name for row in bad] == [table]
+    assert bad[0].expected.startswith(expected)
+    assert bad[0].actual.startswith(actual)
+    assert bad[0].expected != bad[0].actual
+    drill.assert_scratch_gone(record, token)
+
+
 def test_a_backup_without_table_checksums_fails_the_drill_clearly(pg_drill: Callable[..., PgDrill]) -> None:
     """``table_checksums: false`` makes a backup the drill cannot verify: FAILED, never a silent pass."""
     drill = pg_drill()

@@ -25,14 +25,37 @@ Determinism: ``row::text`` depends on session settings (time zone, date style, f
 money output); :data:`SESSION_SETTINGS` pins them before any table is read, so the same rows give the same
 checksum on production, on a scratch restore and on any server or role default.
 
+Algorithm :data:`COPY_ALGORITHM` (``pg-copy-xxh3-sum128/v3``), per table, computed by the CLIENT over the
+text that ``COPY table (columns) TO STDOUT`` produces with pg_dump's session settings (one line per row)::
+
+    h        = XXH3-128(line)                     -- the row's COPY text line WITHOUT its newline
+    checksum = hex(sum(h) mod 2^128, 32 digits)   -- order-independent (a multiset sum)
+    rows     = number of lines
+
+The backup derives it from the COPY data pg_dump already streams (``backup.sources.pg_archive`` parses the
+custom-format archive as it goes by): no extra scan of the database. A drill verifies a restored table by
+hashing ``COPY ... TO STDOUT`` of the restored copy the same way, streaming: :func:`copy_table_sums` over
+the driver, or (big tables) ``psql`` in ``backup.sources.postgres.database_table_summaries``. The
+text is byte-identical on both sides because the verifier sets what pg_dump sets (DateStyle ISO,
+IntervalStyle postgres, extra_float_digits 3, an empty search_path, row_security off) plus what the backup
+pins in pg_dump's session (TimeZone UTC, bytea_output hex, lc_monetary) and the archive's client_encoding;
+the last two vary per database and are recorded in the algorithm text itself (``...; client_encoding=UTF8;
+lc_monetary=C``) so the verifier can read them back. Columns: pg_dump's list (no dropped, no generated
+columns), in attribute order. XXH3-128 (the ``xxhash`` package) is a non-cryptographic hash of excellent
+distribution: like v2, this is a corruption / completeness check, not a MAC. A different row (one byte
+changed) changes its 128-bit hash; a missing or extra row changes the count.
+
 External system: PostgreSQL (psycopg). psycopg errors propagate: call inside ``PostgresClient.connect``
 (or translate with ``translate_postgres_error``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import xxhash
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -132,3 +155,196 @@ def table_sums(
             break
         sums.append(table_sum(conn, schema, table))
     return tuple(sums)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# v3: client-side, over pg_dump's COPY text
+# ---------------------------------------------------------------------------------------------------------
+
+COPY_ALGORITHM = "pg-copy-xxh3-sum128/v3"
+"""Prefix of the v3 algorithm text (see :func:`copy_algorithm`); what the drill dispatches on."""
+
+COPY_FIXED_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("DateStyle", "ISO, MDY"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "3"),
+    ("search_path", ""),
+    ("row_security", "off"),
+    ("TimeZone", "UTC"),
+    ("bytea_output", "hex"),
+)
+"""What pg_dump sets for itself (the first five) and what the backup pins in its session through
+``PGOPTIONS`` (TimeZone, bytea_output): the same on every database. ``row_security off`` makes a table the
+role may not fully read an error instead of silently fewer rows (as in pg_dump)."""
+
+_PINNED_BY_BACKUP = ("TimeZone", "bytea_output")
+_COPY_LINE_HASH = xxhash.xxh3_128_intdigest
+_MODULUS_128 = 1 << 128
+_COPY_BATCH = 4096
+
+
+def recordable(value: str) -> bool:
+    """Whether a setting's value can go into the v3 algorithm text (no ``;`` or ``=``). Pure."""
+    return ";" not in value and "=" not in value
+
+
+def copy_algorithm(client_encoding: str, lc_monetary: str) -> str:
+    """The v3 algorithm text for a dump with this client encoding and ``lc_monetary``. Pure.
+
+    Raises ValueError for a value with ``;`` or ``=`` (never produced by PostgreSQL)."""
+    for value in (client_encoding, lc_monetary):
+        if not recordable(value):
+            raise ValueError(f"unexpected character in session setting {value!r}")
+    return f"{COPY_ALGORITHM}; client_encoding={client_encoding}; lc_monetary={lc_monetary}"
+
+
+def copy_algorithm_settings(algorithm: str) -> tuple[tuple[str, str], ...] | None:
+    """The session settings a verifier must use for a v3 ``algorithm`` text (the fixed ones plus the
+    recorded client_encoding and lc_monetary); None when ``algorithm`` is not v3. Pure."""
+    parts = [part.strip() for part in algorithm.split(";")]
+    if parts[0] != COPY_ALGORITHM:
+        return None
+    recorded: dict[str, str] = {}
+    for part in parts[1:]:
+        name, sep, value = part.partition("=")
+        if not sep or name not in ("client_encoding", "lc_monetary"):
+            return None
+        recorded[name] = value
+    if set(recorded) != {"client_encoding", "lc_monetary"}:
+        return None
+    return (
+        *COPY_FIXED_SETTINGS,
+        ("client_encoding", recorded["client_encoding"]),
+        ("lc_monetary", recorded["lc_monetary"]),
+    )
+
+
+def pg_dump_options(lc_monetary: str) -> str:
+    """``PGOPTIONS`` for pg_dump: pins the settings pg_dump itself leaves to the server's defaults and that
+    shape the COPY text (TimeZone, bytea_output, lc_monetary). All are restore-safe: timestamptz text
+    carries its offset, hex bytea is read by every supported server, money is read with lc_monetary. Pure."""
+    fixed = dict(COPY_FIXED_SETTINGS)
+    options = [f"-c {name}={fixed[name]}" for name in _PINNED_BY_BACKUP]
+    options.append("-c lc_monetary=" + lc_monetary.replace("\\", "\\\\").replace(" ", "\\ "))
+    return " ".join(options)
+
+
+class RowSum:
+    """The v3 accumulator of one table: feed it COPY lines (without their newline). Pure, not thread-safe."""
+
+    __slots__ = ("_total", "rows")
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._total = 0
+
+    def add_lines(self, lines: Iterable[bytes]) -> None:
+        """Add every line (a ``list`` is fastest) to the count and the sum."""
+        if not isinstance(lines, list):
+            lines = list(lines)
+        self.rows += len(lines)
+        self._total = (self._total + sum(map(_COPY_LINE_HASH, lines))) % _MODULUS_128
+
+    @property
+    def checksum(self) -> str:
+        """32 hex digits."""
+        return f"{self._total:032x}"
+
+
+def copy_column_list(conn: psycopg.Connection[Any], schema: str, table: str) -> list[str]:
+    """The columns pg_dump's COPY names for the existing table ``schema.table`` (not dropped, not generated,
+    in attribute order). Calls PostgreSQL."""
+    from psycopg import sql
+
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_catalog.pg_attribute a"
+        " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+        " AND a.attgenerated = '' ORDER BY a.attnum",
+        (sql.Identifier(schema, table).as_string(conn),),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def copy_statement(conn: psycopg.Connection[Any], schema: str, table: str) -> str:
+    """``COPY schema.table (columns) TO STDOUT`` with pg_dump's column list (:func:`copy_column_list`),
+    quoted for ``conn``. Calls PostgreSQL."""
+    from psycopg import sql
+
+    columns = copy_column_list(conn, schema, table)
+    if columns:
+        statement = sql.SQL("COPY {} ({}) TO STDOUT").format(
+            sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+    else:  # pg_dump's COPY of a table without dumpable columns: one empty line per row
+        statement = sql.SQL("COPY {} TO STDOUT").format(sql.Identifier(schema, table))
+    return statement.as_string(conn)
+
+
+def session_statements(conn: psycopg.Connection[Any], settings: Iterable[tuple[str, str]]) -> str:
+    """``SET name = 'value';`` for each setting, quoted for ``conn`` (for a script run by ``psql``). Pure
+    apart from the quoting context."""
+    from psycopg import sql
+
+    return " ".join(
+        sql.SQL("SET {} = {};").format(sql.Identifier(name), sql.Literal(value)).as_string(conn)
+        for name, value in settings
+    )
+
+
+def copy_table_sum(conn: psycopg.Connection[Any], schema: str, table: str) -> TableSum:
+    """v3 :class:`TableSum` of the existing table ``schema.table``: ``COPY ... TO STDOUT`` streamed over
+    ``conn`` and hashed line by line (constant memory). The session settings must be pinned
+    (:func:`copy_table_sums` does). Calls PostgreSQL."""
+    statement = copy_statement(conn, schema, table)
+    acc = RowSum()
+    batch: list[Any] = []
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for row in copy:
+            batch.append(row)
+            if len(batch) >= _COPY_BATCH:
+                _add_copy_rows(acc, batch)
+                batch = []
+    if batch:
+        _add_copy_rows(acc, batch)
+    return TableSum(f"{schema}.{table}", acc.rows, acc.checksum)
+
+
+def _add_copy_rows(acc: RowSum, rows: list[Any]) -> None:
+    """COPY rows from psycopg (each ends with a newline) into ``acc``."""
+    lines = b"".join(rows).split(b"\n")
+    lines.pop()  # after the last newline
+    acc.add_lines(lines)
+
+
+def pin_copy_session(conn: psycopg.Connection[Any], algorithm: str) -> tuple[tuple[str, str], ...]:
+    """Set the session settings the v3 ``algorithm`` text records; returns them. Raises ValueError when
+    ``algorithm`` is not v3. Calls PostgreSQL."""
+    settings = copy_algorithm_settings(algorithm)
+    if settings is None:
+        raise ValueError(f"not a {COPY_ALGORITHM} algorithm text: {algorithm[:80]!r}")
+    for name, value in settings:
+        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+    return settings
+
+
+def table_pages(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """``schema.table`` -> ``pg_class.relpages`` (the planner's size estimate) of every ordinary table.
+    Calls PostgreSQL."""
+    rows = conn.execute(
+        "SELECT n.nspname, c.relname, greatest(c.relpages, 0) FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'"
+    ).fetchall()
+    return {f"{schema}.{table}": int(pages) for schema, table, pages in rows}
+
+
+def copy_table_sums(
+    conn: psycopg.Connection[Any], algorithm: str, tables: Iterable[str]
+) -> tuple[TableSum, ...]:
+    """v3 :class:`TableSum` of each ``schema.table`` named in ``tables`` (names as the backup recorded them,
+    unquoted; matched against the database's ordinary tables), with the session settings ``algorithm``
+    records. Tables not found are left out (the caller reports them missing). Pins the session first; runs
+    in whatever transaction ``conn`` is in. Raises ValueError when ``algorithm`` is not v3. Calls
+    PostgreSQL; psycopg errors propagate."""
+    pin_copy_session(conn, algorithm)
+    present = {f"{schema}.{table}": (schema, table) for schema, table in list_tables(conn)}
+    return tuple(copy_table_sum(conn, *present[name]) for name in tables if name in present)

@@ -39,6 +39,8 @@ class ExportedSnapshot:
     """The server's ``statement_timestamp()`` of the statement that took the snapshot (UTC)."""
     server_version: str
     """e.g. ``15.20``."""
+    lc_monetary: str = "C"
+    """The session's ``lc_monetary`` (shapes the text of ``money`` values in the dump's COPY data)."""
 
 
 @contextlib.contextmanager
@@ -60,15 +62,21 @@ def export_snapshot(conn: Connection, target: str) -> ExportedSnapshot:
     Calls PostgreSQL. Raises TransientError, PermissionDeniedError, PermanentError (translated).
     """
     with translated("export snapshot", target):
+        # psycopg reads timestamptz only in ISO style; a database may default to another DateStyle
+        conn.execute("SELECT set_config('DateStyle', 'ISO', false)")
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         row = conn.execute(
-            "SELECT pg_export_snapshot(), statement_timestamp(), current_setting('server_version')"
+            "SELECT pg_export_snapshot(), statement_timestamp(), current_setting('server_version'),"
+            " current_setting('lc_monetary')"
         ).fetchone()
     if row is None:  # pragma: no cover - a SELECT without FROM always returns one row
         raise PermanentError("could not export a snapshot", system=SYSTEM, operation=f"pg_dump {target}")
     moment: datetime = row[1]
     return ExportedSnapshot(
-        snapshot=str(row[0]), consistent_at=moment.astimezone(UTC), server_version=str(row[2]).split()[0]
+        snapshot=str(row[0]),
+        consistent_at=moment.astimezone(UTC),
+        server_version=str(row[2]).split()[0],
+        lc_monetary=str(row[3]),
     )
 
 

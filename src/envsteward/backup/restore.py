@@ -352,6 +352,7 @@ def restore_stored_backup(
         if isinstance(restore_target, PostgresRestoreTarget):
             # all or nothing: a failure anywhere (pg_restore, or this process) rolls the whole restore back
             restore_target.single_transaction = True
+            restore_target.expected_tables = manifest.tables  # summarise with the backup's algorithm
     with _naming(backup_id), restore_target.begin() as writer:
         restore_backup(store, backup_id, keys, writer.write, progress, verify_first=False)
         report = writer.finish()

@@ -209,7 +209,7 @@ class PostgresScratch(Scratch):
     def verify(self, manifest: Manifest, report: RestoreReport) -> list[Verification]:
         from envsteward.backup.sources.postgres import database_table_summaries
 
-        return table_verifications(manifest.tables, database_table_summaries(self.client))
+        return table_verifications(manifest.tables, database_table_summaries(self.client, manifest.tables))
 
     def health(self) -> list[Verification]:
         rows: list[Verification] = []

@@ -1,0 +1,152 @@
+"""The custom-format scanner behind table checksums v3, on archives built here byte by byte (pure: no server).
+
+The builder writes what pg_dump 15 writes (archive 1.14, 4-byte integers, 8-byte offsets, offsets not set
+as when writing to a pipe); the real pg_dump output is covered by tests/integration/test_pg_copy_checksums.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from envsteward.adapters.pg_checksums import RowSum
+from envsteward.backup.sources.pg_archive import ArchiveScanner, UnsupportedArchive
+from envsteward.errors import IntegrityError
+
+
+def _int(value: int) -> bytes:
+    return bytes([1 if value < 0 else 0]) + abs(value).to_bytes(4, "little")
+
+
+def _str(value: bytes | None) -> bytes:
+    return _int(-1) if value is None else _int(len(value)) + value
+
+
+def _entry(
+    dump_id: int, desc: bytes, namespace: bytes, tag: bytes, copy: bytes | None, *, defn: bytes = b""
+) -> bytes:
+    return b"".join(
+        [
+            _int(dump_id),
+            _int(1),
+            _str(b"0"),
+            _str(b"0"),
+            _str(tag),
+            _str(desc),
+            _int(3),
+            _str(defn or None),
+            _str(None),
+            _str(copy),
+            _str(namespace),
+            _str(None),
+            _str(b"heap"),
+            _str(b"postgres"),
+            _str(b"false"),
+            _str(b"1"),
+            _str(None),
+            b"\x01" + bytes(8),
+        ]
+    )
+
+
+def build(
+    tables: dict[tuple[bytes, bytes], list[bytes]],
+    *,
+    chunking: str = "row",
+    version: tuple[int, int] = (1, 14),
+    compression: int = 0,
+    copy: bytes | None = b"COPY t (a) FROM stdin;\n",
+    blob: bool = False,
+) -> bytes:
+    """An archive with one TABLE DATA entry per table (rows without newline), chunked per row, in one
+    chunk, or in 3-byte chunks that split rows anywhere."""
+    head = b"PGDMP" + bytes([version[0], version[1], 0, 4, 8, 1])
+    head += bytes([compression]) if version[1] >= 15 else _int(compression)
+    head += b"".join(_int(0) for _ in range(7)) + _str(b"db") + _str(b"15.20") + _str(b"15.20")
+    entries = [_entry(1, b"ENCODING", b"", b"ENCODING", None, defn=b"SET client_encoding = 'UTF8';\n")]
+    blocks = []
+    for number, ((namespace, tag), rows) in enumerate(tables.items(), start=10):
+        entries.append(_entry(number, b"TABLE DATA", namespace, tag, copy))
+        payloads = [row + b"\n" for row in rows] + [b"\\.\n\n\n"]
+        if chunking == "one":
+            payloads = [b"".join(payloads)]
+        elif chunking == "tiny":
+            text = b"".join(payloads)
+            payloads = [text[i : i + 3] for i in range(0, len(text), 3)]
+        blocks.append(b"\x01" + _int(number) + b"".join(_int(len(p)) + p for p in payloads) + _int(0))
+    if blob:
+        entries.append(_entry(99, b"BLOBS", b"", b"BLOBS", None))
+        blocks.insert(0, b"\x03" + _int(99) + _int(16401) + _int(4) + b"\x00\n\\." + _int(0) + _int(0))
+    return head + _int(len(entries)) + b"".join(entries) + b"".join(blocks)
+
+
+def scan(data: bytes, piece: int = 1 << 20) -> list[tuple[str, int, str]]:
+    scanner = ArchiveScanner()
+    for start in range(0, len(data), piece):
+        scanner.feed(data[start : start + piece])
+    return [(t.name, t.rows, t.checksum) for t in scanner.finish()]
+
+
+def expected(rows: list[bytes]) -> str:
+    acc = RowSum()
+    acc.add_lines(rows)
+    return acc.checksum
+
+
+ROWS = [b"1\tplain", b"2\t\\N", b"3\ttab\\there\\nnewline", b"", b"1\tplain", b"4\t\\\\."] + [
+    b"%d\tx" % i for i in range(5, 300)
+]
+TABLES = {(b"public", b"t"): ROWS, (b"Odd Schema", b"Mixed.Case"): [b"a"], (b"public", b"empty"): []}
+
+
+@pytest.mark.parametrize("chunking", ["row", "one", "tiny"])
+@pytest.mark.parametrize("piece", [1, 7, 4096, 1 << 20])
+def test_checksums_do_not_depend_on_chunking_or_piece_size(chunking: str, piece: int) -> None:
+    result = scan(build(TABLES, chunking=chunking, blob=True), piece)
+    assert result == [
+        ("Odd Schema.Mixed.Case", 1, expected([b"a"])),
+        ("public.empty", 0, expected([])),
+        ("public.t", len(ROWS), expected(ROWS)),
+    ]
+
+
+def test_the_sum_is_order_independent_and_counts_duplicates() -> None:
+    shuffled = {(b"public", b"t"): list(reversed(ROWS))}
+    assert scan(build(shuffled)) == scan(build({(b"public", b"t"): ROWS}))
+    assert expected([b"a", b"a"]) != expected([b"a"])
+    assert expected([b"a", b"b"]) != expected([b"a", b"c"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"version": (1, 16)}, "archive version 1.16"),
+        ({"compression": 6}, "compressed"),
+        ({"version": (1, 15), "compression": 1}, "compressed"),
+        ({"copy": None}, "INSERT statements"),
+    ],
+)
+def test_archives_it_cannot_read_are_unsupported_not_wrong(kwargs: dict[str, object], reason: str) -> None:
+    with pytest.raises(UnsupportedArchive, match=reason):
+        scan(build(TABLES, **kwargs))  # type: ignore[arg-type]
+
+
+def test_archive_1_15_without_compression_is_read() -> None:
+    assert scan(build(TABLES, version=(1, 15))) == scan(build(TABLES))
+
+
+def test_a_truncated_archive_raises() -> None:
+    data = build(TABLES)
+    for cut in (len(data) - 1, len(data) - 5, len(data) // 2, 40):
+        with pytest.raises(IntegrityError):
+            scan(data[:cut])
+
+
+def test_data_without_the_end_of_data_line_raises() -> None:
+    data = build({(b"public", b"t"): [b"1"]}).replace(b"\\.\n\n\n", b"2\n\n\n\n")
+    with pytest.raises(IntegrityError, match="end-of-data"):
+        scan(data)
+
+
+def test_not_a_custom_archive_raises() -> None:
+    with pytest.raises(IntegrityError, match="PGDMP"):
+        scan(b"-- plain SQL dump\n")
