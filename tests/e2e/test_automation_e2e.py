@@ -103,6 +103,42 @@ def _create_readme_automation(server: PrefectServer, deployment_id: Any) -> Any:
         ).create()
 
 
+def test_the_server_schedules_a_deployments_runs(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    """The default schedules only detect anything if the server's scheduler creates their runs (it did not
+    with SQLAlchemy 2.1: every loop failed with "Can't evaluate bulk DML statement")."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterStateType,
+    )
+
+    env = prefect_server.env(
+        ENVSTEWARD_REPO_DIR=str(REPO),
+        ENVSTEWARD_CATALOG=str(_write_catalog(tmp_path / "catalog")),
+        ENVSTEWARD_HOME=str(tmp_path / "home"),
+    )
+    prefect_server.cli("deploy", "--name", "health-check", env=env)
+    deployment = asyncio.run(
+        _call(prefect_server.api_url, "read_deployment_by_name", "health-check/health-check")
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        scheduled = asyncio.run(
+            _call(
+                prefect_server.api_url,
+                "read_flow_runs",
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterStateType(any_=["SCHEDULED"])),
+            )
+        )
+        if scheduled:
+            break
+        if time.monotonic() > deadline:
+            pytest.fail("the server created no scheduled run of health-check within 90 s")
+        time.sleep(2)
+
+
 def test_a_critical_drift_event_runs_the_drift_scan_with_healing_for_that_environment(
     prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
