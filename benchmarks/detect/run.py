@@ -185,6 +185,7 @@ def run_durations(flow_name: str) -> dict[str, Any]:
         FlowFilter,
         FlowFilterName,
         FlowRunFilter,
+        FlowRunFilterState,
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
@@ -192,7 +193,9 @@ def run_durations(flow_name: str) -> dict[str, Any]:
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterStateType(any_=[StateType.COMPLETED])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))
+            ),
             limit=200,
         )
     times = [run.total_run_time.total_seconds() for run in runs]
@@ -254,7 +257,7 @@ def main() -> int:  # noqa: PLR0915 - a linear script
         drift_period, health_period = interval_of("drift-scan"), interval_of("health-check")
         print(f"serving; drift-scan every {drift_period} s, health-check every {health_period} s", flush=True)
         # warm-up: the first scan alerts the deliberate drift; the first health runs see everything up
-        if standin.wait_for(started, ("worker.concurrency",), timeout=3 * drift_period) is None:
+        if standin.wait_for(started, ("appeared in staging",), timeout=3 * drift_period) is None:
             raise SystemExit(f"no drift alert during warm-up; see {workdir / 'serve.log'}")
         time.sleep(2 * health_period)
 

@@ -110,8 +110,10 @@ def test_the_server_schedules_a_deployments_runs(prefect_server: PrefectServer, 
         DeploymentFilter,
         DeploymentFilterId,
         FlowRunFilter,
+        FlowRunFilterState,
         FlowRunFilterStateType,
     )
+    from prefect.client.schemas.objects import StateType
 
     env = prefect_server.env(
         ENVSTEWARD_REPO_DIR=str(REPO),
@@ -129,7 +131,9 @@ def test_the_server_schedules_a_deployments_runs(prefect_server: PrefectServer, 
                 prefect_server.api_url,
                 "read_flow_runs",
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
-                flow_run_filter=FlowRunFilter(state=FlowRunFilterStateType(any_=["SCHEDULED"])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+                ),
             )
         )
         if scheduled:
