@@ -39,6 +39,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from envsteward.tasks.common import flow_run_link
+from envsteward.tasks.events import awaiting_approval, emit_promotion_applied, emit_promotion_rolled_back
+from envsteward.tasks.platform_status import refresh_platform_status
 from envsteward.tasks.promotion import (
     apply_changes,
     artifact_link,
@@ -202,6 +204,8 @@ def _promote(  # noqa: PLR0917
     try:
         requested_at = record_request(plan, run_id, requester, reason)
         _tell(notify_request, plan, runbook.request_notification(plan, requester, reason, link))
+        awaiting_approval(source, target, run_id, requester)
+        refresh_platform_status(return_state=True)
         state = _collect_approvals(plan, run_id, requester, reason, requested_at, artifact_link(plan_key))
         if state.status is not Status.APPROVED:
             return _not_approved(plan, run_id, state, link)
@@ -225,6 +229,7 @@ def _promote(  # noqa: PLR0917
     finally:
         if not suspended:
             release_target(plan.target, run_id)
+            refresh_platform_status(return_state=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -337,6 +342,7 @@ def _apply(plan: PromotionPlan, run_id: str, state: ApprovalState, link: str | N
         )
     audit_event(plan, run_id, "promotion.verified", {"written": report.written, "no_ops": report.no_ops})
     text = applied_text(report)
+    emit_promotion_applied(plan.source, plan.target, run_id, changes=len(plan.changes))
     _tell(notify, plan, runbook.outcome_notification(plan, "applied", text, link))
     return _summary(
         plan,
@@ -380,6 +386,7 @@ def _roll_back(  # noqa: PLR0917
                 f"when the stores answer (`envsteward promote --repair {plan.target}`)"
             ]
     verdict = judge_rollback(plan, why, problems)
+    emit_promotion_rolled_back(plan.source, plan.target, run_id, keys_left=len(keys_left))
     if verdict.restored:
         audit_event(plan, run_id, verdict.audit_action, {"error": why, "verified": True})
         text = f"{why}\n{plan.target} was restored from the rollback journal (verified)."

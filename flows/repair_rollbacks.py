@@ -8,7 +8,9 @@ Runbook:
    (``promotion.rolled_back`` with the original run id) and its lease released.
 2. Tell each target's channels (:func:`~envsteward.promotion.repair.repair_notification`): a repaired
    rollback always; a still-pending one only when this sweep is the first to find it.
-3. Return one line per target (no values).
+3. Emit ``envsteward.promotion.rolled-back`` for each repaired target and, when any target was repaired or
+   is still pending, refresh the ``platform-status`` artifact.
+4. Return one line per target (no values).
 
 Deployment ``repair-rollbacks`` in ``prefect.yaml`` (every minute, one run at a time). The drift scan runs
 it before it heals; ``envsteward promote --repair TARGET`` runs it now.
@@ -19,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from envsteward.tasks.common import flow_run_link
+from envsteward.tasks.events import emit_promotion_rolled_back
+from envsteward.tasks.platform_status import refresh_platform_status
 from envsteward.tasks.promotion import notify, sweep_rollbacks
 from prefect import flow, get_run_logger
 
@@ -49,7 +53,11 @@ def repair_rollbacks(target: str | None = None) -> dict[str, Any]:
             logger.info("%s", report.line())
         for warning in report.warnings:
             logger.warning("%s: %s", report.target, warning)
+        if report.outcome == "repaired":
+            emit_promotion_rolled_back(report.source, report.target, report.run_id, keys_left=0)
         _tell(report, link)
+    if any(report.outcome != "skipped" for report in reports):
+        refresh_platform_status(return_state=True)
     return {
         outcome: [report.target for report in reports if report.outcome == outcome]
         for outcome in ("repaired", "pending", "skipped")

@@ -6,7 +6,7 @@ itself is recorded, alerted and audited elsewhere).
 
 Promotion events, one line each where the promote flow reaches the state (``flows/promote.py``)::
 
-    emit_promotion_awaiting_approval(source, target, run_id, requested_by)
+    awaiting_approval(source, target, run_id, requested_by)   # a task cached per run: once per run
     emit_promotion_applied(source, target, run_id, changes=len(plan.changes))
     emit_promotion_rolled_back(source, target, run_id, keys_left=len(keys_left))
 """
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from prefect import task
+from prefect.context import TaskRunContext
 from prefect.events import emit_event
 
 from envsteward.status import events as ev
@@ -45,6 +47,18 @@ def emit(event: StatusEvent) -> str | None:
 def emit_events(events: Sequence[StatusEvent]) -> int:
     """Emit every event of a flow run's state changes; return how many were sent. Calls the Prefect API."""
     return sum(1 for event in events if emit(event) is not None)
+
+
+def _once_per_run(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return f"envsteward-promote-{context.task_run.flow_run_id}-event-awaiting-approval"
+
+
+@task(name="emit-awaiting-approval", persist_result=True, cache_key_fn=_once_per_run)
+def awaiting_approval(source: str, target: str, run_id: str, requested_by: str) -> str | None:
+    """``envsteward.promotion.awaiting-approval``, once per run: a suspended run re-runs from the start
+    when it is resumed and reads this task's cached result instead of emitting again. Calls the Prefect
+    API (events)."""
+    return emit_promotion_awaiting_approval(source, target, run_id, requested_by)
 
 
 def _link(run_id: str) -> str | None:

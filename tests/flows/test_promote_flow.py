@@ -236,6 +236,52 @@ def read_artifacts(flow_run_id: uuid.UUID) -> list[str]:
     return [str(artifact.data) for artifact in artifacts]
 
 
+def promotion_events(
+    target: str, run_id: uuid.UUID, expect: dict[str, int], timeout: float = 30
+) -> list[Any]:
+    """The ``envsteward.promotion.*`` events of one run, read back from the test server's events API
+    (``/events/filter``), oldest first; asserts they are exactly ``expect`` (name -> count, in that order)
+    and each has the target as its related environment and no secret value."""
+    events = _read_promotion_events(target, run_id, expect, timeout)
+    assert [e.event for e in events] == [name for name, n in expect.items() for _ in range(n)], [
+        e.event for e in events
+    ]
+    for event in events:
+        assert_event_shape(event, target)
+    return events
+
+
+def _read_promotion_events(
+    target: str, run_id: uuid.UUID, expect: dict[str, int], timeout: float
+) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all()
+    wanted = EventFilter(
+        event=EventNameFilter(prefix=["envsteward.promotion."]),
+        resource=EventResourceFilter(id=[f"envsteward.promotion.{target}.{run_id}"]),
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            events = list(client.read_events(wanted, limit=50).events)
+        counts = {name: sum(1 for e in events if e.event == name) for name in expect}
+        if counts == expect or time.monotonic() > deadline:
+            return sorted(events, key=lambda e: e.occurred)
+        time.sleep(0.5)
+
+
+def assert_event_shape(event: Any, target: str) -> None:
+    """The environment is the related resource (role ``environment``); the payload names and counts only."""
+    environments = [(r.id, r.role) for r in event.related if r.role == "environment"]
+    assert environments == [(f"envsteward.environment.{target}", "environment")], event.related
+    assert event.resource["envsteward.environment"] == target
+    assert event.payload["target"] == target
+    assert_no_secret(json.dumps(event.payload), event.model_dump_json())
+
+
 def assert_no_secret(*texts: str) -> None:
     for text in texts:
         for secret in ALL_SEEDED:
@@ -300,6 +346,13 @@ def test_happy_path_development_to_staging_to_production(world: World) -> None:
     artifacts = read_artifacts(first)
     assert any("services.api.image" in text and "```diff" in text for text in artifacts)
     assert_no_secret(json.dumps(result), world.audit_text(), json.dumps(messages), *artifacts)
+
+    # two gates, one awaiting-approval event (per run, not per gate), then applied
+    expect = {"envsteward.promotion.awaiting-approval": 1, "envsteward.promotion.applied": 1}
+    waiting, applied = promotion_events("production", first, expect)
+    assert (waiting.payload["source"], waiting.payload["requested_by"]) == ("staging", "dave")
+    assert waiting.payload["link"] is None or waiting.payload["link"].endswith(f"/runs/flow-run/{first}")
+    assert applied.payload["changes"] == result["changes"]
 
 
 def test_self_approval_and_a_reviewer_not_on_the_list_are_refused_and_it_keeps_waiting(world: World) -> None:
@@ -449,6 +502,10 @@ def test_a_failure_after_half_the_writes_rolls_the_target_back_exactly(world: Wo
     alerts = [m for m in world.slack.messages() if "rolled back" in json.dumps(m)]
     assert alerts, "the rollback was not alerted"
     assert_no_secret(str(raised.value), world.audit_text(), json.dumps(world.slack.messages()))
+
+    expect = {"envsteward.promotion.awaiting-approval": 1, "envsteward.promotion.rolled-back": 1}
+    _, rolled_back = promotion_events("staging", run.flow_run().id, expect)  # and no "applied"
+    assert (rolled_back.payload["keys_left"], rolled_back.payload["severity"]) == (0, "high")
 
 
 def test_a_failing_health_check_rolls_back(world: World, health_server: str) -> None:
