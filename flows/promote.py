@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.events import awaiting_approval, emit_promotion_applied, emit_promotion_rolled_back
-from envsteward.tasks.platform_status import refresh_platform_status
+from envsteward.tasks.status import refresh_platform_status
 from envsteward.tasks.promotion import (
     apply_changes,
     artifact_link,
