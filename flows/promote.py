@@ -40,7 +40,6 @@ from typing import Any, Literal
 
 from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.events import awaiting_approval, emit_promotion_applied, emit_promotion_rolled_back
-from envsteward.tasks.status import refresh_platform_status
 from envsteward.tasks.promotion import (
     apply_changes,
     artifact_link,
@@ -62,6 +61,7 @@ from envsteward.tasks.promotion import (
     rollback_timeout_seconds,
     verify_changes,
 )
+from envsteward.tasks.status import refresh_platform_status
 from prefect import flow, get_run_logger
 from prefect.exceptions import FlowPauseTimeout, Pause
 from prefect.flow_runs import pause_flow_run, suspend_flow_run

@@ -22,8 +22,8 @@ from typing import Any
 
 from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.events import emit_promotion_rolled_back
-from envsteward.tasks.status import refresh_platform_status
 from envsteward.tasks.promotion import notify, sweep_rollbacks
+from envsteward.tasks.status import refresh_platform_status
 from prefect import flow, get_run_logger
 
 from envsteward.promotion import runbook
