@@ -34,10 +34,10 @@ Deployment ``promote`` in ``prefect.yaml`` (no schedule). Answer from the UI's R
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
+from envsteward.tasks.approval_gate import wait_for_answer
 from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.events import awaiting_approval, emit_promotion_applied, emit_promotion_rolled_back
 from envsteward.tasks.promotion import (
@@ -56,18 +56,14 @@ from envsteward.tasks.promotion import (
     record_request,
     release_target,
     replan,
-    resume_after_local_timeout,
     rollback_target,
     rollback_timeout_seconds,
     verify_changes,
 )
 from envsteward.tasks.status import refresh_platform_status
 from prefect import flow, get_run_logger
-from prefect.exceptions import FlowPauseTimeout, Pause
-from prefect.flow_runs import pause_flow_run, suspend_flow_run
-from prefect.input import RunInput
+from prefect.exceptions import Pause
 from prefect.states import Completed, Failed, State
-from pydantic import Field
 
 from envsteward.catalog import ApprovalPolicy
 from envsteward.errors import EnvstewardError, PermanentError
@@ -83,7 +79,7 @@ from envsteward.promotion import (
     render_plan_markdown,
     runbook,
 )
-from envsteward.promotion.approval import Answer, ApprovalSession
+from envsteward.promotion.approval import ApprovalSession
 from envsteward.promotion.decisions import (
     failure_state,
     final_state,
@@ -106,14 +102,6 @@ POLL_INTERVAL_SECONDS = 10
 """How often a locally paused run asks the API whether it was resumed (tests lower it)."""
 MAX_GATES = 50
 """A safety stop: after this many answers without a decision the request is rejected."""
-
-
-class ApprovalForm(RunInput):
-    """The Resume form: approve or reject the promotion described above."""
-
-    decision: Literal["approve", "reject"] = Field(description="approve or reject the promotion")
-    reviewer: str = Field(description="your name, as on the target's approver list")
-    comment: str = Field(default="", description="why (recorded in the audit log)")
 
 
 @flow(
@@ -253,7 +241,9 @@ def _collect_approvals(  # noqa: PLR0917
     session = ApprovalSession(policy, requester, requested_at, max_gates=MAX_GATES)
     while (gate := session.next_gate(datetime.now(UTC))) is not None:
         description = render_approval_description(plan, session.state, requester, reason, plan_link)
-        answer = _wait_for_answer(description, gate.key, gate.seconds_left)
+        answer = wait_for_answer(
+            description, gate.key, gate.seconds_left, poll_interval=POLL_INTERVAL_SECONDS
+        )
         if answer is None:
             session.no_answer()
             break
@@ -261,27 +251,6 @@ def _collect_approvals(  # noqa: PLR0917
         # a refusal is logged by the task, which runs once per gate (a resumed run replays the gates)
         record_answer(plan, run_id, gate.number, meaning.ruling, meaning.state)
     return session.state
-
-
-def _wait_for_answer(description: str, key: str, seconds_left: float) -> Answer | None:
-    """Wait at one gate. From a deployment: suspend (the process exits; the run re-runs when resumed); run
-    locally: pause in place. None when the deadline passes."""
-    from prefect.runtime import deployment
-
-    form = ApprovalForm.with_initial_data(description=description)
-    timeout = max(1, math.ceil(seconds_left))
-    try:
-        if deployment.id:
-            response = suspend_flow_run(wait_for_input=form, timeout=timeout, key=key)
-        else:
-            response = pause_flow_run(
-                wait_for_input=form, timeout=timeout, poll_interval=POLL_INTERVAL_SECONDS, key=key
-            )
-    except FlowPauseTimeout:
-        if not deployment.id:
-            resume_after_local_timeout()
-        return None
-    return Answer(decision=response.decision, reviewer=response.reviewer, comment=response.comment)
 
 
 def _not_approved(plan: PromotionPlan, run_id: str, state: ApprovalState, link: str | None) -> dict[str, Any]:

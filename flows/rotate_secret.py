@@ -18,10 +18,10 @@ Deployment ``rotate-secret`` (no schedule; ``rotate-due-secrets`` starts it for 
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
+from envsteward.tasks.approval_gate import wait_for_answer
 from envsteward.tasks.secret_rotation import (
     audit_rotation,
     create_pending,
@@ -33,9 +33,8 @@ from envsteward.tasks.secret_rotation import (
     test_pending,
 )
 from prefect import flow, get_run_logger
-from prefect.exceptions import FlowPauseTimeout
 
-from envsteward.promotion.approval import Answer, ApprovalSession, ApprovalState, Meaning, Status
+from envsteward.promotion.approval import ApprovalSession, ApprovalState, Meaning, Status
 from envsteward.promotion.runbook import ruling_details
 from envsteward.rotation import sessions
 from envsteward.rotation.model import STEPS, Outcome, RotationFailedError, RotationPlan, Step
@@ -162,8 +161,11 @@ def _collect_approvals(plan: RotationPlan, run_id: str, requester: str, reason: 
     assert plan.approval is not None
     session = ApprovalSession(plan.approval, requester, datetime.now(UTC), max_gates=MAX_GATES)
     while (gate := session.next_gate(datetime.now(UTC))) is not None:
-        answer = _wait_for_answer(
-            approval_description(plan, session.state, requester, reason), gate.key, gate.seconds_left
+        answer = wait_for_answer(
+            approval_description(plan, session.state, requester, reason),
+            gate.key,
+            gate.seconds_left,
+            poll_interval=POLL_INTERVAL_SECONDS,
         )
         if answer is None:
             session.no_answer()
@@ -181,27 +183,6 @@ def _collect_approvals(plan: RotationPlan, run_id: str, requester: str, reason: 
         if meaning.meaning is Meaning.REFUSED:
             get_run_logger().warning("answer refused: %s", meaning.reason)
     return session.state
-
-
-def _wait_for_answer(description: str, key: str, seconds_left: float) -> Answer | None:
-    """Wait at one gate with the promotions' Resume form. From a deployment: suspend; locally: pause in
-    place. None when the deadline passes."""
-    from envsteward.flows.promote import ApprovalForm
-    from prefect.flow_runs import pause_flow_run, suspend_flow_run
-    from prefect.runtime import deployment
-
-    form = ApprovalForm.with_initial_data(description=description)
-    timeout = max(1, math.ceil(seconds_left))
-    try:
-        if deployment.id:
-            response = suspend_flow_run(wait_for_input=form, timeout=timeout, key=key)
-        else:
-            response = pause_flow_run(
-                wait_for_input=form, timeout=timeout, poll_interval=POLL_INTERVAL_SECONDS, key=key
-            )
-    except FlowPauseTimeout:
-        return None
-    return Answer(decision=response.decision, reviewer=response.reviewer, comment=response.comment)
 
 
 def _summary(plan: RotationPlan, outcome: Outcome, run_id: str, message: str, **extra: Any) -> dict[str, Any]:
