@@ -27,6 +27,7 @@ from envsteward.ports import ConfigSource, JSONValue
 from envsteward.services import Services, set_services
 from envsteward.settings import AWSSettings, Settings, SlackSettings, SMTPSettings, VaultSettings
 from tests.fixtures.standins import SLACK_TOKEN, SlackStandin, SMTPStandin
+from tests.flows._paused_runs import PausedFlowRun, answer
 from tests.unit.promotion._catalog import (
     ALL_SEEDED,
     DEV_TO_STAGING,
@@ -162,67 +163,13 @@ def world(  # noqa: PLR0917 - pytest fixtures
 # ---------------------------------------------------------------------------------------------------------
 
 
-class Run:
+class Run(PausedFlowRun):
     """A promote flow run in a background thread (it pauses in place while it waits for approval)."""
 
     def __init__(self, world: World, **parameters: Any) -> None:
         from envsteward.flows.promote import promote
 
-        self.name = f"promote-test-{uuid.uuid4().hex[:10]}"
-        self.result: dict[str, Any] | None = None
-        self.error: BaseException | None = None
-        flow = promote.with_options(flow_run_name=self.name)
-
-        def target() -> None:
-            try:
-                self.result = flow(**parameters)
-            except BaseException as exc:
-                self.error = exc
-
-        self.thread = threading.Thread(target=target, daemon=True)
-        world.runs.append(self)
-        self.thread.start()
-
-    def flow_run(self) -> Any:
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
-
-        with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[self.name]))
-            )
-        return runs[0] if runs else None
-
-    def wait_paused(self, gate: int, timeout: float = 60) -> uuid.UUID:
-        """Wait until the run waits at approval gate ``gate``; its id."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.flow_run()
-            state = run.state if run is not None else None
-            if (
-                state is not None
-                and state.is_paused()
-                and state.state_details.pause_key == f"approval-{gate}"
-            ):
-                return run.id
-            if not self.thread.is_alive():
-                raise AssertionError(f"the flow ended before gate {gate}: {self.error!r} {self.result!r}")
-            time.sleep(0.2)
-        raise AssertionError(f"the flow did not pause at gate {gate} in {timeout} s")
-
-    def finish(self, timeout: float = 120) -> dict[str, Any]:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the flow did not finish"
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
-
-
-def answer(run_id: uuid.UUID, decision: str, reviewer: str, comment: str = "") -> None:
-    from prefect.flow_runs import resume_flow_run
-
-    resume_flow_run(run_id, run_input={"decision": decision, "reviewer": reviewer, "comment": comment})
+        super().__init__(promote, "promote-test", world.runs, **parameters)
 
 
 def read_artifacts(flow_run_id: uuid.UUID) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from envsteward.catalog.refs import SecretRef
 from envsteward.rotation.model import RotationFailedError, Step
 from envsteward.services import Services, set_services
 from envsteward.settings import AWSSettings, Settings, VaultSettings
+from tests.flows._paused_runs import PausedFlowRun, answer
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -160,66 +160,13 @@ def world(  # noqa: PLR0917 - pytest fixtures
         admin.execute(f"DROP ROLE IF EXISTS {role}")
 
 
-class Run:
+class Run(PausedFlowRun):
     """A rotate-secret run in a background thread (it pauses in place while it waits for approval)."""
 
     def __init__(self, world: World, **parameters: Any) -> None:
         from envsteward.flows.rotate_secret import rotate_secret
 
-        self.name = f"rotate-test-{uuid.uuid4().hex[:10]}"
-        self.result: dict[str, Any] | None = None
-        self.error: BaseException | None = None
-        flow = rotate_secret.with_options(flow_run_name=self.name)
-
-        def target() -> None:
-            try:
-                self.result = flow(**parameters)
-            except BaseException as exc:
-                self.error = exc
-
-        self.thread = threading.Thread(target=target, daemon=True)
-        world.runs.append(self)
-        self.thread.start()
-
-    def flow_run(self) -> Any:
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
-
-        with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[self.name]))
-            )
-        return runs[0] if runs else None
-
-    def wait_paused(self, gate: int, timeout: float = 60) -> uuid.UUID:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.flow_run()
-            state = run.state if run is not None else None
-            if (
-                state is not None
-                and state.is_paused()
-                and state.state_details.pause_key == f"approval-{gate}"
-            ):
-                return run.id
-            if not self.thread.is_alive():
-                raise AssertionError(f"the flow ended before gate {gate}: {self.error!r} {self.result!r}")
-            time.sleep(0.2)
-        raise AssertionError(f"the flow did not pause at gate {gate} in {timeout} s")
-
-    def finish(self, timeout: float = 120) -> dict[str, Any]:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the flow did not finish"
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
-
-
-def answer(run_id: uuid.UUID, decision: str, reviewer: str, comment: str = "") -> None:
-    from prefect.flow_runs import resume_flow_run
-
-    resume_flow_run(run_id, run_input={"decision": decision, "reviewer": reviewer, "comment": comment})
+        super().__init__(rotate_secret, "rotate-test", world.runs, **parameters)
 
 
 def _outputs(world: World) -> str:
