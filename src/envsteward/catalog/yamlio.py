@@ -5,31 +5,26 @@ plain ``dict``/``list``/scalars (so the rest of the code never sees ruamel types
 ``path tuple -> 1-based line``. Duplicate keys, non-string keys and unsupported YAML types are reported as
 problems with their line.
 
-Every catalog file is read under a budget (:class:`YamlLimits`: file size, nodes after alias expansion,
-nesting depth), because every flow loads the catalog: a hostile or broken file (an alias bomb, 10,000
-nested lists, a 50 MB file) is refused with one problem naming the limit and the line, before it can take
-the process's memory, time or stack.
+Every catalog file is read under a budget (:class:`envsteward.yamlbudget.YamlLimits`: file size, nodes
+after alias expansion, nesting depth), because every flow loads the catalog.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent
-from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from envsteward.catalog.problems import ProblemSink
 from envsteward.tree import PathTuple, format_path
+from envsteward.yamlbudget import LIMIT_VARIABLES, YamlBudgetError, YamlLimits, budget_yaml
+
+__all__ = ["LIMIT_VARIABLES", "YamlFile", "YamlLimits", "read_yaml"]
 
 
 @dataclass
@@ -54,134 +49,6 @@ class YamlFile:
     def origin(self, path: PathTuple) -> str:
         """``"<rel>:<line>"`` for the node at ``path``."""
         return f"{self.rel}:{self.line_of(path)}"
-
-
-@dataclass(frozen=True)
-class YamlLimits:
-    """The budget of one catalog file. Generous for any real catalog; each can be raised through the
-    environment variable named in :data:`LIMIT_VARIABLES` (and in the problem that reports it)."""
-
-    max_file_bytes: int = 8 * 1024 * 1024
-    max_nodes: int = 500_000
-    """Nodes (mappings, lists, keys and scalars) after every alias is expanded."""
-    max_depth: int = 100
-    """Nesting levels of mappings and lists."""
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> YamlLimits:
-        """Defaults overridden by ``ENVSTEWARD_CATALOG_MAX_*`` variables. Raises ValueError naming a variable
-        that is not a positive integer."""
-        env = os.environ if environ is None else environ
-        values: dict[str, int] = {}
-        for name, variable in LIMIT_VARIABLES.items():
-            text = env.get(variable)
-            if text is None or not text.strip():
-                continue
-            try:
-                value = int(text.strip().replace("_", ""))
-            except ValueError:
-                value = 0
-            if value <= 0:
-                raise ValueError(f"{variable} must be a positive integer, not {text!r}")
-            values[name] = value
-        return cls(**values)
-
-
-LIMIT_VARIABLES = {
-    "max_file_bytes": "ENVSTEWARD_CATALOG_MAX_FILE_BYTES",
-    "max_nodes": "ENVSTEWARD_CATALOG_MAX_NODES",
-    "max_depth": "ENVSTEWARD_CATALOG_MAX_DEPTH",
-}
-
-
-def _limit(name: str, value: int) -> str:
-    return f"{name} {value:,}; raise it with {LIMIT_VARIABLES[name]}"
-
-
-class _BudgetError(YAMLError):
-    """A file exceeds its :class:`YamlLimits` (raised while composing, before any data is built)."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
-
-
-class _BudgetComposer(Composer):
-    """ruamel's composer with a budget: counts every node as aliases would expand it, and the nesting
-    depth, refusing past :class:`YamlLimits` at the line of the alias or node that crosses the limit.
-
-    An alias costs the expanded size of the node it names (memoised per node, so even a billion-laughs
-    file is measured in time proportional to its text); an alias to a mapping or list that is still
-    being composed (a recursive alias) is refused, since it would expand without end.
-    """
-
-    limits: YamlLimits = YamlLimits()
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._nodes = 0
-        self._sizes: dict[int, tuple[int, int]] = {}
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.parser.peek_event()
-        line = int(event.start_mark.line) + 1
-        if isinstance(event, AliasEvent):
-            target = self.anchors.get(event.anchor)
-            if target is not None:
-                if isinstance(target, SequenceNode | MappingNode) and target.end_mark is None:
-                    raise _BudgetError(line, f"alias *{event.anchor} refers to a node that contains it")
-                size, depth = self._measure(target)
-                self._count(size, line, f"alias *{event.anchor} expands")
-                self._check_depth(self.depth + depth, line)
-            return super().compose_node(parent, index)
-        self._count(1, line, "the document grows")
-        self._check_depth(self.depth + 1, line)
-        return super().compose_node(parent, index)
-
-    def _count(self, size: int, line: int, what: str) -> None:
-        self._nodes += size
-        if self._nodes > self.limits.max_nodes:
-            raise _BudgetError(
-                line,
-                f"{what} past {self.limits.max_nodes:,} nodes after alias expansion "
-                f"({_limit('max_nodes', self.limits.max_nodes)})",
-            )
-
-    def _check_depth(self, depth: int, line: int) -> None:
-        if depth > self.limits.max_depth:
-            raise _BudgetError(
-                line,
-                f"nesting deeper than {self.limits.max_depth} levels "
-                f"({_limit('max_depth', self.limits.max_depth)})",
-            )
-
-    def _measure(self, node: Node) -> tuple[int, int]:
-        """(nodes, nesting levels) of ``node`` with every alias inside it expanded."""
-        known = self._sizes.get(id(node))
-        if known is not None:
-            return known
-        size, depth = 1, 1
-        if isinstance(node, SequenceNode):
-            children: list[Node] = list(node.value)
-        elif isinstance(node, MappingNode):
-            children = [part for pair in node.value for part in pair]
-        else:
-            children = []
-        for child in children:
-            child_size, child_depth = self._measure(child)
-            size += child_size
-            depth = max(depth, child_depth + 1)
-        self._sizes[id(node)] = (size, depth)
-        return size, depth
-
-
-def _composer_for(limits: YamlLimits) -> type[_BudgetComposer]:
-    class _Limited(_BudgetComposer):
-        pass
-
-    _Limited.limits = limits
-    return _Limited
 
 
 _DUPLICATE = re.compile(r'found duplicate key "(?P<key>.*?)" with value')
@@ -232,15 +99,9 @@ def read_yaml(
     """
     limits = limits or YamlLimits()
     try:
-        size = path.stat().st_size
-        if size > limits.max_file_bytes:
-            sink.add(
-                display,
-                None,
-                None,
-                f"the file is {size:,} bytes, above the limit "
-                f"({_limit('max_file_bytes', limits.max_file_bytes)})",
-            )
+        too_large = limits.file_too_large(path.stat().st_size)
+        if too_large is not None:
+            sink.add(display, None, None, too_large)
             return None
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -250,11 +111,9 @@ def read_yaml(
         reason = exc.strerror if isinstance(exc, OSError) else "not valid UTF-8"
         sink.add(display, None, None, f"cannot read the file: {reason}")
         return None
-    yaml = YAML(typ="rt")
-    yaml.Composer = _composer_for(limits)
     try:
-        raw = yaml.load(text)
-    except _BudgetError as exc:
+        raw = budget_yaml(limits).load(text)
+    except YamlBudgetError as exc:
         sink.add(display, exc.line, None, exc.message)
         return None
     except YAMLError as exc:
