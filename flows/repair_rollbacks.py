@@ -10,7 +10,10 @@ Runbook:
    rollback always; a still-pending one only when this sweep is the first to find it.
 3. Emit ``envsteward.promotion.rolled-back`` for each repaired target and, when any target was repaired or
    is still pending, refresh the ``platform-status`` artifact.
-4. Return one line per target (no values).
+4. ``sweep-rotations`` (a full sweep only): every secret rotation whose run died mid-way
+   (:mod:`envsteward.rotation.journal`) has its consumer set back to what the store holds as current,
+   audited ``rotation.repaired`` and told to the environment's channels.
+5. Return one line per target and one record per repaired rotation (no values).
 
 Deployment ``repair-rollbacks`` in ``prefect.yaml`` (every minute, one run at a time). The drift scan runs
 it before it heals; ``envsteward promote --repair TARGET`` runs it now.
@@ -23,6 +26,7 @@ from typing import Any
 from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.events import emit_promotion_rolled_back
 from envsteward.tasks.promotion import notify, sweep_rollbacks
+from envsteward.tasks.secret_rotation import sweep_rotations
 from envsteward.tasks.status import refresh_platform_status
 from prefect import flow, get_run_logger
 
@@ -34,7 +38,7 @@ from envsteward.services import get_services
 
 @flow(
     name="repair-rollbacks",
-    description="Finish every pending promotion rollback once the target's stores answer; release the lease.",
+    description="Finish pending promotion rollbacks and repair secret rotations whose run died mid-way.",
 )
 def repair_rollbacks(target: str | None = None) -> dict[str, Any]:
     """Finish the pending rollbacks of every target (or of ``target``).
@@ -56,12 +60,23 @@ def repair_rollbacks(target: str | None = None) -> dict[str, Any]:
         if report.outcome == "repaired":
             emit_promotion_rolled_back(report.source, report.target, report.run_id, keys_left=0)
         _tell(report, link)
+    rotations = sweep_rotations(link) if target is None else []
+    for rotation in rotations:
+        log = logger.info if rotation["outcome"] == "repaired" else logger.error
+        log(
+            "rotation of %s in %s (flow run %s): %s: %s",
+            rotation["reference"],
+            rotation["environment"],
+            rotation["run_id"],
+            rotation["outcome"],
+            rotation["detail"],
+        )
     if any(report.outcome != "skipped" for report in reports):
         refresh_platform_status(return_state=True)
     return {
         outcome: [report.target for report in reports if report.outcome == outcome]
         for outcome in ("repaired", "pending", "skipped")
-    } | {"lines": [report.line() for report in reports]}
+    } | {"lines": [report.line() for report in reports], "rotations": rotations}
 
 
 def _tell(report: RepairReport, link: str | None) -> None:

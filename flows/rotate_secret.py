@@ -8,10 +8,21 @@ Runbook:
    requester cannot approve. Every answer is audited. The decisions are
    :class:`~envsteward.promotion.approval.ApprovalSession`'s, the same gate as promotions. From a
    deployment the run suspends (no worker held); run locally it pauses in place.
-3. ``create-pending`` -> ``set-pending`` -> ``test-pending`` -> ``finish-rotation``, each its own task and
-   each audited (``rotation.step``). The new value lives in this process only.
-4. Any failure: ``restore-previous`` puts the previous value back wherever something changed and checks
+3. ``claim-rotation`` records the rotation in the shared journal (:mod:`envsteward.rotation.journal`, no
+   value): one rotation of a secret at a time (``Locked`` otherwise), and what the ``repair-rollbacks``
+   sweep needs if this process dies. A dead run's journal of the same secret is repaired first (the
+   consumer is set to the store's current value; audited ``rotation.repaired``).
+4. ``create-pending`` -> ``set-pending`` -> ``test-pending`` -> ``finish-rotation``, each its own task and
+   each audited (``rotation.step``). The new value lives in this process only; the journal notes before
+   ``set-pending`` that the consumer may receive it.
+5. Any failure: ``restore-previous`` puts the previous value back wherever something changed and checks
    it; the run fails naming the failed step and whether the previous value is current and working.
+   The journal is removed when the consumer and the store agree (rotated, or restored); after a failed
+   restore it stays, and the sweep retries the repair every minute.
+
+The run ends in a named state: ``Rotated``, ``Dry run``, ``Rejected``, ``Timed out`` (completed) or
+``Rotation failed`` (the previous value is current), ``Restore failed``, ``Repair failed``, ``Locked``,
+``Refused`` (failed). Called as a function it returns the summary or raises the error.
 
 Deployment ``rotate-secret`` (no schedule; ``rotate-due-secrets`` starts it for production secrets).
 """
@@ -24,20 +35,33 @@ from typing import Any
 from envsteward.tasks.approval_gate import wait_for_answer
 from envsteward.tasks.secret_rotation import (
     audit_rotation,
+    claim_rotation,
+    close_rotation,
     create_pending,
     finish_rotation,
+    journal_set_step,
     plan_secret_rotation,
     publish_rotation_plan,
     restore_previous,
     set_pending,
     test_pending,
 )
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
+from prefect.states import Completed, Failed
 
+from envsteward.errors import EnvstewardError
 from envsteward.promotion.approval import ApprovalSession, ApprovalState, Meaning, Status
 from envsteward.promotion.runbook import ruling_details
 from envsteward.rotation import sessions
-from envsteward.rotation.model import STEPS, Outcome, RotationFailedError, RotationPlan, Step
+from envsteward.rotation.model import (
+    FINAL_STATE_NAMES,
+    STEPS,
+    Outcome,
+    RotationFailedError,
+    RotationPlan,
+    Step,
+    failure_state_name,
+)
 from envsteward.rotation.render import approval_description, plan_markdown
 from envsteward.scan.live import describe_failure
 from envsteward.services import get_services
@@ -61,7 +85,7 @@ _STEP_TASKS = {
 )
 def rotate_secret(
     environment: str, reference: str, dry_run: bool = False, requested_by: str = "", reason: str = ""
-) -> dict[str, Any]:
+) -> State[dict[str, Any]]:
     """Rotate ``reference`` (e.g. ``vault://secret/prod/db#password``) in ``environment``.
 
     Args:
@@ -71,9 +95,26 @@ def rotate_secret(
         requested_by: Who asks (default: the configured actor); never an approver of it.
         reason: Why, shown to the approvers and audited.
 
-    Returns a summary (outcome, steps done; no values). Raises RotationRefusedError, RotationFailedError
-    (a step failed: the previous value is current again unless it says otherwise).
+    Returns a summary (outcome, steps done; no values) in a completed state named for the outcome. Raises
+    (as a failed state's data) RotationRefusedError, RotationInProgressError (another run rotates it),
+    RestoreError (a dead run's rotation could not be repaired), RotationFailedError (a step failed: the
+    previous value is current again unless it says otherwise).
     """
+    try:
+        summary = _rotate(environment, reference, dry_run, requested_by, reason)
+    except EnvstewardError as exc:
+        name = failure_state_name(exc)
+        if name is None:
+            raise
+        return Failed(name=name, message=" ".join(str(exc).split()), data=exc)
+    name = FINAL_STATE_NAMES[Outcome(summary["outcome"])]
+    return Completed(name=name, message=" ".join(str(summary["message"]).split()), data=summary)
+
+
+def _rotate(
+    environment: str, reference: str, dry_run: bool, requested_by: str, reason: str
+) -> dict[str, Any]:
+    """The runbook (see the module docstring); the summary, or the error that stopped it."""
     from prefect.runtime import flow_run
 
     services = get_services()
@@ -110,10 +151,15 @@ def rotate_secret(
     else:
         approved_by = []
 
+    repaired = claim_rotation(plan, run_id)
+    if repaired is not None:
+        audit_rotation(plan, run_id, "rotation.repaired", {"detail": repaired})
     handle = sessions.new_handle()
     done: list[str] = []
     try:
         for step in STEPS:
+            if step is Step.SET:
+                journal_set_step(plan, run_id)
             ran = _STEP_TASKS[step](environment, plan.reference, handle, return_state=True)
             if not ran.is_completed():
                 why = describe_failure(ran.result(raise_on_failure=False))
@@ -128,6 +174,7 @@ def rotate_secret(
             )
     finally:
         sessions.drop(handle)
+    close_rotation(plan, run_id)
     audit_rotation(plan, run_id, "rotation.completed", {"approved_by": approved_by})
     return _summary(
         plan, Outcome.ROTATED, run_id, f"{plan.reference} rotated", steps=done, approved_by=approved_by
@@ -140,6 +187,7 @@ def _fail(plan: RotationPlan, run_id: str, handle: str, step: Step, why: str) ->
     restored = restore_previous(plan.environment, plan.reference, handle, return_state=True)
     if restored.is_completed():
         detail = restored.result()
+        close_rotation(plan, run_id)
         audit_rotation(plan, run_id, "rotation.restored", {"failed_step": step.value, "detail": detail})
         raise RotationFailedError(
             f"rotation of {plan.reference} in {plan.environment} failed at step {step.value}: {why}. "

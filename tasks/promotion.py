@@ -217,6 +217,10 @@ def _run_is_active(run_id: str) -> bool:
     return run.state is None or not run.state.is_final()
 
 
+run_is_active = _run_is_active
+"""Public name for the other flows' journals (rotations) that ask the same question."""
+
+
 @task(name="release-target", persist_result=False, cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def release_target(target: str, run_id: str) -> bool:
     """Release the target's lease held by this run, unless this run's rollback journal is still there (a

@@ -12,15 +12,18 @@ left.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key
-from prefect import task
+from envsteward.tasks.common import RETRY_TRANSIENT, TRANSIENT_RETRIES, artifact_key
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from envsteward.inventory.references import collect_references
 from envsteward.inventory.runner import run_inventory
+from envsteward.ports import Notification, Severity
+from envsteward.rotation import journal as rotation_journal
 from envsteward.rotation import sessions
 from envsteward.rotation.decisions import approval_for, plan_rotation
 from envsteward.rotation.model import RotationPlan, Step, StepReport
@@ -29,6 +32,9 @@ from envsteward.services import get_services
 
 STEP_TIMEOUT_SECONDS = 120.0
 """Above the adapters' own timeouts (Vault 10 s, AWS 30 s read, PostgreSQL connect 5 s)."""
+LONGEST_ROTATION = timedelta(seconds=STEP_TIMEOUT_SECONDS * (4 * (1 + TRANSIENT_RETRIES) + 1) + 300)
+"""Every step's attempts at their timeout, the restore, and a margin for retry waits: a run whose journal
+is older than this is dead whatever the API says (a killed worker's run can stay Running)."""
 
 
 @task(
@@ -151,6 +157,127 @@ def restore_previous(environment: str, reference: str, handle: str) -> str:
     if rotation is None:
         return "nothing was changed"
     return rotation.restore()
+
+
+@task(name="claim-rotation", **RETRY_TRANSIENT, persist_result=False, cache_policy=NO_CACHE)
+def claim_rotation(plan: RotationPlan, run_id: str) -> str | None:
+    """Record this run's rotation in the shared journal before any step (the secret's lease, and what a
+    sweep needs if this process dies). A dead run's journal of the same secret is taken over and repaired
+    first: the consumer is set to what the store holds as current. Returns a line describing that repair,
+    or None. Raises RotationInProgressError (a live run rotates it), RestoreError (the repair failed: the
+    journal stays for the sweep). Calls the state store, the Prefect API, and for a repair the store and
+    the consumer."""
+    from envsteward.tasks.promotion import run_is_active
+
+    services = get_services()
+    store = services.state_store()
+    mine = rotation_journal.new_journal(
+        environment=plan.environment,
+        reference=plan.reference,
+        kind=plan.kind,
+        run_id=run_id,
+        has_consumer=plan.kind == "postgres_role",
+        now=datetime.now(UTC),
+        longest_run=LONGEST_ROTATION,
+    )
+    stale = rotation_journal.claim(store, mine, now=datetime.now(UTC), is_active=run_is_active)
+    if stale is None or not stale.needs_resync:
+        return None if stale is None else f"took over {stale.describe()} (nothing to repair)"
+    detail = services.rotator(plan.environment, plan.reference).resync()
+    rotation_journal.mark_resynced(store, plan.environment, plan.reference, run_id)
+    return f"repaired {stale.describe()}: {detail}"
+
+
+@task(name="journal-set-step", **RETRY_TRANSIENT, persist_result=False, cache_policy=NO_CACHE)
+def journal_set_step(plan: RotationPlan, run_id: str) -> None:
+    """Before the set step: record that the consumer may receive a value only this process knows. Calls
+    the state store."""
+    rotation_journal.mark_consumer_touched(
+        get_services().state_store(), plan.environment, plan.reference, run_id
+    )
+
+
+@task(name="close-rotation", **RETRY_TRANSIENT, persist_result=False, cache_policy=NO_CACHE)
+def close_rotation(plan: RotationPlan, run_id: str) -> bool:
+    """The rotation ended with the consumer and the store agreeing (finished, or restored): remove its
+    journal. Calls the state store."""
+    return rotation_journal.close(get_services().state_store(), plan.environment, plan.reference, run_id)
+
+
+@task(name="sweep-rotations", persist_result=False, cache_policy=NO_CACHE)
+def sweep_rotations(link: str | None = None) -> list[dict[str, Any]]:
+    """Repair every abandoned rotation (its run finished, or is past its deadline): set the consumer to the
+    store's current value, audit ``rotation.repaired`` and remove the journal; or, when that fails, audit
+    ``rotation.repair_failed`` and keep the journal for the next sweep. The environment's channels are
+    told of a repair, and of the first failed one. Returns ``[{environment, reference, run_id, outcome,
+    detail}]`` (no values). Calls the state store, the Prefect API, the secret stores and consumers, the
+    audit log and the notifiers."""
+    from envsteward.tasks.promotion import run_is_active
+
+    from envsteward.scan.live import describe_failure
+
+    services = get_services()
+    store = services.state_store()
+    now = datetime.now(UTC)
+    found: list[dict[str, Any]] = []
+    for stale in rotation_journal.open_journals(store):
+        if not rotation_journal.is_abandoned(stale, now, run_is_active):
+            continue
+        try:
+            detail = (
+                services.rotator(stale.environment, stale.reference).resync()
+                if stale.needs_resync
+                else "nothing to repair: the consumer was never touched"
+            )
+            repaired = True
+        except Exception as exc:  # noqa: BLE001 - reported and audited; the journal stays for the next sweep
+            detail, repaired = describe_failure(exc), False
+        if repaired:
+            rotation_journal.close(store, stale.environment, stale.reference, stale.run_id)
+            first = True
+        else:
+            first = rotation_journal.note_repair_failure(store, stale) == 1
+        services.audit_log().append(
+            "rotation.repaired" if repaired else "rotation.repair_failed",
+            target=f"secret/{stale.reference}",
+            environment=stale.environment,
+            details={"run_id": stale.run_id, "reference": stale.reference, "detail": detail},
+        )
+        if first and stale.needs_resync:
+            _tell(
+                stale.environment,
+                rotation_journal.repair_notification(stale, repaired=repaired, detail=detail, link=link),
+            )
+        found.append(
+            {
+                "environment": stale.environment,
+                "reference": stale.reference,
+                "run_id": stale.run_id,
+                "outcome": "repaired" if repaired else "failed",
+                "detail": detail,
+            }
+        )
+    return found
+
+
+def _tell(environment: str, notification: Notification) -> None:
+    """Send ``notification`` to each of the environment's channels; a failing one does not stop the rest
+    (logged). Calls the notifiers."""
+    from envsteward.promotion import runbook
+    from envsteward.scan.live import describe_failure
+
+    services = get_services()
+    paging = notification.severity is Severity.CRITICAL
+    try:
+        notifiers = services.notifiers(runbook.notify_channels(services, environment, include_paging=paging))
+    except Exception as exc:  # noqa: BLE001 - an environment no longer in the catalog: the audit log has it
+        get_run_logger().warning("cannot tell %s's channels: %s", environment, describe_failure(exc))
+        return
+    for notifier in notifiers:
+        try:
+            notifier.send(notification)
+        except Exception as exc:  # noqa: BLE001 - the audit log has the repair; the next channel still hears
+            get_run_logger().warning("notification to %s failed: %s", notifier.name, describe_failure(exc))
 
 
 @task(name="find-overdue-secrets", **RETRY_TRANSIENT, persist_result=False, cache_policy=NO_CACHE)

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -361,7 +362,7 @@ def test_envsteward_approve_answers_a_production_rotation_two_distinct_approvers
 
     done = approve(run.wait_paused(2), "carol", "--wait", "--timeout", "120")
     assert done.exit_code == 0, done.output
-    assert f"flow run {first} ended Completed" in done.output
+    assert f"flow run {first} ended Rotated" in done.output
     result = run.finish()
     assert result["outcome"] == "rotated"
     assert result["approved_by"] == ["bob", "carol"]
@@ -436,7 +437,6 @@ def test_cli_rotates_and_prints_no_value(world: World) -> None:
 def test_rotate_due_secrets_one_run_each_failures_isolated_production_waits(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datetime import UTC, datetime, timedelta
 
     from envsteward.flows.rotate_due_secrets import DueRotationsFailedError, rotate_due_secrets
     from envsteward.flows.rotate_secret import rotate_secret
@@ -469,3 +469,142 @@ def test_rotate_due_secrets_one_run_each_failures_isolated_production_waits(
     assert waiting[0].parameters["environment"] == "production"
     assert waiting[0].parameters["reference"].endswith("/production/app#token")
     _assert_no_value(world, world.kv("development", "app")[1]["token"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A process killed mid-rotation (SIGKILL between "set" and "finish"): the role has a password only the
+# dead process knew, the store still the old one. The journal lets the sweep and the next run repair it.
+
+
+def _rotate_until_the_test_step(
+    settings: Settings, reference: str, longest_seconds: float, ready: Any
+) -> None:
+    """Child process: run the real rotate-secret flow; at the test step (the role already has the new
+    password, Vault still the previous one) tell the parent and wait to be killed."""
+    import envsteward.tasks.secret_rotation as rotation_tasks
+    from envsteward.flows.rotate_secret import rotate_secret
+
+    from envsteward.rotation.engine import Rotation
+
+    rotation_tasks.LONGEST_ROTATION = timedelta(seconds=longest_seconds)
+
+    def hang(self: Rotation) -> str:
+        ready.set()
+        time.sleep(600)
+        return ""
+
+    Rotation._test = hang  # type: ignore[method-assign]
+    set_services(Services(settings))
+    rotate_secret("development", reference)
+
+
+@contextlib.contextmanager
+def _killed_mid_rotation(
+    world: World, reference: str, monkeypatch: pytest.MonkeyPatch, longest_seconds: float
+) -> Iterator[None]:
+    """Run the rotation in a spawned process that reaches the test step; SIGKILL it on leaving."""
+    import multiprocessing
+    import os
+    import signal
+
+    from prefect.settings import PREFECT_API_URL
+
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))  # the child talks to this API
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    child = context.Process(
+        target=_rotate_until_the_test_step,
+        args=(world.services.settings, reference, longest_seconds, ready),
+        daemon=True,
+    )
+    child.start()
+    try:
+        assert ready.wait(180), "the child never reached the test step"
+        yield
+    finally:
+        os.kill(child.pid or 0, signal.SIGKILL)
+        child.join(30)
+    assert child.exitcode == -signal.SIGKILL
+
+
+def _wait_past_every_deadline(world: World) -> None:
+    from envsteward.rotation.journal import open_journals
+
+    journals = open_journals(world.services.state_store())
+    assert journals, "the killed run left no journal"
+    while datetime.now(UTC) <= max(j.deadline for j in journals):
+        time.sleep(0.5)
+
+
+def test_a_rotation_killed_after_set_is_repaired_by_the_sweep(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envsteward.flows.repair_rollbacks import repair_rollbacks
+
+    from envsteward.rotation.journal import open_journals
+
+    ref = f"vault://{world.base}/development/db#password"
+    old = SecretStr(world.seeded[world.roles[0]])
+    vault_before = world.kv("development", "db")
+    with _killed_mid_rotation(world, ref, monkeypatch, longest_seconds=5):
+        pass
+    assert world.role(0).holds(old) is False, "the killed run had set a new password"
+    (stale,) = open_journals(world.services.state_store())
+    assert stale.needs_resync
+    # the killed run is still "Running" in the API (no worker reported the crash): only the journal's
+    # deadline lets the sweep touch it
+    _wait_past_every_deadline(world)
+
+    result = repair_rollbacks()
+
+    assert [r["outcome"] for r in result["rotations"]] == ["repaired"]
+    assert world.role(0).holds(old) is True, "the role holds what Vault holds as current again"
+    assert world.kv("development", "db") == vault_before
+    assert open_journals(world.services.state_store()) == []
+    repaired = [r for r in world.services.audit_log().records() if r.action == "rotation.repaired"]
+    assert len(repaired) == 1
+    assert repaired[0].details["run_id"] == stale.run_id
+    assert repair_rollbacks()["rotations"] == []  # nothing left for the next sweep
+    _assert_no_value(world)
+
+
+def test_the_next_rotation_repairs_a_killed_one_first_then_rotates(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envsteward.flows.rotate_secret import rotate_secret
+
+    from envsteward.rotation.journal import open_journals
+
+    ref = f"vault://{world.base}/development/db#password"
+    version_before, _ = world.kv("development", "db")
+    with _killed_mid_rotation(world, ref, monkeypatch, longest_seconds=5):
+        pass
+    _wait_past_every_deadline(world)
+
+    result = rotate_secret("development", ref)
+
+    assert result["outcome"] == "rotated", result
+    version, data = world.kv("development", "db")
+    assert version == version_before + 1
+    assert world.role(0).holds(SecretStr(data["password"])) is True
+    actions = [r.action for r in world.services.audit_log().records()]
+    # the killed run audited create and set; this run repairs before its own first step
+    assert actions[:3] == ["rotation.requested", "rotation.step", "rotation.step"]
+    assert actions[3:9] == ["rotation.requested", "rotation.repaired", *["rotation.step"] * 4]
+    assert open_journals(world.services.state_store()) == []
+    _assert_no_value(world, data["password"])
+
+
+def test_a_second_rotation_of_the_same_secret_ends_locked(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envsteward.flows.rotate_secret import rotate_secret
+
+    ref = f"vault://{world.base}/development/db#password"
+    with _killed_mid_rotation(world, ref, monkeypatch, longest_seconds=600):
+        before = world.kv("development", "db")
+        state = rotate_secret("development", ref, return_state=True)
+        assert state.is_failed()
+        assert state.name == "Locked"
+        assert "is being rotated by flow run" in (state.message or "")
+        assert world.kv("development", "db") == before

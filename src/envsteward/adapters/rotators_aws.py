@@ -60,6 +60,11 @@ class SecretsManagerStage:
             raise PermanentError("begin first", system="rotation")
         return key_of(self._previous_text.get_secret_value(), self._ref.key, self._where)
 
+    def current(self) -> SecretStr:
+        """GetSecretValue (AWSCURRENT), the reference's key of it."""
+        text = self._sm.get_secret_stage(self._name, CURRENT)
+        return key_of(text.get_secret_value(), self._ref.key, self._where)
+
     def check_staged(self) -> str:
         assert self._new_text is not None
         require_same(self._sm.get_secret_stage(self._name, PENDING), self._new_text, self._where, PENDING)
@@ -155,6 +160,11 @@ class SSMSecureStringStage:
         if self._previous_text is None:
             raise PermanentError("begin first", system="rotation")
         return key_of(self._previous_text.get_secret_value(), self._ref.key, self._where)
+
+    def current(self) -> SecretStr:
+        """GetParameter (decrypted), the reference's key of it."""
+        text, _, _ = self._read()
+        return key_of(text.get_secret_value(), self._ref.key, self._where)
 
     def check_staged(self) -> str:
         _, version, _ = self._read()

@@ -112,11 +112,11 @@ class PostgresRoleConsumer:
         held = self.holds(value)
         if held is None:
             PostgresClient(self._role_dsn, password=value).ping()
-            return f"role {self.role}: connected with the previous password"
+            return f"role {self.role}: connected with the password it should hold"
         if not held:
             raise IntegrityError(
-                f"role {self.role}: the server does not hold the previous password",
+                f"role {self.role}: the server does not hold the password it should",
                 system=SYSTEM,
                 operation=f"restore {self.role}",
             )
-        return f"role {self.role}: the previous password is set again (SCRAM verifier matches)"
+        return f"role {self.role}: holds the password it should (SCRAM verifier matches)"

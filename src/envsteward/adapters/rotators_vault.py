@@ -52,6 +52,14 @@ class VaultKVStage:
         value = self._data[self._ref.key or ""]
         return SecretStr(value if isinstance(value, str) else str(value))
 
+    def current(self) -> SecretStr:
+        """Reads the current version (GET data). Raises NotFoundError (no secret or no key)."""
+        secret = self._client.kv_read(self._mount, self._path)
+        value = secret.data.get(self._ref.key or "")
+        if value is None:
+            raise NotFoundError(f"secret has no key {self._ref.key!r}", system="vault", operation=self._where)
+        return SecretStr(value if isinstance(value, str) else str(value))
+
     def check_staged(self) -> str:
         """Reads the metadata: the current version must still be the one read at begin."""
         current = self._client.kv_metadata(self._mount, self._path).current_version

@@ -144,6 +144,7 @@ class _NoErrorsOnTheTerminal(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         from envsteward.promotion.decisions import completed_state_names
+        from envsteward.rotation.model import completed_state_names as rotation_completed
 
         if record.levelno >= logging.ERROR or record.exc_info:
             return False
@@ -151,7 +152,7 @@ class _NoErrorsOnTheTerminal(logging.Filter):
         if not message.startswith(FINISHED):
             return True
         name = message[len(FINISHED) :].split("(", 1)[0].strip()
-        return name in completed_state_names()
+        return name in completed_state_names() | rotation_completed()
 
 
 @contextmanager

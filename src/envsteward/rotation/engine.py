@@ -149,6 +149,24 @@ class Rotation:
                 )
             return "; ".join(done) or "nothing was changed"
 
+    def resync(self) -> str:
+        """Repair after a killed rotation (see :mod:`envsteward.rotation.journal`): make the consumer hold
+        the value the store says is current (the previous one if the run died before finish, the new one
+        after) and check it. Calls the store and the consumer. Raises RestoreError naming what failed."""
+        if self.consumer is None:
+            return "no consumer: the store's check-and-set left nothing half-done"
+        with self._lock:
+            try:
+                current = self.stage.current()
+                applied = self.consumer.apply(current)
+                confirmed = self.consumer.confirm(current)
+            except Exception as exc:  # noqa: BLE001 - the reason is kept, safely; the journal stays
+                raise RestoreError(
+                    "the consumer could not be set to the store's current value: " + describe_failure(exc),
+                    system="rotation",
+                ) from None
+            return f"{applied} to the store's current value; {confirmed}"
+
     def discard(self) -> None:
         """Forget the pending value."""
         self._pending = None

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from envsteward.catalog.models import ApprovalPolicy
 from envsteward.errors import ConfigurationError, PermanentError
+from envsteward.rotation.journal import RotationInProgressError
 
 
 class Step(StrEnum):
@@ -28,6 +29,34 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     TIMED_OUT = "timed-out"
     FAILED = "failed"
+
+
+FINAL_STATE_NAMES: dict[Outcome, str] = {
+    Outcome.ROTATED: "Rotated",
+    Outcome.DRY_RUN: "Dry run",
+    Outcome.REJECTED: "Rejected",
+    Outcome.TIMED_OUT: "Timed out",
+}
+"""The name of a rotate-secret run's (completed) final state per outcome, so the runs list tells the story.
+Failures end in failed states named by :func:`failure_state_name`."""
+
+
+def completed_state_names() -> frozenset[str]:
+    """The names of the states a rotation run ends in when it is not a failure."""
+    return frozenset(FINAL_STATE_NAMES.values())
+
+
+def failure_state_name(error: BaseException) -> str | None:
+    """The name of the failed final state for ``error``; None for an error with no name of its own."""
+    if isinstance(error, RotationFailedError):
+        return "Rotation failed" if error.restored else "Restore failed"
+    if isinstance(error, RotationInProgressError):
+        return "Locked"
+    if isinstance(error, RotationRefusedError):
+        return "Refused"
+    if isinstance(error, RestoreError):
+        return "Repair failed"
+    return None
 
 
 class _Frozen(BaseModel):

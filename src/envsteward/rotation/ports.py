@@ -33,6 +33,11 @@ class SecretStage(Protocol):
         """The value that was current at :meth:`begin` (for the consumer's restore)."""
         ...
 
+    def current(self) -> SecretStr:
+        """Read the value the store holds as current now, without staging anything (the repair of a killed
+        rotation sets the consumer to it). Raises NotFoundError when the secret or key is gone."""
+        ...
+
     def check_staged(self) -> str:
         """The store side of the test step: the staged value reads back as ``pending``, or the current
         version is still the one read at :meth:`begin` (a check-and-set would pass). Raises ConflictError
