@@ -187,9 +187,9 @@ class S3ObjectStore:
 
         Returns False (and writes nothing) when an object exists. S3 decides atomically, so two concurrent
         callers cannot both win. moto (5.2) honours ``If-None-Match`` too (the integration tests prove it),
-        so there is no head-then-put fallback: such a fallback would not be atomic. Raises TransientError
-        for S3's 409 ConditionalRequestConflict (another conditional write in flight: retry), or the usual
-        errors.
+        so there is no head-then-put fallback: such a fallback would not be atomic. Raises WriteRaceError (a
+        TransientError) for S3's 409 ConditionalRequestConflict (another conditional write in flight:
+        retry), or the usual errors.
         """
         try:
             self._s3.put_object(
