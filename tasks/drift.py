@@ -17,7 +17,7 @@ from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from envsteward.scan.alerts import AlertItem, Delivery, plan_alerts, routes_for, state_key
+from envsteward.scan.alerts import AlertItem, Delivery, plan_alerts, record_alerts, routes_for, state_key
 from envsteward.scan.environment import scan_environment
 from envsteward.scan.fingerprints import SecretFingerprints
 from envsteward.scan.heal import (
@@ -137,15 +137,14 @@ def record_drift_alerts(
     to send. Calls the state store; idempotent (the same items twice plan nothing the second time)."""
     services = get_services()
     routes = routes_for(services.catalog().channels, channel_names)
-    planned: list[Delivery] = []
-
-    def fold(previous: Any) -> Any:
-        plan = plan_alerts(scope, previous, items, routes, unknown_reason=unknown_reason, link=link)
-        planned[:] = plan.deliveries
-        return plan.state
-
-    services.state_store().update(state_key(scope), fold)
-    return list(planned)
+    deliveries = record_alerts(
+        services.state_store(),
+        state_key(scope),
+        lambda previous: plan_alerts(
+            scope, previous, items, routes, unknown_reason=unknown_reason, link=link
+        ),
+    )
+    return list(deliveries)
 
 
 @task(name="declined-heals", persist_result=False)

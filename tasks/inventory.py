@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key
 from prefect import task
@@ -28,7 +27,7 @@ from envsteward.inventory.runner import (
     list_managed,
     live_plaintext,
 )
-from envsteward.scan.alerts import AlertWording, Delivery, plan_alerts, routes_for
+from envsteward.scan.alerts import AlertWording, Delivery, plan_alerts, record_alerts, routes_for
 from envsteward.services import get_services
 
 READ_TIMEOUT_SECONDS = 60.0
@@ -114,17 +113,14 @@ def record_secret_alerts(
     routes = routes_for(catalog.channels, list(catalog.environment(environment).notify))
     unknown = "; ".join(inventory.errors[:3]) if inventory.errors else None
     items = None if unknown else alert_items(inventory)
-    planned: list[Delivery] = []
-
-    def fold(previous: Any) -> Any:
-        plan = plan_alerts(
+    deliveries = record_alerts(
+        services.state_store(),
+        f"{ALERT_STATE_PREFIX}{environment}",
+        lambda previous: plan_alerts(
             environment, previous, items, routes, unknown_reason=unknown, link=link, wording=SECRETS_WORDING
-        )
-        planned[:] = plan.deliveries
-        return plan.state
-
-    services.state_store().update(f"{ALERT_STATE_PREFIX}{environment}", fold)
-    return list(planned)
+        ),
+    )
+    return list(deliveries)
 
 
 @task(name="write-inventory-artifacts", persist_result=False)

@@ -31,6 +31,11 @@ class TransientError(EnvstewardError):
     transient = True
 
 
+class WriteRaceError(TransientError):
+    """Another writer's conditional write of the same object is still in flight (S3's 409
+    ConditionalRequestConflict): re-read and try again; a compare-and-set loop treats it as a lost race."""
+
+
 class PermanentError(EnvstewardError):
     """A failure that retrying will not fix: bad input, missing things, denied access."""
 

@@ -25,6 +25,7 @@ from envsteward.errors import (
     PermanentError,
     PermissionDeniedError,
     TransientError,
+    WriteRaceError,
 )
 
 SYSTEM = "aws"
@@ -158,6 +159,8 @@ def translate_aws_error(
             cls = PermissionDeniedError
         elif code in AUTHENTICATION_CODES:
             cls = AuthenticationError
+        elif code == "ConditionalRequestConflict":
+            cls = WriteRaceError  # a racing conditional write: the caller's CAS loop re-reads and retries
         elif code in TRANSIENT_CODES:
             cls = TransientError
         elif code in CONFLICT_CODES:

@@ -186,9 +186,10 @@ class S3ObjectStore:
         """Create the object only when no object has that key: PutObject with ``If-None-Match: *``.
 
         Returns False (and writes nothing) when an object exists. S3 decides atomically, so two concurrent
-        callers cannot both win. moto (5.2) honours ``If-None-Match`` too (the integration tests prove it),
-        so there is no head-then-put fallback: such a fallback would not be atomic. Raises TransientError
-        for S3's 409 ConditionalRequestConflict (another conditional write in flight: retry), or the usual
+        callers cannot both win; there is no head-then-put fallback (it would not be atomic). moto (5.2)
+        honours ``If-None-Match`` too, but its threaded server checks and writes without a lock: there the
+        guarantee is only as good as that window is short. Raises WriteRaceError (a TransientError) for
+        S3's 409 ConditionalRequestConflict (another conditional write in flight: retry), or the usual
         errors.
         """
         try:

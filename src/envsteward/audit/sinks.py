@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from envsteward._fsync import fsync_dir
-from envsteward.errors import ConflictError, IntegrityError, NotFoundError, PermanentError, TransientError
+from envsteward.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+    WriteRaceError,
+)
 from envsteward.ports import ObjectStore
 
 _TAIL_BLOCK = 8192
@@ -216,9 +223,9 @@ class ObjectStoreSink:
             return False
         try:
             created = self.store.put_if_absent(self.key(expected_sequence), data)
-        except ConflictError:
-            # S3's 409 ConditionalRequestConflict: another writer's conditional put of the same key is in
-            # flight. Treat it as a lost race; the caller re-reads the tail and tries again.
+        except (ConflictError, WriteRaceError):
+            # S3's 409 ConditionalRequestConflict (WriteRaceError): another writer's conditional put of the
+            # same key is in flight. Treat it as a lost race; the caller re-reads the tail and tries again.
             return False
         if not created:
             return False

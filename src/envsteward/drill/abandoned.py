@@ -239,6 +239,7 @@ class DrillLedger:
         claimed: list[dict[str, Any]] = []
 
         def take(document: dict[str, Any]) -> None:
+            claimed.clear()  # the store may re-run this after a lost race: only the committed run counts
             entry = document["drills"].get(drill_id)
             if entry is not None and entry.get("recorded_at") == recorded_at:
                 claimed.append(document["drills"].pop(drill_id))
@@ -251,6 +252,7 @@ class DrillLedger:
         won: list[bool] = []
 
         def take(document: dict[str, Any]) -> None:
+            won.clear()  # the store may re-run this after a lost race: only the committed run counts
             if name not in document["swept"]:
                 document["swept"] = [*document["swept"], name][-SWEPT_KEPT:]
                 won.append(True)

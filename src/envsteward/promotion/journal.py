@@ -593,6 +593,26 @@ def set_status(
     return update_journal(store, journal, change)
 
 
+def claim_for_repair(
+    store: StateStore, journal: RollbackJournal, claim: RepairClaim, *, now: datetime
+) -> RollbackJournal | None:
+    """Claim ``journal`` for one sweep: compare-and-set, so of several sweeps (on several workers) that
+    read the same journal and decided to repair it, exactly one gets it back with its ``claim``; the others
+    get None and leave it alone. The claim is set only while the stored journal is still exactly the one
+    the caller read (any change in between, another claim included, loses) and holds no unexpired claim of
+    another sweep. Counts the attempt. Calls the state store; raises its errors."""
+
+    def change(current: RollbackJournal) -> RollbackJournal:
+        held = current.claim is not None and current.claim.by != claim.by and current.claim.until > now
+        if held or current != journal:
+            return current
+        attempts = current.attempts + 1
+        return current.model_copy(update={"claim": claim, "updated_at": now, "attempts": attempts})
+
+    stored = update_journal(store, journal, change)
+    return stored if stored is not None and stored.claim == claim else None
+
+
 def discard(services: PromotionServices, journal: RollbackJournal) -> bool:
     """Remove the run's journal and its file copies (the apply or the rollback is verified); True when this
     call removed it. Calls the state store and the local file system."""
@@ -600,11 +620,9 @@ def discard(services: PromotionServices, journal: RollbackJournal) -> bool:
     removed = False
 
     def drop(value: Any) -> Any:
-        nonlocal removed
-        if isinstance(value, dict) and value.get("run_id") == journal.run_id:
-            removed = True
-            return None
-        return value
+        nonlocal removed  # assigned on every call: the store may re-run ``drop`` after a lost race
+        removed = isinstance(value, dict) and value.get("run_id") == journal.run_id
+        return None if removed else value
 
     store.update(journal_key(journal.target), drop)
     if store.get(journal_key(journal.target)) is None:

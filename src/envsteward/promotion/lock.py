@@ -133,11 +133,11 @@ def release(store: StateStore, target: str, run_id: str) -> bool:
     released = False
 
     def drop(value: Any) -> Any:
+        # Assigned on every call, never only set: the Redis store re-runs ``drop`` after a lost WATCH
+        # race, and only the last (committed) call may decide the answer (two sweeps must not both win).
         nonlocal released
-        if isinstance(value, dict) and value.get("run_id") == run_id:
-            released = True
-            return None
-        return value
+        released = isinstance(value, dict) and value.get("run_id") == run_id
+        return None if released else value
 
     store.update(lock_key(target), drop)
     return released

@@ -63,6 +63,7 @@ from envsteward.promotion.journal import (
     SecretsManagerEntry,
     SSMParameterEntry,
     VaultSecretEntry,
+    claim_for_repair,
     describe_journal,
     discard,
     journal_targets,
@@ -734,8 +735,8 @@ def repair_target(
     if not decision.repair:
         return base
     claim = RepairClaim(by=claimant, until=moment + timedelta(seconds=budget.seconds + 120))
-    claimed = set_status(store, journal, journal.status, now=moment, count_attempt=True, claim=claim)
-    if claimed is None or claimed.claim != claim:
+    claimed = claim_for_repair(store, journal, claim, now=moment)
+    if claimed is None:
         return dataclasses.replace(base, reason="finished by another process meanwhile")
     result = restore_within_budget(build_restorers(services, claimed), budget, clock=clock, sleep=sleep)
     if not result.verified:

@@ -19,12 +19,12 @@ Notifications carry only redacted item data (paths, kinds, severities, redacted 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from envsteward.drift import DriftItem
-from envsteward.ports import AlertEvent, JSONValue, Notification, Severity
+from envsteward.ports import AlertEvent, JSONValue, Notification, Severity, StateStore
 from envsteward.scan.model import _Frozen
 
 KIND_FLOOR = {"slack": Severity.INFO, "email": Severity.HIGH, "pagerduty": Severity.CRITICAL}
@@ -210,6 +210,24 @@ def plan_alerts(
     if not deliveries:
         reasons.append(f"{scope}: nothing new to tell")
     return AlertPlan(_dump(now, None), tuple(deliveries), tuple(reasons))
+
+
+def record_alerts(
+    store: StateStore, key: str, plan: Callable[[JSONValue | None], AlertPlan]
+) -> tuple[Delivery, ...]:
+    """Fold a scan into the alert state at ``key`` and return the notifications to send, in one
+    compare-and-set (``StateStore.update``): of several workers that fold the same change at once, exactly
+    one gets its deliveries back, the others find the state already changed and get none (the change is
+    told once). ``plan`` (:func:`plan_alerts` with its arguments bound) may run more than once; only the
+    committed run's deliveries are returned. Calls the state store; raises its errors."""
+    planned: list[AlertPlan] = []
+
+    def fold(previous: JSONValue | None) -> JSONValue:
+        planned[:] = [plan(previous)]
+        return planned[0].state
+
+    store.update(key, fold)
+    return planned[0].deliveries if planned else ()
 
 
 def _change_notification(
