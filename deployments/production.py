@@ -124,7 +124,7 @@ def check_profile(settings: Settings) -> list[Check]:
     db_url = os.environ.get(DB_URL_VARIABLE, "")
     checks.append(
         Check(
-            "prefect-db",
+            "db-url",
             db_url.startswith("postgresql+asyncpg://"),
             redact_url(db_url)
             if db_url.startswith("postgresql+asyncpg://")

@@ -5,10 +5,10 @@ started again, the profile's settings file for one test, and process workers on 
   on the machine's PostgreSQL (``envsteward_prod_profile_<hex>``, dropped at the end) and the scheduler
   service off (the tests start every run themselves). ``restart()`` SIGKILLs it and starts it again on the
   same port and database.
-* ``profile_env``: the profile for one test (Redis state under the test's own key prefix, S3 storage in
-  the test's moto buckets, limits on, a seeded catalog on OpenBao and moto), written as a settings file
-  and passed through ``python -m envsteward.deployments.production check`` and ``setup``, then
-  ``prefect deploy --all``.
+  The first ``profile`` registers every deployment (``prefect deploy --all``).
+* ``profile``: the profile for one test (Redis state under the test's own key prefix, S3 storage in the
+  test's moto buckets, limits on, a seeded catalog on OpenBao and moto), written as a settings file and
+  applied with ``python -m envsteward.deployments.production setup`` (which checks every system first).
 * ``Workers``: ``prefect worker start --pool envsteward --name NAME`` processes started WITHOUT the
   ``ENVSTEWARD_*`` settings (only the Vault token variable): the work pool's job template must carry them.
 """
@@ -41,6 +41,8 @@ from tests.fixtures.vault import VAULT_TOKEN_ENV, VaultServer
 from tests.unit.promotion._catalog import seed_environments, write_catalog
 
 SERVER_START_SECONDS = 180
+PRODUCTION = ("python", "-m", "envsteward.deployments.production")
+WORKER = ("prefect", "worker", "start", "--pool", WORK_POOL)
 
 
 def _healthy(url: str) -> bool:
@@ -58,6 +60,7 @@ class ProdServer(PrefectServer):
     db_url: str = ""
     log: Path = Path()
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    deployed: list[bool] = field(default_factory=list)
 
     @property
     def proc(self) -> subprocess.Popen[bytes] | None:
@@ -107,6 +110,7 @@ class ProdServer(PrefectServer):
 
 @pytest.fixture(scope="module")
 def prod_server(postgres_dsn_base: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdServer]:
+    """The server on its own PostgreSQL database (dropped at the end)."""
     with temporary_database(postgres_dsn_base, prefix="envsteward_prod_profile") as dsn:
         dbname = dsn.rsplit("dbname=", 1)[1]
         home = tmp_path_factory.mktemp("prefect-prod-home")
@@ -138,8 +142,7 @@ class Profile:
     def production(self, command: str) -> subprocess.CompletedProcess[str]:
         """``python -m envsteward.deployments.production COMMAND --env-file FILE`` (the README's call)."""
         return subprocess.run(
-            [venv_executable("python"), "-m", "envsteward.deployments.production", command, "--env-file"]
-            + [str(self.env_file)],
+            [venv_executable(PRODUCTION[0]), *PRODUCTION[1:], command, "--env-file", str(self.env_file)],
             cwd=REPO,
             env=self.cli_env(),
             capture_output=True,
@@ -180,8 +183,8 @@ def _production_catalog(folder: Path, vault_base: str, ssm_base: str, health_url
     return catalog
 
 
-@pytest.fixture
-def profile(  # noqa: PLR0917
+@pytest.fixture(name="profile")
+def profile_fixture(  # noqa: PLR0917
     prod_server: ProdServer,
     tmp_path: Path,
     vault_server: VaultServer,
@@ -193,8 +196,7 @@ def profile(  # noqa: PLR0917
     redis_key_prefix: str,
     redis_url: str,
 ) -> Profile:
-    """A seeded platform and the profile's settings file for it; ``check`` passes, ``setup`` has run and
-    every deployment is registered."""
+    """A seeded platform and the profile's settings file for it; ``setup`` has run with it."""
     ssm_base = f"/{aws_name_prefix}"
     catalog = _production_catalog(
         tmp_path / "catalog", vault_kv_path, ssm_base, f"{prod_server.api_url}/health"
@@ -237,11 +239,14 @@ def profile(  # noqa: PLR0917
     env = prod_server.env(**settings, **{VAULT_TOKEN_ENV: vault_server.root_token})
     env.pop("PREFECT_API_DATABASE_CONNECTION_URL")  # the server host's setting, not a worker's
     found = Profile(prod_server, env_file, env, catalog, home, prefix, s3_buckets)
-    for command in ("check", "setup"):
-        ran = found.production(command)
-        if ran.returncode != 0:
-            pytest.fail(f"production {command} failed:\n{ran.stdout}\n{ran.stderr}")
-    prod_server.cli("deploy", "--all", env=env)
+    ran = found.production("setup")  # checks every system first; points the pool at this test's platform
+    if ran.returncode != 0:
+        pytest.fail(f"production setup failed:\n{ran.stdout}\n{ran.stderr}")
+    if not prod_server.deployed:
+        # once per server, after setup made the pool; the deployments name no platform, so the tests
+        # share them and point the pool at their own
+        prod_server.cli("deploy", "--all", env=env)
+        prod_server.deployed.append(True)
     return found
 
 
@@ -262,8 +267,16 @@ class Workers:
         }
         with (self.folder / f"{name}.log").open("ab") as log:
             self.procs[name] = subprocess.Popen(
-                [venv_executable("prefect"), "worker", "start", "--pool", WORK_POOL]
-                + ["--name", name, "--limit", str(self.limit), "--type", "process"],
+                [
+                    venv_executable(WORKER[0]),
+                    *WORKER[1:],
+                    "--name",
+                    name,
+                    "--limit",
+                    str(self.limit),
+                    "--type",
+                    "process",
+                ],
                 cwd=tempfile.gettempdir(),  # the pool's working directory must be what matters
                 env=env,
                 stdout=log,
@@ -275,8 +288,10 @@ class Workers:
         return (self.folder / f"{name}.log").read_text(errors="replace")
 
     def runs_of(self, name: str) -> set[str]:
-        """Ids of the flow runs this worker submitted (from its own log)."""
-        return set(re.findall(r"[Ss]ubmitting flow run '([0-9a-f-]{36})'", self.log(name)))
+        """Ids of the flow runs that ran in this worker's processes: the run's own "View at .../<id>" line,
+        which the worker streams from the process it started (both workers may *try* to submit a run;
+        only one wins its Pending transition)."""
+        return set(re.findall(r"View at \S*/flow-run/([0-9a-f-]{36})", self.log(name)))
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -320,7 +335,7 @@ def run_deployment(server: PrefectServer, name: str, parameters: dict[str, Any] 
 
 
 def wait_for(
-    server: PrefectServer, run_id: str, done: Any, what: str, workers: Workers, timeout: float = 240
+    server: PrefectServer, run_id: str, done: Any, what: str, workers: Workers, *, timeout: float = 240
 ) -> Any:
     """Poll the run until ``done(run)``; fail with the workers' logs after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
