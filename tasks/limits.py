@@ -59,14 +59,24 @@ def system_slots_sync(systems: Iterable[str | None]) -> Iterator[list[str]]:
         yield names
 
 
+def _enabled() -> bool:
+    return get_services().settings.limits.enabled
+
+
 def source_systems(environment: str, source_name: str) -> list[str | None]:
-    """The system one of the environment's config sources calls (from the catalog)."""
-    spec = next(s for s in get_services().catalog().environment(environment).sources if s.name == source_name)
-    return [system_for_source(spec.kind)]
+    """The system one of the environment's config sources calls (from the catalog); [] when limits are
+    off or the source is unknown (the call itself then reports that)."""
+    if not _enabled():
+        return []
+    sources = get_services().catalog().environment(environment).sources
+    spec = next((s for s in sources if s.name == source_name), None)
+    return [system_for_source(spec.kind)] if spec is not None else []
 
 
 def secret_systems(environment: str) -> list[str | None]:
     """The systems the environment's secret references live in (from its rendered configuration)."""
+    if not _enabled():
+        return []
     refs = get_services().catalog().render(environment).secret_refs.values()
     return [system_for_scheme(ref.scheme) for ref in refs]
 
@@ -74,9 +84,13 @@ def secret_systems(environment: str) -> list[str | None]:
 def backup_systems(environment: str, target: str) -> list[str | None]:
     """The systems a backup of one target calls: its source system (for a ``config`` target, the
     environment's sources) and S3 when backups are stored there."""
+    if not _enabled():
+        return []
     services = get_services()
     env = services.catalog().environment(environment)
-    spec = next(b for b in env.backups if b.name == target)
+    spec = next((b for b in env.backups if b.name == target), None)
+    if spec is None:
+        return []
     systems: list[str | None] = list(systems_for_backup(spec.kind, services.settings.storage.kind))
     if spec.kind == "config":
         systems += [system_for_source(source.kind) for source in env.sources]
@@ -90,4 +104,6 @@ def storage_systems() -> list[str | None]:
 
 def environment_systems(environment: str) -> list[str | None]:
     """The systems all of the environment's config sources call (a promotion's apply and verify)."""
+    if not _enabled():
+        return []
     return [system_for_source(s.kind) for s in get_services().catalog().environment(environment).sources]
