@@ -9,6 +9,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key, retry_transient
+from envsteward.tasks.limits import backup_systems, storage_systems, system_slots_sync
 from prefect import task
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -62,7 +63,8 @@ def backup_target(environment: str, target: str) -> BackupOutcome:
         update_progress_artifact(artifact_id=artifact_id, progress=percent, description=description)
 
     tracker = PercentTracker(emit, previous_plaintext_size(stores.primary, environment, target))
-    outcome = run_backup(services, environment, target, stores=stores, progress=tracker)
+    with system_slots_sync(backup_systems(environment, target)):
+        outcome = run_backup(services, environment, target, stores=stores, progress=tracker)
     update_progress_artifact(
         artifact_id=artifact_id, progress=100.0, description=f"done: {outcome.backup_id}"
     )
@@ -79,7 +81,8 @@ def backup_target(environment: str, target: str) -> BackupOutcome:
 def replicate_target(environment: str, target: str, backup_id: str) -> ReplicaResult:
     """Copy one backup to the DR store and verify the copy's checksum (audited); idempotent, so retrying
     is safe. Calls both object stores and the audit log."""
-    return replicate(get_services(), environment, target, backup_id)
+    with system_slots_sync(storage_systems()):
+        return replicate(get_services(), environment, target, backup_id)
 
 
 @task(

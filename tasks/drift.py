@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key
+from envsteward.tasks.limits import secret_systems, source_systems, system_slots
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -57,7 +58,8 @@ HEAL_TIMEOUT_SECONDS = 120.0
 async def read_live_source(environment: str, source_name: str) -> Mapping[str, Any]:
     """The live subtree of one source (real values: kept in memory only). Calls the source's system.
     Raises TransientError (retried), NotFoundError, PermissionDeniedError..."""
-    return await asyncio.to_thread(read_source, get_services(), environment, source_name)
+    async with system_slots(source_systems(environment, source_name)):
+        return await asyncio.to_thread(read_source, get_services(), environment, source_name)
 
 
 @task(
@@ -69,7 +71,8 @@ async def read_live_source(environment: str, source_name: str) -> Mapping[str, A
 )
 async def fingerprint_environment_secrets(environment: str) -> SecretFingerprints:
     """Keyed fingerprints of the environment's resolved secret references. Calls the secret stores."""
-    return await asyncio.to_thread(secret_fingerprints, get_services(), environment)
+    async with system_slots(secret_systems(environment)):
+        return await asyncio.to_thread(secret_fingerprints, get_services(), environment)
 
 
 @task(name="compare-environment", task_run_name="compare-{environment}", persist_result=False)
@@ -115,9 +118,10 @@ async def heal_live_source(
     Retried only when the first re-read fails transiently (nothing written yet)."""
     # the task timeout cannot stop the thread: the deadline stops the writes in it
     deadline = Deadline(HEAL_TIMEOUT_SECONDS)
-    return await asyncio.to_thread(
-        heal_source, get_services(), environment, source_name, actions, approvals, deadline=deadline
-    )
+    async with system_slots(source_systems(environment, source_name)):
+        return await asyncio.to_thread(
+            heal_source, get_services(), environment, source_name, actions, approvals, deadline=deadline
+        )
 
 
 @task(

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key
+from envsteward.tasks.limits import source_systems, system_slots
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -27,6 +28,7 @@ from envsteward.inventory.runner import (
     list_managed,
     live_plaintext,
 )
+from envsteward.limits import system_for_scheme
 from envsteward.scan.alerts import AlertWording, Delivery, plan_alerts, record_alerts, routes_for
 from envsteward.services import get_services
 
@@ -57,7 +59,12 @@ def environment_artifact_key(environment: str) -> str:
 )
 async def describe_secret(environment: str, reference: str) -> ReferenceFacts:
     """Metadata of one reference's secret (and certificate facts). Calls its secret store."""
-    return await asyncio.to_thread(describe_reference, get_services(), reference)
+    # "backup-key://vault_transit:..." calls Vault; "backup-key://local" nothing
+    scheme = reference.split("://", 1)[0].removeprefix("secret+")
+    if scheme == "backup-key":
+        scheme = "vault" if "vault_transit" in reference else ""
+    async with system_slots([system_for_scheme(scheme)]):
+        return await asyncio.to_thread(describe_reference, get_services(), reference)
 
 
 @task(
@@ -69,7 +76,8 @@ async def describe_secret(environment: str, reference: str) -> ReferenceFacts:
 )
 async def list_managed_secrets(environment: str, scheme: str, prefix: str) -> list[StoredSecret]:
     """What is stored under one managed prefix (names and dates). Calls the store."""
-    return await asyncio.to_thread(list_managed, get_services(), scheme, prefix)
+    async with system_slots([system_for_scheme(scheme)]):
+        return await asyncio.to_thread(list_managed, get_services(), scheme, prefix)
 
 
 @task(
@@ -82,7 +90,8 @@ async def list_managed_secrets(environment: str, scheme: str, prefix: str) -> li
 async def scan_live_source(environment: str, source_name: str) -> list[PlaintextHit]:
     """Secret-looking values in one live configuration source (paths, rules, keyed fingerprints). Calls
     the source's system."""
-    return await asyncio.to_thread(live_plaintext, get_services(), environment, source_name)
+    async with system_slots(source_systems(environment, source_name)):
+        return await asyncio.to_thread(live_plaintext, get_services(), environment, source_name)
 
 
 @task(name="evaluate-inventory", task_run_name="evaluate-{environment}", persist_result=False)

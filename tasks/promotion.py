@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key
+from envsteward.tasks.limits import environment_systems, system_slots_sync
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -383,7 +384,8 @@ def apply_changes(plan: PromotionPlan) -> ApplyReport:
     are no-ops; no write after the task's timeout). Raises ApplyError with the report so far."""
     deadline = Deadline(APPLY_TIMEOUT_SECONDS)
     services = get_services()
-    return apply_plan(plan, runbook.target_sources(services, plan), deadline=deadline)
+    with system_slots_sync(environment_systems(plan.target)):
+        return apply_plan(plan, runbook.target_sources(services, plan), deadline=deadline)
 
 
 @task(
@@ -392,7 +394,8 @@ def apply_changes(plan: PromotionPlan) -> ApplyReport:
 def verify_changes(plan: PromotionPlan) -> list[str]:
     """Re-read the target and check every change landed; the problems (empty: verified)."""
     services = get_services()
-    return verify_plan(plan, runbook.target_sources(services, plan))
+    with system_slots_sync(environment_systems(plan.target)):
+        return verify_plan(plan, runbook.target_sources(services, plan))
 
 
 @task(

@@ -113,6 +113,31 @@ class PromotionSettings(_Section):
     (``ENVSTEWARD_PROMOTION__ROLLBACK_BUDGET_SECONDS``)."""
 
 
+class LimitsSettings(_Section):
+    """One Prefect global concurrency limit per external system (``ENVSTEWARD_LIMITS__*``).
+
+    With ``enabled``, every task that calls Vault, SSM, Secrets Manager, S3 or a PostgreSQL backup target
+    holds one slot of that system's limit (``<prefix><system>``) while it calls it, so that all workers
+    together stay within the system's rate limits. ``python -m envsteward.deployments.production setup``
+    creates the limits with these sizes. A limit that does not exist on the Prefect server never blocks:
+    the task logs a warning and proceeds. Off in the embedded default (one process, no server round trip
+    per call)."""
+
+    enabled: bool = False
+    prefix: str = Field(default="envsteward-", pattern=r"^[a-z0-9-]*$")
+    vault: int = Field(default=10, ge=1)
+    ssm: int = Field(default=5, ge=1)
+    """SSM's GetParameter* calls throttle at a few tens per second per account and region."""
+    secretsmanager: int = Field(default=10, ge=1)
+    s3: int = Field(default=20, ge=1)
+    postgres: int = Field(default=2, ge=1)
+    """Concurrent backups/restores (pg_dump, pg_restore) against the PostgreSQL backup targets."""
+
+    def size(self, system: str) -> int:
+        """The configured size of ``system``'s limit. Raises AttributeError for an unknown system."""
+        return int(getattr(self, system))
+
+
 def user_config_dir() -> Path:
     """``$XDG_CONFIG_HOME/envsteward``, else ``~/.config/envsteward``: where keys kept apart from
     ``ENVSTEWARD_HOME`` live by default. Reads the environment only."""
@@ -187,6 +212,7 @@ class Settings(BaseSettings):
     state: StateSettings = Field(default_factory=StateSettings)
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     def current_actor(self) -> str:
         """The configured actor, else the OS login name, else ``unknown``."""
