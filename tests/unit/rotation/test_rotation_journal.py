@@ -93,7 +93,8 @@ def test_a_run_still_running_past_its_deadline_counts_as_dead(store: StateStore)
     assert journal.is_abandoned(held, NOW + timedelta(minutes=30), _alive)
     assert journal.is_abandoned(held, NOW + timedelta(minutes=1), _dead)
     stale = journal.claim(store, _journal("run-b"), now=NOW + timedelta(minutes=31), is_active=_alive)
-    assert stale is not None and stale.run_id == "run-a"
+    assert stale is not None
+    assert stale.run_id == "run-a"
     assert not stale.needs_resync  # the consumer was never touched
 
 
