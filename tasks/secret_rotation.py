@@ -16,16 +16,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from envsteward.tasks.common import RETRY_TRANSIENT, TRANSIENT_RETRIES, artifact_key
+from envsteward.tasks.limits import system_slots_sync
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from envsteward.inventory.references import collect_references
 from envsteward.inventory.runner import run_inventory
+from envsteward.limits import system_for_scheme
 from envsteward.ports import Notification, Severity
 from envsteward.rotation import journal as rotation_journal
 from envsteward.rotation import sessions
-from envsteward.rotation.decisions import approval_for, plan_rotation
+from envsteward.rotation.decisions import approval_for, parse_reference, plan_rotation
 from envsteward.rotation.model import RotationPlan, Step, StepReport
 from envsteward.rotation.render import plan_markdown
 from envsteward.services import get_services
@@ -86,7 +88,9 @@ def audit_rotation(
 def _step(environment: str, reference: str, handle: str, step: Step) -> StepReport:
     if step is Step.CREATE:
         sessions.hold(handle, get_services().rotator(environment, reference))
-    return sessions.get(handle).run(step)
+    # a slot of the store's limit (envsteward-vault, -ssm, -secretsmanager) when limits are on
+    with system_slots_sync([system_for_scheme(parse_reference(reference).scheme)]):
+        return sessions.get(handle).run(step)
 
 
 @task(
