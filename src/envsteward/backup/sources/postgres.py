@@ -73,6 +73,10 @@ CUSTOM_FORMAT_MAGIC = b"PGDMP"
 CHECKSUM_ALGORITHM = pg_checksums.CHECKSUM_ALGORITHM
 """What :attr:`TableChecksum.algorithm` says for PostgreSQL tables (the drill compares like with like)."""
 
+DUMP_CHECKSUM_FAMILY = pg_checksums.STREAM_ALGORITHM
+"""What a dump records: v4 (order-dependent stream hash, the default) or v3 (``COPY_ALGORITHM``, per-row
+multiset sum; kept so benchmarks and tests can still make such backups)."""
+
 SUMMARY_APPLICATION_NAME = "envsteward-table-checksums"
 """``application_name`` of the connection that computes the table summaries during a dump."""
 
@@ -477,7 +481,8 @@ class PostgresDumpStream(DumpStream):
             options = pg_checksums.pg_dump_options(exported.lc_monetary)
             inherited = _tools.tool_environment(None).get("PGOPTIONS", "").strip()
             extra["PGOPTIONS"] = f"{inherited} {options}".strip()
-            self._scanner = ArchiveScanner()
+            v4 = DUMP_CHECKSUM_FAMILY == pg_checksums.STREAM_ALGORITHM
+            self._scanner = ArchiveScanner(stream=v4, rows=not v4)
         env = _tools.tool_environment(source._password, extra)
         self._proc = _tools.start(source.command(self.snapshot), env, stdin=False, operation=self._operation)
         self._deadline = _tools.Deadline(
@@ -520,7 +525,7 @@ class PostgresDumpStream(DumpStream):
             try:
                 sums = self._scanner.finish()
                 algorithm = pg_checksums.copy_algorithm(
-                    self._scanner.client_encoding, self._lc_monetary, prefix=pg_checksums.STREAM_ALGORITHM
+                    self._scanner.client_encoding, self._lc_monetary, prefix=DUMP_CHECKSUM_FAMILY
                 )
             except (IntegrityError, ValueError) as exc:
                 self._fall_back(str(exc))
