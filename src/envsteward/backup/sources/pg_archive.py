@@ -364,10 +364,10 @@ class ArchiveScanner:
         data = np.frombuffer(buf, dtype=np.uint8)[pos:]
         size = int(data.size)
         newlines = np.flatnonzero(data == _NEWLINE)
-        cand = np.empty(newlines.size + 1, dtype=np.int64)
-        cand[0] = 0
-        cand[1:] = newlines + 1
-        cand = cand[cand + head <= size]
+        every: np.ndarray[Any, np.dtype[np.int64]] = np.empty(newlines.size + 1, dtype=np.int64)
+        every[0] = 0
+        every[1:] = newlines + 1
+        cand = every[every + head <= size]
         if cand.size == 0:
             return pos, "more"
         length = np.zeros(cand.size, dtype=np.int64)

@@ -282,7 +282,7 @@ def order_suspects(expected: Sequence[TableChecksum], actual: Sequence[TableChec
         if (
             after is not None
             and after.algorithm == before.algorithm
-            and pg_checksums.algorithm_family(before.algorithm) == pg_checksums.STREAM_ALGORITHM
+            and pg_checksums.algorithm_family(before.algorithm or "") == pg_checksums.STREAM_ALGORITHM
             and after.rows == before.rows
             and after.checksum != before.checksum
         ):
@@ -322,7 +322,7 @@ def reorder_check(
             name=name,
             rows=table.rows,
             checksum="0" * 32,
-            algorithm=pg_checksums.as_family(table.algorithm, pg_checksums.COPY_ALGORITHM),
+            algorithm=pg_checksums.as_family(table.algorithm or "", pg_checksums.COPY_ALGORITHM),
         )
         for name, table in wanted.items()
     }
