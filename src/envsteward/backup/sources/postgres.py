@@ -4,10 +4,11 @@ Consistency. The dump opens a connection, starts a ``REPEATABLE READ, READ ONLY`
 exports its snapshot (``pg_export_snapshot()``); pg_dump is started with ``--snapshot=<id>`` and so sees
 exactly the data that transaction sees. The exporting transaction stays open (and the snapshot alive) until
 the dump AND the table summaries are done. The per-table row counts and checksums are derived FROM THE
-DUMP ITSELF as it streams by (algorithm ``pg-copy-xxh3-sum128/v3``, :mod:`envsteward.adapters.pg_checksums`;
-the archive is parsed by :mod:`~envsteward.backup.sources.pg_archive`): every row line of pg_dump's COPY data
-is hashed, so the checksums describe exactly the snapshot that was dumped and cost no extra scan of the
-database. pg_dump's session is pinned (``PGOPTIONS``: TimeZone UTC, bytea_output hex, lc_monetary) so a
+DUMP ITSELF as it streams by (algorithm ``pg-copy-xxh3-stream128/v4``, an order-dependent hash of each
+table's COPY text, :mod:`envsteward.adapters.pg_checksums`; the archive is parsed by
+:mod:`~envsteward.backup.sources.pg_archive`), so the checksums describe exactly the snapshot that was
+dumped and cost no extra scan of the database (nor a Python loop per row). A restore that brings a table
+back in another physical order is re-checked order-independently (:func:`reorder_check`). pg_dump's session is pinned (``PGOPTIONS``: TimeZone UTC, bytea_output hex, lc_monetary) so a
 verifier can reproduce the COPY text byte for byte. When the archive cannot be read that way (pg_dump's
 own compression on, ``--inserts``, an archive version this envsteward does not know), the checksums fall
 back to the server-side algorithm :data:`CHECKSUM_ALGORITHM` (``pg-md5-sum128/v2``), computed on a second
