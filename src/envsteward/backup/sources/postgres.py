@@ -8,7 +8,8 @@ DUMP ITSELF as it streams by (algorithm ``pg-copy-xxh3-stream128/v4``, an order-
 table's COPY text, :mod:`envsteward.adapters.pg_checksums`; the archive is parsed by
 :mod:`~envsteward.backup.sources.pg_archive`), so the checksums describe exactly the snapshot that was
 dumped and cost no extra scan of the database (nor a Python loop per row). A restore that brings a table
-back in another physical order is re-checked order-independently (:func:`reorder_check`). pg_dump's session is pinned (``PGOPTIONS``: TimeZone UTC, bytea_output hex, lc_monetary) so a
+back in another physical order is re-checked order-independently (:func:`reorder_check`).
+pg_dump's session is pinned (``PGOPTIONS``: TimeZone UTC, bytea_output hex, lc_monetary) so a
 verifier can reproduce the COPY text byte for byte. When the archive cannot be read that way (pg_dump's
 own compression on, ``--inserts``, an archive version this envsteward does not know), the checksums fall
 back to the server-side algorithm :data:`CHECKSUM_ALGORITHM` (``pg-md5-sum128/v2``), computed on a second
