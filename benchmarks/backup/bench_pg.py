@@ -207,6 +207,12 @@ def child_envsteward(mode: str, home: str) -> None:
         from envsteward.backup import new_backup_id, write_backup
         from envsteward.backup.sources.postgres import PostgresBackupSource
 
+        if mode == "v3":
+            # the previous default: per-row multiset sums derived from the dump stream
+            from envsteward.adapters import pg_checksums
+            from envsteward.backup.sources import postgres as pg_source
+
+            pg_source.DUMP_CHECKSUM_FAMILY = pg_checksums.COPY_ALGORITHM
         if mode == "v2":
             # the previous default: server-side md5 checksums on a second connection (forced fallback)
             from envsteward.backup.sources import pg_archive
@@ -286,12 +292,15 @@ def contenders() -> list[tuple[str, Any]]:
     return [
         ("pg_dump -Fc --compress=0 > /dev/null", lambda: plain([*dump, "--compress=0"])),
         (
-            "envsteward backup (runner: table checksums v3 + read-back verify)",
+            "envsteward backup (runner: table checksums v4 + read-back verify, zstd 2)",
             lambda: envsteward_run("runner"),
         ),
-        ("envsteward, server-side checksums v2 (previous default)", lambda: envsteward_run("v2")),
-        ("envsteward, no table checksums", lambda: envsteward_run("no-checksums")),
-        ("envsteward, no table checksums, no read-back", lambda: envsteward_run("no-checksums-no-verify")),
+        ("envsteward, per-row checksums v3 (previous default), zstd 3", lambda: envsteward_run("v3")),
+        ("envsteward, no table checksums, zstd 3", lambda: envsteward_run("no-checksums")),
+        (
+            "envsteward, no table checksums, no read-back, zstd 3",
+            lambda: envsteward_run("no-checksums-no-verify"),
+        ),
         ("pg_dump --compress=0 | restic backup --stdin", restic_run),
     ]
 

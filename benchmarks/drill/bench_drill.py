@@ -13,12 +13,13 @@ dropped at the end unless ``--keep``; a database that already existed is never d
    AES-256-GCM, local key) into a filesystem primary store and replicates it to the DR folder.
 2. The DR copy is decrypted once to a file: exactly the custom-format dump the drill restores.
 3. Per round (the order alternates between rounds, so a noisy minute hits both alike):
-   * ``pg_restore --no-owner --no-privileges --exit-on-error -d <fresh db> <that dump file>`` alone;
+   * ``pg_restore --no-owner --no-privileges --exit-on-error --single-transaction -d <fresh db> <dump>``
+     alone (the drill's flags);
    * a full drill (:func:`envsteward.drill.run_drill`, real clock) from the DR store into its scratch
      database on the same server: prepare, choose, fetch+verify (read, authenticate, decompress the whole
      object), restore (CREATE DATABASE, then decrypt + decompress + stream into ``pg_restore`` on stdin),
      verify data (row counts + checksums of every table: ``COPY ... TO STDOUT`` of the restored copy
-     hashed client-side, algorithm v3), health + smoke query, teardown.
+     hashed client-side, algorithm v4), health + smoke query, teardown.
 
 The comparison the issue asks for: the drill's **restore phase** against ``pg_restore`` alone (target:
 within 1.3x). Wall times; results go in README.md.
@@ -90,6 +91,7 @@ def pg_restore_alone(dump: Path, round_no: int) -> float:
             "--no-privileges",
             "--exit-on-error",
             "--no-password",
+            "--single-transaction",  # as the drill restores since issue 16 (order-preserving heap loads)
             f"--dbname=host=127.0.0.1 port=5432 user=postgres dbname={name}",
             str(dump),
         ]

@@ -469,13 +469,19 @@ def _backup_with_tables(
 
 
 @pytest.mark.parametrize(
-    ("compress_level", "algorithm"), [(0, "pg-copy-xxh3-sum128/v3"), (1, "pg-md5-sum128/v2")]
+    ("compress_level", "algorithm"),
+    [(0, "pg-copy-xxh3-stream128/v4"), (0, "pg-copy-xxh3-sum128/v3"), (1, "pg-md5-sum128/v2")],
 )
 def test_a_drill_verifies_backups_of_either_checksum_algorithm(
-    pg_drill: Callable[..., PgDrill], compress_level: int, algorithm: str
+    pg_drill: Callable[..., PgDrill], compress_level: int, algorithm: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Backups made before v3 (server-side ``pg-md5-sum128/v2``; here: pg_dump's own compression on, which
-    falls back to it) still verify: the drill summarises the restored copy with the manifest's algorithm."""
+    """Backups made before v4 (v3 ``pg-copy-xxh3-sum128``, made here by switching the dump's family back;
+    server-side ``pg-md5-sum128/v2``: pg_dump's own compression on, which falls back to it) still verify:
+    the drill summarises the restored copy with the manifest's algorithm."""
+    from envsteward.backup.sources import postgres as pg_source
+
+    if compress_level == 0:
+        monkeypatch.setattr(pg_source, "DUMP_CHECKSUM_FAMILY", algorithm)
     drill = pg_drill()
     _backup_id, manifest = _backup_with_tables(drill, compress_level=compress_level)
     assert manifest.tables

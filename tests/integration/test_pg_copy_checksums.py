@@ -10,7 +10,8 @@ defaults; and a single changed byte or row must show.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -24,6 +25,8 @@ from envsteward.backup.sources.postgres import (
     PostgresRestoreTarget,
     compare_tables,
     database_table_summaries,
+    order_suspects,
+    reorder_check,
 )
 from envsteward.errors import EnvstewardError
 from tests.fixtures.databases import postgres_dsn
@@ -131,7 +134,7 @@ def test_dump_side_and_verify_side_agree_on_every_sensitive_type(
     assert [by_name[name].rows for name in sorted(by_name)] == [3, 0, 5, 2]
     algorithm = tables[0].algorithm
     assert algorithm is not None
-    assert algorithm.startswith(pg_checksums.COPY_ALGORITHM)
+    assert algorithm.startswith(pg_checksums.STREAM_ALGORITHM)
 
     # the source itself, read back through COPY TO STDOUT by a session with hostile defaults
     read = database_table_summaries(PostgresClient(source), tables, psql_min_pages=psql_min_pages)
@@ -200,3 +203,114 @@ def test_a_table_missing_from_the_restored_copy_is_reported(databases: tuple[str
         conn.execute("DROP TABLE public.empty_one")
     problems = compare_tables(tables, database_table_summaries(PostgresClient(target), tables))
     assert problems == ["table public.empty_one is missing from the restored data"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# v4 is order-dependent: a reordered but equal table is re-checked order-independently, never a false failure
+# ---------------------------------------------------------------------------------------------------------
+
+REORDER = (
+    "UPDATE public.kinds SET id = id WHERE id = 1"  # a new row version: row 1 now comes after the others
+)
+
+
+def _restored(databases: tuple[str, str], change: str | None) -> tuple[str, bytes, tuple[TableChecksum, ...]]:
+    source, target = databases
+    data, tables = dump(source)
+    PostgresRestoreTarget(target, summarize=False, single_transaction=True).restore(iter([data]))
+    if change is not None:
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(change)
+    return target, data, tables
+
+
+@VIA
+def test_a_single_transaction_restore_keeps_the_dump_order(
+    databases: tuple[str, str], psql_min_pages: int
+) -> None:
+    target, _data, tables = _restored(databases, None)
+    read = database_table_summaries(PostgresClient(target), tables, psql_min_pages=psql_min_pages)
+    assert compare_tables(tables, read) == []
+    assert order_suspects(tables, read) == []
+
+
+@VIA
+def test_a_reordered_but_equal_table_mismatches_then_passes_the_order_independent_recheck(
+    databases: tuple[str, str], psql_min_pages: int
+) -> None:
+    target, data, tables = _restored(databases, REORDER)
+    read = database_table_summaries(PostgresClient(target), tables, psql_min_pages=psql_min_pages)
+    assert compare_tables(tables, read) == [
+        "table public.kinds: same row count (5) but different content checksum"
+    ]
+    assert order_suspects(tables, read) == ["public.kinds"]
+    reads: list[int] = []
+
+    def read_dump(sink: Callable[[bytes], None]) -> None:
+        reads.append(1)
+        for start in range(0, len(data), 4096):
+            sink(data[start : start + 4096])
+
+    assert reorder_check(PostgresClient(target), tables, ["public.kinds"], read_dump) == {
+        "public.kinds": None
+    }
+    assert reads == [1]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # reordered AND one byte more
+        "UPDATE public.kinds SET id = id WHERE id = 1;"
+        " UPDATE public.kinds SET body = body || 'x' WHERE id = 2",
+        "UPDATE public.kinds SET id = 6 WHERE id = 5",  # one row replaced by another, same count
+    ],
+)
+def test_the_order_independent_recheck_still_fails_a_changed_row(
+    databases: tuple[str, str], change: str
+) -> None:
+    target, data, tables = _restored(databases, change)
+    read = database_table_summaries(PostgresClient(target), tables)
+    assert order_suspects(tables, read) == ["public.kinds"]
+    verdict = reorder_check(PostgresClient(target), tables, ["public.kinds"], lambda sink: sink(data))
+    assert verdict == {"public.kinds": "different rows (an order-independent re-check of every row agrees)"}
+
+
+def test_the_recheck_fails_when_the_dump_does_not_match_the_manifest(databases: tuple[str, str]) -> None:
+    target, data, tables = _restored(databases, REORDER)
+    lying = tuple(
+        t.model_copy(update={"checksum": "f" * 32}) if t.name == "public.kinds" else t for t in tables
+    )
+    verdict = reorder_check(PostgresClient(target), lying, ["public.kinds"], lambda sink: sink(data))
+    assert verdict == {"public.kinds": "the backup's data does not match its own manifest"}
+
+
+def test_the_drill_scratch_passes_a_reordered_table_with_a_note_and_fails_a_changed_one(
+    databases: tuple[str, str],
+) -> None:
+    from types import SimpleNamespace
+
+    from envsteward.drill.scratch import PostgresScratch
+
+    source, target = databases
+    data, tables = dump(source)
+
+    database = psycopg.conninfo.conninfo_to_dict(target)["dbname"]
+    scratch = PostgresScratch(
+        psycopg.conninfo.make_conninfo(target, dbname="postgres"), str(database), password=None
+    )
+
+    scratch.restore_target().restore(iter([data]))
+    manifest: Any = SimpleNamespace(tables=tables)
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute(REORDER)
+    scratch.read_dump = lambda sink: sink(data)
+    rows = {row.name: row for row in scratch.verify(manifest, None)}  # type: ignore[arg-type]
+    assert all(row.ok for row in rows.values()), rows
+    assert "another physical order" in rows["public.kinds"].actual
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("UPDATE public.kinds SET body = body || 'x' WHERE id = 2")
+    rows = {row.name: row for row in scratch.verify(manifest, None)}  # type: ignore[arg-type]
+    assert not rows["public.kinds"].ok
+    assert "different rows" in rows["public.kinds"].actual
+    assert all(row.ok for name, row in rows.items() if name != "public.kinds")

@@ -45,6 +45,23 @@ columns), in attribute order. XXH3-128 (the ``xxhash`` package) is a non-cryptog
 distribution: like v2, this is a corruption / completeness check, not a MAC. A different row (one byte
 changed) changes its 128-bit hash; a missing or extra row changes the count.
 
+Algorithm :data:`STREAM_ALGORITHM` (``pg-copy-xxh3-stream128/v4``, the default since issue 16), per table,
+over the same COPY text with the same settings::
+
+    checksum = hex(XXH3-128(every row line WITH its newline, in the order pg_dump wrote them), 32 digits)
+    rows     = number of lines
+
+An ORDER-DEPENDENT stream hash: the backup hashes pg_dump's COPY data block by block (the chunk headers are
+stripped with numpy, :mod:`~envsteward.backup.sources.pg_archive`), the verifier hashes ``COPY ... TO
+STDOUT`` of the restored copy block by block: no per-row work on either side. It holds because a restore
+writes the rows into a fresh heap in stream order and ``COPY TO`` reads the heap in page order: the drill
+restores with ``--single-transaction`` (a table created in the COPY's own transaction never consults the
+free space map, so pages are only appended) and verifies with ``synchronize_seqscans = off`` (a scan never
+starts in the middle of the table). Where the order could still differ (a restore without
+``--single-transaction``, rows routed through a partitioned root), a mismatch with the same row count is
+re-checked order-independently (v3's multiset sum of both sides: the drill re-reads the backup), so it
+costs time, never a false failure (``envsteward.drill.scratch``).
+
 External system: PostgreSQL (psycopg). psycopg errors propagate: call inside ``PostgresClient.connect``
 (or translate with ``translate_postgres_error``).
 """
@@ -177,6 +194,13 @@ COPY_FIXED_SETTINGS: tuple[tuple[str, str], ...] = (
 ``PGOPTIONS`` (TimeZone, bytea_output): the same on every database. ``row_security off`` makes a table the
 role may not fully read an error instead of silently fewer rows (as in pg_dump)."""
 
+STREAM_ALGORITHM = "pg-copy-xxh3-stream128/v4"
+"""Prefix of the v4 algorithm text (order-dependent stream hash, see the module docstring)."""
+
+VERIFY_SETTINGS: tuple[tuple[str, str], ...] = (("synchronize_seqscans", "off"),)
+"""Set by the verifier only (not recorded): ``COPY TO`` reads the table from its first page, never from
+where another scan of a big table happens to be."""
+
 _PINNED_BY_BACKUP = ("TimeZone", "bytea_output")
 _COPY_LINE_HASH = xxhash.xxh3_128_intdigest
 _MODULUS_128 = 1 << 128
@@ -188,21 +212,35 @@ def recordable(value: str) -> bool:
     return ";" not in value and "=" not in value
 
 
-def copy_algorithm(client_encoding: str, lc_monetary: str) -> str:
-    """The v3 algorithm text for a dump with this client encoding and ``lc_monetary``. Pure.
+def copy_algorithm(client_encoding: str, lc_monetary: str, *, prefix: str = COPY_ALGORITHM) -> str:
+    """The v3 (or, with ``prefix=STREAM_ALGORITHM``, v4) algorithm text for a dump with this client
+    encoding and ``lc_monetary``. Pure.
 
     Raises ValueError for a value with ``;`` or ``=`` (never produced by PostgreSQL)."""
     for value in (client_encoding, lc_monetary):
         if not recordable(value):
             raise ValueError(f"unexpected character in session setting {value!r}")
-    return f"{COPY_ALGORITHM}; client_encoding={client_encoding}; lc_monetary={lc_monetary}"
+    return f"{prefix}; client_encoding={client_encoding}; lc_monetary={lc_monetary}"
+
+
+def algorithm_family(algorithm: str) -> str | None:
+    """:data:`COPY_ALGORITHM` (v3) or :data:`STREAM_ALGORITHM` (v4) for a copy-text algorithm, else None.
+    Pure."""
+    head = algorithm.split(";", 1)[0].strip()
+    return head if head in (COPY_ALGORITHM, STREAM_ALGORITHM) else None
+
+
+def as_family(algorithm: str, family: str) -> str:
+    """``algorithm`` (a v3 or v4 text) with its prefix replaced by ``family`` (same recorded settings).
+    Pure."""
+    return family + ";" + algorithm.split(";", 1)[1] if ";" in algorithm else family
 
 
 def copy_algorithm_settings(algorithm: str) -> tuple[tuple[str, str], ...] | None:
-    """The session settings a verifier must use for a v3 ``algorithm`` text (the fixed ones plus the
-    recorded client_encoding and lc_monetary); None when ``algorithm`` is not v3. Pure."""
+    """The session settings a verifier must use for a v3 or v4 ``algorithm`` text (the fixed ones plus the
+    recorded client_encoding and lc_monetary); None when ``algorithm`` is neither. Pure."""
     parts = [part.strip() for part in algorithm.split(";")]
-    if parts[0] != COPY_ALGORITHM:
+    if parts[0] not in (COPY_ALGORITHM, STREAM_ALGORITHM):
         return None
     recorded: dict[str, str] = {}
     for part in parts[1:]:
@@ -227,6 +265,31 @@ def pg_dump_options(lc_monetary: str) -> str:
     options = [f"-c {name}={fixed[name]}" for name in _PINNED_BY_BACKUP]
     options.append("-c lc_monetary=" + lc_monetary.replace("\\", "\\\\").replace(" ", "\\ "))
     return " ".join(options)
+
+
+class StreamSum:
+    """The v4 accumulator of one table: feed it COPY text in any pieces (lines WITH their newline, in
+    order). Pure, not thread-safe."""
+
+    __slots__ = ("_hash", "rows")
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._hash = xxhash.xxh3_128()
+
+    def update(self, text: bytes) -> None:
+        """Add ``text`` (any cut of the COPY output; rows are counted by newline)."""
+        self.rows += text.count(b"\n")
+        self._hash.update(text)
+
+    def feed(self, text: bytes) -> None:
+        """Hash ``text`` without counting its rows (the caller sets :attr:`rows`)."""
+        self._hash.update(text)
+
+    @property
+    def checksum(self) -> str:
+        """32 hex digits."""
+        return self._hash.hexdigest()
 
 
 class RowSum:
@@ -291,12 +354,14 @@ def session_statements(conn: psycopg.Connection[Any], settings: Iterable[tuple[s
     )
 
 
-def copy_table_sum(conn: psycopg.Connection[Any], schema: str, table: str) -> TableSum:
-    """v3 :class:`TableSum` of the existing table ``schema.table``: ``COPY ... TO STDOUT`` streamed over
-    ``conn`` and hashed line by line (constant memory). The session settings must be pinned
-    (:func:`copy_table_sums` does). Calls PostgreSQL."""
+def copy_table_sum(
+    conn: psycopg.Connection[Any], schema: str, table: str, *, family: str = COPY_ALGORITHM
+) -> TableSum:
+    """v3 (or v4 with ``family=STREAM_ALGORITHM``) :class:`TableSum` of the existing table
+    ``schema.table``: ``COPY ... TO STDOUT`` streamed over ``conn`` and hashed (constant memory). The
+    session settings must be pinned (:func:`copy_table_sums` does). Calls PostgreSQL."""
     statement = copy_statement(conn, schema, table)
-    acc = RowSum()
+    acc: RowSum | StreamSum = StreamSum() if family == STREAM_ALGORITHM else RowSum()
     batch: list[Any] = []
     with conn.cursor() as cur, cur.copy(statement) as copy:
         for row in copy:
@@ -309,8 +374,11 @@ def copy_table_sum(conn: psycopg.Connection[Any], schema: str, table: str) -> Ta
     return TableSum(f"{schema}.{table}", acc.rows, acc.checksum)
 
 
-def _add_copy_rows(acc: RowSum, rows: list[Any]) -> None:
+def _add_copy_rows(acc: RowSum | StreamSum, rows: list[Any]) -> None:
     """COPY rows from psycopg (each ends with a newline) into ``acc``."""
+    if isinstance(acc, StreamSum):
+        acc.update(b"".join(rows))
+        return
     lines = b"".join(rows).split(b"\n")
     lines.pop()  # after the last newline
     acc.add_lines(lines)
@@ -321,7 +389,8 @@ def pin_copy_session(conn: psycopg.Connection[Any], algorithm: str) -> tuple[tup
     ``algorithm`` is not v3. Calls PostgreSQL."""
     settings = copy_algorithm_settings(algorithm)
     if settings is None:
-        raise ValueError(f"not a {COPY_ALGORITHM} algorithm text: {algorithm[:80]!r}")
+        raise ValueError(f"not a {COPY_ALGORITHM} or {STREAM_ALGORITHM} algorithm text: {algorithm[:80]!r}")
+    settings = (*settings, *VERIFY_SETTINGS)
     for name, value in settings:
         conn.execute("SELECT set_config(%s, %s, false)", (name, value))
     return settings
@@ -340,11 +409,12 @@ def table_pages(conn: psycopg.Connection[Any]) -> dict[str, int]:
 def copy_table_sums(
     conn: psycopg.Connection[Any], algorithm: str, tables: Iterable[str]
 ) -> tuple[TableSum, ...]:
-    """v3 :class:`TableSum` of each ``schema.table`` named in ``tables`` (names as the backup recorded them,
-    unquoted; matched against the database's ordinary tables), with the session settings ``algorithm``
-    records. Tables not found are left out (the caller reports them missing). Pins the session first; runs
-    in whatever transaction ``conn`` is in. Raises ValueError when ``algorithm`` is not v3. Calls
-    PostgreSQL; psycopg errors propagate."""
+    """v3 or v4 (as ``algorithm`` says) :class:`TableSum` of each ``schema.table`` named in ``tables``
+    (names as the backup recorded them, unquoted; matched against the database's ordinary tables), with
+    the session settings ``algorithm`` records. Tables not found are left out (the caller reports them
+    missing). Pins the session first; runs in whatever transaction ``conn`` is in. Raises ValueError when
+    ``algorithm`` is neither v3 nor v4. Calls PostgreSQL; psycopg errors propagate."""
     pin_copy_session(conn, algorithm)
+    family = algorithm_family(algorithm) or COPY_ALGORITHM
     present = {f"{schema}.{table}": (schema, table) for schema, table in list_tables(conn)}
-    return tuple(copy_table_sum(conn, *present[name]) for name in tables if name in present)
+    return tuple(copy_table_sum(conn, *present[name], family=family) for name in tables if name in present)

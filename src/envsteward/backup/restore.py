@@ -29,14 +29,14 @@ External calls: the object store, the key provider, and the destination system.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from envsteward.backup.manifest import Manifest
+from envsteward.backup.manifest import Manifest, TableChecksum
 from envsteward.backup.pipeline import read_manifest, restore_backup, verify_backup
 from envsteward.backup.progress import ProgressCallback
 from envsteward.errors import (
@@ -256,6 +256,39 @@ def _postgres_target(
     return PostgresRestoreTarget(destination)
 
 
+def _table_mismatches(
+    store: ObjectStore,
+    backup_id: str,
+    *,
+    keys: KeyProvider,
+    expected: Sequence[TableChecksum],
+    actual: Sequence[TableChecksum],
+    restore_target: RestoreTarget,
+) -> list[str]:
+    """:func:`compare_tables`; a v4 (order-dependent) mismatch at the same row count is re-checked
+    order-independently by reading the backup again (same rows in another order: not a mismatch). Calls
+    the object store, the key provider and the restored database (re-check only)."""
+    from envsteward.backup.sources.postgres import (
+        PostgresRestoreTarget,
+        compare_tables,
+        order_suspects,
+        reorder_check,
+    )
+
+    mismatches = compare_tables(expected, actual)
+    suspects = order_suspects(expected, actual)
+    if not suspects or not isinstance(restore_target, PostgresRestoreTarget):
+        return mismatches
+    verdict = reorder_check(
+        restore_target.client,
+        expected,
+        suspects,
+        lambda sink: restore_backup(store, backup_id, keys, sink, verify_first=False),
+    )
+    settled = {f"table {name}:" for name, why in verdict.items() if why is None}
+    return [problem for problem in mismatches if not any(problem.startswith(s) for s in settled)]
+
+
 def _check_empty_database(restore_target: RestoreTarget) -> None:
     """Refuse a database that holds any user object (not only tables: a lone ``CREATE TYPE`` makes the
     restore fail half-way), naming what was found. Calls PostgreSQL."""
@@ -337,8 +370,6 @@ def restore_stored_backup(
     IntegrityError, ConfigurationError (bad destination), ConflictError (non-empty database, existing
     file/secret/parameter), and the destination's errors.
     """
-    from envsteward.backup.sources.postgres import compare_tables
-
     manifest = read_manifest(store, backup_id)
     target = catalog_target_for(services, manifest)
     keys = key_provider_for(services, manifest, target)
@@ -358,7 +389,14 @@ def restore_stored_backup(
         report = writer.finish()
     mismatches: list[str] = []
     if manifest.tables is not None and report.tables is not None:
-        mismatches = compare_tables(manifest.tables, report.tables)
+        mismatches = _table_mismatches(
+            store,
+            backup_id,
+            keys=keys,
+            expected=manifest.tables,
+            actual=report.tables,
+            restore_target=restore_target,
+        )
     return RestoreOutcome(
         backup_id=backup_id,
         kind=manifest.source.kind,

@@ -61,6 +61,12 @@ class PlannedBackup:
         return f"{self.environment}/{self.target.name}"
 
 
+RUNNER_ZSTD_LEVEL = 2
+"""zstd level of scheduled backups. Measured (benchmarks/backup/README.md): on a pg_dump of generated
+orders level 2 compresses 1.9x faster than level 3 AND 18% smaller; on source-code text 1.25x faster and
+6% larger. Level 3 stays the library default of ``write_backup``."""
+
+
 def plan_backups(
     catalog: Catalog, environment: str | None = None, target: str | None = None
 ) -> list[PlannedBackup]:
@@ -193,6 +199,7 @@ def run_backup(
                     "replica_region": spec.replica_region,
                 },
                 progress=progress,
+                zstd_level=RUNNER_ZSTD_LEVEL,
             )
     except BaseException as exc:
         _audit_failure(services, environment, spec, stage="backup", exc=exc, seconds=time.monotonic() - clock)

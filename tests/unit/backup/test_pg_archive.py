@@ -1,4 +1,5 @@
-"""The custom-format scanner behind table checksums v3, on archives built here byte by byte (pure: no server).
+"""The custom-format scanner behind table checksums v4 (stream hash) and v3 (per-row sum), on archives built
+here byte by byte (pure: no server).
 
 The builder writes what pg_dump 15 writes (archive 1.14, 4-byte integers, 8-byte offsets, offsets not set
 as when writing to a pipe); the real pg_dump output is covered by tests/integration/test_pg_copy_checksums.py.
@@ -7,6 +8,7 @@ as when writing to a pipe); the real pg_dump output is covered by tests/integrat
 from __future__ import annotations
 
 import pytest
+import xxhash
 
 from envsteward.adapters.pg_checksums import RowSum
 from envsteward.backup.sources.pg_archive import ArchiveScanner, UnsupportedArchive
@@ -79,17 +81,24 @@ def build(
     return head + _int(len(entries)) + b"".join(entries) + b"".join(blocks)
 
 
-def scan(data: bytes, piece: int = 1 << 20) -> list[tuple[str, int, str]]:
-    scanner = ArchiveScanner()
+def scan(
+    data: bytes, piece: int = 1 << 20, kind: str = "rows", **kwargs: object
+) -> list[tuple[str, int, str]]:
+    scanner = ArchiveScanner(stream=True, rows=True, **kwargs)  # type: ignore[arg-type]
     for start in range(0, len(data), piece):
         scanner.feed(data[start : start + piece])
-    return [(t.name, t.rows, t.checksum) for t in scanner.finish()]
+    return [(t.name, t.rows, t.checksum) for t in scanner.finish(kind)]
 
 
 def expected(rows: list[bytes]) -> str:
     acc = RowSum()
     acc.add_lines(rows)
     return acc.checksum
+
+
+def stream(rows: list[bytes]) -> str:
+    """v4: XXH3-128 of the COPY text, every line with its newline, in order."""
+    return xxhash.xxh3_128(b"".join(row + b"\n" for row in rows)).hexdigest()
 
 
 ROWS = [b"1\tplain", b"2\t\\N", b"3\ttab\\there\\nnewline", b"", b"1\tplain", b"4\t\\\\."] + [
@@ -107,6 +116,60 @@ def test_checksums_do_not_depend_on_chunking_or_piece_size(chunking: str, piece:
         ("public.empty", 0, expected([])),
         ("public.t", len(ROWS), expected(ROWS)),
     ]
+
+
+# rows whose chunk length has a newline byte (10, 0x010a, 0x0a0a) in its length field, and widths that vary
+WIDE = [b"x" * 9, b"y" * 265, b"z" * 2569, b"w" * 9] + [b"%d\t" % i + b"v" * (i % 700) for i in range(3000)]
+
+
+@pytest.mark.parametrize("chunking", ["row", "one", "tiny"])
+@pytest.mark.parametrize("piece", [1, 7, 4096, 65536, 1 << 20])
+def test_stream_hashes_are_the_copy_text_whatever_the_chunking_or_piece_size(
+    chunking: str, piece: int
+) -> None:
+    tables = {**TABLES, (b"public", b"wide"): WIDE}
+    if piece < 4096:
+        tables = TABLES  # tiny pieces over 3000 wide rows are slow and prove nothing more
+    result = scan(build(tables, chunking=chunking, blob=True), piece, "stream")
+    assert result == [
+        ("Odd Schema.Mixed.Case", 1, stream([b"a"])),
+        ("public.empty", 0, stream([])),
+        ("public.t", len(ROWS), stream(ROWS)),
+        *([("public.wide", len(WIDE), stream(WIDE))] if (b"public", b"wide") in tables else []),
+    ]
+
+
+def test_a_table_without_columns_is_one_empty_line_per_row() -> None:
+    rows = [b""] * 200
+    assert scan(build({(b"public", b"t"): rows}), kind="stream") == [("public.t", 200, stream(rows))]
+    assert scan(build({(b"public", b"t"): rows})) == [("public.t", 200, expected(rows))]
+
+
+def test_the_stream_hash_depends_on_order_the_row_sum_does_not() -> None:
+    shuffled = {(b"public", b"wide"): list(reversed(WIDE))}
+    ordered = {(b"public", b"wide"): WIDE}
+    assert scan(build(shuffled), kind="stream") != scan(build(ordered), kind="stream")
+    assert scan(build(shuffled)) == scan(build(ordered))
+
+
+def test_one_changed_byte_changes_both_sums() -> None:
+    changed = [*WIDE[:1500], WIDE[1500][:-1] + b"u", *WIDE[1501:]]
+    for kind in ("stream", "rows"):
+        assert scan(build({(b"public", b"t"): changed}), kind=kind) != scan(
+            build({(b"public", b"t"): WIDE}), kind=kind
+        )
+
+
+def test_only_scans_the_tables_asked_for() -> None:
+    data = build({**TABLES, (b"public", b"wide"): WIDE})
+    assert scan(data, 4096, "stream", only={"public.wide"}) == [("public.wide", len(WIDE), stream(WIDE))]
+    assert scan(data, 4096, "rows", only={"public.t"}) == [("public.t", len(ROWS), expected(ROWS))]
+
+
+def test_a_nul_byte_in_row_text_is_hashed_not_dropped() -> None:
+    # COPY text never holds one; if it did, the fast path's NUL trick must not lose it
+    rows = [b"%d\x00nul" % i for i in range(500)]
+    assert scan(build({(b"public", b"t"): rows}), kind="stream") == [("public.t", 500, stream(rows))]
 
 
 def test_the_sum_is_order_independent_and_counts_duplicates() -> None:

@@ -11,8 +11,11 @@ end-of-data line ``\\.`` (PostgreSQL 15's pg_dump writes one chunk per row, but 
 the chunk payloads, so any chunking works).
 
 :class:`ArchiveScanner` is fed the archive piece by piece (what the backup pipeline reads anyway) and
-hashes every row line with :class:`envsteward.adapters.pg_checksums.RowSum` (algorithm ``pg-copy-xxh3-
-sum128/v3``), in constant memory: a partial chunk and one partial line are carried between pieces. What
+computes, per table, the stream hash of its COPY text (:class:`envsteward.adapters.pg_checksums.StreamSum`,
+``pg-copy-xxh3-stream128/v4``: the chunk headers are found and stripped with numpy, so there is no Python
+work per row) and/or the per-row multiset sum (:class:`~envsteward.adapters.pg_checksums.RowSum`,
+``pg-copy-xxh3-sum128/v3``: what a drill falls back to when the restored order differs), in constant
+memory: a partial chunk, one partial line and a few held-back bytes are carried between pieces. What
 it cannot read — a compressed archive, an archive version other than 1.12-1.15 (pg_dump 11-16), table data
 written as INSERT statements — raises :class:`UnsupportedArchive` (the caller falls back to the server-side
 checksums); a malformed or truncated archive raises IntegrityError.
@@ -23,11 +26,16 @@ Pure (no external system).
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
 
-from envsteward.adapters.pg_checksums import RowSum, TableSum
+import numpy as np
+
+from envsteward.adapters.pg_checksums import RowSum, StreamSum, TableSum
 from envsteward.errors import IntegrityError
 
 MAGIC = b"PGDMP"
@@ -39,6 +47,12 @@ _BLK_DATA = 1
 _BLK_BLOBS = 3
 _END_OF_DATA = b"\\."
 _HELD_LINES = 4
+_TAIL_BYTES = 64
+"""Stream hash: bytes held back unhashed until the block ends (the end-of-data line and the empty lines
+pg_dump writes after it are in there, and are not hashed)."""
+_LOOP_CHUNKS = 64
+"""Chunks read one by one before the vectorised reader takes over (small tables never pay numpy)."""
+_NEWLINE = 10
 _ENCODING = re.compile(rb"SET client_encoding = '([^']*)'")
 _SYSTEM = "postgres"
 _OPERATION = "table checksums from the pg_dump archive"
@@ -60,7 +74,8 @@ class _NeedMore(Exception):  # noqa: N818 - internal signal
 class _Entry:
     namespace: bytes
     tag: bytes
-    rows: RowSum = field(default_factory=RowSum)
+    stream: StreamSum | None = None
+    rows: RowSum | None = None
     seen: bool = False
 
 
@@ -106,7 +121,17 @@ class ArchiveScanner:
     malformed or truncated one. Not thread-safe.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, stream: bool = True, rows: bool = False, only: Collection[str] | None = None
+    ) -> None:
+        if not (stream or rows):
+            raise ValueError("ArchiveScanner: compute the stream hash, the row sums or both")
+        self._stream = stream
+        self._rows = rows
+        self._only = frozenset(only) if only is not None else None
+        self._tail = b""
+        self._hashed = 0
+        self._newlines = 0
         self._buf = b""
         self._state = "head"
         self._entries: dict[int, _Entry] = {}
@@ -148,24 +173,33 @@ class ArchiveScanner:
             pos = max(pos, stall.pos)
         self._buf = buf[pos:]
 
-    def finish(self) -> list[TableSum]:
-        """The tables, in ``schema.table`` byte order. Raises IntegrityError when the archive was cut short
-        (inside a block, or before the data of a table)."""
+    def finish(self, kind: str = "") -> list[TableSum]:
+        """The tables, in ``schema.table`` byte order: the stream hashes (v4, ``kind="stream"``) or the
+        per-row sums (v3, ``kind="rows"``); by default the stream hashes when computed. Tables left out by
+        ``only`` are left out here too. Raises IntegrityError when the archive was cut short (inside a
+        block, or before the data of a table), ValueError for a ``kind`` not computed."""
+        kind = kind or ("stream" if self._stream else "rows")
+        if (kind == "stream" and not self._stream) or (kind == "rows" and not self._rows):
+            raise ValueError(f"ArchiveScanner: {kind!r} sums were not computed")
         if self._state != "block" or self._buf:
             raise _integrity("the pg_dump archive ended in the middle of an entry")
         missing = [entry for entry in self._tables.values() if not entry.seen]
         if missing:
             raise _integrity(f"the pg_dump archive ended before the data of {len(missing)} table(s)")
-        codec = _python_codec(self._encoding)
         ordered = sorted(self._tables.values(), key=lambda entry: (entry.namespace, entry.tag))
-        return [
-            TableSum(
-                f"{entry.namespace.decode(codec, 'replace')}.{entry.tag.decode(codec, 'replace')}",
-                entry.rows.rows,
-                entry.rows.checksum,
-            )
-            for entry in ordered
-        ]
+        sums: list[TableSum] = []
+        for entry in ordered:
+            name = self._name(entry)
+            if self._only is not None and name not in self._only:
+                continue
+            acc = entry.stream if kind == "stream" else entry.rows
+            assert acc is not None
+            sums.append(TableSum(name, acc.rows, acc.checksum))
+        return sums
+
+    def _name(self, entry: _Entry) -> str:
+        codec = _python_codec(self._encoding)
+        return f"{entry.namespace.decode(codec, 'replace')}.{entry.tag.decode(codec, 'replace')}"
 
     # -- header and table of contents --------------------------------------------------------------------
 
@@ -222,7 +256,9 @@ class ArchiveScanner:
             pass
         reader.byte()  # data offset flag
         reader.take(off_size)
-        entry = _Entry(namespace, tag)
+        entry = _Entry(
+            namespace, tag, StreamSum() if self._stream else None, RowSum() if self._rows else None
+        )
         self._entries[dump_id] = entry
         if desc == b"ENCODING" and defn:
             match = _ENCODING.search(defn)
@@ -252,25 +288,51 @@ class ArchiveScanner:
             if entry.seen:
                 raise _integrity(f"two data blocks for dump id {dump_id}")
             entry.seen = True
+            if self._only is not None and self._name(entry) not in self._only:
+                entry = None  # not asked for: skipped (cheaply), not hashed
         self._current = entry
         self._carry = b""
         self._held = []
+        self._tail = b""
+        self._hashed = 0
+        self._newlines = 0
         self._state = "chunks"
         return reader.pos
 
     def _read_chunks(self, buf: bytes, pos: int) -> int:
-        # the hot loop: one iteration per chunk (per row with PostgreSQL 15's pg_dump)
+        """Alternate a few chunks read one by one (a small table ends there, no numpy set-up) with the
+        vectorised reader, which takes the rest of the piece in one go."""
+        while True:
+            pos, state = self._loop_chunks(buf, pos, _LOOP_CHUNKS)
+            if state == "more":
+                raise _NeedMore(pos)
+            if state == "end":
+                return pos
+            pos, state = self._vector_chunks(buf, pos)
+            if state == "more":
+                raise _NeedMore(pos)
+            if state == "end":
+                return pos
+            # "stuck": the vectorised reader could not prove the next chunk boundary; read it one by one
+
+    def _loop_chunks(self, buf: bytes, pos: int, budget: int) -> tuple[int, str]:
+        """Read up to ``budget`` chunks one by one. Returns the new position and ``end`` (the block's
+        zero-length chunk was read), ``more`` (the buffer ends inside a chunk) or ``budget``."""
         unpack = self._chunk.unpack_from
         head = self._chunk.size
         end = len(buf)
         payloads: list[bytes] = []
         append = payloads.append
-        finished = False
-        while pos + head <= end:
+        state = "more"
+        for _ in range(budget):
+            if pos + head > end:
+                break
             sign, length = unpack(buf, pos)
             if length == 0:
+                if sign:
+                    raise _integrity("negative chunk length in the pg_dump archive")
                 pos += head
-                finished = True
+                state = "end"
                 break
             if sign:
                 raise _integrity("negative chunk length in the pg_dump archive")
@@ -279,18 +341,114 @@ class ArchiveScanner:
                 break
             append(buf[pos + head : stop])
             pos = stop
-        if self._current is not None and payloads:
-            self._lines(b"".join(payloads))
-        if finished:
-            self._end_of_block()
         else:
-            raise _NeedMore(pos)
-        return pos
+            state = "budget"
+        if self._current is not None and payloads:
+            self._text(b"".join(payloads))
+        if state == "end":
+            self._end_of_block()
+        return pos, state
+
+    def _vector_chunks(self, buf: bytes, pos: int) -> tuple[int, str]:
+        """Read every complete chunk from ``pos`` on with numpy: no Python work per row.
+
+        Every COPY row line ends with its only raw newline (COPY escapes the others), so a chunk header
+        follows a newline: the candidates are ``pos`` and every byte after a newline; a header's length
+        says where the next one is. Candidates that no other candidate points to are dropped (a newline
+        byte inside a length field), and what is kept must form an unbroken chain from ``pos`` (each
+        header points exactly at the next): that is precisely what reading the chunks one by one would
+        find. Where the chain breaks before the end of the buffer, stop ("stuck"); the one-by-one reader
+        takes over. Returns the new position and ``end`` / ``more`` / ``stuck``.
+        """
+        head = self._chunk.size
+        data = np.frombuffer(buf, dtype=np.uint8)[pos:]
+        size = int(data.size)
+        newlines = np.flatnonzero(data == _NEWLINE)
+        every: np.ndarray[Any, np.dtype[np.int64]] = np.empty(newlines.size + 1, dtype=np.int64)
+        every[0] = 0
+        every[1:] = newlines + 1
+        cand = every[every + head <= size]
+        if cand.size == 0:
+            return pos, "more"
+        length = np.zeros(cand.size, dtype=np.int64)
+        for k in range(head - 1):
+            length |= data[cand + 1 + k].astype(np.int64) << (8 * k)
+        following = cand + head + length
+        index = np.searchsorted(cand, following)
+        found = index < cand.size
+        found[found] = cand[index[found]] == following[found]
+        keep = np.zeros(cand.size, dtype=bool)
+        keep[0] = True
+        keep[index[found]] = True
+        starts, nexts, lengths = cand[keep], following[keep], length[keep]
+        broken = np.flatnonzero(nexts[:-1] != starts[1:])
+        last = int(broken[0]) if broken.size else int(starts.size) - 1
+        zero = np.flatnonzero(lengths[: last + 1] == 0)
+        if zero.size:
+            last, state = int(zero[0]), "end"
+            data_end, done = int(starts[last]), int(starts[last]) + head
+            headers = starts[:last]
+            checked = starts[: last + 1]
+        else:
+            if int(nexts[last]) > size:
+                last -= 1  # the buffer ends inside this chunk
+                state = "more"
+            elif int(nexts[last]) + head > size:
+                state = "more"  # the next header is not complete yet
+            else:
+                state = "stuck"  # the next header is there but was no candidate: read one by one
+            data_end = done = int(nexts[last]) if last >= 0 else 0
+            headers = checked = starts[: last + 1]
+        if np.any(data[checked] != 0):
+            raise _integrity("negative chunk length in the pg_dump archive")
+        if self._current is not None and headers.size:
+            # newlines of the payloads: all those before data_end but the ones inside length fields
+            inside = sum(int(np.count_nonzero(data[headers + 1 + k] == _NEWLINE)) for k in range(head - 1))
+            lines = int(np.searchsorted(newlines, data_end)) - inside
+            self._text(self._payloads(buf, pos, data_end, headers), lines)
+        if state == "end":
+            self._end_of_block()
+        return pos + done, state
+
+    def _payloads(self, buf: bytes, pos: int, data_end: int, headers: np.ndarray[Any, Any]) -> bytes:
+        """The chunk payloads of ``buf[pos:pos+data_end]`` (chunk headers at ``headers``), concatenated:
+        the header bytes are zeroed and deleted (COPY text never holds a NUL byte; if it did, the length
+        check sends it the slow way)."""
+        head = self._chunk.size
+        region = bytearray(memoryview(buf)[pos : pos + data_end])
+        view = np.frombuffer(region, dtype=np.uint8)
+        for k in range(head):
+            view[headers + k] = 0
+        del view
+        text = bytes(region.translate(None, b"\x00"))
+        if len(text) == data_end - head * int(headers.size):
+            return text
+        bounds = [*headers.tolist(), data_end]
+        return b"".join(buf[pos + start + head : pos + stop] for start, stop in itertools.pairwise(bounds))
+
+    def _text(self, text: bytes, lines: int | None = None) -> None:
+        """COPY text of the current table (rows may be cut anywhere; ``lines``: its newlines, when known):
+        into the stream hash and/or the per-row sum. The stream hash holds back the last bytes (the
+        end-of-data line is not hashed)."""
+        assert self._current is not None
+        if self._current.stream is not None:
+            self._newlines += text.count(b"\n") if lines is None else lines
+            joined = self._tail + text if self._tail else text
+            if len(joined) > _TAIL_BYTES:
+                cut = len(joined) - _TAIL_BYTES
+                self._current.stream.feed(joined[:cut])
+                self._hashed += cut
+                self._tail = joined[cut:]
+            else:
+                self._tail = joined
+        if self._current.rows is not None:
+            self._lines(text)
 
     def _lines(self, text: bytes) -> None:
         """Hash every complete row line of ``text``; hold back the last few (the end-of-data line and the
         empty lines after it must not be hashed)."""
         assert self._current is not None
+        assert self._current.rows is not None
         lines = (self._carry + text).split(b"\n") if self._carry else text.split(b"\n")
         self._carry = lines.pop()
         if self._held:
@@ -308,15 +466,29 @@ class ArchiveScanner:
         self._current = None
         if entry is None:
             return
-        tail = [*self._held, self._carry]
-        if _END_OF_DATA not in tail or any(tail[tail.index(_END_OF_DATA) + 1 :]):
-            raise _integrity(
-                f"the COPY data of {entry.tag.decode('utf-8', 'replace')} does not end with the end-of-data "
-                "line"
-            )
-        entry.rows.add_lines(tail[: tail.index(_END_OF_DATA)])
-        self._held = []
-        self._carry = b""
+        if entry.stream is not None:
+            body = self._tail.rstrip(b"\n")
+            if not body.endswith(_END_OF_DATA) or (
+                body[:-2][-1:] != b"\n" and (len(body) > 2 or self._hashed)
+            ):
+                raise self._no_end(entry)
+            entry.stream.feed(body[:-2])
+            # every newline is a row but those of the end-of-data line and the empty lines after it
+            entry.stream.rows = self._newlines - (len(self._tail) - len(body))
+            self._tail = b""
+        if entry.rows is not None:
+            tail = [*self._held, self._carry]
+            if _END_OF_DATA not in tail or any(tail[tail.index(_END_OF_DATA) + 1 :]):
+                raise self._no_end(entry)
+            entry.rows.add_lines(tail[: tail.index(_END_OF_DATA)])
+            self._held = []
+            self._carry = b""
+
+    @staticmethod
+    def _no_end(entry: _Entry) -> IntegrityError:
+        return _integrity(
+            f"the COPY data of {entry.tag.decode('utf-8', 'replace')} does not end with the end-of-data line"
+        )
 
     def _read_blob_oid(self, buf: bytes, pos: int) -> int:
         reader = _Reader(buf, self._int_size)
