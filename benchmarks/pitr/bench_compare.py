@@ -31,6 +31,7 @@ starts as a copy of its parent).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -488,14 +489,12 @@ class Bench:
 
 def machine() -> dict[str, Any]:
     cpu = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
     pgbr = subprocess.run(
         ["pgbackrest", "version"], capture_output=True, text=True, check=False

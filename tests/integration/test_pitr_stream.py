@@ -30,6 +30,8 @@ def stop_gently(process: subprocess.Popen[str]) -> None:
     for pid in pids or [str(process.pid)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGTERM)
+
+
 ALLOWED_LOSS_SECONDS = 4.0
 
 
@@ -46,7 +48,15 @@ def test_streaming_restores_to_seconds_before_a_hard_kill(pg_cluster_factory: Cl
 
     streamer = subprocess.Popen(
         as_db_user(
-            [setup.executable, "wal", "stream", "--target", SELECTOR, "--partial-interval", str(PARTIAL_INTERVAL)],
+            [
+                setup.executable,
+                "wal",
+                "stream",
+                "--target",
+                SELECTOR,
+                "--partial-interval",
+                str(PARTIAL_INTERVAL),
+            ],
             setup.env,
         ),
         stdout=subprocess.PIPE,
@@ -76,7 +86,7 @@ def test_streaming_restores_to_seconds_before_a_hard_kill(pg_cluster_factory: Cl
         cluster.stop("immediate")
     finally:
         stop_gently(streamer)
-        out, err = streamer.communicate(timeout=60)
+        _out, err = streamer.communicate(timeout=60)
     assert streamer.returncode == 0, err
     assert "envsteward wal stream: error" not in err, err
 
@@ -84,7 +94,16 @@ def test_streaming_restores_to_seconds_before_a_hard_kill(pg_cluster_factory: Cl
     latest = setup.root / "restored-latest"
     port = pg_cluster_factory.adopt_restored(latest)
     done = setup.envsteward(
-        "pitr", "restore", SELECTOR, "--to-latest", "--from", "dr", "--data-dir", str(latest), "--port", str(port),
+        "pitr",
+        "restore",
+        SELECTOR,
+        "--to-latest",
+        "--from",
+        "dr",
+        "--data-dir",
+        str(latest),
+        "--port",
+        str(port),
         "--json",
     )
     outcome = json.loads(done.stdout)

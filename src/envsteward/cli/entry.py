@@ -28,7 +28,7 @@ def _fetch_arguments(argv: list[str]) -> tuple[str, Path] | None:
                 return None
             index += 2
             continue
-        if arg.startswith("--target=") or arg.startswith("--from="):
+        if arg.startswith(("--target=", "--from=")):
             index += 1
             continue
         if arg in _FETCH_FLAGS:
