@@ -328,6 +328,9 @@ class PitrSpec(Frozen):
     pg_bin: str | None = None
     """Folder of pg_basebackup, pg_ctl, pg_verifybackup; default /usr/lib/postgresql/15/bin, then PATH."""
     zstd_level: int = Field(default=1, ge=1, le=22)
+    streaming: bool = False
+    """Run ``envsteward wal stream`` (``pg_receivewal`` with a replication slot) beside ``archive_command``:
+    the segment being written is stored every few seconds, so the RPO is seconds, not ``archive_timeout``."""
 
 
 class PostgresBackup(_BackupBase):

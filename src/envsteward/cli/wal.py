@@ -3,6 +3,9 @@
 * ``wal push --target ENV/TARGET %p`` — archive one WAL file; exit 0 only once it is stored in the primary
   store (and the DR store, when the target has a replica). Any failure: one line on stderr, exit 1, and
   PostgreSQL keeps the file and retries.
+* ``wal stream --target ENV/TARGET [--spool DIR] [--partial-interval S]`` — for targets with
+  ``pitr.streaming: true``: run ``pg_receivewal`` with a replication slot and push every completed segment
+  (and, every S seconds, the segment being written) until stopped (SIGTERM / Ctrl-C).
 * ``wal fetch --target ENV/TARGET [--from any|primary|dr] %f %p`` — restore one WAL file. Exit 0 when
   restored; exit 1, silently, when the archive does not hold it (PostgreSQL probes for files that may not
   exist); exit 126 with one line on stderr for anything else (a segment that fails authentication, a
@@ -10,7 +13,10 @@
   recovery instead of taking the failure for the end of the archive and promoting early.
 
 Both run once per WAL file, so they import as little as they can and print nothing on success (``-v``
-prints one line). Settings come from the environment (``ENVSTEWARD_HOME``, ``ENVSTEWARD_CATALOG``, ...).
+prints one line). ``wal fetch`` of a segment also forks a read-ahead of the next segments into
+``pg_wal/.envsteward-prefetch/`` (:mod:`envsteward.pitr.prefetch`); the next calls take theirs from there
+in ``envsteward.cli.entry`` before anything heavy is imported. Settings come from the environment
+(``ENVSTEWARD_HOME``, ``ENVSTEWARD_CATALOG``, ...).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 
 if TYPE_CHECKING:
-    from envsteward.pitr.archive import FetchSource
+    from envsteward.pitr.archive import FetchSource, WalArchive
     from envsteward.services import Services
 
 app = typer.Typer(
@@ -97,3 +103,119 @@ def fetch(
         raise typer.Exit(EXIT_FATAL) from None
     if verbose:
         _say("fetch", f"{result.name}: from {result.region} in {result.seconds:.3f}s")
+    _read_ahead(
+        archive,
+        name,
+        path,
+        cast("FetchSource", source),
+        segment_size=result.size,
+        result_partial=result.partial,
+    )
+
+
+def _read_ahead(
+    archive: WalArchive,
+    name: str,
+    path: Path,
+    source: FetchSource,
+    *,
+    segment_size: int,
+    result_partial: bool,
+) -> None:
+    """After a segment was fetched, fork the prefetcher of the segments after it (envsteward.pitr.prefetch);
+    the next ``wal fetch`` calls then take theirs from the spool (``envsteward.cli.entry``)."""
+    from envsteward.pitr import prefetch
+    from envsteward.pitr.archive import WalNotFoundError, fetch_wal
+    from envsteward.pitr.walnames import wal_kind
+
+    ahead = prefetch.window()
+    if ahead == 0 or wal_kind(name) != "segment" or result_partial:
+        return
+
+    def fetch_one(next_name: str, target_path: Path) -> bool:
+        try:
+            fetch_wal(archive, next_name, target_path, source, allow_partial=False)
+        except WalNotFoundError:
+            return False
+        return True
+
+    spool = prefetch.spool_for(path)
+    prefetch.start_background(
+        lambda: prefetch.run_prefetcher(
+            spool,
+            prefetch.next_segment(name, segment_size),
+            fetch_one,
+            segment_size=segment_size,
+            ahead=ahead,
+        )
+    )
+
+
+@app.command("stream")
+def stream(
+    target: TargetOption,
+    spool: Annotated[
+        Path | None,
+        typer.Option(
+            "--spool", help="pg_receivewal's folder (default: ENVSTEWARD_HOME/wal-stream/ENV_TARGET)."
+        ),
+    ] = None,
+    partial_interval: Annotated[
+        float, typer.Option("--partial-interval", min=0.5, help="Seconds between pushes of the open segment.")
+    ] = 5.0,
+    slot: Annotated[
+        str | None, typer.Option("--slot", help="Replication slot (default: envsteward_ENV_TARGET).")
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Stream WAL with pg_receivewal into the archive (for pitr.streaming: true); runs until stopped."""
+    run_stream(target, spool=spool, partial_interval=partial_interval, slot=slot, verbose=verbose)
+
+
+def run_stream(
+    target: str, *, spool: Path | None, partial_interval: float, slot: str | None, verbose: bool
+) -> None:
+    """The body of ``wal stream``: build the streamer, stop on SIGTERM/SIGINT. Exit 1 with one line on
+    a configuration error or a slot that cannot be created."""
+    import signal
+
+    from envsteward.errors import ConfigurationError, EnvstewardError
+    from envsteward.pitr.base import pg_tool
+    from envsteward.pitr.context import pitr_target, wal_archive
+    from envsteward.pitr.stream import StreamConfig, WalStreamer, slot_name
+
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        services = _services()
+        environment, spec = pitr_target(services, target)
+        if not spec.pitr.streaming:
+            raise ConfigurationError(
+                f"backup target {target} does not enable streaming (set pitr.streaming: true)"
+            )
+        archive = wal_archive(services, target, write=True)
+        folder = spool or Path(services.settings.home) / "wal-stream" / f"{environment}_{spec.name}"
+        config = StreamConfig(
+            dsn=spec.dsn,
+            slot=slot or slot_name(environment, spec.name),
+            spool=folder,
+            pg_receivewal=pg_tool("pg_receivewal", Path(spec.pitr.pg_bin) if spec.pitr.pg_bin else None),
+            password=services.resolve_secret(spec.password) if spec.password is not None else None,
+            partial_interval=partial_interval,
+        )
+        streamer = WalStreamer(
+            archive,
+            config,
+            on_event=lambda message: (
+                _say("stream", message) if verbose or message.startswith("error") else None
+            ),
+        )
+        streamer.run(lambda: bool(stopping))
+    except EnvstewardError as exc:
+        _say("stream", f"error: {exc}")
+        raise typer.Exit(1) from None

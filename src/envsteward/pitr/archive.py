@@ -110,6 +110,8 @@ class FetchResult:
     region: Literal["primary", "dr"]
     size: int
     seconds: float
+    partial: bool = False
+    """Served from a streamed ``.partial`` object (the newest segment only; see :func:`fetch_partial`)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -340,12 +342,21 @@ def _stores(archive: WalArchive, source: FetchSource) -> list[tuple[Literal["pri
     return found
 
 
-def fetch_wal(archive: WalArchive, name: str, destination: Path, source: FetchSource = "any") -> FetchResult:
+def fetch_wal(
+    archive: WalArchive,
+    name: str,
+    destination: Path,
+    source: FetchSource = "any",
+    *,
+    allow_partial: bool = True,
+) -> FetchResult:
     """Restore WAL file ``name`` to ``destination`` (PostgreSQL's ``%f`` and ``%p``).
 
     Tries the primary store, then the DR store (``source`` limits this). A store that does not answer
     (TransientError) is skipped when another one follows. Nothing is written unless the whole object
-    authenticated and, for a segment, its first page and cluster identity check out.
+    authenticated and, for a segment, its first page and cluster identity check out. A segment that no
+    store holds whole is served from a streamed partial object when ``allow_partial`` and it is the newest
+    one (:func:`fetch_partial`; ``wal stream``).
 
     Calls the stores and the key provider; writes ``destination`` (via a temp file in its folder). Raises
     WalNotFoundError, IntegrityError naming the segment (PostgreSQL must stop: ``wal fetch`` exits 126),
@@ -376,6 +387,10 @@ def fetch_wal(archive: WalArchive, name: str, destination: Path, source: FetchSo
         )
     if last_error is not None:
         raise last_error
+    if allow_partial and kind == "segment":
+        partial = fetch_partial(archive, name, destination, source)
+        if partial is not None:
+            return partial
     where = " or ".join(region for region, _ in stores)
     raise WalNotFoundError(f"WAL file {name} is not in the {where} store")
 
@@ -392,3 +407,98 @@ def _write_atomically(destination: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise PermanentError(f"cannot write {destination}: {exc.strerror}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Streamed partial segments (``wal stream``)
+# ---------------------------------------------------------------------------------------------------------
+
+STREAM_FOLDER = "stream"
+"""``<prefix>stream/<segment>.partial``: the segment ``pg_receivewal`` is writing, replaced every few
+seconds. Kept apart from ``wal/`` (whose objects are immutable) so prefetch, retention and the
+idempotency rules of :func:`push_wal` never mistake one for an archived file."""
+
+
+def partial_object_key(prefix: str, segment: str) -> str:
+    """The key of the streamed partial object of ``segment``. Raises ConfigurationError for a bad name."""
+    if wal_kind(segment) != "segment":
+        raise ConfigurationError(f"{segment!r} is not a WAL segment name")
+    return f"{prefix}{STREAM_FOLDER}/{segment}.partial"
+
+
+def push_partial(archive: WalArchive, path: Path, segment: str) -> int:
+    """Store the partly written segment at ``path`` as the partial object of ``segment`` (replacing the
+    previous one) in the primary store, then the DR store. Returns the stored size.
+
+    Calls the stores and the key provider; reads ``path``. Raises NotFoundError, IntegrityError (not the
+    start of a segment of this archive's cluster), the stores' and key provider's errors."""
+    key = partial_object_key(archive.prefix, segment)
+    data = _read_file(path)
+    header = read_segment_header(data, segment)
+    check_identity(archive.primary, archive.prefix, header, segment, create=True)
+    sealed = seal_wal(archive.keys, key, data, zstd_level=archive.zstd_level)
+    archive.primary.put_bytes(key, sealed)
+    if archive.dr is not None:
+        check_identity(archive.dr, archive.prefix, header, segment, create=True)
+        archive.dr.put_bytes(key, sealed)
+    return len(sealed)
+
+
+def drop_partials(archive: WalArchive, up_to: str) -> int:
+    """Delete the partial objects of segments up to and including ``up_to`` (now archived whole), in both
+    stores. Returns how many were deleted. Calls the stores (list, delete)."""
+    head = f"{archive.prefix}{STREAM_FOLDER}/"
+    deleted = 0
+    for store in [archive.primary] + ([archive.dr] if archive.dr is not None else []):
+        for info in list(store.list(head)):
+            segment = info.key[len(head) :].removesuffix(".partial")
+            if len(segment) == len(up_to) and segment[:8] == up_to[:8] and segment <= up_to:
+                store.delete(info.key)
+                deleted += 1
+    return deleted
+
+
+def _next_segment_name(name: str, segment_size: int) -> str:
+    from envsteward.pitr.prefetch import next_segment
+
+    return next_segment(name, segment_size)
+
+
+def fetch_partial(
+    archive: WalArchive, name: str, destination: Path, source: FetchSource = "any"
+) -> FetchResult | None:
+    """Serve segment ``name`` from its streamed partial object, or None.
+
+    Only for the newest segment: the partial must be the newest partial of its timeline in that store and
+    the segment after it must not be archived whole (otherwise serving a cut-off segment would hide a gap).
+    The object is authenticated and checked like a whole segment; PostgreSQL replays it up to the last
+    complete record and then ends recovery. Calls the stores and the key provider; writes ``destination``.
+    Raises IntegrityError and the stores' errors."""
+    started = time.monotonic()
+    key = partial_object_key(archive.prefix, name)
+    head = f"{archive.prefix}{STREAM_FOLDER}/"
+    for region, store in _stores(archive, source):
+        try:
+            sealed = store.get_bytes(key)
+        except (NotFoundError, TransientError):
+            continue
+        newer = [
+            info.key
+            for info in store.list(head)
+            if info.key[len(head) : len(head) + 8] == name[:8] and info.key[len(head) :] > f"{name}.partial"
+        ]
+        data = open_wal(archive.keys, key, sealed)
+        header = read_segment_header(data, name)
+        following = wal_object_key(archive.prefix, _next_segment_name(name, header.segment_size))
+        if newer or store.head(following) is not None:
+            continue
+        check_identity(store, archive.prefix, header, name, create=False)
+        _write_atomically(destination, data)
+        return FetchResult(
+            name=name,
+            region=region,
+            size=len(data),
+            seconds=round(time.monotonic() - started, 4),
+            partial=True,
+        )
+    return None

@@ -1,0 +1,162 @@
+"""The ``wal fetch`` read-ahead (envsteward.pitr.prefetch) and the console script's fast path."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from envsteward.cli import entry
+from envsteward.pitr import prefetch
+
+SEG = "000000010000000300000041"
+
+
+def test_next_segment_crosses_the_log_boundary() -> None:
+    assert prefetch.next_segment("0000000100000000000000FE", 16 << 20) == "0000000100000000000000FF"
+    assert prefetch.next_segment("0000000100000000000000FF", 16 << 20) == "000000010000000100000000"
+    assert prefetch.next_segment("00000002000000000000003F", 64 << 20) == "000000020000000100000000"
+    with pytest.raises(ValueError, match="not a WAL segment"):
+        prefetch.next_segment("00000002.history", 16 << 20)
+
+
+def test_prefetcher_fills_the_window_and_stops_at_the_end_of_the_archive(tmp_path: Path) -> None:
+    pg_wal = tmp_path / "pg_wal"
+    pg_wal.mkdir()
+    spool = prefetch.spool_for(pg_wal / "RECOVERYXLOG")
+    archive = {prefetch.next_segment(SEG, 16 << 20): b"a", "000000010000000300000042": b"b"}
+    archive["000000010000000300000043"] = b"c"
+    asked: list[str] = []
+
+    def fetch_one(name: str, path: Path) -> bool:
+        asked.append(name)
+        if name not in archive:
+            return False
+        path.write_bytes(archive[name])
+        return True
+
+    fetched = prefetch.run_prefetcher(
+        spool, "000000010000000300000042", fetch_one, segment_size=16 << 20, ahead=8
+    )
+    assert fetched == 2
+    assert asked == ["000000010000000300000042", "000000010000000300000043", "000000010000000300000044"]
+    destination = pg_wal / "RECOVERYXLOG"
+    assert prefetch.take("000000010000000300000042", destination)
+    assert destination.read_bytes() == b"b"
+    assert not prefetch.take(
+        "000000010000000300000044", destination, wait=0.1
+    )  # never fetched: the caller asks
+    assert not (spool / "000000010000000300000042").exists()
+
+
+def test_prefetcher_swallows_errors_so_the_foreground_fetch_reports_them(tmp_path: Path) -> None:
+    spool = tmp_path / "pg_wal" / prefetch.SPOOL_NAME
+    (tmp_path / "pg_wal").mkdir()
+
+    def fetch_one(name: str, path: Path) -> bool:
+        path.write_bytes(b"half")
+        raise RuntimeError("IntegrityError: flipped byte")
+
+    assert prefetch.run_prefetcher(spool, SEG, fetch_one, segment_size=16 << 20, ahead=4) == 0
+    assert sorted(p.name for p in spool.iterdir()) == [".lock"]  # no segment, no temp, no in-flight marker
+
+
+def test_window_bounds_the_spool_and_idle_prefetcher_exits(tmp_path: Path) -> None:
+    spool = tmp_path / "pg_wal" / prefetch.SPOOL_NAME
+    (tmp_path / "pg_wal").mkdir()
+
+    def fetch_one(name: str, path: Path) -> bool:
+        path.write_bytes(name.encode())
+        return True
+
+    started = time.monotonic()
+    fetched = prefetch.run_prefetcher(spool, SEG, fetch_one, segment_size=16 << 20, ahead=3, idle_seconds=0.3)
+    assert fetched == 3
+    assert time.monotonic() - started < 5
+
+
+def test_only_one_prefetcher_per_spool(tmp_path: Path) -> None:
+    spool = tmp_path / "pg_wal" / prefetch.SPOOL_NAME
+    (tmp_path / "pg_wal").mkdir()
+    release = threading.Event()
+
+    def slow(name: str, path: Path) -> bool:
+        release.wait(5)
+        path.write_bytes(b"x")
+        return False
+
+    first = threading.Thread(
+        target=prefetch.run_prefetcher, args=(spool, SEG, slow), kwargs={"segment_size": 16 << 20, "ahead": 2}
+    )
+    first.start()
+    time.sleep(0.2)
+    assert prefetch.run_prefetcher(spool, SEG, slow, segment_size=16 << 20, ahead=2) == 0
+    release.set()
+    first.join()
+
+
+def test_take_waits_for_the_segment_in_flight(tmp_path: Path) -> None:
+    pg_wal = tmp_path / "pg_wal"
+    pg_wal.mkdir()
+    spool = prefetch.spool_for(pg_wal / "RECOVERYXLOG")
+
+    def fetch_one(name: str, path: Path) -> bool:
+        if name != SEG:
+            return False
+        time.sleep(0.5)
+        path.write_bytes(b"late")
+        return True
+
+    worker = threading.Thread(
+        target=prefetch.run_prefetcher,
+        args=(spool, SEG, fetch_one),
+        kwargs={"segment_size": 16 << 20, "ahead": 2},
+    )
+    worker.start()
+    time.sleep(0.2)
+    assert prefetch.take(SEG, pg_wal / "RECOVERYXLOG", wait=5)
+    assert (pg_wal / "RECOVERYXLOG").read_bytes() == b"late"
+    worker.join()
+
+
+def test_window_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVSTEWARD_WAL_PREFETCH", "0")
+    assert prefetch.window() == 0
+    monkeypatch.setenv("ENVSTEWARD_WAL_PREFETCH", "junk")
+    assert prefetch.window() == prefetch.DEFAULT_WINDOW
+    monkeypatch.setenv("ENVSTEWARD_WAL_PREFETCH", "1000")
+    assert prefetch.window() == 64
+
+
+def test_entry_fast_path_serves_the_spool_and_leaves_everything_else_to_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pg_wal = tmp_path / "pg_wal"
+    spool = pg_wal / prefetch.SPOOL_NAME
+    spool.mkdir(parents=True)
+    (spool / SEG).write_bytes(b"segment")
+    target = pg_wal / "RECOVERYXLOG"
+    argv = ["--target", "dev/db", "--from", "dr", SEG, str(target)]
+    assert entry.fetch_from_spool(argv) == SEG
+    assert target.read_bytes() == b"segment"
+    assert entry.fetch_from_spool(argv) is None  # taken: the full CLI fetches it
+    assert entry.fetch_from_spool(["--target", "dev/db", "--bogus", SEG, str(target)]) is None
+    assert entry.fetch_from_spool(["--target", "dev/db", "00000002.history", str(target)]) is None
+    (spool / SEG).write_bytes(b"again")
+    monkeypatch.setenv("ENVSTEWARD_WAL_PREFETCH", "0")
+    assert entry.fetch_from_spool(argv) is None
+
+
+def test_the_fast_path_imports_nothing_heavy() -> None:
+    import subprocess
+
+    code = (
+        "import sys; from envsteward.cli import entry; "
+        "heavy = [m for m in ('typer', 'pydantic', 'envsteward.services', 'envsteward.pitr.archive') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
