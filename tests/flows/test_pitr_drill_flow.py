@@ -110,12 +110,14 @@ def test_pitr_drill_measures_rpo_and_rto_from_the_dr_region(
     assert rpo["measured_seconds"] == pytest.approx(
         max(0.0, (started - recovered_to).total_seconds()), abs=0.01
     )
-    assert rpo["target_seconds"] == 300 and rpo["met"] is True
+    assert rpo["target_seconds"] == 300
+    assert rpo["met"] is True
     rto = summary["rto"]
     ready = datetime.fromisoformat(summary["ready_at"])
     assert rto["measured_seconds"] == pytest.approx((ready - started).total_seconds(), abs=0.01)
     assert 0 < rto["measured_seconds"] < (datetime.now(UTC) - before).total_seconds()
-    assert rto["target_seconds"] == 900 and rto["met"] is True
+    assert rto["target_seconds"] == 900
+    assert rto["met"] is True
     smoke = [row for row in summary["verifications"] if row["kind"] == "smoke"]
     assert smoke == [
         {
@@ -133,7 +135,8 @@ def test_pitr_drill_measures_rpo_and_rto_from_the_dr_region(
 
     # kept in the history, shown by `drill history`
     (record,) = load_history(services.state_store(), "dev")
-    assert record.method == "pitr" and record.rpo_seconds == rpo["measured_seconds"]
+    assert record.method == "pitr"
+    assert record.rpo_seconds == rpo["measured_seconds"]
     from envsteward.cli.main import app
 
     done = CliRunner().invoke(
@@ -165,6 +168,7 @@ def test_a_damaged_wal_segment_in_the_dr_region_fails_the_drill(
     """A damaged DR copy of a segment the restore needs stops recovery (wal fetch exits 126): the drill
     fails in restore, names the segment, and still removes its scratch cluster."""
     from envsteward.flows.dr_drill import dr_drill
+
     from envsteward.pitr.walnames import archive_prefix, wal_object_key
 
     setup, cluster = archived_cluster_with_rows(pg_cluster_factory, monkeypatch)

@@ -67,12 +67,12 @@ def render_markdown(record: DrillRecord, history: Sequence[DrillRecord] = ()) ->
                 f"| {_target_cell(check)} |"
             )
     if record.method == "pitr":
+        replayed = record.recovered_to.isoformat() if record.recovered_to else "-"
         lines.append(
             f"\nPoint-in-time recovery: base backup `{record.backup_id or '-'}` plus every WAL file "
             f"archived in the {record.region} region, replayed into a scratch cluster. RPO is drill start "
-            f"minus the last replayed commit ({record.recovered_to.isoformat() if record.recovered_to else '-'}"
-            "): the data a loss of the primary at drill start would lose. RTO runs from drill start to "
-            "the cluster answering the smoke queries."
+            f"minus the last replayed commit ({replayed}): the data a loss of the primary at drill start "
+            "would lose. RTO runs from drill start to the cluster answering the smoke queries."
         )
     elif record.restore_point_age_seconds is not None:
         lines.append(

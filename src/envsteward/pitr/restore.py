@@ -59,6 +59,31 @@ def restore_command(home: Path, catalog: Path, selector: str, source: str) -> st
     return f"{assignments} {command} wal fetch --target {shlex.quote(selector)} --from {source} %f %p"
 
 
+def base_backup_selector(backup_id: str) -> str | None:
+    """``ENV/TARGET`` when ``backup_id`` names a PITR base backup (``<env>/<target>.pitr/<stamp>``), else
+    None (a logical dump or another kind of backup). Pure; raises ConfigurationError for an invalid id."""
+    from envsteward.backup.manifest import check_backup_id
+    from envsteward.pitr.walnames import PITR_SUFFIX
+
+    parts = check_backup_id(backup_id).split("/")
+    if len(parts) == 3 and parts[1].endswith(PITR_SUFFIX) and len(parts[1]) > len(PITR_SUFFIX):
+        return f"{parts[0]}/{parts[1][: -len(PITR_SUFFIX)]}"
+    return None
+
+
+def not_a_base_backup(backup_id: str) -> ConfigurationError:
+    """The error for ``--to-time/--to-latest`` on a backup that is not a PITR base backup."""
+    parts = backup_id.split("/")
+    selector = "/".join(parts[:2]) if len(parts) >= 2 else "ENV/TARGET"
+    target = parts[1] if len(parts) >= 2 else "TARGET"
+    return ConfigurationError(
+        f"backup {backup_id} is not a PITR base backup (a logical dump restores to its own moment only): "
+        "--to-time/--to-latest need a base backup of a postgres target with pitr.enabled; list them with "
+        f"`envsteward backup list --target {target}.pitr` or `envsteward pitr status {selector}`, or restore "
+        "this dump with --to postgresql://..."
+    )
+
+
 @dataclass(frozen=True)
 class PointInTimeRequest:
     """What to restore: ``to_time`` None means every archived transaction (``--to-latest``)."""

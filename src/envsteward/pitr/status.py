@@ -20,9 +20,10 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from envsteward.errors import EnvstewardError
+from envsteward.pitr.context import PitrServices
 from envsteward.pitr.rpo import ArchiveStatus, archive_status
 from envsteward.pitr.walnames import SegmentName, archive_prefix
 
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from envsteward.ports import JSONValue, ObjectStore, StateStore
 
 FAILURES_PREFIX = "pitr-archive-failures/"
+
+
+class StatusServices(PitrServices, Protocol):
+    def state_store(self) -> StateStore: ...
 
 
 def failures_key(environment: str, target: str) -> str:
@@ -190,37 +195,94 @@ def target_status(
     )
 
 
-def _duration(seconds: float | None) -> str:
+def short_duration(seconds: float | None) -> str:
+    """``45s``, ``12m``, ``3.5h``, ``2.1d`` (``-`` for None). Pure."""
     if seconds is None:
         return "-"
     if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+        return f"{seconds:.0f}s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
 
 
-def status_rows(statuses: list[TargetArchiveStatus]) -> list[dict[str, str]]:
-    """One row per target for a table (CLI, artifacts): short cells so five columns fit 80 characters.
-    Pure."""
-    rows = []
-    for item in statuses:
-        target = f"/{_duration(item.rpo_target_seconds)}" if item.rpo_target_seconds is not None else ""
-        failures = "0"
-        if item.failures.count:
-            failures = f"{item.failures.count} ({item.failures.last_error or '?'})"
-        if item.dr is None:
-            lag = "no DR"
-        else:
-            lag = f"{item.dr_lag_segments} seg / {_duration(item.dr_lag_seconds)}"
-        rows.append(
-            {
-                "target": item.selector,
-                "state": item.state,
-                "newest segment": item.primary.newest_segment or "-",
-                "age / RPO target": f"{_duration(item.exposure_seconds)}{target}",
-                "push failures": failures,
-                "DR lag": lag,
-            }
+def status_row(item: TargetArchiveStatus) -> dict[str, str]:
+    """Short cells for one target (CLI table, artifacts), so the five columns fit 80 characters with a
+    24-character segment name kept whole: ``exposure`` is ``age/RPO target``, ``failures`` the count and
+    the last error's class, ``dr_lag`` segments and seconds behind the primary. Pure."""
+    rpo = f"/{short_duration(item.rpo_target_seconds)}" if item.rpo_target_seconds is not None else ""
+    failures = "0"
+    if item.failures.count:
+        failures = f"{item.failures.count} {item.failures.last_error or '?'}"
+    lag = "no DR"
+    if item.dr is not None:
+        lag = f"{item.dr_lag_segments if item.dr_lag_segments is not None else '-'} seg"
+        if item.dr_lag_seconds:
+            lag += f" {short_duration(item.dr_lag_seconds)}"
+    return {
+        "target": item.selector,
+        "state": item.state,
+        "newest_segment": item.primary.newest_segment or "-",
+        "exposure": f"{short_duration(item.exposure_seconds)}{rpo}",
+        "failures": failures,
+        "dr_lag": lag,
+    }
+
+
+def status_notes(item: TargetArchiveStatus) -> list[str]:
+    """What needs a person's eye, one line each (a stuck archiver, an exposure above the RPO target, the
+    last failure). Pure."""
+    notes = []
+    if item.state == "failing":
+        notes.append(
+            f"{item.selector}: wal push is FAILING since {_iso(item.failures.last_at)} "
+            f"({item.failures.last_error}, segment {item.failures.last_segment or '?'}); PostgreSQL keeps "
+            "the segments in pg_wal and retries: see its log"
         )
-    return rows
+    elif item.state == "stale":
+        notes.append(
+            f"{item.selector}: the newest archived segment is {short_duration(item.exposure_seconds)} old, "
+            f"above the RPO target of {short_duration(item.rpo_target_seconds)} (an idle server, a long "
+            "archive_timeout, or archiving stopped: `envsteward pitr check`)"
+        )
+    elif item.failures.count:
+        notes.append(
+            f"{item.selector}: {item.failures.count} failed push(es), the last at "
+            f"{_iso(item.failures.last_at)} ({item.failures.last_error}); archiving has moved on since"
+        )
+    return notes
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else "?"
+
+
+def catalog_statuses(
+    services: StatusServices, environment: str | None = None, target: str | None = None
+) -> list[TargetArchiveStatus]:
+    """The archive status of every PITR target (of one environment / target name when given), compared
+    with the environment's RPO target (``drill.rpo_target_minutes``, default 5). Reads the catalog; calls
+    the stores and the state store; raises their errors and CatalogError for an unknown environment."""
+    from envsteward.pitr.context import pitr_target, target_stores
+    from envsteward.pitr.runner import plan_pitr_targets
+
+    catalog = services.catalog()
+    found = []
+    for selector in plan_pitr_targets(catalog, environment):
+        env_name, spec = pitr_target(services, selector)
+        if target is not None and target not in {spec.name, f"{spec.name}.pitr"}:
+            continue
+        stores = target_stores(services, spec)
+        drill = catalog.environment(env_name).drill
+        found.append(
+            target_status(
+                selector,
+                primary=stores.primary,
+                dr=stores.dr if spec.replica_region is not None else None,
+                state=services.state_store(),
+                rpo_target_seconds=(drill.rpo_target_minutes if drill is not None else 5.0) * 60.0,
+            )
+        )
+    return found
