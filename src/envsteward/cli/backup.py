@@ -2,8 +2,10 @@
 
 * ``backup run [--env E] [--target T]`` — back up the catalog's targets now (and replicate those with a
   ``replica_region``); exit 1 when any target failed (the others still run).
-* ``backup list [--env E] [--target T] [--json]`` — every complete backup in either region: id,
-  environment, target, time, size, verified-by-drill, replica state.
+* ``backup list [--env E] [--target T] [--json] [--pitr]`` — every complete backup in either region: id,
+  environment, target, time, size, verified-by-drill, replica state; then, per target with
+  ``pitr.enabled``, the WAL archive: newest segment, its age against the RPO target (the live exposure),
+  ``wal push`` failures, DR lag (``--pitr``: that table only; ``--pitr --json``: it as JSON).
 * ``backup verify ID [--dr]`` — read the whole object, decrypt it and check every checksum.
 * ``backup restore ID --to DEST [--dr]`` — verify completely, then restore. DEST by kind:
   ``postgresql://USER@HOST:PORT/DB`` (existing, empty database), a file path (sqlite, config),
@@ -261,7 +263,7 @@ def _run(environment: str | None, target: str | None, as_json: bool, catalog: Pa
 
 
 @app.command("list")
-def list_command(
+def list_command(  # noqa: PLR0917 - typer options
     env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
     target: Annotated[str | None, typer.Option("--target", "-t", help="Only this backup target.")] = None,
     as_json: JsonOption = False,
@@ -272,14 +274,23 @@ def list_command(
             help="List what interrupted backups left behind (unfinished uploads, data without a manifest).",
         ),
     ] = False,
+    pitr_only: Annotated[
+        bool,
+        typer.Option(
+            "--pitr",
+            help="Only the WAL archive status of the PITR targets (newest segment, its age against the "
+            "RPO target, push failures, DR lag); with --json, as JSON.",
+        ),
+    ] = False,
     catalog: CatalogOption = None,
 ) -> None:
-    """List the complete backups in both regions (by environment, target, then time)."""
+    """List the complete backups in both regions (by environment, target, then time), then the WAL
+    archive status of every target with point-in-time recovery."""
     from envsteward.cli._common import handle_errors
 
     if incomplete:
         raise typer.Exit(handle_errors(_list_incomplete)(as_json, catalog))
-    raise typer.Exit(handle_errors(_list)(env, target, as_json, catalog))
+    raise typer.Exit(handle_errors(_list)(env, target, as_json, pitr_only, catalog))
 
 
 def _age(seconds: float) -> str:
@@ -399,20 +410,27 @@ def _short_time(iso: str) -> str:
     return iso[:16].replace("T", " ") + "Z"
 
 
-def _list(environment: str | None, target: str | None, as_json: bool, catalog: Path | None) -> int:
+def _list(
+    environment: str | None, target: str | None, as_json: bool, pitr_only: bool, catalog: Path | None
+) -> int:
     import json
 
     from envsteward.cli._common import EXIT_OK, console
     from envsteward.pitr.status import catalog_statuses
 
     services = _services(catalog)
-    rows = backup_rows(services, environment, target)
     pitr = catalog_statuses(services, environment, target)
-    if as_json:
-        if pitr:  # a list as before when no target archives WAL; else the backups and the PITR status
-            typer.echo(json.dumps({"backups": rows, "pitr": [item.as_json() for item in pitr]}, indent=2))
+    if pitr_only:
+        if as_json:
+            typer.echo(json.dumps([item.as_json() for item in pitr], indent=2))
+        elif pitr:
+            _print_pitr_status(pitr)
         else:
-            typer.echo(json.dumps(rows, indent=2))
+            console().print("No backup target enables pitr.")
+        return EXIT_OK
+    rows = backup_rows(services, environment, target)
+    if as_json:  # the backups only, as always; `--pitr --json` gives the archive status
+        typer.echo(json.dumps(rows, indent=2))
         return EXIT_OK
     if not rows:
         console().print("No backups found.")
@@ -471,7 +489,7 @@ def _print_pitr_status(statuses: Sequence[Any]) -> None:
     )
     for item in statuses:
         for note in status_notes(item):
-            console().print(escape(note), soft_wrap=True, highlight=False)
+            console().print(escape(note), highlight=False)  # wrapped at words: a name stays whole
 
 
 # ---------------------------------------------------------------------------------------------------------
