@@ -23,6 +23,10 @@ only on what is certainly envsteward's and certainly dead:
   this installation, is older than the threshold and has no ledger entry: dropped and audited (claimed in
   the ledger's ``swept`` list first).
 
+* a PITR drill's scratch cluster folder (``<home>/drill-scratch/envsteward_drill_...`` with an
+  ``envsteward-drill.json`` marker of this installation) older than the threshold that no entry names: its
+  postmaster stopped (:mod:`envsteward.pitr.postmaster`), the folder removed, audited.
+
 Younger leftovers are reported and never touched (a drill may be running). A database with the prefix but
 without a valid marker of this installation is reported as not ours and never touched.
 

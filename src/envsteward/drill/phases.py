@@ -360,7 +360,15 @@ def prepare(services: DrillServices, drill: Drill) -> None:
         if setup.pitr:
             from envsteward.drill.pitr_phases import pitr_scratch
 
-            drill.scratch = pitr_scratch(services, setup, drill.scratch_name)
+            assert setup.target.kind == "postgres"
+            drill.scratch = pitr_scratch(
+                services,
+                setup.environment,
+                setup.target,
+                setup.spec,
+                region=setup.region,
+                name=drill.scratch_name,
+            )
         else:
             drill.scratch = _scratch_for(services, setup, drill.scratch_name)
 
@@ -373,7 +381,15 @@ def choose(drill: Drill, rng: random.Random | None = None) -> str:
         if setup.pitr:
             from envsteward.drill.pitr_phases import choose_base_backup
 
-            drill.backup_id = choose_base_backup(setup, drill.requested, drill.started, rng, drill.facts)
+            drill.backup_id = choose_base_backup(
+                setup.store,
+                environment=setup.environment,
+                target=setup.target.name,
+                where=f"the {setup.region} store ({setup.store_label})",
+                requested=drill.requested,
+                rng=rng,
+                facts=drill.facts,
+            )
         else:
             drill.backup_id = _choose(setup, drill.requested, drill.started, rng, drill.facts)
         return drill.backup_id
@@ -411,7 +427,16 @@ def restore(drill: Drill, progress: ProgressCallback | None = None) -> None:
         if setup.pitr:
             from envsteward.drill.pitr_phases import restore_pitr
 
-            restore_pitr(drill, setup, scratch, backup_id, drill.key_provider)
+            drill.restore_report, measured = restore_pitr(
+                scratch,
+                setup.store,
+                drill.key_provider,
+                backup_id,
+                drill_started=drill.started,
+                rpo_target_seconds=setup.targets.rpo_seconds,
+                clock=drill.clock,
+            )
+            drill.facts.update(measured)
             return
         with scratch.restore_target().begin() as writer:
             # verified completely in fetch_verify; this pass authenticates every chunk again as it restores

@@ -29,12 +29,14 @@ from envsteward.drill.decisions import BackupCandidate, choose_backup, newest
 from envsteward.drill.pitr_scratch import PitrClusterScratch
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
-    from envsteward.drill.phases import Drill, DrillSetup
+    from envsteward.backup.sources.base import RestoreReport
+    from envsteward.catalog.models import DrillSpec, PostgresBackup
     from envsteward.drill.ports import DrillServices
     from envsteward.drill.scratch import Scratch
-    from envsteward.ports import KeyProvider
+    from envsteward.ports import KeyProvider, ObjectStore
 
 
 def free_port() -> int:
@@ -45,18 +47,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pitr_scratch(services: DrillServices, setup: DrillSetup, name: str) -> PitrClusterScratch:
-    """The scratch cluster of a PITR drill (not created yet). Raises ConfigurationError for a scratch
-    path too long for a socket."""
-    from psycopg.conninfo import conninfo_to_dict
-
+def pitr_scratch(
+    services: DrillServices,
+    environment: str,
+    target: PostgresBackup,
+    spec: DrillSpec,
+    *,
+    region: str,
+    name: str,
+) -> PitrClusterScratch:
+    """The scratch cluster of a PITR drill of ``environment``/``target`` from ``region`` (not created yet).
+    Raises ConfigurationError for a scratch path too long for a socket."""
     from envsteward.health.checks import run_check
     from envsteward.health.runner import context_from_services
     from envsteward.health.specs import PostgresCheck
     from envsteward.pitr.restore import restore_command
 
-    target, spec = setup.target, setup.spec
-    assert target.kind == "postgres"
     parts = urlsplit(target.dsn)
     database = parts.path.lstrip("/") or "postgres"
     user = parts.username or "postgres"
@@ -73,41 +79,50 @@ def pitr_scratch(services: DrillServices, setup: DrillSetup, name: str) -> PitrC
         smoke_timeout_seconds=spec.smoke_timeout_seconds,
     )
     checks = []
-    for check in services.catalog().environment(setup.environment).health_checks:
+    for check in services.catalog().environment(environment).health_checks:
         if isinstance(check, PostgresCheck):
-            try:
-                params = conninfo_to_dict(check.dsn)
-            except Exception:  # noqa: BLE001 - a malformed DSN: check the target's database instead
-                params = {}
-            dsn = scratch.libpq(str(params.get("dbname") or database), str(params.get("user") or user))
+            params = _database_and_user(check.dsn)
+            dsn = scratch.libpq(params.get("dbname") or database, params.get("user") or user)
             checks.append(check.model_copy(update={"dsn": dsn, "password": None}))
     # WAL from the drilled region only: a DR drill must not quietly lean on the primary store
     scratch.restore_command = restore_command(
-        services.settings.home, services.settings.catalog, f"{setup.environment}/{target.name}", setup.region
+        services.settings.home, services.settings.catalog, f"{environment}/{target.name}", region
     )
-    context = context_from_services(services, setup.environment)
+    context = context_from_services(services, environment)
     scratch.checks = tuple(checks)
     scratch.run_check = lambda check: run_check(check, context)
     return scratch
 
 
+def _database_and_user(dsn: str) -> dict[str, str]:
+    """``dbname`` and ``user`` of a health check's DSN (URL or ``key=value``; a value with spaces or quotes
+    is not understood and then the target's is used). Pure."""
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        return {"dbname": parts.path.lstrip("/"), "user": parts.username or ""}
+    found = dict(item.split("=", 1) for item in dsn.split() if "=" in item)
+    return {key: found.get(key, "") for key in ("dbname", "user")}
+
+
 def choose_base_backup(
-    setup: DrillSetup,
+    store: ObjectStore,
+    *,
+    environment: str,
+    target: str,
+    where: str,
     requested: str,
-    started: datetime,
     rng: random.Random | None,
     facts: dict[str, Any],
 ) -> str:
-    """Pick the base backup to restore in the region's store; its id. Raises DrillStepError when there is
-    none. Lists the store."""
-    from envsteward.drill.phases import DrillStepError
+    """Pick the base backup of ``environment``/``target`` to restore in ``store`` (described by
+    ``where``); its id. Raises NotFoundError (not retried) when there is none. Lists the store."""
+    from envsteward.errors import NotFoundError
     from envsteward.pitr.base import list_base_backups
     from envsteward.pitr.walnames import archive_prefix
 
-    prefix = archive_prefix(setup.environment, setup.target.name)
-    bases = list_base_backups(setup.store, prefix)
+    prefix = archive_prefix(environment, target)
+    bases = list_base_backups(store, prefix)
     candidates = [BackupCandidate(item.backup_id, item.end_time) for item in bases]
-    where = f"the {setup.region} store ({setup.store_label})"
     # every stored base backup is one `pitr prune` keeps (it applies keep_base_backups on each run)
     choice = choose_backup(
         candidates, requested, kept_ids={c.backup_id for c in candidates}, rng=rng, where=where
@@ -120,10 +135,10 @@ def choose_base_backup(
         reason = choice.reason
         if not candidates:
             reason = (
-                f"no PITR base backup of {setup.environment}/{setup.target.name} in {where}: run "
-                f"`envsteward pitr base-backup {setup.environment}/{setup.target.name}`"
+                f"no PITR base backup of {environment}/{target} in {where}: run "
+                f"`envsteward pitr base-backup {environment}/{target}`"
             )
-        raise DrillStepError(reason)
+        raise NotFoundError(reason)
     facts.update(
         backup_id=choice.backup_id,
         choice_reason=f"{choice.reason} (PITR base backup; WAL replayed to the end of the archive)",
@@ -133,24 +148,29 @@ def choose_base_backup(
 
 
 def restore_pitr(
-    drill: Drill, setup: DrillSetup, scratch: Scratch, backup_id: str, keys: KeyProvider
-) -> None:
-    """Restore into the (created) scratch cluster and measure RPO into ``drill.facts``. Raises what
+    scratch: Scratch,
+    store: ObjectStore,
+    keys: KeyProvider,
+    backup_id: str,
+    *,
+    drill_started: datetime,
+    rpo_target_seconds: float,
+    clock: Callable[[], datetime],
+) -> tuple[RestoreReport, dict[str, Any]]:
+    """Restore into the (created) scratch cluster; its report and the facts it measured (``rpo_seconds``
+    = drill start - the last replayed commit, ``recovered_to``). Raises what
     :meth:`PitrClusterScratch.restore_pitr` raises."""
     from envsteward.pitr.rpo import achieved_rpo
 
     assert isinstance(scratch, PitrClusterScratch)
-    started = drill.clock()
-    restored = scratch.restore_pitr(setup.store, keys, backup_id)
+    started = clock()
+    restored = scratch.restore_pitr(store, keys, backup_id)
     rpo = achieved_rpo(
-        drill.started,
-        restored.recovery.last_replayed_commit,
-        restored.base_backup_end,
-        setup.targets.rpo_seconds,
+        drill_started, restored.recovery.last_replayed_commit, restored.base_backup_end, rpo_target_seconds
     )
-    drill.restore_report = scratch.report(started, drill.clock())
-    drill.facts.update(
-        rpo_seconds=rpo.seconds,
-        restore_point_age_seconds=rpo.seconds,
-        recovered_to=rpo.recovered_to,
-    )
+    facts = {
+        "rpo_seconds": rpo.seconds,
+        "restore_point_age_seconds": rpo.seconds,
+        "recovered_to": rpo.recovered_to,
+    }
+    return scratch.report(started, clock()), facts
