@@ -415,12 +415,15 @@ def _list(
 ) -> int:
     import json
 
-    from envsteward.cli._common import EXIT_OK, console
+    from rich.markup import escape
+
+    from envsteward.cli._common import EXIT_OK, console, err_console
+    from envsteward.errors import EnvstewardError
     from envsteward.pitr.status import catalog_statuses
 
     services = _services(catalog)
-    pitr = catalog_statuses(services, environment, target)
     if pitr_only:
+        pitr = catalog_statuses(services, environment, target)
         if as_json:
             typer.echo(json.dumps([item.as_json() for item in pitr], indent=2))
         elif pitr:
@@ -444,6 +447,13 @@ def _list(
             ("time", 40),
         ]
         print_table("backups", columns, [_list_cells(row) for row in rows])
+    try:  # backups list without a catalog (a new machine in a disaster); the PITR status needs one
+        pitr = catalog_statuses(services, environment, target)
+    except EnvstewardError as exc:
+        err_console().print(
+            f"[yellow]PITR archive status unavailable:[/] {escape(str(exc))}", highlight=False
+        )
+        return EXIT_OK
     if pitr:
         _print_pitr_status(pitr)
     return EXIT_OK
