@@ -163,10 +163,12 @@ def print_restore_result(result: dict[str, Any], *, json_output: bool) -> None:
 @app.command("status")
 @handle_errors
 def status(target: TargetArg, catalog: CatalogOption = None, json_output: JsonOption = False) -> None:
-    """Base backups and the newest archived segment's age (the live RPO exposure)."""
+    """Base backups and the WAL archive: newest segment, its age against the RPO target (the live RPO
+    exposure), wal push failures, DR lag. JSON (always; ``--json`` is accepted for symmetry)."""
     from envsteward.pitr.base import list_base_backups
     from envsteward.pitr.context import target_stores
     from envsteward.pitr.rpo import archive_status
+    from envsteward.pitr.status import catalog_statuses
     from envsteward.pitr.walnames import archive_prefix
 
     services = services_for(catalog)
@@ -182,6 +184,8 @@ def status(target: TargetArg, catalog: CatalogOption = None, json_output: JsonOp
     }
     if spec.replica_region is not None and stores.dr is not None:
         document["dr"] = archive_status(stores.dr, prefix).as_json()
+    (archive,) = catalog_statuses(services, environment, spec.name)
+    document["archive"] = archive.as_json()
     typer.echo(json.dumps(document, indent=2))
     _ = json_output
 
