@@ -105,6 +105,11 @@ def test_backup_restore_to_a_time_and_the_pitr_status_in_backup_list(
     assert status["dr_lag_segments"] == 0
     assert status["rpo_target_seconds"] == 300.0
     assert status["base_backups"] == 1
+    by_target = root_cli(setup, monkeypatch, "pitr", "status", SELECTOR)
+    assert by_target.exit_code == 0, by_target.output
+    archive = json.loads(by_target.stdout)["archive"]
+    for key in ("newest_segment", "state", "failures", "dr_lag_segments", "base_backups"):
+        assert archive[key] == status[key], key
 
     check_an_outage_is_shown(setup, cluster, monkeypatch, newest)
 
