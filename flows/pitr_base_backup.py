@@ -5,7 +5,9 @@ Runbook:
 2. Per target (task ``pitr-base-backup``, transient errors retried): ``pg_basebackup`` through the
    encrypted pipeline (checked against PostgreSQL's backup_manifest, manifest last), the DR copy, then
    ``pitr.keep_base_backups`` applied in both regions (WAL a kept base backup needs is never removed).
-3. Publish the ``pitr-base-backups`` table; the run ends Failed when any target failed.
+3. Publish the ``pitr-base-backups`` table and the ``pitr-archive-status-<env|all>`` table (newest
+   archived segment and its age against the RPO target, ``wal push`` failures, DR lag); the run ends
+   Failed when any target failed.
 
 WAL itself is archived continuously by PostgreSQL's ``archive_command`` (``envsteward wal push``), not by
 this flow. Scheduled daily by ``prefect.yaml`` (deployment ``pitr-base-backup``).
@@ -15,7 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from envsteward.tasks.pitr import pitr_base_backup_task, plan_pitr_targets_task, write_pitr_artifact
+from envsteward.tasks.pitr import (
+    pitr_archive_status_task,
+    pitr_base_backup_task,
+    plan_pitr_targets_task,
+    write_pitr_artifact,
+)
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
@@ -49,7 +56,15 @@ def pitr_base_backup(environment: str | None = None) -> State[Any]:
                 }
             )
     write_pitr_artifact(rows)
-    summary = {"targets": len(selectors), "failed": failed, "results": rows}
+    archive = pitr_archive_status_task(environment, return_state=True)
+    if not archive.is_completed():
+        logger.error("the WAL archive status could not be read: %s", archive.message)
+    summary = {
+        "targets": len(selectors),
+        "failed": failed,
+        "results": rows,
+        "archive": archive.result() if archive.is_completed() else None,
+    }
     if failed:
         return Failed(message=f"{len(failed)} PITR base backup(s) failed: {', '.join(failed)}", data=summary)
     return Completed(message=f"{len(selectors)} PITR base backup(s) done", data=summary)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from envsteward.tasks.common import retry_transient
+from envsteward.tasks.common import RETRY_TRANSIENT, artifact_key, retry_transient
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
@@ -40,3 +40,20 @@ def pitr_base_backup_task(selector: str) -> dict[str, Any]:
 def write_pitr_artifact(rows: list[dict[str, Any]]) -> None:
     """The ``pitr-base-backups`` table artifact (ids, times, status; no secret)."""
     create_table_artifact(key="pitr-base-backups", table=rows, description="PITR base backups of this run")
+
+
+@task(name="pitr-archive-status", persist_result=False, **RETRY_TRANSIENT)
+def pitr_archive_status_task(environment: str | None) -> list[dict[str, str]]:
+    """The WAL archive of every PITR target (newest segment, its age against the RPO target, ``wal push``
+    failures, DR lag) as the ``pitr-archive-status`` table artifact; returns its rows. Reads the catalog,
+    lists the stores, reads the state store."""
+    from envsteward.pitr.status import catalog_statuses, status_notes, status_row
+
+    statuses = catalog_statuses(get_services(), environment)
+    rows = [status_row(item) | {"notes": " ".join(status_notes(item))} for item in statuses]
+    create_table_artifact(
+        key=artifact_key("pitr-archive-status", environment or "all"),
+        table=rows or [{"target": "-", "state": "no target enables pitr"}],
+        description="WAL archive of the PITR targets: newest segment, age/RPO target, push failures, DR lag",
+    )
+    return rows

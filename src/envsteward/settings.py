@@ -138,6 +138,12 @@ class LimitsSettings(_Section):
         return int(getattr(self, system))
 
 
+class DrillSettings(_Section):
+    cluster_os_user: str = "postgres"
+    """The OS user that runs a PITR drill's scratch cluster when envsteward runs as root (PostgreSQL
+    refuses root); ignored otherwise (``ENVSTEWARD_DRILL__CLUSTER_OS_USER``)."""
+
+
 def user_config_dir() -> Path:
     """``$XDG_CONFIG_HOME/envsteward``, else ``~/.config/envsteward``: where keys kept apart from
     ``ENVSTEWARD_HOME`` live by default. Reads the environment only."""
@@ -213,6 +219,7 @@ class Settings(BaseSettings):
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    drill: DrillSettings = Field(default_factory=DrillSettings)
 
     def current_actor(self) -> str:
         """The configured actor, else the OS login name, else ``unknown``."""

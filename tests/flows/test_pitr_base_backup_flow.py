@@ -40,6 +40,9 @@ def test_base_backups_for_every_pitr_target(
         summary = second.result()
         (row,) = summary["results"]
         assert row["target"] == "dev/db"
+        (archive,) = summary["archive"]  # the pitr-archive-status artifact's rows
+        assert archive["target"] == "dev/db"
+        assert archive["state"] == "empty"  # this cluster has no archive_command
         assert row["status"] == "ok"
         for root in ("objects", "objects-dr"):
             from envsteward.adapters.objectstore_fs import FilesystemObjectStore

@@ -2,13 +2,18 @@
 
 * ``backup run [--env E] [--target T]`` — back up the catalog's targets now (and replicate those with a
   ``replica_region``); exit 1 when any target failed (the others still run).
-* ``backup list [--env E] [--target T] [--json]`` — every complete backup in either region: id,
-  environment, target, time, size, verified-by-drill, replica state.
+* ``backup list [--env E] [--target T] [--json] [--pitr]`` — every complete backup in either region: id,
+  environment, target, time, size, verified-by-drill, replica state; then, per target with
+  ``pitr.enabled``, the WAL archive: newest segment, its age against the RPO target (the live exposure),
+  ``wal push`` failures, DR lag (``--pitr``: that table only; ``--pitr --json``: it as JSON).
 * ``backup verify ID [--dr]`` — read the whole object, decrypt it and check every checksum.
 * ``backup restore ID --to DEST [--dr]`` — verify completely, then restore. DEST by kind:
   ``postgresql://USER@HOST:PORT/DB`` (existing, empty database), a file path (sqlite, config),
   ``vault://MOUNT/PREFIX``, ``ssm:///PREFIX`` or ``ssm://REGION/PREFIX``
   (see :mod:`envsteward.backup.restore`).
+* ``backup restore BASE_ID --to-time T|--to-latest --to-dir DIR [--port P] [--dr]`` — a PITR base backup
+  (``ENV/TARGET.pitr/...``) restored into a new cluster at a point in time (:mod:`envsteward.pitr.restore`;
+  the same as ``pitr restore``). On a logical dump, ``--to-time/--to-latest`` is an error saying so.
 * ``backup prune [--dry-run] [--json]`` — print what retention removes in both regions, then remove it
   (audited as ``backup.pruned``).
 * ``backup rotate-key [--env E] [--dry-run] [--json]`` — rotate the backup key-encryption key(s) and
@@ -109,6 +114,7 @@ def fitted_table(
     columns: Sequence[tuple[str, int]],
     rows: Sequence[Sequence[str]],
     width: int,
+    keep_whole: Sequence[int] = (0,),
 ) -> Table | None:
     """A table whose first column (the backup id) is never cut or wrapped at ``width`` columns.
 
@@ -141,8 +147,8 @@ def fitted_table(
     table = Table(title=title, box=box.SIMPLE, show_edge=False, pad_edge=False)
     for index in shown:
         header = columns[index][0]
-        if index == 0:
-            table.add_column(header, no_wrap=True, min_width=natural[0], overflow="ignore")
+        if index in keep_whole:
+            table.add_column(header, no_wrap=True, min_width=natural[index], overflow="ignore")
         else:
             table.add_column(header, overflow="fold")
     for row in rows:
@@ -150,14 +156,20 @@ def fitted_table(
     return table
 
 
-def print_table(title: str, columns: Sequence[tuple[str, int]], rows: Sequence[Sequence[str]]) -> None:
-    """Print :func:`fitted_table` at the console's width, or one id per line when even that is too wide."""
+def print_table(
+    title: str,
+    columns: Sequence[tuple[str, int]],
+    rows: Sequence[Sequence[str]],
+    keep_whole: Sequence[int] = (0,),
+) -> None:
+    """Print :func:`fitted_table` at the console's width, or one id per line when even that is too wide.
+    Columns in ``keep_whole`` (ids) are never cut or wrapped."""
     from rich.markup import escape
 
     from envsteward.cli._common import console
 
     out = console()
-    table = fitted_table(title, columns, rows, out.width)
+    table = fitted_table(title, columns, rows, out.width, keep_whole)
     if table is not None:
         out.print(table)
         return
@@ -251,7 +263,7 @@ def _run(environment: str | None, target: str | None, as_json: bool, catalog: Pa
 
 
 @app.command("list")
-def list_command(
+def list_command(  # noqa: PLR0917 - typer options
     env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
     target: Annotated[str | None, typer.Option("--target", "-t", help="Only this backup target.")] = None,
     as_json: JsonOption = False,
@@ -262,14 +274,23 @@ def list_command(
             help="List what interrupted backups left behind (unfinished uploads, data without a manifest).",
         ),
     ] = False,
+    pitr_only: Annotated[
+        bool,
+        typer.Option(
+            "--pitr",
+            help="Only the WAL archive status of the PITR targets (newest segment, its age against the "
+            "RPO target, push failures, DR lag); with --json, as JSON.",
+        ),
+    ] = False,
     catalog: CatalogOption = None,
 ) -> None:
-    """List the complete backups in both regions (by environment, target, then time)."""
+    """List the complete backups in both regions (by environment, target, then time), then the WAL
+    archive status of every target with point-in-time recovery."""
     from envsteward.cli._common import handle_errors
 
     if incomplete:
         raise typer.Exit(handle_errors(_list_incomplete)(as_json, catalog))
-    raise typer.Exit(handle_errors(_list)(env, target, as_json, catalog))
+    raise typer.Exit(handle_errors(_list)(env, target, as_json, pitr_only, catalog))
 
 
 def _age(seconds: float) -> str:
@@ -389,28 +410,96 @@ def _short_time(iso: str) -> str:
     return iso[:16].replace("T", " ") + "Z"
 
 
-def _list(environment: str | None, target: str | None, as_json: bool, catalog: Path | None) -> int:
+def _list(
+    environment: str | None, target: str | None, as_json: bool, pitr_only: bool, catalog: Path | None
+) -> int:
     import json
 
-    from envsteward.cli._common import EXIT_OK, console
+    from rich.markup import escape
 
-    rows = backup_rows(_services(catalog), environment, target)
-    if as_json:
+    from envsteward.cli._common import EXIT_OK, console, err_console
+    from envsteward.errors import EnvstewardError
+    from envsteward.pitr.status import catalog_statuses
+
+    services = _services(catalog)
+    if pitr_only:
+        pitr = catalog_statuses(services, environment, target)
+        if as_json:
+            typer.echo(json.dumps([item.as_json() for item in pitr], indent=2))
+        elif pitr:
+            _print_pitr_status(pitr)
+        else:
+            console().print("No backup target enables pitr.")
+        return EXIT_OK
+    rows = backup_rows(services, environment, target)
+    if as_json:  # the backups only, as always; `--pitr --json` gives the archive status
         typer.echo(json.dumps(rows, indent=2))
         return EXIT_OK
     if not rows:
         console().print("No backups found.")
+    else:
+        columns = [
+            ("id", 100),
+            ("replica", 90),
+            ("replica verified", 80),
+            ("drill", 60),
+            ("size", 50),
+            ("time", 40),
+        ]
+        print_table("backups", columns, [_list_cells(row) for row in rows])
+    try:  # backups list without a catalog (a new machine in a disaster); the PITR status needs one
+        pitr = catalog_statuses(services, environment, target)
+    except EnvstewardError as exc:
+        err_console().print(
+            f"[yellow]PITR archive status unavailable:[/] {escape(str(exc))}", highlight=False
+        )
         return EXIT_OK
-    columns = [
-        ("id", 100),
-        ("replica", 90),
-        ("replica verified", 80),
-        ("drill", 60),
-        ("size", 50),
-        ("time", 40),
-    ]
-    print_table("backups", columns, [_list_cells(row) for row in rows])
+    if pitr:
+        _print_pitr_status(pitr)
     return EXIT_OK
+
+
+PITR_STATE_COLOURS = {"ok": "green", "failing": "bold red", "stale": "yellow", "empty": "yellow"}
+
+
+def _print_pitr_status(statuses: Sequence[Any]) -> None:
+    """The ``point-in-time recovery`` table: one row per PITR target, ids (target, segment) never split;
+    the exposure coloured by state; a line per target that needs a person's eye."""
+    from rich.markup import escape
+
+    from envsteward.cli._common import console
+    from envsteward.pitr.status import status_notes, status_row
+
+    rows = []
+    for item in statuses:
+        row = status_row(item)
+        colour = PITR_STATE_COLOURS.get(row["state"], "red")
+        rows.append(
+            [
+                escape(row["target"]),
+                escape(row["newest_segment"]),
+                f"[{colour}]{escape(row['exposure'])}[/]",
+                escape(row["failures"]),
+                escape(row["dr_lag"]),
+                row["state"],
+            ]
+        )
+    print_table(
+        "point-in-time recovery (WAL archive)",
+        [
+            ("target", 100),
+            ("newest segment", 95),
+            ("age/RPO", 90),
+            ("fails", 70),
+            ("DR lag", 80),
+            ("state", 10),
+        ],
+        rows,
+        keep_whole=(0, 1),
+    )
+    for item in statuses:
+        for note in status_notes(item):
+            console().print(escape(note), highlight=False)  # wrapped at words: a name stays whole
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -500,34 +589,112 @@ def _verify(backup_id: str, dr: bool, catalog: Path | None) -> int:
 
 
 @app.command("restore")
-def restore(
+def restore(  # noqa: PLR0917 - typer options
     backup_id: Annotated[str, typer.Argument(help="The backup id (see `envsteward backup list`).")],
     to: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--to",
             help="Destination: postgresql://USER@HOST:PORT/DB (existing, empty), a file path (sqlite, "
             "config), vault://MOUNT/PREFIX, ssm:///PREFIX or ssm://REGION/PREFIX.",
         ),
-    ],
+    ] = None,
+    to_time: Annotated[
+        str | None,
+        typer.Option("--to-time", help="PITR base backup: recover up to this time (ISO 8601, with zone)."),
+    ] = None,
+    to_latest: Annotated[
+        bool, typer.Option("--to-latest", help="PITR base backup: recover every archived transaction.")
+    ] = False,
+    to_dir: Annotated[
+        Path | None,
+        typer.Option("--to-dir", help="PITR base backup: a NEW or empty directory for the restored cluster."),
+    ] = None,
+    port: Annotated[
+        int, typer.Option("--port", help="PITR: port of the restored server (127.0.0.1).")
+    ] = 5499,
     dr: DrOption = False,
     as_json: JsonOption = False,
     catalog: CatalogOption = None,
 ) -> None:
-    """Verify the whole backup, then restore it into DEST (nothing is restored if verification fails)."""
+    """Verify the whole backup, then restore it into DEST (nothing is restored if verification fails).
+
+    A PITR base backup (``ENV/TARGET.pitr/...``) restores to a point in time instead: ``--to-time T`` or
+    ``--to-latest`` with ``--to-dir DIR`` (WAL from the DR store with ``--dr``)."""
     from envsteward.cli._common import handle_errors
 
+    if to_time is not None or to_latest or to_dir is not None:
+        raise typer.Exit(
+            handle_errors(_restore_pitr)(
+                backup_id, to, to_time, to_latest, to_dir, port, dr, as_json, catalog
+            )
+        )
     raise typer.Exit(handle_errors(_restore)(backup_id, to, dr, as_json, catalog))
 
 
-def _restore(backup_id: str, destination: str, dr: bool, as_json: bool, catalog: Path | None) -> int:
+def _restore_pitr(  # noqa: PLR0917 - the command's options
+    backup_id: str,
+    to: str | None,
+    to_time: str | None,
+    to_latest: bool,
+    to_dir: Path | None,
+    port: int,
+    dr: bool,
+    as_json: bool,
+    catalog: Path | None,
+) -> int:
+    """``backup restore BASE_ID --to-time T|--to-latest --to-dir DIR``: the PITR restore."""
+    from envsteward.cli._common import EXIT_OK
+    from envsteward.cli.pitr import print_restore_result
+    from envsteward.errors import ConfigurationError
+    from envsteward.pitr.restore import (
+        PointInTimeRequest,
+        base_backup_selector,
+        not_a_base_backup,
+        parse_time,
+        restore_to_point,
+    )
+
+    selector = base_backup_selector(backup_id)
+    if selector is None:
+        raise not_a_base_backup(backup_id)
+    if to is not None:
+        raise ConfigurationError("--to is for logical backups; a PITR restore takes --to-dir DIR")
+    if (to_time is None) == (not to_latest):
+        raise ConfigurationError("give exactly one of --to-time T and --to-latest")
+    if to_dir is None:
+        raise ConfigurationError("a PITR restore needs --to-dir DIR (a new or empty directory)")
+    request = PointInTimeRequest(
+        selector=selector,
+        data_dir=to_dir,
+        to_time=parse_time(to_time) if to_time is not None else None,
+        port=port,
+        source="dr" if dr else "any",
+        backup_id=backup_id,
+    )
+    print_restore_result(restore_to_point(_services(catalog), request), json_output=as_json)
+    return EXIT_OK
+
+
+def _restore(backup_id: str, destination: str | None, dr: bool, as_json: bool, catalog: Path | None) -> int:
     import json
 
     from envsteward.backup.manifest import check_backup_id
     from envsteward.backup.restore import restore_stored_backup
     from envsteward.cli._common import EXIT_ERROR, EXIT_OK, console, err_console
+    from envsteward.errors import ConfigurationError
+    from envsteward.pitr.restore import base_backup_selector
 
     check_backup_id(backup_id)
+    if base_backup_selector(backup_id) is not None:
+        raise ConfigurationError(
+            f"backup {backup_id} is a PITR base backup: restore it to a point in time with --to-time T or "
+            "--to-latest, and --to-dir DIR (a new or empty directory)"
+        )
+    if destination is None:
+        raise ConfigurationError(
+            "give --to DEST (or, for a PITR base backup, --to-time/--to-latest --to-dir)"
+        )
     services = _services(catalog)
     with progress_bar() as bar:
         outcome = restore_stored_backup(services, _store(services, dr), backup_id, destination, bar)

@@ -16,9 +16,6 @@
 from __future__ import annotations
 
 import json
-import shlex
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -53,17 +50,6 @@ def _password(services: Services, spec: PostgresBackup) -> Any:
 
 def _pg_bin(spec: PostgresBackup) -> Path | None:
     return Path(spec.pitr.pg_bin) if spec.pitr.pg_bin else None
-
-
-def envsteward_command() -> str:
-    """How PostgreSQL should call envsteward: ``ENVSTEWARD_EXECUTABLE`` when set, else the console script
-    next to this interpreter, else ``envsteward`` on the server's PATH."""
-    import os
-
-    if os.environ.get("ENVSTEWARD_EXECUTABLE"):
-        return os.environ["ENVSTEWARD_EXECUTABLE"]
-    candidate = Path(sys.executable).parent / "envsteward"
-    return str(candidate) if candidate.exists() else "envsteward"
 
 
 @app.command("check")
@@ -110,33 +96,6 @@ def base_backup(
         typer.echo(summary["backup_id"])
 
 
-def _parse_time(value: str) -> datetime:
-    from envsteward.errors import ConfigurationError
-
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigurationError(
-            f"--to-time {value!r}: expected an ISO 8601 time, e.g. 2024-05-01T12:30:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        raise ConfigurationError(f"--to-time {value!r}: give a time zone (Z or +02:00)")
-    return moment.astimezone(UTC)
-
-
-def restore_command_for(services: Services, target: str, source: str) -> str:
-    """``restore_command`` for a restored cluster: this envsteward, with the settings' home and catalog as
-    absolute paths (other settings come from the server's environment; no secret is written)."""
-    settings = services.settings
-    env = {
-        "ENVSTEWARD_HOME": str(Path(settings.home).resolve()),
-        "ENVSTEWARD_CATALOG": str(Path(settings.catalog).resolve()),
-    }
-    assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
-    command = shlex.quote(envsteward_command())
-    return f"{assignments} {command} wal fetch --target {shlex.quote(target)} --from {source} %f %p"
-
-
 @app.command("restore")
 @handle_errors
 def restore(  # noqa: PLR0917
@@ -163,51 +122,36 @@ def restore(  # noqa: PLR0917
     catalog: CatalogOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Restore the target into a new cluster at a point in time."""
+    """Restore the target into a new cluster at a point in time (same as ``backup restore BASE_ID
+    --to-time/--to-latest --to-dir DIR``)."""
     from envsteward.errors import ConfigurationError
-    from envsteward.pitr.base import (
-        choose_base_backup,
-        list_base_backups,
-        restore_base_backup,
-        start_recovery,
-        verify_with_pg,
-        write_recovery_settings,
-    )
-    from envsteward.pitr.context import target_keys, target_stores
-    from envsteward.pitr.walnames import archive_prefix
+    from envsteward.pitr.restore import PointInTimeRequest, parse_time, restore_to_point
 
     if (to_time is None) == (not to_latest):
         raise ConfigurationError("give exactly one of --to-time T and --to-latest")
-    if source not in ("any", "primary", "dr"):
-        raise ConfigurationError(f"--from {source!r}: expected any, primary or dr")
-    moment = _parse_time(to_time) if to_time is not None else None
-    services = services_for(catalog)
-    environment, spec = _target(services, target)
-    stores = target_stores(services, spec)
-    store = stores.dr if source == "dr" and stores.dr is not None else stores.primary
-    prefix = archive_prefix(environment, spec.name)
-    chosen = backup_id or choose_base_backup(list_base_backups(store, prefix), moment).backup_id
-    data_dir = data_dir.resolve()
-    summary = restore_base_backup(store, target_keys(services, spec, write=False), chosen, data_dir)
-    verify_with_pg(data_dir, _pg_bin(spec))
-    write_recovery_settings(
-        data_dir, restore_command=restore_command_for(services, target, source), to_time=moment, port=port
+    request = PointInTimeRequest(
+        selector=target,
+        data_dir=data_dir,
+        to_time=parse_time(to_time) if to_time is not None else None,
+        port=port,
+        source=source,
+        backup_id=backup_id,
+        start=start,
     )
-    result: dict[str, Any] = {"backup_id": chosen, "data_dir": str(data_dir), "files": summary.files}
-    if start:
-        from urllib.parse import urlsplit
+    result = restore_to_point(services_for(catalog), request)
+    print_restore_result(result, json_output=json_output)
 
-        user = urlsplit(spec.dsn).username or "postgres"
-        outcome = start_recovery(data_dir, port=port, user=user, pg_bin=_pg_bin(spec))
-        result.update(outcome.as_json())
+
+def print_restore_result(result: dict[str, Any], *, json_output: bool) -> None:
+    """The outcome of a point-in-time restore, as JSON or two lines (shared with ``backup restore``)."""
     if json_output:
         typer.echo(json.dumps(result, indent=2))
         return
-    console().print(f"restored {chosen} into {data_dir}", markup=False)
-    if start:
+    console().print(f"restored {result['backup_id']} into {result['data_dir']}", markup=False)
+    if "port" in result:
         console().print(
-            f"recovered and promoted on 127.0.0.1:{port}; "
-            f"last replayed commit: {result['last_replayed_commit']}",
+            f"recovered and promoted on 127.0.0.1:{result['port']}; "
+            f"last replayed commit: {result['last_replayed_commit'] or 'none after the base backup'}",
             markup=False,
         )
     else:
@@ -219,10 +163,12 @@ def restore(  # noqa: PLR0917
 @app.command("status")
 @handle_errors
 def status(target: TargetArg, catalog: CatalogOption = None, json_output: JsonOption = False) -> None:
-    """Base backups and the newest archived segment's age (the live RPO exposure)."""
+    """Base backups and the WAL archive: newest segment, its age against the RPO target (the live RPO
+    exposure), wal push failures, DR lag. JSON (always; ``--json`` is accepted for symmetry)."""
     from envsteward.pitr.base import list_base_backups
     from envsteward.pitr.context import target_stores
     from envsteward.pitr.rpo import archive_status
+    from envsteward.pitr.status import catalog_statuses
     from envsteward.pitr.walnames import archive_prefix
 
     services = services_for(catalog)
@@ -238,6 +184,8 @@ def status(target: TargetArg, catalog: CatalogOption = None, json_output: JsonOp
     }
     if spec.replica_region is not None and stores.dr is not None:
         document["dr"] = archive_status(stores.dr, prefix).as_json()
+    (archive,) = catalog_statuses(services, environment, spec.name)
+    document["archive"] = archive.as_json()
     typer.echo(json.dumps(document, indent=2))
     _ = json_output
 

@@ -68,13 +68,31 @@ def push(
     from envsteward.pitr.archive import push_wal
     from envsteward.pitr.context import wal_archive
 
+    services: Services | None = None
     try:
-        result = push_wal(wal_archive(_services(), target, write=True), path, name)
+        services = _services()
+        result = push_wal(wal_archive(services, target, write=True), path, name)
     except EnvstewardError as exc:
         _say("push", f"error: {exc}")
+        if services is not None:
+            _record_failure(services, target, exc, name or path.name)
         raise typer.Exit(1) from None
     if verbose:
         _say("push", f"{result.name}: {result.status} (DR: {result.dr_status}) in {result.seconds:.3f}s")
+
+
+def _record_failure(services: Services, target: str, exc: BaseException, segment: str) -> None:
+    """Count the failure for ``backup list``/``pitr status`` (class and segment only; best effort)."""
+    from envsteward.pitr.status import record_push_failure
+
+    environment, _, name = target.partition("/")
+    if not environment or not name:
+        return
+    try:
+        store = services.state_store()
+    except Exception:  # noqa: BLE001 - the push failed already; its own error is what PostgreSQL logs
+        return
+    record_push_failure(store, environment, name, exc, segment)
 
 
 @app.command("fetch")

@@ -23,6 +23,10 @@ only on what is certainly envsteward's and certainly dead:
   this installation, is older than the threshold and has no ledger entry: dropped and audited (claimed in
   the ledger's ``swept`` list first).
 
+* a PITR drill's scratch cluster folder (``<home>/drill-scratch/envsteward_drill_...`` with an
+  ``envsteward-drill.json`` marker of this installation) older than the threshold that no entry names: its
+  postmaster stopped (:mod:`envsteward.pitr.postmaster`), the folder removed, audited.
+
 Younger leftovers are reported and never touched (a drill may be running). A database with the prefix but
 without a valid marker of this installation is reported as not ours and never touched.
 
@@ -407,6 +411,10 @@ def sweep_abandoned(
         _sweep_server(sweep, environment, known)
     except EnvstewardError as exc:
         sweep.problems.append(f"the drill server of {environment} could not be swept: {exc}")
+    try:
+        _sweep_clusters(sweep, known)
+    except (EnvstewardError, OSError) as exc:
+        sweep.problems.append(f"the scratch clusters under drill-scratch could not be swept: {exc}")
     return sweep.report()
 
 
@@ -523,6 +531,8 @@ def _remove_recorded(
         vault = VaultKVScratch(services.vault_client(), location, name)
         vault.created = True
         return vault.teardown()
+    if kind == "pitr_cluster":
+        return _remove_cluster(services, drill_id, Path(location), name)
     if kind in ("sqlite", "config"):
         from envsteward.drill.scratch import FileScratch
 
@@ -537,6 +547,72 @@ def _remove_recorded(
     raise ConfigurationError(
         f"state {LEDGER_KEY}: drill {drill_id} records a scratch target of kind {kind!r}"
     )
+
+
+def _remove_cluster(services: DrillServices, drill_id: str, folder: Path, name: str) -> bool:
+    """Stop and remove the scratch cluster of a PITR drill (only in ``<home>/drill-scratch``, only when its
+    marker is this drill's or it has none yet). Raises ConfigurationError / ConflictError."""
+    from envsteward.drill.pitr_scratch import MARKER_FILE, remove_cluster_folder
+
+    if folder.name != name or folder.parent != _scratch_root(services):
+        raise ConfigurationError(
+            f"state {LEDGER_KEY}: drill {drill_id} records a folder outside drill-scratch"
+        )
+    marker_file = folder / MARKER_FILE
+    if marker_file.exists():
+        marker = ScratchMarker.parse(marker_file.read_text(errors="replace").strip(), name)
+        if marker is None or marker.drill_id != drill_id:
+            raise ConflictError(
+                f"scratch cluster {folder} carries another marker: left alone", system="drill"
+            )
+    return remove_cluster_folder(folder)
+
+
+def _scratch_root(services: DrillServices) -> Path:
+    return Path(services.settings.home).resolve() / "drill-scratch"
+
+
+def _sweep_clusters(sweep: _Sweep, known: set[str]) -> None:
+    """Scratch clusters of PITR drills (folders with a marker file) that no ledger entry names: those of
+    this installation older than the threshold are stopped and removed; others are reported."""
+    from envsteward.drill.pitr_scratch import MARKER_FILE, remove_cluster_folder
+
+    root = _scratch_root(sweep.services)
+    if not root.is_dir():
+        return
+    for folder in sorted(root.iterdir()):
+        name = folder.name
+        marker_file = folder / MARKER_FILE
+        if name in known or not name.startswith(SCRATCH_PREFIX) or not marker_file.is_file():
+            continue
+        marker = ScratchMarker.parse(marker_file.read_text(errors="replace").strip(), name)
+        if marker is None or marker.owner != sweep.owner:
+            sweep.foreign.append(str(folder))
+            continue
+        age = (sweep.now - marker.created_at).total_seconds()
+        leftover = Leftover(
+            drill_id=marker.drill_id,
+            environment=marker.environment,
+            target=None,
+            kind="pitr_cluster",
+            scratch=name,
+            age_seconds=age,
+            run=marker.run,
+            found_by="marker",
+        )
+        if age < sweep.threshold:
+            sweep.young.append(leftover)
+            continue
+        if not sweep.ledger.claim_name(name):
+            continue
+        gone = remove_cluster_folder(folder)
+        if not gone:
+            sweep.ledger.release_name(name)
+            sweep.problems.append(f"scratch cluster {folder}: could not be stopped or removed")
+            continue
+        leftover = replace(leftover, scratch_removed=True)
+        _audit(sweep, leftover)
+        sweep.abandoned.append(leftover)
 
 
 def _audit(sweep: _Sweep, leftover: Leftover) -> None:

@@ -186,6 +186,11 @@ class DrillRecord:
     error: str | None = None
     notes: tuple[str, ...] = ()
     marked_verified: bool = False
+    method: str = "dump"
+    """``dump``: a backup restored into a scratch target; ``pitr``: a base backup plus the archived WAL
+    replayed into a scratch cluster (RPO = drill start - ``recovered_to``)."""
+    recovered_to: datetime | None = None
+    """PITR: the commit time of the last transaction the scratch cluster replayed."""
 
     @property
     def rto_seconds(self) -> float | None:
@@ -242,6 +247,8 @@ class DrillRecord:
             "error": self.error,
             "notes": list(self.notes),
             "marked_verified": self.marked_verified,
+            "method": self.method,
+            "recovered_to": iso(self.recovered_to),
         }
         if verifications:
             document["verifications"] = [item.as_json() for item in self.verifications]
@@ -300,6 +307,8 @@ class DrillRecord:
             error=document.get("error"),
             notes=tuple(str(note) for note in document.get("notes", [])),
             marked_verified=bool(document.get("marked_verified", False)),
+            method=str(document.get("method") or "dump"),
+            recovered_to=when("recovered_to"),
         )
 
 

@@ -43,7 +43,7 @@ import contextlib
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,7 @@ from envsteward.backup.pipeline import list_backups, read_manifest, restore_back
 from envsteward.backup.progress import ProgressCallback
 from envsteward.drill.abandoned import DrillLedger, ScratchMarker, SweepReport, sweep_abandoned
 from envsteward.drill.decisions import (
+    LATEST,
     RANDOM,
     REGION_DR,
     BackupCandidate,
@@ -122,6 +123,9 @@ class DrillSetup:
     store_label: str
     stores: BackupStores
     catalog: Catalog
+    pitr: bool = False
+    """Restore the newest base backup plus the archived WAL into a scratch cluster (a postgres target
+    with ``pitr.enabled``, drilling ``latest``, ``random`` or a base backup id)."""
 
 
 def drill_spec(env: EnvironmentSpec) -> DrillSpec:
@@ -153,6 +157,16 @@ def pick_target(env: EnvironmentSpec, spec: DrillSpec, override: str | None = No
     if not env.backups:
         raise ConfigurationError(f"environment {env.name!r} has no backup targets: nothing to drill")
     return next((item for item in env.backups if item.kind == "postgres"), env.backups[0])
+
+
+def uses_pitr(target: BackupTarget, environment: str, requested: str) -> bool:
+    """Does the drill restore by point-in-time recovery? A postgres target with ``pitr.enabled``, drilling
+    ``latest``/``random`` or a base backup id (a logical dump's id still drills that dump). Pure."""
+    from envsteward.pitr.walnames import archive_prefix
+
+    if target.kind != "postgres" or not target.pitr.enabled:
+        return False
+    return requested in (LATEST, RANDOM) or requested.startswith(archive_prefix(environment, target.name))
 
 
 class Drill:
@@ -339,16 +353,45 @@ def prepare(services: DrillServices, drill: Drill) -> None:
     DrillStepError / ConfigurationError for an impossible drill. Reads the catalog and settings."""
     with drill.phase(PhaseName.PREPARE):
         setup = _prepare(services, drill.env_spec, drill.stores, drill.region, drill.target)
+        if uses_pitr(setup.target, setup.environment, drill.requested):
+            setup = replace(setup, pitr=True)
         drill.setup = setup
         drill.scratch_name = scratch_name(drill.env_spec.name, drill.short_id)
-        drill.scratch = _scratch_for(services, setup, drill.scratch_name)
+        if setup.pitr:
+            from envsteward.drill.pitr_phases import pitr_scratch
+
+            assert setup.target.kind == "postgres"
+            drill.scratch = pitr_scratch(
+                services,
+                setup.environment,
+                setup.target,
+                setup.spec,
+                region=setup.region,
+                name=drill.scratch_name,
+            )
+        else:
+            drill.scratch = _scratch_for(services, setup, drill.scratch_name)
 
 
 def choose(drill: Drill, rng: random.Random | None = None) -> str:
     """Pick the backup (:func:`~envsteward.drill.decisions.choose_backup`) and measure RPO; the backup id.
     Raises DrillStepError when nothing can be chosen. Lists the region's object store."""
     with drill.phase(PhaseName.CHOOSE):
-        drill.backup_id = _choose(drill._setup(), drill.requested, drill.started, rng, drill.facts)
+        setup = drill._setup()
+        if setup.pitr:
+            from envsteward.drill.pitr_phases import choose_base_backup
+
+            drill.backup_id = choose_base_backup(
+                setup.store,
+                environment=setup.environment,
+                target=setup.target.name,
+                where=f"the {setup.region} store ({setup.store_label})",
+                requested=drill.requested,
+                rng=rng,
+                facts=drill.facts,
+            )
+        else:
+            drill.backup_id = _choose(setup, drill.requested, drill.started, rng, drill.facts)
         return drill.backup_id
 
 
@@ -381,6 +424,20 @@ def restore(drill: Drill, progress: ProgressCallback | None = None) -> None:
             raise DrillStepError(f"scratch target {scratch.name} of a failed attempt could not be removed")
         scratch.created = False
         _create_scratch(drill, setup, scratch)
+        if setup.pitr:
+            from envsteward.drill.pitr_phases import restore_pitr
+
+            drill.restore_report, measured = restore_pitr(
+                scratch,
+                setup.store,
+                drill.key_provider,
+                backup_id,
+                drill_started=drill.started,
+                rpo_target_seconds=setup.targets.rpo_seconds,
+                clock=drill.clock,
+            )
+            drill.facts.update(measured)
+            return
         with scratch.restore_target().begin() as writer:
             # verified completely in fetch_verify; this pass authenticates every chunk again as it restores
             restore_backup(
@@ -627,6 +684,8 @@ def _record(drill: Drill) -> DrillRecord:
         failed_phase=failed.name if failed is not None else None,
         error=error if error is not None or status is not DrillStatus.FAILED else reason,
         notes=tuple(drill.sweep.lines()) if drill.sweep is not None else (),
+        method="pitr" if setup is not None and setup.pitr else "dump",
+        recovered_to=facts.get("recovered_to"),
     )
 
 

@@ -66,7 +66,15 @@ def render_markdown(record: DrillRecord, history: Sequence[DrillRecord] = ()) ->
                 f"| {check.name} | {_minutes(check.measured_seconds)} | {_minutes(check.target_seconds)} "
                 f"| {_target_cell(check)} |"
             )
-    if record.restore_point_age_seconds is not None:
+    if record.method == "pitr":
+        replayed = record.recovered_to.isoformat() if record.recovered_to else "-"
+        lines.append(
+            f"\nPoint-in-time recovery: base backup `{record.backup_id or '-'}` plus every WAL file "
+            f"archived in the {record.region} region, replayed into a scratch cluster. RPO is drill start "
+            f"minus the last replayed commit ({replayed}): the data a loss of the primary at drill start "
+            "would lose. RTO runs from drill start to the cluster answering the smoke queries."
+        )
+    elif record.restore_point_age_seconds is not None:
         lines.append(
             f"\nRPO is the age of the newest backup in the drilled region at drill start "
             f"(`{record.newest_backup_id or '-'}`); the restored backup was "
@@ -143,6 +151,7 @@ def history_rows(records: Sequence[DrillRecord]) -> list[dict[str, Any]]:
                 "started": record.started_at.isoformat(timespec="seconds"),
                 "drill_id": record.drill_id,
                 "target": record.target or "-",
+                "method": record.method,
                 "region": record.region,
                 "backup_id": record.backup_id or "-",
                 "status": record.status.value,

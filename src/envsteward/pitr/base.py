@@ -25,11 +25,12 @@ restored cluster, to ask whether recovery ended), the object store and the key p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -308,10 +309,12 @@ def write_recovery_settings(
     port: int,
     listen: str = "127.0.0.1",
     socket_dir: Path | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> None:
     """Make an unpacked base backup recover: ``recovery.signal`` plus settings appended to
     ``postgresql.auto.conf`` (which wins over ``postgresql.conf``). A missing ``postgresql.conf`` (clusters
-    whose configuration lives in ``/etc``) gets a minimal one. Writes local files only."""
+    whose configuration lives in ``/etc``) gets a minimal one. ``extra``: more settings (quoted as
+    strings). Writes local files only."""
     settings = {
         "restore_command": restore_command,
         "recovery_target_action": "promote",
@@ -322,6 +325,7 @@ def write_recovery_settings(
     }
     if to_time is not None:
         settings["recovery_target_time"] = to_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    settings.update(extra or {})
     lines = ["", "# envsteward pitr restore"]
     for name, value in settings.items():
         lines.append(f"{name} = {value if name == 'port' else _conf_quote(value)}")
@@ -368,6 +372,35 @@ def _log_tail(log_file: Path, lines: int = 8) -> str:
     return "\n".join((important or text.splitlines())[-lines:])
 
 
+def as_os_user(command: Sequence[str], run_as: str | None) -> list[str]:
+    """``command`` as it must run to start PostgreSQL: unchanged for a non-root process (``run_as`` is
+    ignored: only root can switch users); through ``runuser -u RUN_AS --`` for root. Raises
+    ConfigurationError for root without ``run_as`` (PostgreSQL refuses to run as root)."""
+    if os.geteuid() != 0:
+        return list(command)
+    if run_as is None or run_as == "root":
+        raise ConfigurationError("PostgreSQL cannot run as root: run the restore as the database's OS user")
+    return ["runuser", "-u", run_as, "--", *command]
+
+
+def give_to_os_user(path: Path, run_as: str | None) -> None:
+    """Make ``path`` (recursively) owned by OS user ``run_as`` when this process is root (nothing to do
+    otherwise). Raises ConfigurationError for an unknown user."""
+    if os.geteuid() != 0 or run_as is None:
+        return
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(run_as)
+    except KeyError:
+        raise ConfigurationError(f"OS user {run_as!r} does not exist on this machine") from None
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            with contextlib.suppress(FileNotFoundError):
+                os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+
+
 def start_recovery(
     data_dir: Path,
     *,
@@ -376,10 +409,13 @@ def start_recovery(
     log_file: Path | None = None,
     pg_bin: Path | None = None,
     timeout: float = 900.0,
+    run_as: str | None = None,
+    host: str = "127.0.0.1",
 ) -> RecoveryOutcome:
     """Start PostgreSQL on a prepared data directory and wait until recovery ended with a promotion.
 
-    Runs pg_ctl as this OS user (PostgreSQL refuses root: run the restore as the database's OS user).
+    Runs pg_ctl as this OS user, or as OS user ``run_as`` through ``runuser`` (root only; PostgreSQL
+    refuses to run as root). ``host``: where to connect (an address, or the socket directory).
     Calls pg_ctl and the restored server (``pg_is_in_recovery``, ``pg_last_xact_replay_timestamp``).
     Raises ConfigurationError (root, missing tools), PermanentError with the server log's last errors when
     the server stops (e.g. a WAL file that failed to verify, or the target time lies beyond the archived
@@ -388,13 +424,11 @@ def start_recovery(
     from envsteward.adapters.postgres import PostgresClient
     from envsteward.errors import EnvstewardError, TransientError
 
-    if os.geteuid() == 0:
-        raise ConfigurationError("PostgreSQL cannot run as root: run the restore as the database's OS user")
     started = time.monotonic()
     log = log_file or data_dir.with_name(data_dir.name + ".log")
     pg_ctl = pg_tool("pg_ctl", pg_bin)
     done = subprocess.run(
-        [pg_ctl, "-D", str(data_dir), "-l", str(log), "-W", "start"],
+        as_os_user([pg_ctl, "-D", str(data_dir), "-l", str(log), "-W", "start"], run_as),
         capture_output=True,
         text=True,
         check=False,
@@ -403,10 +437,14 @@ def start_recovery(
         raise PermanentError(
             f"pg_ctl start failed for {data_dir}: {done.stderr.strip()[-500:]}\n{_log_tail(log)}"
         )
-    client = PostgresClient(f"host=127.0.0.1 port={port} user={user} dbname=postgres", connect_timeout=2)
+    client = PostgresClient(f"host={host} port={port} user={user} dbname=postgres", connect_timeout=2)
     deadline = started + timeout
+    appeared = started + 30.0  # pg_ctl -W returns before the postmaster wrote its pid file
+    seen = False
     while True:
-        if not (data_dir / "postmaster.pid").exists():
+        if (data_dir / "postmaster.pid").exists():
+            seen = True
+        elif seen or time.monotonic() > appeared:
             raise PermanentError(
                 f"the restored server in {data_dir} stopped during recovery:\n{_log_tail(log)}"
             )

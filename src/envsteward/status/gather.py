@@ -346,6 +346,12 @@ def _backup_cell(
                 level = worst([level, Level.AMBER])
         levels.append(level)
         lines.append(line)
+        if target.kind == "postgres" and target.pitr.enabled and backups is not None:
+            pitr_level, pitr_line = _pitr_line(
+                store, backups, spec.name, target.name, rpo=target_rpo, now=now
+            )
+            levels.append(pitr_level)
+            lines.append(pitr_line)
     level = worst(levels)
     bad = sum(1 for item in levels if item is not Level.GREEN)
     text = (
@@ -354,6 +360,31 @@ def _backup_cell(
         else f"{bad} of {len(spec.backups)} target(s) need attention"
     )
     return Cell(level, text, tuple(lines), links[-1] if links else None)
+
+
+def _pitr_line(
+    store: StateStore, backups: ObjectStore, environment: str, target: str, *, rpo: timedelta, now: datetime
+) -> tuple[Level, str]:
+    """The WAL archive of a PITR target: red while ``wal push`` fails or nothing is archived, amber when
+    the newest segment is older than the RPO target (the live exposure). Lists the primary store."""
+    from envsteward.pitr.status import target_status
+
+    status = target_status(
+        f"{environment}/{target}",
+        primary=backups,
+        dr=None,
+        state=store,
+        rpo_target_seconds=rpo.total_seconds(),
+        now=now,
+    )
+    failures = f", {status.failures.count} push failure(s)" if status.failures.count else ""
+    if status.state == "failing":
+        return Level.RED, f"{target} WAL: wal push failing ({status.failures.last_error}){failures}"
+    if status.exposure_seconds is None:
+        return Level.RED, f"{target} WAL: nothing archived yet"
+    age = timedelta(seconds=status.exposure_seconds)
+    level = Level.AMBER if status.state == "stale" else Level.GREEN
+    return level, f"{target} WAL: newest segment {age_text(age)} old (RPO {age_text(rpo)}){failures}"
 
 
 # ---------------------------------------------------------------------------------------------------------
