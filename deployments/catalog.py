@@ -25,6 +25,8 @@ class DeploymentDefinition:
     parameters: dict[str, Any] = field(default_factory=dict)
     cron: str | None = None
     interval_seconds: float | None = None
+    anchor_date: str | None = None
+    """An interval schedule's phase (ISO time): its runs fall on ``anchor_date + k * interval``."""
     concurrency_limit: int | None = None
     active: bool = True
 
@@ -51,6 +53,7 @@ def read_deployments(path: Path = PREFECT_YAML) -> list[DeploymentDefinition]:
                 parameters=dict(entry.get("parameters") or {}),
                 cron=schedule.get("cron"),
                 interval_seconds=schedule.get("interval"),
+                anchor_date=str(schedule["anchor_date"]) if schedule.get("anchor_date") else None,
                 concurrency_limit=entry.get("concurrency_limit"),
                 active=bool(schedule.get("active", True)),
             )

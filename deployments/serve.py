@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime, timedelta
 
 from envsteward.deployments.catalog import REPO_ROOT, DeploymentDefinition, read_deployments
 from prefect import serve
+from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.deployments.runner import RunnerDeployment
 from prefect.flows import load_flow_from_entrypoint
 
@@ -19,13 +21,30 @@ from prefect.flows import load_flow_from_entrypoint
 def build_runner_deployment(definition: DeploymentDefinition) -> RunnerDeployment:
     """Load the definition's flow from its entrypoint (relative to the repository root) and describe it."""
     flow = load_flow_from_entrypoint(str(REPO_ROOT / definition.entrypoint), use_placeholder_flow=False)
+    interval = definition.interval_seconds if definition.active else None
+    if interval and definition.anchor_date:
+        # the anchor sets the phase (see prefect.yaml): without one, every interval schedule served
+        # together starts on the same second and their runs' processes compete for the CPU
+        return flow.to_deployment(
+            name=definition.name,
+            description=definition.description,
+            tags=list(definition.tags),
+            parameters=definition.parameters,
+            schedules=[
+                IntervalSchedule(
+                    interval=timedelta(seconds=interval),
+                    anchor_date=datetime.fromisoformat(definition.anchor_date),
+                )
+            ],
+            concurrency_limit=definition.concurrency_limit,
+        )
     return flow.to_deployment(
         name=definition.name,
         description=definition.description,
         tags=list(definition.tags),
         parameters=definition.parameters,
         cron=definition.cron if definition.active else None,
-        interval=definition.interval_seconds if definition.active else None,
+        interval=interval,
         concurrency_limit=definition.concurrency_limit,
     )
 

@@ -15,8 +15,8 @@ Runbook:
 5. Alert on what changed since the last scan (de-duplicated by item fingerprint): Slack for any drift,
    email for high and above, PagerDuty for critical (resolved when it clears).
 6. Publish the artifacts: ``drift-<env>``, ``drift-items`` and the fixed-key ``drift-summary``; record each
-   environment's open drift for the status view, emit ``envsteward.drift.detected`` / ``.cleared`` and
-   refresh the ``platform-status`` artifact.
+   environment's open drift and each pair's parity findings for the status view, emit
+   ``envsteward.drift.detected`` / ``.cleared`` and refresh the ``platform-status`` artifact.
 7. Items above the threshold: wait for a reviewer on a RunInput form (approve all, some or none; reviewer
    and comment required, audited), then heal the approved ones the same careful way.
 8. Return the redacted result; with ``fail_on``, fail the run when open drift is at or above it.
@@ -145,7 +145,7 @@ def drift_scan(
 
     # 6. artifacts, before waiting for a reviewer (who reads them)
     write_drift_artifacts(scans, parities, outcomes)
-    publish_changes(record_drift_status(scans, outcomes, link, return_state=True))
+    publish_changes(record_drift_status(scans, outcomes, link, parities, return_state=True))
 
     # 7. approval for the rest
     if heal_enabled:

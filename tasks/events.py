@@ -62,7 +62,7 @@ def awaiting_approval(source: str, target: str, run_id: str, requested_by: str) 
 
 
 def _link(run_id: str) -> str | None:
-    from envsteward.tasks.status import run_link
+    from envsteward.tasks.status_view import run_link
 
     return run_link(run_id)
 

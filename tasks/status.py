@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from envsteward.tasks.common import RETRY_TRANSIENT
+from envsteward.tasks.status_view import current_status
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
@@ -27,57 +28,16 @@ from envsteward.status.charts import (
     uptime_chart,
 )
 from envsteward.status.events import StatusEvent
-from envsteward.status.gather import gather_status
 from envsteward.status.records import (
     health_events,
     record_backup_run,
     record_drift,
     record_drill_run,
     record_health_point,
+    record_parity,
     record_secrets,
 )
 from envsteward.status.render import ARTIFACT_KEY, render_markdown
-
-
-def run_link(run_id: str) -> str | None:
-    """A flow run's page in the Prefect UI, from ``PREFECT_UI_URL`` (None when it is not known)."""
-    from prefect.settings import get_current_settings
-
-    ui = get_current_settings().ui_url
-    return f"{str(ui).rstrip('/')}/runs/flow-run/{run_id}" if ui else None
-
-
-def lease_run_states(run_ids: Sequence[str]) -> dict[str, str]:
-    """The Prefect state type of each run (``PAUSED``, ``SUSPENDED``, ``RUNNING``...); runs Prefect cannot
-    tell about are left out. Calls the Prefect API."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-
-    states: dict[str, str] = {}
-    if not run_ids:
-        return states
-    with get_client(sync_client=True) as client:
-        for run_id in run_ids:
-            try:
-                run = client.read_flow_run(UUID(run_id))
-            except Exception:  # noqa: BLE001, S112 - an unknown run is shown as "requested"
-                continue
-            if run.state is not None:
-                states[run_id] = run.state.type.value
-    return states
-
-
-def _lease_run_ids(environments: Sequence[str]) -> list[str]:
-    from envsteward.promotion.lock import holder
-
-    store = get_services().state_store()
-    ids = []
-    for env in environments:
-        lease = holder(store, env)
-        if lease is not None and isinstance(lease.get("run_id"), str):
-            ids.append(lease["run_id"])
-    return ids
 
 
 @task(name="refresh-platform-status", persist_result=False, **RETRY_TRANSIENT)
@@ -87,12 +47,7 @@ def refresh_platform_status() -> dict[str, Any]:
     the Prefect API (run states of promotion leases, artifacts)."""
     services = get_services()
     environments = list(services.catalog().environments)
-    status = gather_status(
-        services,
-        now=datetime.now(UTC),
-        run_link=run_link,
-        run_states=lease_run_states(_lease_run_ids(environments)),
-    )
+    status = current_status(services)
     create_markdown_artifact(
         key=ARTIFACT_KEY,
         markdown=render_markdown(status),
@@ -131,9 +86,12 @@ def record_health_status(
 
 
 @task(name="record-drift-status", persist_result=False, **RETRY_TRANSIENT)
-def record_drift_status(scans: Sequence[Any], outcomes: Sequence[Any], link: str | None) -> list[StatusEvent]:
-    """Record each environment's open drift (an unknown scan keeps what was known); return the
-    ``drift.detected`` / ``drift.cleared`` events. Calls the state store."""
+def record_drift_status(
+    scans: Sequence[Any], outcomes: Sequence[Any], link: str | None, parities: Sequence[Any] = ()
+) -> list[StatusEvent]:
+    """Record each environment's open drift and each neighbouring pair's parity findings (an unknown scan
+    keeps what was known); return the ``drift.detected`` / ``drift.cleared`` events (of the environments'
+    own drift). Calls the state store."""
     from envsteward.scan.model import ScanStatus
     from envsteward.scan.report import open_items
 
@@ -148,6 +106,13 @@ def record_drift_status(scans: Sequence[Any], outcomes: Sequence[Any], link: str
             else [(item.fingerprint, item.severity.value) for item in open_items(scan.report, outcomes)]
         )
         found += record_drift(store, scan.environment, now, items, link, reason="a source could not be read")
+    for pair in parities:
+        findings = (
+            None
+            if pair.status is ScanStatus.UNKNOWN
+            else [(item.fingerprint, item.severity.value) for item in pair.report.items]
+        )
+        record_parity(store, pair.left, pair.right, now, findings, link)
     return found
 
 

@@ -130,12 +130,17 @@ def drift_keys(count: int) -> list[tuple[tuple[str, ...], Any]]:
     return keys[:count]
 
 
-def drift_trials(standin: Standin, count: int, period: int, rng: random.Random) -> list[dict[str, Any]]:
+def drift_trials(
+    standin: Standin, keys: list[tuple[tuple[str, ...], Any]], period: int, rng: random.Random, lane: int
+) -> list[dict[str, Any]]:
+    """One lane of drift trials, one key each, one after the other (a random offset after the previous
+    detection). Lanes run in parallel threads on disjoint keys: each trial is still one change injected at
+    a uniformly random point of the schedule, timed until its own alert."""
     from envsteward.services import get_services
 
     source = get_services().config_source("staging", "ssm-services")
     results = []
-    for number, (key, desired) in enumerate(drift_keys(count), 1):
+    for number, (key, desired) in enumerate(keys, 1):
         offset = rng.uniform(0, period)
         time.sleep(offset)
         path = "services." + ".".join(key)
@@ -143,8 +148,17 @@ def drift_trials(standin: Standin, count: int, period: int, rng: random.Random) 
         source.write(key, desired + 1000 + number)
         arrived = standin.wait_for(injected, (path,), timeout=3 * period)
         seconds = None if arrived is None else round(arrived - injected, 1)
-        results.append({"trial": number, "offset_s": round(offset, 1), "key": path, "seconds": seconds})
-        print(f"drift  trial {number}: {path} -> {seconds} s", flush=True)
+        results.append(
+            {
+                "lane": lane,
+                "trial": number,
+                "offset_s": round(offset, 1),
+                "key": path,
+                "injected": round(injected, 1),
+                "seconds": seconds,
+            }
+        )
+        print(f"drift  lane {lane} trial {number}: {path} -> {seconds} s", flush=True)
     return results
 
 
@@ -176,6 +190,31 @@ def summary(values: list[float | None]) -> dict[str, Any]:
         "median_s": round(statistics.median(seen), 1) if seen else None,
         "worst_s": max(seen) if seen else None,
     }
+
+
+def flow_runs(flow_name: str) -> list[dict[str, Any]]:
+    """Every run of the flow so far: when it was due, when it started and ended, how it ended (epoch
+    seconds). Calls the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    def epoch(moment: Any) -> float | None:
+        return None if moment is None else round(moment.timestamp(), 1)
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])), limit=200)
+    found = [
+        {
+            "due": epoch(run.expected_start_time),
+            "started": epoch(run.start_time),
+            "ended": epoch(run.end_time),
+            "state": run.state_name,
+            "run_s": round(run.total_run_time.total_seconds(), 1),
+        }
+        for run in runs
+        if run.start_time is not None
+    ]
+    return sorted(found, key=lambda r: r["due"] or 0)
 
 
 def run_durations(flow_name: str) -> dict[str, Any]:
@@ -218,6 +257,9 @@ def main() -> int:  # noqa: PLR0915 - a linear script
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drift-trials", type=int, default=5)
     parser.add_argument("--health-trials", type=int, default=5)
+    parser.add_argument(
+        "--drift-lanes", type=int, default=1, help="run the drift trials in this many parallel lanes"
+    )
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"))
     args = parser.parse_args()
@@ -261,13 +303,15 @@ def main() -> int:  # noqa: PLR0915 - a linear script
             raise SystemExit(f"no drift alert during warm-up; see {workdir / 'serve.log'}")
         time.sleep(2 * health_period)
 
-        found: dict[str, Any] = {}
-        threads = [
-            threading.Thread(
-                target=lambda: found.update(
-                    drift=drift_trials(standin, args.drift_trials, drift_period, random.Random(rng.random()))
-                )
-            ),
+        found: dict[str, Any] = {"drift": []}
+        keys = drift_keys(args.drift_trials)
+        lanes = max(1, min(args.drift_lanes, args.drift_trials))
+
+        def lane(number: int, seed: float) -> None:
+            mine = keys[number::lanes]
+            found["drift"] += drift_trials(standin, mine, drift_period, random.Random(seed), number + 1)
+
+        threads = [threading.Thread(target=lane, args=(number, rng.random())) for number in range(lanes)] + [
             threading.Thread(
                 target=lambda: found.update(
                     health=health_trials(
@@ -282,6 +326,7 @@ def main() -> int:  # noqa: PLR0915 - a linear script
             thread.join()
         drift = found.get("drift", [])
         health = found.get("health", [])
+        scan_runs = flow_runs("drift-scan")
         report = {
             "command": " ".join(sys.argv),
             "schedules": {"drift-scan": drift_period, "health-check": health_period},
@@ -297,10 +342,15 @@ def main() -> int:  # noqa: PLR0915 - a linear script
                 },
             },
             "run_time": {name: run_durations(name) for name in ("health-check", "drift-scan")},
+            "drift_scan_runs": scan_runs,
+            "drift_scan_start_delay_s": summary(
+                [round(r["started"] - r["due"], 1) for r in scan_runs if r["started"] and r["due"]]
+            ),
             "wall_clock_s": round(time.time() - started),
         }
         args.out.write_text(json.dumps(report, indent=2) + "\n")
-        print(json.dumps({k: v for k, v in report.items() if k in ("drift", "health")}, indent=1)[:3000])
+        shown = ("drift", "health", "drift_scan_start_delay_s")
+        print(json.dumps({k: v for k, v in report.items() if k in shown}, indent=1)[:3000])
         return 0
     finally:
         if served is not None:

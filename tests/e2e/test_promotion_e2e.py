@@ -8,6 +8,7 @@ import asyncio
 import json
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,7 @@ def test_promotion_from_a_deployment_suspends_and_completes_after_envsteward_app
     assert ("promotion.approved", "alice") in actions
     assert actions.count(("promotion.requested", "dave")) == 1, "the resumed run re-audited its request"
     assert any(action == "promotion.verified" for action, _ in actions)
+    check_one_awaiting_approval_event(prefect_server, run_id, suspended)
 
     not_waiting = _envsteward("approve", run_id, "--reviewer", "bob", env=env)
     assert not_waiting.returncode == 1
@@ -190,6 +192,22 @@ def test_promotion_from_a_deployment_suspends_and_completes_after_envsteward_app
     for secret in ALL_SEEDED:
         assert secret not in audit_text
         assert secret not in out.decode()
+
+
+def check_one_awaiting_approval_event(server: PrefectServer, run_id: str, suspended: Any) -> None:
+    """The resumed run ran from the top again, past its ``emit-awaiting-approval`` step: still exactly one
+    ``awaiting-approval`` event (emitted before it suspended), then ``applied``, read back from the events
+    API with the environment as the related resource."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.flows.test_promote_flow import promotion_events
+
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        expect = {"envsteward.promotion.awaiting-approval": 1, "envsteward.promotion.applied": 1}
+        waiting, applied = promotion_events("staging", run_id, expect)  # type: ignore[arg-type]
+    assert waiting.payload["requested_by"] == "dave"
+    assert waiting.occurred < suspended.state.timestamp + timedelta(seconds=5), "emitted before suspending"
+    assert applied.payload["changes"] > 0
 
 
 def _expiry_runs(server: PrefectServer) -> list[Any]:

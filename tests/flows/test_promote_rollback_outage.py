@@ -36,7 +36,14 @@ from envsteward.services import Services, set_services
 from envsteward.settings import AWSSettings, PromotionSettings, Settings, VaultSettings
 from tests.fixtures.faultproxy import FaultProxy, ProxiedAWS, ProxiedVault
 from tests.fixtures.standins import SlackStandin
-from tests.flows.test_promote_flow import Run, World, _build_world, answer, assert_no_secret
+from tests.flows.test_promote_flow import (
+    Run,
+    World,
+    _build_world,
+    answer,
+    assert_no_secret,
+    promotion_events,
+)
 from tests.integration.test_rollback_journal import (
     Rig,
     assert_no_secrets,
@@ -224,6 +231,11 @@ def test_an_outage_longer_than_the_budget_fails_the_run_keeps_the_lease_and_the_
     (rolled_back,) = world.audit("promotion.rolled_back")
     assert rolled_back.details["run_id"] == str(run_id)
     assert rolled_back.details["repaired_by"] == "sweep"
+    # the run announced the rollback it could not finish (critical), the sweep the finished one (high)
+    expect = {"envsteward.promotion.awaiting-approval": 1, "envsteward.promotion.rolled-back": 2}
+    _, from_run, from_sweep = promotion_events("staging", run_id, expect)
+    assert (from_run.payload["keys_left"], from_run.payload["severity"]) == (len(REMOTE_KEYS), "critical")
+    assert_sweep_event(from_sweep, str(run_id), "development")
     messages = json.dumps(world.slack.messages())
     assert "ROLLBACK FAILED" in messages, "the run's failure was alerted"
     assert "rolled back by the sweep" in messages
@@ -330,3 +342,24 @@ def test_a_sigkilled_apply_is_rolled_back_by_the_repair_flow(outage_world: Outag
     assert [r.details["run_id"] for r in records] == [run_id]
     assert records[0].details["status_was"] == "applying"
     assert "rolled back by the sweep" in json.dumps(outage_world.world.slack.messages())
+
+    # the sweep, not the (dead) run, announces it: one event, read back from the events API
+    (event,) = promotion_events("staging", uuid.UUID(run_id), {"envsteward.promotion.rolled-back": 1})
+    assert_sweep_event(event, run_id, plan.source)
+
+
+def assert_sweep_event(event: Any, run_id: str, source: str) -> None:
+    """The sweep's ``rolled-back`` event: finished (``keys_left`` 0, severity high), the run and the
+    environments named, names and counts only: no value of the target's stores (each string in the
+    payload is a name, the run id or the run's link)."""
+    assert event.payload["keys_left"] == 0
+    assert event.payload["severity"] == "high"
+    assert event.resource["envsteward.severity"] == "high"
+    assert (event.payload["run_id"], event.payload["source"]) == (run_id, source)
+    for key, value in event.payload.items():
+        if key == "link":
+            assert value is None or value.endswith(f"/runs/flow-run/{run_id}"), value
+        elif isinstance(value, str):
+            assert value in {"staging", source, "high", run_id}, (key, value)
+        else:
+            assert isinstance(value, int), (key, value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -169,10 +170,19 @@ def test_verdicts_follow_the_recorded_state(tmp_path: Path) -> None:
             "expires_at": (NOW + timedelta(hours=1)).isoformat(),
         },
     )
-    status = gather_status(svc, now=NOW, run_states={"r-1": "SUSPENDED"}, run_link=lambda r: f"http://ui/{r}")
+    asked: list[list[str]] = []
+
+    def states(run_ids: Sequence[str]) -> dict[str, str]:
+        asked.append(list(run_ids))
+        return {"r-1": "SUSPENDED"}
+
+    status = gather_status(svc, now=NOW, run_states=states, run_link=lambda r: f"http://ui/{r}")
     promo = status.rows[0].cells["promotions"]
     assert "awaiting approval" in promo.text
     assert promo.link == "http://ui/r-1"
+    assert asked == [["r-1"]], "asked once, with the lease's run"
+    unanswered = gather_status(svc, now=NOW, run_states=lambda ids: {})
+    assert "requested" in unanswered.rows[0].cells["promotions"].text
 
 
 def test_markdown_escapes_catalog_text() -> None:
@@ -206,3 +216,47 @@ def test_charts_escape_names_and_embed() -> None:
     embedded = chart_markdown("t", svg)
     encoded = embedded.split("base64,")[1].rstrip(")\n")
     assert base64.b64decode(encoded).decode() == svg
+
+
+def test_drift_between_environments_counts_in_both_drift_cells(tmp_path: Path) -> None:
+    """A parity finding (here: a secret staging and production share) is open drift of both environments,
+    labelled as drift between environments; development, staging's other neighbour, is not touched."""
+    from envsteward.status.records import record_parity
+
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    (folder / "catalog.yaml").write_text(json.dumps({"platform": "t", "channels": []}), encoding="utf-8")
+    envs = [
+        {"name": "development", "tier": "development", "promotes_to": "staging"},
+        {"name": "staging", "tier": "staging", "promotes_to": "production", "approval": {"approvers": ["a"]}},
+        {"name": "production", "tier": "production", "approval": {"approvers": ["a", "b"]}},
+    ]
+    (folder / "environments.yaml").write_text(json.dumps({"environments": envs}), encoding="utf-8")
+    svc = Services(Settings(catalog=folder, home=tmp_path / "home"))
+    store = svc.state_store()
+    for name in ("development", "staging", "production"):
+        record_drift(store, name, NOW - timedelta(minutes=1), [], None)
+    record_drift(store, "staging", NOW - timedelta(minutes=1), [("own", "medium")], None)
+    record_parity(store, "development", "staging", NOW - timedelta(minutes=1), [], None)
+    record_parity(store, "staging", "production", NOW - timedelta(minutes=30), [("reused", "critical")], None)
+    record_parity(store, "staging", "production", NOW - timedelta(minutes=1), [("reused", "critical")], None)
+
+    rows = {row.environment: row for row in gather_status(svc, now=NOW).rows}
+    development, staging, production = (rows[n].cells["drift"] for n in rows)
+    assert (development.level, development.text) == (Level.GREEN, "clean")
+    assert staging.level is Level.RED
+    assert staging.text == "1 medium; between environments: 1 critical; oldest 30m"
+    assert "parity with production: 1 critical" in staging.lines
+    assert not any("development" in line for line in staging.lines)
+    assert production.level is Level.RED
+    assert production.text.startswith("clean; between environments: 1 critical")
+    assert "parity with staging: 1 critical" in production.lines
+    assert rows["production"].verdict is Level.RED
+
+    record_parity(store, "staging", "production", NOW, None, None)  # a side could not be read
+    kept = {row.environment: row for row in gather_status(svc, now=NOW).rows}["production"].cells["drift"]
+    assert kept.level is Level.RED, "an unknown comparison clears nothing"
+    assert "parity with staging: 1 critical (not compared last scan)" in kept.lines
+    record_parity(store, "staging", "production", NOW, [], None)
+    cleared = {row.environment: row for row in gather_status(svc, now=NOW).rows}["production"].cells["drift"]
+    assert (cleared.level, cleared.text) == (Level.GREEN, "clean")

@@ -46,26 +46,17 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(handle_errors(_run)(env or [], as_json, watch, interval, catalog))
 
 
-def _ui_link() -> object:
-    """A run id to its Prefect UI page, from ``PREFECT_UI_URL`` (or the API URL's server); None without."""
-    import os
-
-    ui = os.environ.get("PREFECT_UI_URL") or os.environ.get("PREFECT_API_URL", "").removesuffix("/api")
-    if not ui.startswith(("http://", "https://")):
-        return None
-    base = ui.rstrip("/")
-    return lambda run_id: f"{base}/runs/flow-run/{run_id}"
-
-
 def _gather(environments: list[str], catalog: Path | None) -> PlatformStatus:
-    from envsteward.cli._common import services_for
-    from envsteward.status.gather import gather_status
+    """The same function as the ``platform-status`` artifact (Prefect is asked only about a promotion
+    that holds a lease, and only when ``PREFECT_API_URL`` is set)."""
+    import importlib
 
-    return gather_status(
-        services_for(catalog),
-        environments=environments or None,
-        run_link=_ui_link(),  # type: ignore[arg-type]
-    )
+    from envsteward.cli._common import services_for
+
+    # tasks/ is mapped into the distribution as envsteward.tasks (pyproject package-dir); imported by name
+    current_status = importlib.import_module("envsteward.tasks.status_view").current_status
+    status: PlatformStatus = current_status(services_for(catalog), environments=environments or None)
+    return status
 
 
 def _run(environments: list[str], as_json: bool, watch: bool, interval: float, catalog: Path | None) -> int:

@@ -58,6 +58,9 @@ class StatusSources(Protocol):
 
 RunLink = Callable[[str], str | None]
 """A flow run id to its page in the Prefect UI (None when the UI's address is unknown)."""
+RunStates = Callable[[Sequence[str]], Mapping[str, str]]
+"""Flow run ids to their Prefect state type (``PAUSED``, ``SUSPENDED``, ``RUNNING``...); runs it cannot
+tell about are left out."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +77,15 @@ def gather_status(
     now: datetime | None = None,
     environments: Sequence[str] | None = None,
     run_link: RunLink | None = None,
-    run_states: Mapping[str, str] | None = None,
+    run_states: RunStates | None = None,
 ) -> PlatformStatus:
     """One row per environment (all, in promotion order, when ``environments`` is None).
 
-    ``run_states`` maps flow run ids to their Prefect state type (``PAUSED``, ``SUSPENDED``...), when the
-    caller could ask Prefect; a promotion lease whose run is paused or suspended shows as *awaiting
-    approval*. Raises ConfigurationError for an unknown environment; an area that cannot be read becomes
-    an ``unknown`` cell and its reason is listed in ``errors``.
+    The ``platform-status`` artifact and ``envsteward status`` both come from this function, so they show
+    the same rows. ``run_states`` is asked once, with the run ids of the promotion leases found, when the
+    caller can ask Prefect; a lease whose run is paused or suspended shows as *awaiting approval*. Raises
+    ConfigurationError for an unknown environment; an area that cannot be read (the run-state lookup
+    included) becomes an ``unknown`` cell or plain text, and its reason is listed in ``errors``.
     """
     from envsteward.health.runner import select_environments
 
@@ -92,20 +96,47 @@ def gather_status(
     errors: list[str] = []
     backup_store = _open_backup_store(sources, errors)
     link = run_link or (lambda _run_id: None)
+    states = _lease_states(store, chosen, run_states, errors)
     rows = []
     for name in chosen:
         spec = catalog.environments[name]
         builders: dict[str, Callable[[], Cell]] = {
             "health": partial(_health_cell, store, spec, moment, link),
-            "drift": partial(_drift_cell, store, name, moment),
+            "drift": partial(_drift_cell, store, name, moment, _neighbour_pairs(catalog, name)),
             "backups": partial(_backup_cell, store, backup_store, spec, moment),
             "drill": partial(_drill_cell, store, spec, moment),
             "secrets": partial(_secrets_cell, store, name, moment),
-            "promotions": partial(_promotion_cell, store, name, moment, link, run_states or {}),
+            "promotions": partial(_promotion_cell, store, name, moment, link, states),
         }
         cells = {area: _guard(errors, name, area, build) for area, build in builders.items()}
         rows.append(EnvironmentStatus(environment=name, tier=str(spec.tier), cells=cells))
     return PlatformStatus(generated_at=moment, rows=tuple(rows), errors=tuple(errors))
+
+
+def _lease_states(
+    store: StateStore, environments: Sequence[str], run_states: RunStates | None, errors: list[str]
+) -> Mapping[str, str]:
+    """The state of each promotion lease's run, from ``run_states`` (nothing when there is no lease: the
+    lookup is not even called)."""
+    from envsteward.promotion.lock import holder
+
+    if run_states is None:
+        return {}
+    run_ids = []
+    for name in environments:
+        try:
+            lease = holder(store, name)
+        except EnvstewardError:
+            continue  # the promotions cell reports it
+        if lease is not None and isinstance(lease.get("run_id"), str):
+            run_ids.append(str(lease["run_id"]))
+    if not run_ids:
+        return {}
+    try:
+        return dict(run_states(run_ids))
+    except EnvstewardError as exc:
+        errors.append(f"promotion run states: {exc}")
+        return {}
 
 
 def _guard(errors: list[str], environment: str, area: str, build: Callable[[], Cell]) -> Cell:
@@ -206,9 +237,35 @@ def _health_cell(store: StateStore, spec: EnvironmentSpec, now: datetime, link: 
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _drift_cell(store: StateStore, environment: str, now: datetime) -> Cell:
+def _neighbour_pairs(catalog: Catalog, environment: str) -> list[tuple[str, str]]:
+    """The parity pairs the drift scan checks that include ``environment`` (neighbours on the promotion
+    path, as ``(left, right)``)."""
+    from itertools import pairwise
+
+    return [pair for pair in pairwise(catalog.promotion_path) if environment in pair]
+
+
+def _level_of(counts: Mapping[str, int]) -> Level:
+    if counts["critical"] or counts["high"]:
+        return Level.RED
+    if counts["medium"] or counts["low"]:
+        return Level.AMBER
+    return Level.GREEN
+
+
+def _summary(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {name}" for name, n in counts.items() if n)
+
+
+def _drift_cell(store: StateStore, environment: str, now: datetime, pairs: Sequence[tuple[str, str]]) -> Cell:
     """Red with open critical or high drift, amber with medium or low (or when the last scan could not see
-    the environment), green when clean or info only; unknown before the first scan."""
+    the environment), green when clean or info only; unknown before the first scan.
+
+    Drift *between* environments (the parity findings of this environment and a neighbour on the
+    promotion path: a key one of them lacks, a type that differs, a secret both use) counts the same way
+    and is labelled ``between environments``, with one line per neighbour: a secret reused by staging and
+    production is an open finding of both, whatever each one's own scan says.
+    """
     doc = store.get(records.drift_key(environment))
     if not isinstance(doc, dict):
         return Cell(Level.UNKNOWN, "not scanned yet")
@@ -217,31 +274,56 @@ def _drift_cell(store: StateStore, environment: str, now: datetime) -> Cell:
     items = {fp: data for fp, data in (doc.get("items") or {}).items() if isinstance(data, dict)}
     counts = records._counts(str(data.get("severity", "critical")) for data in items.values())
     first_seen = [moment for data in items.values() if (moment := _when(data.get("first_seen"))) is not None]
+    between, between_lines, between_unknown = _parity(store, environment, pairs, first_seen)
     oldest = min(first_seen, default=None)
-    summary = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
+    summary = _summary(counts)
     lines = []
     if oldest is not None:
         lines.append(f"oldest open {age_text(now - oldest)}")
     if checked is not None:
         lines.append(f"scanned {age_text(now - checked)} ago")
+    lines += between_lines
+    across = f"; between environments: {_summary(between)}" if any(between.values()) else ""
     if doc.get("status") == "unknown":
         return Cell(
-            Level.AMBER,
-            f"unknown (last known: {summary or 'clean'})",
+            worst([Level.AMBER, _level_of(between)]),
+            f"unknown (last known: {summary or 'clean'}){across}",
             (*lines, "a source could not be read"),
             link,
         )
-    if not items:
-        return Cell(Level.GREEN, "clean", tuple(lines), link)
-    level = (
-        Level.RED
-        if counts["critical"] or counts["high"]
-        else Level.AMBER
-        if counts["medium"] or counts["low"]
-        else Level.GREEN
-    )
-    text = summary + (f"; oldest {age_text(now - oldest)}" if oldest is not None else "")
+    level = worst([_level_of(counts), _level_of(between), *([Level.AMBER] if between_unknown else [])])
+    if not items and not any(between.values()):
+        return Cell(level, "clean", tuple(lines), link)
+    text = (summary or "clean") + across
+    if oldest is not None:
+        text += f"; oldest {age_text(now - oldest)}"
     return Cell(level, text, tuple(lines), link, oldest)
+
+
+def _parity(
+    store: StateStore, environment: str, pairs: Sequence[tuple[str, str]], first_seen: list[datetime]
+) -> tuple[dict[str, int], list[str], bool]:
+    """The open parity findings of ``environment`` with its neighbours: counts by severity, one line per
+    neighbour with findings (or that could not be compared), and whether a comparison was not possible.
+    Appends each finding's first sighting to ``first_seen``."""
+    severities: list[str] = []
+    lines: list[str] = []
+    unknown = False
+    for left, right in pairs:
+        other = right if left == environment else left
+        doc = store.get(records.parity_key(left, right))
+        if not isinstance(doc, dict):
+            continue
+        found = {fp: data for fp, data in (doc.get("items") or {}).items() if isinstance(data, dict)}
+        pair_severities = [str(data.get("severity", "critical")) for data in found.values()]
+        first_seen += [m for data in found.values() if (m := _when(data.get("first_seen"))) is not None]
+        severities += pair_severities
+        stale = doc.get("status") == "unknown"
+        unknown = unknown or stale
+        if found or stale:
+            shown = _summary(records._counts(pair_severities)) or "clean"
+            lines.append(f"parity with {other}: {shown}" + (" (not compared last scan)" if stale else ""))
+    return records._counts(severities), lines, unknown
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ State-store keys (JSON, all bounded):
 * ``status/drift/<env>`` — ``{"checked_at", "link", "status", "items": {fingerprint: {"severity",
   "first_seen"}}, "points": [[epoch, critical, high, medium, low, info], ...]}``: the open items (for the
   age of the oldest) and the last :data:`DRIFT_POINTS` scans (two days at one scan per five minutes).
+* ``status/parity/<left>/<right>`` — ``{"checked_at", "link", "status", "items": {fingerprint:
+  {"severity", "first_seen"}}}``: the open parity findings of two neighbouring environments (drift *between*
+  them: a key one lacks, a type that differs, a secret reused), shown in both environments' drift cells.
 * ``status/backup/<env>`` — ``{"targets": {target: {"at", "status", "replica", "backup_id", "link"}}}``:
   the last run per target (a failed run leaves no backup to list).
 * ``status/drill/<env>`` — ``{"drill_id", "status", "link"}``: the last drill's run link (the drill
@@ -42,6 +45,10 @@ def health_key(environment: str) -> str:
 
 def drift_key(environment: str) -> str:
     return f"{KEY_PREFIX}drift/{environment}"
+
+
+def parity_key(left: str, right: str) -> str:
+    return f"{KEY_PREFIX}parity/{left}/{right}"
 
 
 def backup_key(environment: str) -> str:
@@ -224,6 +231,44 @@ def record_drift(
 
     store.update(drift_key(environment), fold)
     return list(found)
+
+
+def record_parity(  # noqa: PLR0917 - the pair, the moment, the findings, the link
+    store: StateStore,
+    left: str,
+    right: str,
+    at: datetime,
+    items: Sequence[tuple[str, str]] | None,
+    link: str | None,
+) -> None:
+    """Record one parity check of two neighbouring environments: ``items`` are its findings as
+    ``(fingerprint, severity)``, None when a side could not be read (the stored findings are kept).
+
+    No event: the ``drift.detected`` events (and the Automation that heals on them) are about one
+    environment against its catalog, which a heal can fix; a parity finding is fixed by a promotion or
+    by changing the catalog. The drift alerts announce parity findings already.
+    """
+
+    def fold(current: JSONValue | None) -> JSONValue:
+        doc = _mapping(current)
+        before = {fp: data for fp, data in _mapping(doc.get("items")).items() if isinstance(data, Mapping)}
+        if items is None:
+            return {**doc, "status": "unknown", "checked_at": at.isoformat(), "link": link, "items": before}
+        kept = {
+            fp: {
+                "severity": str(severity),
+                "first_seen": str(before.get(fp, {}).get("first_seen") or at.isoformat()),
+            }
+            for fp, severity in items
+        }
+        return {
+            "status": "drift" if kept else "clean",
+            "checked_at": at.isoformat(),
+            "link": link,
+            "items": kept,
+        }
+
+    store.update(parity_key(left, right), fold)
 
 
 # ---------------------------------------------------------------------------------------------------------
