@@ -2,8 +2,10 @@
 
 Runbook:
 1. Read the catalog; pick the environments (all by default) and the neighbouring pairs among them. With
-   healing on, first run the ``repair-rollbacks`` sweep as a subflow: a promotion rollback that its run
-   could not finish is finished now, and an environment that still has a rollback journal (a rollback
+   healing on, take the heal lease (:mod:`envsteward.scan.heal_lease`; the deployment has no concurrency
+   limit, because a paused run loses its slot and is killed): when another live run holds it, this run
+   detects and alerts only. Then run the ``repair-rollbacks`` sweep as a subflow: a promotion rollback
+   that its run could not finish is finished now, and an environment that still has a rollback journal (a rollback
    still pending, or a promotion in flight) is not healed by this scan (its heals are reported skipped).
 2. Read every live source and resolve every secret reference, all at once (transient errors retried with
    exponential backoff and jitter, each read under a timeout). An unreachable source makes its
@@ -43,12 +45,14 @@ from envsteward.tasks.drift import (
     write_drift_artifacts,
     write_heal_artifact,
 )
+from envsteward.tasks.heal_lease import release_heal_lease, take_heal_lease
 from envsteward.tasks.health import send_alert
 from envsteward.tasks.status import publish_changes, record_drift_status
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.flow_runs import pause_flow_run
 from prefect.futures import PrefectFuture, wait
 from prefect.input import RunInput
+from prefect.runtime import flow_run
 
 from envsteward.errors import ConfigurationError, EnvstewardError, PermanentError
 from envsteward.ports import Severity
@@ -70,6 +74,8 @@ from envsteward.services import get_services
 APPROVAL_TIMEOUT_SECONDS = 240
 """How long a run waits for a reviewer: under the 5-minute schedule, so runs do not pile up."""
 APPROVAL_POLL_SECONDS = 10
+HEAL_LEASE_SECONDS = APPROVAL_TIMEOUT_SECONDS + 600
+"""The heal lease outlives the approval wait and the heals after it; a killed run's lease frees then."""
 
 
 class DriftThresholdError(PermanentError):
@@ -103,6 +109,24 @@ def drift_scan(
     plan = plan_scan(catalog, environments)
     heal_enabled = catalog.drift_rules.heal.enabled if heal is None else heal
     link = flow_run_link()
+    run_id = str(flow_run.id)
+    if heal_enabled and (healer := take_heal_lease(run_id, HEAL_LEASE_SECONDS)) is not None:
+        get_run_logger().warning(
+            "flow run %s is healing (it may be waiting for approval): this run detects and alerts only",
+            healer,
+        )
+        heal_enabled = False
+    try:
+        return _scan(plan, catalog, services, heal_enabled, fail_on, link)
+    finally:
+        if heal_enabled:
+            release_heal_lease(run_id)
+
+
+def _scan(  # noqa: PLR0917 - the flow's resolved inputs
+    plan: Any, catalog: Any, services: Any, heal_enabled: bool, fail_on: str | None, link: str | None
+) -> dict[str, Any]:
+    """Steps 1-7 of the runbook (see the module docstring)."""
     held: set[str] | None = _finish_rollbacks() if heal_enabled else set()
 
     # 2. read everything at once

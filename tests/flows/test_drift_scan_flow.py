@@ -365,3 +365,55 @@ def test_heals_above_the_threshold_wait_for_approval_and_only_the_approved_subse
     (declined,) = second["heal"]["outcomes"]
     assert declined["action_id"] == "staging:services.api.image"
     assert "declined by a reviewer before" in declined["reason"]
+
+
+def test_a_scan_while_another_run_heals_detects_and_alerts_but_heals_nothing(
+    make_platform: Any, aws_clients: AWSClients, slack_standin: SlackStandin
+) -> None:
+    """The drift-scan deployment has no concurrency limit (a paused run would lose its slot and be
+    killed); healing is serialised by the heal lease instead. A live run holding it (here: a run of this
+    API that is still Running) makes this scan detect and alert only."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect import flow
+
+    from envsteward.scan import heal_lease
+
+    @flow(name="a-healing-scan")
+    def healer() -> str:
+        from prefect.runtime import flow_run
+
+        now = datetime.now(UTC)
+        taken = heal_lease.acquire(
+            platform.services.state_store(),
+            str(flow_run.id),
+            now=now,
+            expires_at=now + timedelta(minutes=10),
+            is_active=lambda _run: True,
+        )
+        assert taken is None
+        return str(flow_run.id)
+
+    platform: ScanPlatform = make_platform()
+    platform.seed()
+    # the holder's run finished, so it would count as dead: keep it "active" by holding a Running run's id
+    holder_state = healer(return_state=True)
+    holder = holder_state.result()
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(holder), Running(), force=True)
+    concurrency = platform.ssm_name("staging", "worker", "concurrency")
+    aws_clients.ssm().put_parameter(Name=concurrency, Value="16", Overwrite=True)  # healable without approval
+
+    run_id, result = run_flow(heal=True)
+
+    assert isinstance(result, dict), result
+    assert result["heal"]["outcomes"] == []
+    assert (
+        aws_clients.ssm().get_parameter(Name=concurrency, WithDecryption=True)["Parameter"]["Value"] == "16"
+    )  # not healed
+    assert "services.worker.concurrency" in json.dumps(slack_standin.messages())  # but detected and alerted
+    assert f"flow run {holder} is healing" in prefect_text([run_id])
+    assert platform.services.state_store().get(heal_lease.LEASE_KEY)["run_id"] == holder  # not released by us
