@@ -42,8 +42,6 @@ from envsteward.deployments.local_stack import LocalStack, executable, http_ok, 
 
 DRIFT_RUN_TIMEOUT = 900
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-FLOW_PROCESS = "prefect.engine"
-"""The served runner starts each flow run as ``python -m prefect.engine``."""
 
 
 class Slack:
@@ -117,8 +115,10 @@ class ProcessSampler:
                 hwm = next(
                     (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")), 0
                 )
-                command = cmdline.replace(b"\0", b" ").decode(errors="replace")[:160]
-                entry = self.seen.setdefault(pid, {"first": now, "last": now, "hwm_kib": 0, "cmd": command})
+                if pid not in self.seen:
+                    command = cmdline.replace(b"\0", b" ").decode(errors="replace")[:160]
+                    self.seen[pid] = {"first": now, "hwm_kib": 0, "cmd": command, "run": _flow_run_id(pid)}
+                entry = self.seen[pid]
                 entry["last"] = now
                 entry["hwm_kib"] = max(entry["hwm_kib"], hwm)
                 # utime + stime (fields 14 and 15 of /proc/PID/stat), in clock ticks
@@ -128,19 +128,23 @@ class ProcessSampler:
                 last_load = now
             time.sleep(0.25)
 
-    def process_for(self, start: float, end: float) -> dict[str, Any] | None:
-        """The process that ran the flow run from ``start`` to ``end``: the one seen through the whole run
-        that started last before it. Its ``hwm_kib`` is its peak RSS, ``cpu_s`` its CPU time (user + system)
-        at the last sample."""
-        fits = [
-            e
-            for e in self.seen.values()
-            if e["first"] <= start + 1 and e["last"] >= end - 1 and FLOW_PROCESS in e["cmd"]
-        ]
-        return max(fits, key=lambda e: e["first"]) if fits else None
+    def process_for(self, flow_run_id: str) -> dict[str, Any] | None:
+        """The process that ran the flow run (``PREFECT__FLOW_RUN_ID`` in its environment). Its ``hwm_kib``
+        is its peak RSS, ``cpu_s`` its CPU time (user + system) at the last sample (0.25 s before its end at
+        most)."""
+        return next((e for e in self.seen.values() if e["run"] == flow_run_id), None)
 
     def load_between(self, start: float, end: float) -> list[float]:
         return [round(v, 2) for t, v in self.load if start - 5 <= t <= end + 5]
+
+
+def _flow_run_id(pid: int) -> str | None:
+    """The flow run a ``python -m prefect.engine`` process runs: the runner puts it in its environment."""
+    with contextlib.suppress(OSError):
+        for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+            if item.startswith(b"PREFECT__FLOW_RUN_ID="):
+                return item.split(b"=", 1)[1].decode()
+    return None
 
 
 def vault_calls(audit_file: Path, start: float, end: float) -> dict[str, int]:
@@ -226,7 +230,7 @@ def wait_for_deployments(names: list[str], timeout: float = 300) -> None:
 
 def run_row(run: Any, sampler: ProcessSampler) -> dict[str, Any]:
     start, end = run.start_time.timestamp(), run.end_time.timestamp()
-    process = sampler.process_for(start, end)
+    process = sampler.process_for(str(run.id))
     return {
         "id": str(run.id),
         "state": run.state.name if run.state else None,
