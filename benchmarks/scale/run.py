@@ -228,6 +228,22 @@ def wait_for_deployments(names: list[str], timeout: float = 300) -> None:
     raise SystemExit(f"deployments {names} did not appear within {timeout:.0f} s")
 
 
+def start_drift_run(run_deployment: Any) -> Any:
+    """Run the drift-scan deployment and wait for it. The SQLite Prefect server answers 503 now and then
+    on a loaded machine: creating the run is tried again (at most 5 times, 10 s apart)."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    for attempt in range(5):
+        try:
+            return run_deployment("drift-scan/drift-scan", timeout=DRIFT_RUN_TIMEOUT)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 503 or attempt == 4:
+                raise
+            print(f"creating the drift run: HTTP 503, trying again ({attempt + 1})", flush=True)
+            time.sleep(10)
+    raise AssertionError("unreachable")
+
+
 def run_row(run: Any, sampler: ProcessSampler) -> dict[str, Any]:
     start, end = run.start_time.timestamp(), run.end_time.timestamp()
     process = sampler.process_for(str(run.id))
@@ -395,7 +411,7 @@ def main() -> int:  # noqa: PLR0915 - a linear script
             injected = [] if number == 1 else world.inject_drift(services, args.envs, rng, envs=3, per_env=4)
             moto_api(ns.aws_port, "reset-recording")
             moto_api(ns.aws_port, "start-recording")
-            run = run_deployment("drift-scan/drift-scan", timeout=DRIFT_RUN_TIMEOUT)
+            run = start_drift_run(run_deployment)
             moto_api(ns.aws_port, "stop-recording")
             run = flow_runs("drift-scan/drift-scan")[-1] if run.end_time is None else run
             row = run_row(run, sampler)
