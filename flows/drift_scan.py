@@ -5,8 +5,9 @@ Runbook:
    healing on, take the heal lease (:mod:`envsteward.scan.heal_lease`; the deployment has no concurrency
    limit, because a paused run loses its slot and is killed): when another live run holds it, this run
    detects and alerts only. Then run the ``repair-rollbacks`` sweep as a subflow: a promotion rollback
-   that its run could not finish is finished now, and an environment that still has a rollback journal (a rollback
-   still pending, or a promotion in flight) is not healed by this scan (its heals are reported skipped).
+   that its run could not finish is finished now, and an environment that still has a rollback journal
+   (a rollback still pending, or a promotion in flight) is not healed by this scan (its heals are
+   reported skipped).
 2. Read every live source and resolve every secret reference, all at once (transient errors retried with
    exponential backoff and jitter, each read under a timeout). An unreachable source makes its
    environment ``unknown``; the rest goes on.

@@ -12,7 +12,7 @@ from prefect.states import Completed, State
 
 from envsteward.health.alerts import audit_details
 from envsteward.health.checks import AnyCheck, run_check
-from envsteward.health.recording import record_result
+from envsteward.health.recording import record_results
 from envsteward.health.report import render_markdown, table_rows
 from envsteward.health.result import CheckProbeError, CheckResult
 from envsteward.health.runner import context_from_services
@@ -62,14 +62,7 @@ async def run_health_check(environment: str, spec: AnyCheck) -> CheckResult | St
 def record_and_detect(results: Sequence[CheckResult], consecutive: dict[str, int]) -> list[StatusChange]:
     """Fold every result into its stored state; return the confirmed changes. ``consecutive`` maps
     ``<env>/<check>`` to the check's setting. Calls the state store (idempotent: safe to retry)."""
-    store = get_services().state_store()
-    changes = []
-    for result in results:
-        needed = consecutive.get(f"{result.environment}/{result.check}", 1)
-        change = record_result(store, result, needed)
-        if change is not None:
-            changes.append(change)
-    return changes
+    return record_results(get_services().state_store(), results, consecutive)
 
 
 @task(

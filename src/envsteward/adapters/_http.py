@@ -8,6 +8,7 @@ response bodies go through :func:`envsteward._redact.vendor_text`.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -105,12 +106,36 @@ def get_status(
     """
     import httpx
 
+    client = _probe_client()
     try:
-        with httpx.Client(timeout=timeout_seconds, follow_redirects=False) as client:
-            started = time.perf_counter()
-            response = client.get(url, headers={"User-Agent": user_agent})
-            return response.status_code, (time.perf_counter() - started) * 1000.0
+        started = time.perf_counter()
+        response = client.get(
+            url, headers={"User-Agent": user_agent}, timeout=timeout_seconds, follow_redirects=False
+        )
+        return response.status_code, (time.perf_counter() - started) * 1000.0
     except httpx.HTTPError as exc:
         raise translate_httpx_error(
             exc, system=system, operation=operation, timeout_seconds=timeout_seconds
         ) from None
+
+
+_PROBE_CLIENT: list[httpx.Client] = []
+_PROBE_CLIENT_LOCK = threading.Lock()
+
+
+def _probe_client() -> httpx.Client:
+    """The process's one client for :func:`get_status` (thread-safe; built on first use).
+
+    Building an ``httpx.Client`` costs ~30 ms of CPU (it loads the CA bundle into a new TLS context): per
+    probe, that was most of a 500-check health run's CPU time (``benchmarks/scale``). No keep-alive: every
+    probe still opens its own connection (and TLS handshake), so a server that stopped accepting
+    connections is not hidden behind a pooled one.
+    """
+    import httpx
+
+    with _PROBE_CLIENT_LOCK:
+        if not _PROBE_CLIENT:
+            _PROBE_CLIENT.append(
+                httpx.Client(limits=httpx.Limits(max_connections=None, max_keepalive_connections=0))
+            )
+        return _PROBE_CLIENT[0]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from envsteward.adapters.state_fs import FileStateStore
-from envsteward.health.recording import read_state, record_result
+from envsteward.health.recording import read_state, record_result, record_results
 from envsteward.health.result import CheckResult, CheckStatus
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -55,3 +55,32 @@ def test_a_damaged_state_starts_over_without_inventing_an_alert(tmp_path: Path) 
     state = read_state(store, "production", "db")
     assert state is not None
     assert state.confirmed is CheckStatus.UP
+
+
+def test_many_results_recorded_at_once_confirm_the_same_changes_in_order(tmp_path: Path) -> None:
+    """record_results updates the checks concurrently; each check's fold and the change order are as if
+    they had been recorded one by one (checks with consecutive 1 confirm at once, the others do not)."""
+    store = FileStateStore(tmp_path / "state")
+
+    def check(n: int, status: CheckStatus, minute: int) -> CheckResult:
+        return CheckResult(
+            environment=f"env-{n % 5}",
+            check=f"check-{n}",
+            kind="http",
+            status=status,
+            detail=status.value,
+            checked_at=T0 + timedelta(minutes=minute),
+        )
+
+    consecutive = {f"env-{n % 5}/check-{n}": 1 if n % 3 == 0 else 2 for n in range(60)}
+    assert record_results(store, [check(n, CheckStatus.UP, 0) for n in range(60)], consecutive) == []
+    down = [check(n, CheckStatus.DOWN if n % 2 else CheckStatus.UP, 1) for n in range(60)]
+    changes = record_results(store, down, consecutive)
+    expected = [n for n in range(60) if n % 2 and n % 3 == 0]
+    assert [change.check for change in changes] == [f"check-{n}" for n in expected]
+    assert all(change.to_status is CheckStatus.DOWN for change in changes)
+    for n in range(60):
+        state = read_state(store, f"env-{n % 5}", f"check-{n}")
+        assert state is not None
+        confirmed_down = n % 2 and n % 3 == 0
+        assert state.confirmed is (CheckStatus.DOWN if confirmed_down else CheckStatus.UP)
