@@ -1,9 +1,10 @@
 """Fixtures for the production-profile e2e tests: a Prefect server on PostgreSQL that can be killed and
 started again, the profile's settings file for one test, and process workers on the ``envsteward`` pool.
 
-* ``prod_server`` (session: the production-profile modules share it and its migrations): ``prefect
-  server start`` on a free port with its own freshly created database on the machine's PostgreSQL (``envsteward_prod_profile_<hex>``, dropped at the end) and the scheduler
-  service off (the tests start every run themselves). ``restart()`` SIGKILLs it and starts it again on the
+* ``prod_server`` (session: the production-profile modules share it and its migrations):
+  ``prefect server start`` on a free port with its own freshly created database on the machine's
+  PostgreSQL (``envsteward_prod_profile_<hex>``, dropped at the end) and the scheduler service off (the
+  tests start every run themselves). ``restart()`` SIGKILLs it and starts it again on the
   same port and database.
   The first ``profile`` registers every deployment (``prefect deploy --all``).
 * ``profile``: the profile for one test (Redis state under the test's own key prefix, S3 storage in the

@@ -146,14 +146,28 @@ def _until(check: Any, what: str, timeout: float, workers: Any) -> Any:
     return found
 
 
-def test_backup_killed_mid_upload_crashes_leaves_a_reported_leftover_and_the_next_run_completes(
-    profile: Profile, tmp_path: Path, big_database: str, aws_clients: Any
-) -> None:
+def _removed_only_when_old(profile: Profile, aws_clients: Any, key: str) -> None:
+    """The leftover is still there (a new run does not touch another run's upload) and prune keeps it
+    until it is older than the grace period (6 h + 1 h); seen 8 hours from now, it is removed."""
     from envsteward.backup.leftovers import clean_leftovers, find_leftovers
     from envsteward.backup.stores import backup_stores
     from envsteward.services import Services
     from envsteward.settings import Settings
 
+    stores = backup_stores(Services(Settings(_env_file=profile.env_file)))  # type: ignore[call-arg]
+    now = clean_leftovers(stores)
+    assert [x.kind for x in now.found] == ["upload"]
+    assert now.cleanup is None, "a young leftover (maybe a running backup) was removed"
+    later = clean_leftovers(stores, found=find_leftovers(stores, now=datetime.now(UTC) + timedelta(hours=8)))
+    assert later.cleanup is not None
+    assert [x.key for x in later.cleanup.removed] == [key]
+    assert _json(profile, "backup", "list", "--incomplete") == []
+    assert _multipart_uploads(profile, aws_clients) == []
+
+
+def test_backup_killed_mid_upload_crashes_leaves_a_reported_leftover_and_the_next_run_completes(
+    profile: Profile, tmp_path: Path, big_database: str, aws_clients: Any
+) -> None:
     started = time.monotonic()
     proxy = StallingProxy("127.0.0.1", 5432, STALL_AFTER)
     _add_target(
@@ -206,15 +220,5 @@ def test_backup_killed_mid_upload_crashes_leaves_a_reported_leftover_and_the_nex
     verified = profile.envsteward("backup", "verify", str(backup_id), timeout=180)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
-    # the leftover is still there (the new run does not touch another run's upload) and is kept by
-    # prune until it is older than the grace period (6 h + 1 h); seen 8 hours from now, it is removed
-    stores = backup_stores(Services(Settings(_env_file=profile.env_file)))  # type: ignore[call-arg]
-    now = clean_leftovers(stores)
-    assert [x.kind for x in now.found] == ["upload"]
-    assert now.cleanup is None, "a young leftover (maybe a running backup) was removed"
-    later = clean_leftovers(stores, found=find_leftovers(stores, now=datetime.now(UTC) + timedelta(hours=8)))
-    assert later.cleanup is not None
-    assert [x.key for x in later.cleanup.removed] == [leftovers[0]["key"]]
-    assert _json(profile, "backup", "list", "--incomplete") == []
-    assert _multipart_uploads(profile, aws_clients) == []
+    _removed_only_when_old(profile, aws_clients, leftovers[0]["key"])
     print(f"backup kill: Crashed {marked_after:.1f} s after SIGKILL, test {time.monotonic() - started:.0f} s")
