@@ -1,9 +1,10 @@
 """Fixtures for the production-profile e2e tests: a Prefect server on PostgreSQL that can be killed and
 started again, the profile's settings file for one test, and process workers on the ``envsteward`` pool.
 
-* ``prod_server`` (module): ``prefect server start`` on a free port with its own freshly created database
-  on the machine's PostgreSQL (``envsteward_prod_profile_<hex>``, dropped at the end) and the scheduler
-  service off (the tests start every run themselves). ``restart()`` SIGKILLs it and starts it again on the
+* ``prod_server`` (session: the production-profile modules share it and its migrations):
+  ``prefect server start`` on a free port with its own freshly created database on the machine's
+  PostgreSQL (``envsteward_prod_profile_<hex>``, dropped at the end) and the scheduler service off (the
+  tests start every run themselves). ``restart()`` SIGKILLs it and starts it again on the
   same port and database.
   The first ``profile`` registers every deployment (``prefect deploy --all``).
 * ``profile``: the profile for one test (Redis state under the test's own key prefix, S3 storage in the
@@ -108,7 +109,7 @@ class ProdServer(PrefectServer):
         self.start()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prod_server(postgres_dsn_base: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdServer]:
     """The server on its own PostgreSQL database (dropped at the end)."""
     with temporary_database(postgres_dsn_base, prefix="envsteward_prod_profile") as dsn:
@@ -354,3 +355,37 @@ def is_final(run: Any) -> bool:
 
 def is_paused(run: Any) -> bool:
     return run.state is not None and run.state.is_paused()
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state letter
+
+
+def _runs_flow(pid: int, run_id: str) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"PREFECT__FLOW_RUN_ID={run_id}".encode() in environ
+
+
+def flow_run_process(workers: Workers, name: str, run_id: str) -> int | None:
+    """The pid of the process worker ``name`` started for flow run ``run_id`` (the topmost descendant of
+    the worker whose environment names the run: Prefect sets ``PREFECT__FLOW_RUN_ID`` for it), or None.
+    Reads /proc only (Linux)."""
+    root = workers.procs[name].pid
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not _runs_flow(int(entry.name), run_id):
+            continue
+        pid, parent = int(entry.name), _parent_of(int(entry.name))
+        if parent is not None and _runs_flow(parent, run_id):
+            continue  # a child of the run's process (e.g. pg_dump): not the topmost
+        while parent not in (None, 0, 1):
+            if parent == root:
+                return pid
+            parent = _parent_of(parent)
+    return None

@@ -1,0 +1,224 @@
+"""A worker's flow-run process SIGKILLed in the middle of the work, on the production profile (a Prefect
+server on PostgreSQL, process workers, Redis state, S3 on moto); fixtures from ``prod_profile`` (the server
+is shared with ``test_production_profile``).
+
+* backup: a PostgreSQL target is dumped through a loopback proxy that stops forwarding after a set number
+  of bytes, so the run is held mid-stream with a multipart upload open in the primary bucket; the flow-run
+  process is SIGKILLed there. The worker (alive) marks the run Crashed; no manifest exists for the half
+  backup; ``backup list --incomplete`` reports the unfinished upload, too young to remove; the next run on
+  the other worker completes and verifies; the leftover is removed once older than the grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.prod_profile import (  # noqa: F401 - fixtures
+    Profile,
+    flow_run_process,
+    is_final,
+    prod_server,
+    profile_fixture,
+    run_deployment,
+    start_workers,
+    wait_for,
+)
+from tests.fixtures.databases import temporary_database
+from tests.fixtures.faultproxy import FaultProxy, _Pair
+
+pytestmark = pytest.mark.e2e
+
+ROWS = 900_000
+"""md5 hex rows: about 30 MB of COPY text, compressed by the pipeline's zstd to about half."""
+STALL_AFTER = 22 * 1024 * 1024
+"""Bytes from the server after which the proxy holds pg_dump: well past one 8 MiB part of compressed
+output (the multipart upload is open), well before the end of the dump."""
+
+
+class StallingProxy(FaultProxy):
+    """A :class:`FaultProxy` that, while ``stall_after`` is set, stops forwarding a connection's server
+    bytes once it forwarded that many (the client waits, as on a hung network) until :meth:`release`."""
+
+    def __init__(self, upstream_host: str, upstream_port: int, stall_after: int | None) -> None:
+        self.stall_after = stall_after
+        self.stalled = threading.Event()
+        self._released = threading.Event()
+        super().__init__(upstream_host, upstream_port)
+
+    def release(self) -> None:
+        self.stall_after = None
+        self._released.set()
+
+    def _pump(self, pair: _Pair, src: socket.socket, dst: socket.socket) -> None:
+        if src is not pair.upstream:
+            super()._pump(pair, src, dst)
+            return
+        sent = 0
+        try:
+            while True:
+                limit = self.stall_after
+                if limit is not None and sent >= limit:
+                    self.stalled.set()
+                    self._released.wait()
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+        if pair.one_done():
+            for sock in (pair.client, pair.upstream):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def stop(self) -> None:
+        self.release()
+        super().stop()
+
+
+@pytest.fixture
+def big_database(postgres_dsn_base: str) -> Iterator[str]:
+    """A database with one table of ``ROWS`` md5 rows; its name."""
+    import psycopg
+
+    with temporary_database(postgres_dsn_base, prefix="envsteward_worker_kill") as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE payload (id bigint PRIMARY KEY, body text NOT NULL)")
+            conn.execute(
+                "INSERT INTO payload SELECT n, md5(n::text || random()::text) FROM generate_series(1, %s) n",
+                (ROWS,),
+            )
+        yield dsn.rsplit("dbname=", 1)[1]
+
+
+def _add_target(profile: Profile, line: str) -> None:
+    """Add a backup target to production's ``backups`` (the catalog is read afresh by every run)."""
+    environments = profile.catalog / "environments.yaml"
+    text = environments.read_text()
+    assert "    drill: {" in text
+    environments.write_text(text.replace("    drill: {", f"      - {line}\n    drill: {{", 1))
+
+
+def _json(profile: Profile, *args: str) -> Any:
+    ran = profile.envsteward(*args, "--json")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return json.loads(ran.stdout)
+
+
+def _multipart_uploads(profile: Profile, aws_clients: Any) -> list[dict[str, Any]]:
+    answer = aws_clients.s3(profile.buckets.region).list_multipart_uploads(Bucket=profile.buckets.primary)
+    return list(answer.get("Uploads", []))
+
+
+def _uploaded_parts(profile: Profile, aws_clients: Any) -> list[dict[str, Any]]:
+    """The parts S3 holds of the open multipart upload(s) of the primary bucket."""
+    s3 = aws_clients.s3(profile.buckets.region)
+    return [
+        part
+        for upload in _multipart_uploads(profile, aws_clients)
+        for part in s3.list_parts(
+            Bucket=profile.buckets.primary, Key=upload["Key"], UploadId=upload["UploadId"]
+        ).get("Parts", [])
+    ]
+
+
+def _until(check: Any, what: str, timeout: float, workers: Any) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"never {what}:\n{workers.tails()}")
+        time.sleep(0.2)
+    return found
+
+
+def _removed_only_when_old(profile: Profile, aws_clients: Any, key: str) -> None:
+    """The leftover is still there (a new run does not touch another run's upload) and prune keeps it
+    until it is older than the grace period (6 h + 1 h); seen 8 hours from now, it is removed."""
+    from envsteward.backup.leftovers import clean_leftovers, find_leftovers
+    from envsteward.backup.stores import backup_stores
+    from envsteward.services import Services
+    from envsteward.settings import Settings
+
+    stores = backup_stores(Services(Settings(_env_file=profile.env_file)))  # type: ignore[call-arg]
+    now = clean_leftovers(stores)
+    assert [x.kind for x in now.found] == ["upload"]
+    assert now.cleanup is None, "a young leftover (maybe a running backup) was removed"
+    later = clean_leftovers(stores, found=find_leftovers(stores, now=datetime.now(UTC) + timedelta(hours=8)))
+    assert later.cleanup is not None
+    assert [x.key for x in later.cleanup.removed] == [key]
+    assert _json(profile, "backup", "list", "--incomplete") == []
+    assert _multipart_uploads(profile, aws_clients) == []
+
+
+def test_backup_killed_mid_upload_crashes_leaves_a_reported_leftover_and_the_next_run_completes(
+    profile: Profile, tmp_path: Path, big_database: str, aws_clients: Any
+) -> None:
+    started = time.monotonic()
+    proxy = StallingProxy("127.0.0.1", 5432, STALL_AFTER)
+    _add_target(
+        profile,
+        f"{{name: big-db, kind: postgres, dsn: 'postgresql://postgres@127.0.0.1:{proxy.port}/{big_database}',"
+        " table_checksums: false, key_provider: vault_transit, key_id: envsteward-tests}",
+    )
+    params = {"environment": "production", "target": "big-db"}
+    workers = start_workers(profile, tmp_path, "worker-a", limit=1)
+    try:
+        run_id = run_deployment(profile.server, "backup-environment/backup-environment", params)
+        # held mid-stream: the proxy stopped forwarding and the upload of the first part(s) is open
+        _until(proxy.stalled.is_set, "stalled pg_dump", 180, workers)
+        uploads = _until(lambda: _multipart_uploads(profile, aws_clients), "a multipart upload", 60, workers)
+        assert len(uploads) == 1, uploads
+        # a part has arrived (moto dates an upload's initiation in 2010: without a part, its age is wrong)
+        _until(lambda: _uploaded_parts(profile, aws_clients), "an uploaded part", 60, workers)
+        pid = flow_run_process(workers, "worker-a", run_id)
+        assert pid is not None, f"no process runs {run_id}:\n{workers.tails()}"
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        crashed = wait_for(profile.server, run_id, is_final, "final", workers, timeout=60)
+        marked_after = time.monotonic() - killed_at
+        assert crashed.state.is_crashed(), f"{crashed.state_name}: {crashed.state.message}"
+        assert workers.procs["worker-a"].poll() is None, "the worker died with its flow run"
+        proxy.release()  # the orphaned pg_dump finishes into a closed pipe and exits
+
+        # nothing half-applied: no backup of the target is listed (no manifest), the upload is a leftover
+        assert _json(profile, "backup", "list", "--env", "production", "--target", "big-db") == []
+        leftovers = _json(profile, "backup", "list", "--incomplete")
+        assert [(x["region"], x["kind"], x["removable"]) for x in leftovers] == [
+            ("primary", "upload", False)
+        ], leftovers
+        assert leftovers[0]["key"].endswith(uploads[0]["Key"].rsplit("/", 2)[-2] + "/data.bin"), leftovers
+
+        # the next run, on another worker, re-does the backup from the start
+        workers.start("worker-b")
+        workers.procs.pop("worker-a").send_signal(signal.SIGTERM)
+        again = run_deployment(profile.server, "backup-environment/backup-environment", params)
+        done = wait_for(profile.server, again, is_final, "final", workers, timeout=180)
+        assert done.state.is_completed(), f"{done.state_name}: {done.state.message}\n{workers.tails()}"
+        assert again in workers.runs_of("worker-b")
+    finally:
+        workers.stop()
+        proxy.stop()
+    backups = _json(profile, "backup", "list", "--env", "production", "--target", "big-db")
+    assert len(backups) == 1, backups
+    backup_id = backups[0]["backup_id"] if "backup_id" in backups[0] else backups[0]["id"]
+    verified = profile.envsteward("backup", "verify", str(backup_id), timeout=180)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    _removed_only_when_old(profile, aws_clients, leftovers[0]["key"])
+    print(f"backup kill: Crashed {marked_after:.1f} s after SIGKILL, test {time.monotonic() - started:.0f} s")
