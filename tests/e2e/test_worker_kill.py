@@ -2,6 +2,12 @@
 server on PostgreSQL, process workers, Redis state, S3 on moto); fixtures from ``prod_profile`` (the server
 is shared with ``test_production_profile``).
 
+* drift heal: twenty low-severity SSM parameters drift in staging; a proxy in front of moto forwards five
+  PutParameter requests and holds the sixth, and the flow-run process is SIGKILLed there. The run ends
+  Crashed; every parameter holds its desired or its drifted value (nothing else); each write made is in
+  the audit log (``drift.heal_writing``, announced before the write); the dead run's heal lease is taken
+  over by the next scan (its run is finished), which heals exactly the rest and releases the lease.
+
 * backup: a PostgreSQL target is dumped through a loopback proxy that stops forwarding after a set number
   of bytes, so the run is held mid-stream with a multipart upload open in the primary bucket; the flow-run
   process is SIGKILLed there. The worker (alive) marks the run Crashed; no manifest exists for the half
@@ -222,3 +228,176 @@ def test_backup_killed_mid_upload_crashes_leaves_a_reported_leftover_and_the_nex
 
     _removed_only_when_old(profile, aws_clients, leftovers[0]["key"])
     print(f"backup kill: Crashed {marked_after:.1f} s after SIGKILL, test {time.monotonic() - started:.0f} s")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# drift heal: the flow-run process killed between two writes of a heal
+
+
+BULK = 20
+"""Drifted SSM parameters in staging, all low severity: one heal task writes them one by one."""
+ALLOWED_PUTS = 5
+"""PutParameter requests the proxy forwards before it holds the next one (the kill happens there)."""
+
+
+class PutStallingProxy(FaultProxy):
+    """A :class:`FaultProxy` in front of moto that forwards ``allowed`` SSM PutParameter requests and holds
+    the next one (its bytes never reach moto) until :meth:`release`; every other request passes."""
+
+    def __init__(self, upstream_host: str, upstream_port: int, allowed: int) -> None:
+        self.allowed = allowed
+        self.puts = 0
+        self.stalled = threading.Event()
+        self._released = threading.Event()
+        super().__init__(upstream_host, upstream_port)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _pump(self, pair: _Pair, src: socket.socket, dst: socket.socket) -> None:
+        if src is not pair.client:
+            super()._pump(pair, src, dst)
+            return
+        try:
+            while data := src.recv(65536):
+                if b"AmazonSSM.PutParameter" in data:
+                    if self.puts >= self.allowed:
+                        self.stalled.set()
+                        self._released.wait()
+                        break  # the held request is dropped, never forwarded
+                    self.puts += 1
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (pair.client, pair.upstream):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def stop(self) -> None:
+        self.release()
+        super().stop()
+
+
+def _point_aws_at(profile: Profile, endpoint: str) -> None:
+    """Rewrite the profile's AWS endpoint and apply it to the work pool (what the workers' runs get)."""
+    lines = profile.env_file.read_text().splitlines()
+    profile.env_file.write_text(
+        "".join(
+            (
+                f"ENVSTEWARD_AWS__ENDPOINT_URL={endpoint}"
+                if line.startswith("ENVSTEWARD_AWS__ENDPOINT_URL=")
+                else line
+            )
+            + "\n"
+            for line in lines
+        )
+    )
+    ran = profile.production("setup")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+def _heal_everything_low(profile: Profile) -> None:
+    policies = profile.catalog / "policies.yaml"
+    text = policies.read_text()
+    assert text.startswith("drift:\n")
+    policies.write_text(
+        text.replace(
+            "drift:\n",
+            "drift:\n  default_severity: low\n  heal: {enabled: true, max_severity: low}\n",
+            1,
+        )
+    )
+    staging = profile.catalog / "config" / "staging.yaml"
+    staging.write_text(
+        staging.read_text()
+        + "services:\n  bulk:\n"
+        + "".join(f"    k{index:02}: desired-{index}\n" for index in range(BULK))
+    )
+
+
+def _bulk(aws_clients: Any, ssm_base: str) -> dict[str, str]:
+    ssm = aws_clients.ssm()
+    found = {}
+    for index in range(BULK):
+        name = f"{ssm_base}/staging/services/bulk/k{index:02}"
+        found[name] = str(ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])
+    return found
+
+
+def _audit(profile: Profile) -> list[Any]:
+    from envsteward.services import Services
+    from envsteward.settings import Settings
+
+    services = Services(Settings(_env_file=profile.env_file))  # type: ignore[call-arg]
+    return [r for r in services.audit_log().records() if r.action.startswith("drift.heal")]
+
+
+def test_drift_heal_killed_between_writes_crashes_and_the_next_scan_heals_the_rest(  # noqa: PLR0915
+    profile: Profile, tmp_path: Path, aws_clients: Any, aws_settings: Any, aws_name_prefix: str
+) -> None:
+    from urllib.parse import urlsplit
+
+    from envsteward.adapters.state_redis import RedisStateStore
+    from envsteward.scan.heal_lease import LEASE_KEY
+
+    started = time.monotonic()
+    ssm_base = f"/{aws_name_prefix}"
+    _heal_everything_low(profile)
+    ssm = aws_clients.ssm()
+    for index in range(BULK):
+        ssm.put_parameter(
+            Name=f"{ssm_base}/staging/services/bulk/k{index:02}", Value=f"drifted-{index}", Type="String"
+        )
+    moto = urlsplit(str(aws_settings.endpoint_url))
+    proxy = PutStallingProxy(moto.hostname or "127.0.0.1", int(moto.port or 80), ALLOWED_PUTS)
+    _point_aws_at(profile, f"http://127.0.0.1:{proxy.port}")
+    state = RedisStateStore(
+        profile.env["ENVSTEWARD_STATE__REDIS_URL"], prefix=profile.env["ENVSTEWARD_STATE__KEY_PREFIX"]
+    )
+    params = {"environments": ["staging"], "heal": True}
+    workers = start_workers(profile, tmp_path, "worker-a", limit=1)
+    try:
+        run_id = run_deployment(profile.server, "drift-scan/drift-scan", params)
+        _until(proxy.stalled.is_set, "a held PutParameter", 180, workers)
+        pid = flow_run_process(workers, "worker-a", run_id)
+        assert pid is not None, f"no process runs {run_id}:\n{workers.tails()}"
+        os.kill(pid, signal.SIGKILL)
+        crashed = wait_for(profile.server, run_id, is_final, "final", workers, timeout=60)
+        assert crashed.state.is_crashed(), f"{crashed.state_name}: {crashed.state.message}"
+        proxy.cut()
+        proxy.release()
+        _point_aws_at(profile, str(aws_settings.endpoint_url))
+
+        # half-way, key by key: each parameter holds the desired value or its drifted one, nothing else
+        values = _bulk(aws_clients, ssm_base)
+        healed = sorted(k for k, v in values.items() if v.startswith("desired-"))
+        assert all(v.startswith(("desired-", "drifted-")) for v in values.values()), values
+        assert 0 < len(healed) < BULK, values
+        # the audit log shows every write that may have happened (announced before it was made), even
+        # though the killed run recorded no outcome
+        records = _audit(profile)
+        announced = {r.details["path"] for r in records if r.action == "drift.heal_writing"}
+        assert {f"services.bulk.{k.rsplit('/', 1)[-1]}" for k in healed} <= announced
+        # the dead run's heal lease is still there; Prefect says the run is finished, so it is not live
+        assert state.get(LEASE_KEY)["run_id"] == run_id  # type: ignore[index]
+
+        # the next scan, on another worker, takes the lease over and heals the rest
+        workers.start("worker-b")
+        workers.procs.pop("worker-a").send_signal(signal.SIGTERM)
+        again = run_deployment(profile.server, "drift-scan/drift-scan", params)
+        done = wait_for(profile.server, again, is_final, "final", workers, timeout=180)
+        assert done.state.is_completed(), f"{done.state_name}: {done.state.message}\n{workers.tails()}"
+        assert again in workers.runs_of("worker-b")
+        assert state.get(LEASE_KEY) is None, "the healing run released its lease"
+    finally:
+        workers.stop()
+        proxy.stop()
+        state.close()
+    assert set(_bulk(aws_clients, ssm_base).values()) == {f"desired-{i}" for i in range(BULK)}
+    second = [r for r in _audit(profile) if r.action == "drift.healed"]
+    second_paths = sorted(r.details["path"] for r in second if r.details["path"].startswith("services.bulk."))
+    # the second run healed exactly what the first had not written (no key written twice)
+    assert len(second_paths) == BULK - len(healed), second_paths
+    assert not {f"services.bulk.{k.rsplit('/', 1)[-1]}" for k in healed} & set(second_paths)
+    took = time.monotonic() - started
+    print(f"drift heal kill: {len(healed)} of {BULK} written before the kill; test {took:.0f} s")

@@ -279,7 +279,9 @@ def execute_heals(
     longer the one the scan saw is skipped (someone changed it meanwhile), one already at the desired value
     is skipped as well. Then writes each action's leaves, re-reads once and verifies every written action
     by keyed fingerprint. Every outcome is audited (``drift.healed``, ``drift.heal_skipped``,
-    ``drift.heal_failed``) when ``audit`` is given; ``approvals`` maps action id -> (reviewer, comment).
+    ``drift.heal_failed``) when ``audit`` is given, and every write is announced before it is made
+    (``drift.heal_writing``): a process killed between a write and its outcome still leaves the write in
+    the audit log; ``approvals`` maps action id -> (reviewer, comment).
     No write is made once ``deadline`` has passed (the action is ``failed``: not written).
 
     Calls the source's system (read, write, read). Raises TransientError when the first read fails
@@ -320,6 +322,8 @@ def execute_heals(
             )
             continue
         try:
+            deadline.check(f"writing {action.path}")
+            _announce(action, audit, approvals)
             for write in action.writes:
                 deadline.check(f"writing {action.path}")
                 source.write(write.key_path, write.value)
@@ -365,6 +369,32 @@ _AUDIT_ACTION = {
 }
 
 
+def _details(action: HealAction, approval: tuple[str, str] | None) -> dict[str, Any]:
+    details: dict[str, Any] = {
+        "source": action.source,
+        "path": action.path,
+        "kind": action.kind.value,
+        "severity": action.severity.value,
+        "desired": action.desired,
+        "live_fingerprint_at_scan": action.live_fingerprint,
+        "item_fingerprint": action.item_fingerprint,
+    }
+    if approval is not None:
+        details["approved_by"], details["approval_comment"] = approval
+    return details
+
+
+def _announce(action: HealAction, audit: AuditLog | None, approvals: Mapping[str, tuple[str, str]]) -> None:
+    """Audit ``drift.heal_writing`` before the first write of ``action`` (its outcome follows)."""
+    if audit is not None:
+        audit.append(
+            "drift.heal_writing",
+            target=f"{action.environment}/{action.source}:{action.path}",
+            environment=action.environment,
+            details=_details(action, approvals.get(action.id)),
+        )
+
+
 def _finish(
     action: HealAction,
     result: HealResult,
@@ -374,19 +404,7 @@ def _finish(
 ) -> HealOutcome:
     approval = approvals.get(action.id)
     if audit is not None and result in _AUDIT_ACTION:
-        details: dict[str, Any] = {
-            "source": action.source,
-            "path": action.path,
-            "kind": action.kind.value,
-            "severity": action.severity.value,
-            "result": result.value,
-            "reason": reason,
-            "desired": action.desired,
-            "live_fingerprint_at_scan": action.live_fingerprint,
-            "item_fingerprint": action.item_fingerprint,
-        }
-        if approval is not None:
-            details["approved_by"], details["approval_comment"] = approval
+        details = {**_details(action, approval), "result": result.value, "reason": reason}
         audit.append(
             _AUDIT_ACTION[result],
             target=f"{action.environment}/{action.source}:{action.path}",

@@ -243,3 +243,29 @@ def test_call_with_retries_backs_off_on_transient_errors_only() -> None:
     with pytest.raises(NotFoundError):
         call_with_retries(lambda: (_ for _ in ()).throw(NotFoundError("n")), sleep=delays.append)
     assert len(delays) == 2
+
+
+class _Killed(BaseException):
+    """Stands for the process dying (SIGKILL) in the middle of a write: nothing after it runs."""
+
+
+def test_every_write_is_audited_before_it_is_made_so_a_killed_heal_leaves_a_trace(tmp_path: Any) -> None:
+    from envsteward.audit import AuditLog, JsonLinesFileSink
+
+    log = AuditLog(JsonLinesFileSink(tmp_path / "audit.jsonl"), "scanner")
+    source = MemorySource({"size": 2, "mode": "a"})
+    result = plan({"app": {"size": 3, "mode": "b"}}, {"app": {"size": 2, "mode": "a"}}, [state("mem", "app")])
+    size, mode = result.automatic
+    original_write = source.write
+
+    def dies_after_the_second_write(key_path: tuple[str, ...], value: Any) -> None:
+        original_write(key_path, value)
+        if len(source.writes) == 2:
+            raise _Killed
+
+    source.write = dies_after_the_second_write  # type: ignore[method-assign]
+    with pytest.raises(_Killed):
+        execute_heals([size, mode], source, FP, log)
+    assert source.data == {"size": 3, "mode": "b"}  # both written, no outcome recorded
+    records = [(r.action, r.details["path"]) for r in log.records()]
+    assert records == [("drift.heal_writing", "app.size"), ("drift.heal_writing", "app.mode")]
