@@ -20,9 +20,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m envsteward.deployments.demo $(DEMO_ARGS)
 
-## Run the whole test suite against real services on loopback.
+## Run the whole test suite against real services on loopback, in two workers (a test module stays on one
+## worker: its module fixtures start once; each worker starts its own session servers on free ports).
 test: $(STAMP)
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
