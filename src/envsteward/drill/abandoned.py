@@ -466,19 +466,8 @@ def _sweep_server(sweep: _Sweep, environment: str, known: set[str]) -> None:
         if marker is None or marker.owner != sweep.owner:
             sweep.foreign.append(name)
             continue
-        age = (sweep.now - marker.created_at).total_seconds()
-        leftover = Leftover(
-            drill_id=marker.drill_id,
-            environment=marker.environment,
-            target=None,
-            kind="postgres",
-            scratch=name,
-            age_seconds=age,
-            run=marker.run,
-            found_by="marker",
-        )
-        if age < sweep.threshold:
-            sweep.young.append(leftover)
+        leftover = _old_enough(sweep, marker, "postgres", name)
+        if leftover is None:
             continue
         if not sweep.ledger.claim_name(name):
             continue
@@ -589,19 +578,8 @@ def _sweep_clusters(sweep: _Sweep, known: set[str]) -> None:
         if marker is None or marker.owner != sweep.owner:
             sweep.foreign.append(str(folder))
             continue
-        age = (sweep.now - marker.created_at).total_seconds()
-        leftover = Leftover(
-            drill_id=marker.drill_id,
-            environment=marker.environment,
-            target=None,
-            kind="pitr_cluster",
-            scratch=name,
-            age_seconds=age,
-            run=marker.run,
-            found_by="marker",
-        )
-        if age < sweep.threshold:
-            sweep.young.append(leftover)
+        leftover = _old_enough(sweep, marker, "pitr_cluster", name)
+        if leftover is None:
             continue
         if not sweep.ledger.claim_name(name):
             continue
@@ -613,6 +591,26 @@ def _sweep_clusters(sweep: _Sweep, known: set[str]) -> None:
         leftover = replace(leftover, scratch_removed=True)
         _audit(sweep, leftover)
         sweep.abandoned.append(leftover)
+
+
+def _old_enough(sweep: _Sweep, marker: ScratchMarker, kind: str, name: str) -> Leftover | None:
+    """The leftover a marker names, when it is older than the sweep's threshold; a younger one (maybe a
+    drill still running) is noted in ``sweep.young`` and None is returned."""
+    age = (sweep.now - marker.created_at).total_seconds()
+    leftover = Leftover(
+        drill_id=marker.drill_id,
+        environment=marker.environment,
+        target=None,
+        kind=kind,
+        scratch=name,
+        age_seconds=age,
+        run=marker.run,
+        found_by="marker",
+    )
+    if age < sweep.threshold:
+        sweep.young.append(leftover)
+        return None
+    return leftover
 
 
 def _audit(sweep: _Sweep, leftover: Leftover) -> None:

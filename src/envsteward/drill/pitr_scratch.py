@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from envsteward.backup.sources.base import RestoreReport, RestoreTarget
 from envsteward.drill.model import Verification
-from envsteward.drill.scratch import Scratch, _smoke_expectation, _smoke_result
+from envsteward.drill.scratch import Scratch, run_smoke_query
 from envsteward.errors import ConfigurationError, ConflictError, EnvstewardError
 
 if TYPE_CHECKING:
@@ -280,21 +280,7 @@ class PitrClusterScratch(Scratch):
         return rows
 
     def _smoke(self, client: Any, query: SmokeQuery) -> Verification:
-        expected = _smoke_expectation(query)
-        try:
-            with client.connect(f"smoke query {query.name}") as conn:
-                conn.execute(
-                    "SELECT set_config('statement_timeout', %s, false)",
-                    (str(int(self.smoke_timeout_seconds * 1000)),),
-                )
-                conn.execute("BEGIN READ ONLY")
-                try:
-                    rows = conn.execute(query.sql).fetchmany(max(query.min_rows, 1))
-                finally:
-                    conn.execute("ROLLBACK")
-        except EnvstewardError as exc:
-            return Verification("smoke", query.name, expected, f"error: {exc}", ok=False)
-        return _smoke_result(query, expected, [tuple(row) for row in rows])
+        return run_smoke_query(client, query, self.smoke_timeout_seconds)
 
     def teardown(self) -> bool:
         """Stop the cluster (immediate shutdown) and remove the folder, when this drill created it; True

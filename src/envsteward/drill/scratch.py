@@ -252,27 +252,32 @@ class PostgresScratch(Scratch):
         return rows
 
     def _smoke(self, query: SmokeQuery) -> Verification:
-        expected = _smoke_expectation(query)
-        try:
-            with self.client.connect(f"smoke query {query.name}") as conn:
-                conn.execute(
-                    "SELECT set_config('statement_timeout', %s, false)",
-                    (str(int(self.smoke_timeout_seconds * 1000)),),
-                )
-                conn.execute("BEGIN READ ONLY")
-                try:
-                    rows = conn.execute(query.sql).fetchmany(max(query.min_rows, 1))
-                finally:
-                    conn.execute("ROLLBACK")
-        except EnvstewardError as exc:
-            return Verification("smoke", query.name, expected, f"error: {exc}", ok=False)
-        return _smoke_result(query, expected, [tuple(row) for row in rows])
+        return run_smoke_query(self.client, query, self.smoke_timeout_seconds)
 
     def teardown(self) -> bool:
         """DROP DATABASE ... WITH (FORCE) when this drill created it; True when it no longer exists."""
         if self.created:
             self.server.drop_database(self.name, force=True, missing_ok=True)
         return not self.server.database_exists(self.name)
+
+
+def run_smoke_query(client: Any, query: SmokeQuery, timeout_seconds: float) -> Verification:
+    """Run one smoke query read-only under a statement timeout through ``client`` (a PostgresClient) and
+    compare it with its expectation; a failure is a failed verification (never raised). Calls PostgreSQL."""
+    expected = _smoke_expectation(query)
+    try:
+        with client.connect(f"smoke query {query.name}") as conn:
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, false)", (str(int(timeout_seconds * 1000)),)
+            )
+            conn.execute("BEGIN READ ONLY")
+            try:
+                rows = conn.execute(query.sql).fetchmany(max(query.min_rows, 1))
+            finally:
+                conn.execute("ROLLBACK")
+    except EnvstewardError as exc:
+        return Verification("smoke", query.name, expected, f"error: {exc}", ok=False)
+    return _smoke_result(query, expected, [tuple(row) for row in rows])
 
 
 def _smoke_expectation(query: SmokeQuery) -> str:
