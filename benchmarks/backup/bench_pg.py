@@ -292,7 +292,7 @@ def contenders() -> list[tuple[str, Any]]:
     return [
         ("pg_dump -Fc --compress=0 > /dev/null", lambda: plain([*dump, "--compress=0"])),
         (
-            "envsteward backup (runner: table checksums v4 + read-back verify, zstd 2)",
+            "envsteward backup (runner: checksums v4 + read-back verify, zstd 2, 1 zstd worker + SHA-256 thread)",
             lambda: envsteward_run("runner"),
         ),
         ("envsteward, per-row checksums v3 (previous default), zstd 3", lambda: envsteward_run("v3")),
