@@ -11,7 +11,8 @@ process so the numbers do not mix:
 
 * ``pg_dump -Fc --compress=0`` to /dev/null (what envsteward runs: it compresses with zstd itself);
 * envsteward's backup of the catalog target into the filesystem store (the runner: pg_dump from an exported
-  snapshot, per-table row counts and checksums derived from the dump stream (v3), zstd, AES-256-GCM,
+  snapshot, per-table row counts and checksums derived from the dump stream (v4), zstd with one worker
+  thread, AES-256-GCM,
   SHA-256, write, then read back and verify), plus variants: the previous server-side checksums (v2,
   forced), no table checksums, no table checksums and no read-back;
 * ``pg_dump -Fc --compress=0 | restic backup --stdin`` into a fresh local repository.
@@ -292,7 +293,8 @@ def contenders() -> list[tuple[str, Any]]:
     return [
         ("pg_dump -Fc --compress=0 > /dev/null", lambda: plain([*dump, "--compress=0"])),
         (
-            "envsteward backup (runner: table checksums v4 + read-back verify, zstd 2)",
+            "envsteward backup (runner: checksums v4 + read-back verify, zstd 2, "
+            "1 zstd worker + SHA-256 thread)",
             lambda: envsteward_run("runner"),
         ),
         ("envsteward, per-row checksums v3 (previous default), zstd 3", lambda: envsteward_run("v3")),

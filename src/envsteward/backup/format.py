@@ -62,6 +62,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from envsteward.backup.hashing import BackgroundSha256
 from envsteward.errors import ConfigurationError, IntegrityError
 
 FORMAT_VERSION: Final = 1
@@ -218,7 +219,7 @@ class BackupWriter:
         compressor = zstandard.ZstdCompressor(level=zstd_level, threads=zstd_threads, write_checksum=True)
         self._chunker = compressor.chunker(chunk_size=header.chunk_size)
         self._pending: bytes | None = None
-        self._plain_hash = hashlib.sha256()
+        self._plain_hash = BackgroundSha256()  # overlaps zstd on a second core
         self._cipher_hash = hashlib.sha256()
         self._started = False
         self._closed = False
@@ -236,7 +237,7 @@ class BackupWriter:
         self._check_open()
         if not data:
             return []
-        self._plain_hash.update(data)
+        self._plain_hash.update(bytes(data))
         self.stats.plaintext_size += len(data)
         return self._take(self._chunker.compress(data))
 
@@ -254,6 +255,10 @@ class BackupWriter:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def abort(self) -> None:
+        """Give up on this object (the caller failed): stops the helper thread. Safe to call twice."""
+        self._plain_hash.abort()
 
     def _check_open(self) -> None:
         if not self._started:
@@ -343,7 +348,7 @@ class BackupReader:
         self._aead: AESGCM | None = None
         self._decompressor: zstandard.ZstdDecompressionWriter | None = None
         self._final_seen = False
-        self._plain_hash = hashlib.sha256()
+        self._plain_hash = BackgroundSha256()  # overlaps zstd on a second core
         self._cipher_hash = hashlib.sha256()
         self.stats = StreamStats()
 
@@ -365,6 +370,10 @@ class BackupReader:
         while self._next_frame():
             if self._final_seen and self._buffer:
                 self._trailing()
+
+    def abort(self) -> None:
+        """Give up on this object (the caller failed): stops the helper thread. Safe to call twice."""
+        self._plain_hash.abort()
 
     def close(self) -> StreamStats:
         """Check the object ended right after its final chunk; returns the sizes and hashes."""

@@ -218,6 +218,7 @@ def write_backup(
             manifest_written = False  # someone else's manifest: not ours to delete
             _conflict(backup_id)
     except BaseException:
+        writer.abort()
         if manifest_written:
             _discard(store, manifest_name)
         _discard(store, data_key_name)
@@ -448,14 +449,11 @@ def _read_object(
                 )
             )
 
-    for piece in store.get_stream(manifest.data_object, READ_PIECE):
-        reader.feed(piece)
-        if reader.stats.ciphertext_size > total:
-            raise IntegrityError(
-                f"backup {backup_id}: the data object is longer than the {total} bytes the manifest records"
-            )
-        report(done=False)
-    stats = reader.close()
+    try:
+        stats = _feed(reader, store.get_stream(manifest.data_object, READ_PIECE), backup_id, total, report)
+    except BaseException:
+        reader.abort()  # stops its hashing thread
+        raise
     mismatches = [
         f"{name}: object has {found}, manifest says {wanted}"
         for name, found, wanted in (
@@ -472,6 +470,23 @@ def _read_object(
         raise IntegrityError(f"backup {backup_id} does not match its manifest: {'; '.join(mismatches)}")
     report(done=True)
     return stats
+
+
+def _feed(
+    reader: BackupReader,
+    pieces: Iterable[bytes],
+    backup_id: str,
+    total: int,
+    report: Callable[[bool], None],
+) -> StreamStats:
+    for piece in pieces:
+        reader.feed(piece)
+        if reader.stats.ciphertext_size > total:
+            raise IntegrityError(
+                f"backup {backup_id}: the data object is longer than the {total} bytes the manifest records"
+            )
+        report(False)
+    return reader.close()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -66,6 +66,12 @@ RUNNER_ZSTD_LEVEL = 2
 orders level 2 compresses 1.9x faster than level 3 AND 18% smaller; on source-code text 1.25x faster and
 6% larger. Level 3 stays the library default of ``write_backup``."""
 
+RUNNER_ZSTD_THREADS = 1
+"""zstd worker threads of scheduled backups: ONE worker moves compression off the thread that reads and
+scans the dump, so a backup uses a second core (benchmarks/backup/README.md, issue 16 third pass). One
+worker costs about 15-20 MiB and no extra CPU; more would only compete with pg_dump's backend on small
+hosts, and the embedded runner may run several backups at once. ``write_backup``'s default stays 0."""
+
 
 def plan_backups(
     catalog: Catalog, environment: str | None = None, target: str | None = None
@@ -200,6 +206,7 @@ def run_backup(
                 },
                 progress=progress,
                 zstd_level=RUNNER_ZSTD_LEVEL,
+                zstd_threads=RUNNER_ZSTD_THREADS,
             )
     except BaseException as exc:
         _audit_failure(services, environment, spec, stage="backup", exc=exc, seconds=time.monotonic() - clock)
