@@ -46,11 +46,12 @@ from tests.fixtures.faultproxy import FaultProxy, _Pair
 
 pytestmark = pytest.mark.e2e
 
-ROWS = 900_000
-"""md5 hex rows: about 30 MB of COPY text, compressed by the pipeline's zstd to about half."""
-STALL_AFTER = 22 * 1024 * 1024
-"""Bytes from the server after which the proxy holds pg_dump: well past one 8 MiB part of compressed
-output (the multipart upload is open), well before the end of the dump."""
+ROWS = 1_800_000
+"""md5 hex rows: about 60 MB of COPY text, compressed by the pipeline's zstd to about half."""
+STALL_AFTER = 40 * 1024 * 1024
+"""Bytes from the server after which the proxy holds pg_dump: about 20 MB of compressed output, well past
+one 8 MiB part even with what zstd's worker thread still holds (the multipart upload is open), well
+before the end of the dump."""
 
 
 class StallingProxy(FaultProxy):
