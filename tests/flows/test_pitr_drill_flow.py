@@ -22,10 +22,10 @@ from tests.integration._pitr_setup import (
     SELECTOR,
     PitrSetup,
     archiving_cluster,
+    insert,
     pitr_setup,
     switch_and_wait_archived,
 )
-from tests.integration.test_pitr_restore import insert
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

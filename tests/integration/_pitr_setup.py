@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,36 @@ def switch_and_wait_archived(cluster: PgCluster, timeout: float = 60) -> str:
             return str(segment)
         time.sleep(0.1)
     raise AssertionError(f"segment {segment} not archived within {timeout}s: {rows}\n{cluster.log()[-3000:]}")
+
+
+def insert(cluster: PgCluster, ids: range) -> datetime:
+    """Insert rows one transaction each; the commit time of the last one (the server's clock)."""
+    for row in ids:
+        cluster.execute("INSERT INTO t (id) VALUES (%s)", (row,))
+    (at,) = cluster.execute("SELECT max(at) FROM t")[0]
+    return at.astimezone(UTC)
+
+
+def restored_ids(port: int) -> list[int]:
+    """The ids in table ``t`` of the restored cluster on ``port``, in order."""
+    import psycopg
+
+    with psycopg.connect(
+        f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True
+    ) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM t ORDER BY id").fetchall()]
+
+
+def restore_latest_from_dr_only(setup: PitrSetup, factory: ClusterFactory) -> tuple[dict[str, Any], int]:
+    """Lose the primary region (its object folder is removed), then ``pitr restore --to-latest --from dr``
+    into a new directory; the command's JSON outcome and the restored cluster's port."""
+    import shutil
+
+    shutil.rmtree(setup.home / "objects")
+    latest = setup.root / "restored-latest"
+    port = factory.adopt_restored(latest)
+    done = setup.envsteward(
+        "pitr", "restore", SELECTOR, "--to-latest", "--from", "dr", "--data-dir", str(latest),
+        "--port", str(port), "--json",
+    )  # fmt: skip
+    return json.loads(done.stdout), port

@@ -20,10 +20,11 @@ from tests.integration._pitr_setup import (
     SELECTOR,
     PitrSetup,
     archiving_cluster,
+    insert,
     pitr_setup,
+    restored_ids,
     switch_and_wait_archived,
 )
-from tests.integration.test_pitr_restore import insert, restored_ids
 
 
 def root_cli(setup: PitrSetup, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:

@@ -21,8 +21,13 @@ from envsteward.drill.pitr_scratch import MARKER_FILE, PitrClusterScratch
 from envsteward.pitr.postmaster import postmaster_pid
 from tests.fixtures.pg_cluster import ClusterFactory
 from tests.flows.test_pitr_drill_flow import add_drill_section, services_for
-from tests.integration._pitr_setup import SELECTOR, archiving_cluster, pitr_setup, switch_and_wait_archived
-from tests.integration.test_pitr_restore import insert
+from tests.integration._pitr_setup import (
+    SELECTOR,
+    archiving_cluster,
+    insert,
+    pitr_setup,
+    switch_and_wait_archived,
+)
 
 TINY_SECONDS = 0.001
 

@@ -5,32 +5,22 @@ kill (the RPO achieved within archive_timeout)."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from datetime import UTC, datetime
 
 from envsteward.pitr.rpo import achieved_rpo
-from tests.fixtures.pg_cluster import ClusterFactory, PgCluster
-from tests.integration._pitr_setup import SELECTOR, archiving_cluster, pitr_setup, switch_and_wait_archived
+from tests.fixtures.pg_cluster import ClusterFactory
+from tests.integration._pitr_setup import (
+    SELECTOR,
+    archiving_cluster,
+    insert,
+    pitr_setup,
+    restore_latest_from_dr_only,
+    restored_ids,
+    switch_and_wait_archived,
+)
 
 ARCHIVE_TIMEOUT = 2
-
-
-def insert(cluster: PgCluster, ids: range) -> datetime:
-    """Insert rows one transaction each; the commit time of the last one (the server's clock)."""
-    for row in ids:
-        cluster.execute("INSERT INTO t (id) VALUES (%s)", (row,))
-    (at,) = cluster.execute("SELECT max(at) FROM t")[0]
-    return at.astimezone(UTC)
-
-
-def restored_ids(port: int) -> list[int]:
-    import psycopg
-
-    with psycopg.connect(
-        f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True
-    ) as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM t ORDER BY id").fetchall()]
 
 
 def test_restore_to_a_time_and_to_latest_from_dr_after_a_hard_kill(
@@ -82,23 +72,7 @@ def test_restore_to_a_time_and_to_latest_from_dr_after_a_hard_kill(
     last_commit = insert(cluster, range(13, 14))
     failure_at = datetime.now(UTC)
     cluster.stop("immediate")
-    shutil.rmtree(setup.home / "objects")  # the primary region is gone too
-    latest = setup.root / "restored-latest"
-    port = pg_cluster_factory.adopt_restored(latest)
-    done = setup.envsteward(
-        "pitr",
-        "restore",
-        SELECTOR,
-        "--to-latest",
-        "--from",
-        "dr",
-        "--data-dir",
-        str(latest),
-        "--port",
-        str(port),
-        "--json",
-    )
-    outcome = json.loads(done.stdout)
+    outcome, port = restore_latest_from_dr_only(setup, pg_cluster_factory)  # the primary region is gone too
     ids = restored_ids(port)
     assert ids[:12] == list(range(1, 13)), ids  # everything older than archive_timeout survived
     rpo = achieved_rpo(

@@ -10,8 +10,14 @@ from pathlib import Path
 
 from envsteward.pitr.walnames import SegmentName
 from tests.fixtures.pg_cluster import ClusterFactory
-from tests.integration._pitr_setup import SELECTOR, archiving_cluster, pitr_setup, switch_and_wait_archived
-from tests.integration.test_pitr_restore import insert, restored_ids
+from tests.integration._pitr_setup import (
+    SELECTOR,
+    archiving_cluster,
+    insert,
+    pitr_setup,
+    restored_ids,
+    switch_and_wait_archived,
+)
 
 
 def wal_names(folder: str, setup_home: Path) -> list[str]:

@@ -6,9 +6,7 @@ segment those commits are in."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -16,8 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.fixtures.pg_cluster import ClusterFactory, as_db_user, wait_for
-from tests.integration._pitr_setup import SELECTOR, archiving_cluster, pitr_setup, switch_and_wait_archived
-from tests.integration.test_pitr_restore import restored_ids
+from tests.integration._pitr_setup import (
+    SELECTOR,
+    archiving_cluster,
+    pitr_setup,
+    restore_latest_from_dr_only,
+    restored_ids,
+    switch_and_wait_archived,
+)
 
 PARTIAL_INTERVAL = 1.0
 
@@ -90,23 +94,7 @@ def test_streaming_restores_to_seconds_before_a_hard_kill(pg_cluster_factory: Cl
     assert streamer.returncode == 0, err
     assert "envsteward wal stream: error" not in err, err
 
-    shutil.rmtree(setup.home / "objects")  # the primary region is gone too
-    latest = setup.root / "restored-latest"
-    port = pg_cluster_factory.adopt_restored(latest)
-    done = setup.envsteward(
-        "pitr",
-        "restore",
-        SELECTOR,
-        "--to-latest",
-        "--from",
-        "dr",
-        "--data-dir",
-        str(latest),
-        "--port",
-        str(port),
-        "--json",
-    )
-    outcome = json.loads(done.stdout)
+    outcome, port = restore_latest_from_dr_only(setup, pg_cluster_factory)  # the primary region is gone too
     ids = restored_ids(port)
     assert ids == list(range(1, len(ids) + 1)), "restored rows have a gap"
     assert ids, "no row after the base backup was restored: the partial segment was not used"
