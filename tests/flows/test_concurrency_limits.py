@@ -19,20 +19,34 @@ from envsteward.settings import LimitsSettings, Settings
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 HOLD_SECONDS = 1.0
+MEET_DEADLINE_SECONDS = 30.0
 
 
 class _Overlap:
-    """Counts how many tasks are inside the slot at once."""
+    """Counts how many tasks are inside the slot at once.
 
-    def __init__(self) -> None:
+    A task inside waits until the other one is inside too (``meet``), up to a deadline, instead of holding
+    for a fixed time: on a loaded machine one task's slot request can take longer than any fixed hold, which
+    made "both were inside at once" depend on timing. Serialised tasks never meet and give ``most == 1``."""
+
+    def __init__(self, meet: bool) -> None:
         self.lock = threading.Lock()
         self.inside = 0
         self.most = 0
+        self.meet = meet
 
     def enter(self) -> None:
         with self.lock:
             self.inside += 1
             self.most = max(self.most, self.inside)
+
+    async def hold(self) -> None:
+        if not self.meet:
+            await asyncio.sleep(HOLD_SECONDS)
+            return
+        deadline = time.monotonic() + MEET_DEADLINE_SECONDS
+        while self.most < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     def leave(self) -> None:
         with self.lock:
@@ -47,7 +61,7 @@ def _run_two_vault_calls(overlap: _Overlap) -> tuple[float, Any]:
     async def call_vault() -> list[str]:
         async with system_slots(["vault", None]) as names:
             overlap.enter()
-            await asyncio.sleep(HOLD_SECONDS)
+            await overlap.hold()
             overlap.leave()
             return names
 
@@ -82,7 +96,7 @@ def test_a_limit_of_one_lets_one_vault_call_in_at_a_time(limits_prefix: str) -> 
 
     asyncio.run(create())
     _use(LimitsSettings(enabled=True, prefix=limits_prefix))
-    overlap = _Overlap()
+    overlap = _Overlap(meet=False)  # both would be inside at once if the limit let them
     elapsed, names = _run_two_vault_calls(overlap)
     assert names == [[f"{limits_prefix}vault"]] * 2
     assert overlap.most == 1, "both tasks were inside the vault limit at once"
@@ -91,7 +105,7 @@ def test_a_limit_of_one_lets_one_vault_call_in_at_a_time(limits_prefix: str) -> 
 
 def test_a_missing_limit_neither_blocks_nor_fails(limits_prefix: str) -> None:
     _use(LimitsSettings(enabled=True, prefix=limits_prefix))  # nobody created es-test-...-vault
-    overlap = _Overlap()
+    overlap = _Overlap(meet=True)
     _, names = _run_two_vault_calls(overlap)
     assert names == [[f"{limits_prefix}vault"]] * 2, "the slot was asked for"
     assert overlap.most == 2, "a missing limit must not serialise anything"
@@ -99,7 +113,7 @@ def test_a_missing_limit_neither_blocks_nor_fails(limits_prefix: str) -> None:
 
 def test_disabled_limits_ask_for_no_slot(limits_prefix: str) -> None:
     _use(LimitsSettings(enabled=False, prefix=limits_prefix))
-    overlap = _Overlap()
+    overlap = _Overlap(meet=True)
     _, names = _run_two_vault_calls(overlap)
     assert names == [[], []]
     assert overlap.most == 2
