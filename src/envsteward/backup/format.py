@@ -353,11 +353,17 @@ class BackupReader:
         self.stats = StreamStats()
 
     def feed(self, data: bytes) -> None:
-        """Process the next bytes of the object. Raises IntegrityError; the sink's exceptions propagate."""
+        """Process the next bytes of the object. Raises IntegrityError; the sink's exceptions propagate.
+        Whatever it raises, the reader is aborted first (its hashing thread ends now, not at the next
+        garbage collection: the exception's traceback keeps the reader alive)."""
         view = memoryview(data)
-        # Large inputs are taken in slices so the buffer (and the cost of trimming it) stays small.
-        for start in range(0, len(view), _FEED_SLICE):
-            self._feed_slice(view[start : start + _FEED_SLICE])
+        try:
+            # Large inputs are taken in slices so the buffer (and the cost of trimming it) stays small.
+            for start in range(0, len(view), _FEED_SLICE):
+                self._feed_slice(view[start : start + _FEED_SLICE])
+        except BaseException:
+            self.abort()
+            raise
 
     def _feed_slice(self, data: memoryview) -> None:
         self._cipher_hash.update(data)
@@ -376,7 +382,15 @@ class BackupReader:
         self._plain_hash.abort()
 
     def close(self) -> StreamStats:
-        """Check the object ended right after its final chunk; returns the sizes and hashes."""
+        """Check the object ended right after its final chunk; returns the sizes and hashes. Raises
+        IntegrityError (the reader is aborted first)."""
+        try:
+            return self._close()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _close(self) -> StreamStats:
         if self.header is None:
             raise IntegrityError(
                 f"backup object truncated: {self.stats.ciphertext_size} bytes, the header is incomplete"

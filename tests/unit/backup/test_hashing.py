@@ -10,7 +10,11 @@ import threading
 import pytest
 
 from envsteward.backup import hashing
+from envsteward.backup.format import BackupReader
 from envsteward.backup.hashing import BackgroundSha256
+from envsteward.errors import IntegrityError
+
+from ._streams import build_object
 
 
 def _helpers() -> int:
@@ -52,15 +56,33 @@ def test_thread_ends_at_digest_and_at_abort() -> None:
 
 
 def test_thread_ends_when_the_owner_is_dropped() -> None:
-    before = _helpers()
     dropped = BackgroundSha256()
     dropped.update(b"z" * 10_000)
+    thread = dropped._thread
+    assert thread is not None
+    assert thread.is_alive()
     del dropped
     gc.collect()
-    for thread in threading.enumerate():
-        if thread.name == "envsteward-sha256":
-            thread.join(timeout=5)
-    assert _helpers() == before
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_a_reader_that_fails_ends_its_thread_at_once() -> None:
+    """A damaged object raises from feed() or close(): the reader's thread must end right there, not when
+    the traceback that keeps the reader alive is finally collected."""
+    blob, key, _header = build_object(os.urandom(200_000))
+    flipped_last_byte = blob[:-1] + bytes([blob[-1] ^ 1])
+    readers = [BackupReader(lambda _header: key, lambda _piece: None) for _ in range(2)]
+    with pytest.raises(IntegrityError):
+        readers[0].feed(flipped_last_byte)  # the final chunk does not authenticate
+    readers[1].feed(blob[: len(blob) // 2])
+    with pytest.raises(IntegrityError, match="truncated"):
+        readers[1].close()
+    for reader in readers:
+        thread = reader._plain_hash._thread
+        assert thread is not None
+        thread.join(timeout=10)
+        assert not thread.is_alive()
 
 
 def test_queue_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
