@@ -175,7 +175,7 @@ class TargetArchiveStatus:
     def failing(self) -> bool:
         """The last push failed and nothing was archived since (the archiver is stuck)."""
         last = self.failures.last_at
-        newest = self.newest_at
+        newest = self.primary.newest_at  # whole segments: a fresh partial does not unstick archive_command
         return last is not None and (newest is None or last > newest)
 
     @property
