@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,28 @@ def receiving(cluster: PgCluster) -> Iterator[None]:
     assert "error" not in errors.lower(), errors
 
 
+def slot_events(expect: dict[str, int], timeout: float = 30) -> list[Any]:
+    """The ``envsteward.health.*`` events of the slot's check, read back from the test server, oldest
+    first (polled until ``expect``, name -> count, is met or ``timeout``)."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all()
+    wanted = EventFilter(
+        event=EventNameFilter(prefix=["envsteward.health."]),
+        resource=EventResourceFilter(id=["envsteward.health.prod.pitr-slot.orders-db"]),
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            events = list(client.read_events(wanted, limit=50).events)
+        counts = {name: sum(1 for e in events if e.event == name) for name in expect}
+        if counts == expect or time.monotonic() > deadline:
+            return sorted(events, key=lambda e: e.occurred)
+        time.sleep(0.5)
+
+
 def slot_row(summary: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = summary["environments"]["prod"]["pitr-slot.orders-db"]
     return row
@@ -209,4 +232,14 @@ def test_inactive_slot_warns_pages_once_and_resolves_when_streaming_resumes(
     everything = json.dumps([slack_standin.messages(), pagerduty_standin.events]) + "".join(
         body.decode(errors="replace") for body in pagerduty_standin.received
     )
+    events = slot_events(
+        {"envsteward.health.degraded": 1, "envsteward.health.down": 1, "envsteward.health.recovered": 1}
+    )
+    assert [e.event for e in events] == [
+        "envsteward.health.degraded",
+        "envsteward.health.down",
+        "envsteward.health.recovered",
+    ]
+    assert {e.payload["kind"] for e in events} == {"pitr-slot"}
+    everything += "".join(e.model_dump_json() for e in events)
     assert SEEDED_PASSWORD not in everything
