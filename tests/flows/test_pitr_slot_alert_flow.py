@@ -172,6 +172,23 @@ def slot_events(expect: dict[str, int], timeout: float = 30) -> list[Any]:
         time.sleep(0.5)
 
 
+def assert_pitr_status_shows_the_page() -> None:
+    """What ``pitr status`` shows of the slot: read-only, with the "inactive since" the flow recorded."""
+    from envsteward.pitr.slot_watch import slot_status
+    from envsteward.services import get_services
+
+    services = get_services()
+    spec = services.catalog().environment("prod").backups[0]
+    assert spec.kind == "postgres"
+    before = services.state_store().get("pitr-slot/prod/orders-db")
+    shown = slot_status(services, services.state_store(), "prod", spec)
+    assert services.state_store().get("pitr-slot/prod/orders-db") == before, "pitr status wrote state"
+    assert shown["status"] == "down"
+    assert shown["retained_bytes"] >= PAGE_MIB * 2**20  # a checkpoint may add WAL between two reads
+    assert shown["inactive_since"] is not None
+    assert SLOT in shown["fix"]
+
+
 def slot_row(summary: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = summary["environments"]["prod"]["pitr-slot.orders-db"]
     return row
@@ -219,6 +236,7 @@ def test_inactive_slot_warns_pages_once_and_resolves_when_streaming_resumes(
     assert cluster.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)) == [
         (1,)
     ], "the check must never drop the slot"
+    assert_pitr_status_shows_the_page()
 
     with receiving(cluster):
         recovered = health_check()

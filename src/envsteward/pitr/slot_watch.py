@@ -34,7 +34,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envsteward.health.result import CheckResult, CheckStatus, short_detail
 from envsteward.pitr.status import short_duration
@@ -248,6 +248,41 @@ def watch_slots(services: PitrServices, state: StateStore, environments: Sequenc
             continue
         results.append(slot_result(state, environment, spec, reading, datetime.now(UTC)))
     return SlotWatchRun(results, unreadable)
+
+
+def slot_status(
+    services: PitrServices, state: StateStore, environment: str, spec: PostgresBackup
+) -> dict[str, Any]:
+    """The slot as ``pitr status`` shows it, read-only (the state store is read, never written: "inactive
+    since" is what the health-check flow recorded). Calls PostgreSQL and the secret resolver; an
+    unreachable server gives ``error`` (its message names host:port/db, never a password)."""
+    from envsteward.errors import EnvstewardError
+
+    slot = slot_name(environment, spec.name)
+    try:
+        password = services.resolve_secret(spec.password) if spec.password is not None else None
+        reading = read_slot(spec.dsn, password, slot)
+    except EnvstewardError as exc:
+        return {"slot": slot, "error": str(exc)}
+    recorded = state.get(state_key(environment, spec.name))
+    since = _parse_time(recorded.get("inactive_since")) if isinstance(recorded, dict) else None
+    if reading.active or not reading.exists:
+        since = None
+    now = datetime.now(UTC)
+    inactive_seconds = round((now - since).total_seconds(), 3) if since is not None else None
+    status, detail = evaluate(reading, inactive_seconds, spec.pitr.slot_alert)
+    return {
+        "slot": slot,
+        "exists": reading.exists,
+        "active": reading.active,
+        "retained_bytes": reading.retained_bytes,
+        "retained": pretty_bytes(reading.retained_bytes),
+        "wal_status": reading.wal_status,
+        "inactive_since": since.isoformat() if since is not None else None,
+        "status": status.value,
+        "detail": detail,
+        "fix": fix_text(environment, spec.name) if status is not CheckStatus.UP else None,
+    }
 
 
 def fix_text(environment: str, target: str) -> str:
