@@ -4,11 +4,14 @@ compare-and-set in a real file state store, and the notification's fix (no DSN, 
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from pydantic import SecretStr
 
 from envsteward.adapters.state_fs import FileStateStore
 from envsteward.catalog import CatalogError, load_catalog
@@ -23,6 +26,7 @@ from envsteward.pitr.slot_watch import (
     notification_for_change,
     pretty_bytes,
     slot_result,
+    watch_slots,
 )
 from envsteward.ports import AlertEvent
 
@@ -165,3 +169,41 @@ def test_the_notification_says_how_to_fix_and_resolves_with_the_same_key(tmp_pat
     assert resolve.event is AlertEvent.RESOLVE
     assert resolve.dedup_key == trigger.dedup_key
     assert "fix" not in resolve.fields
+
+
+class CatalogOnly:
+    """The two services :func:`watch_slots` uses; the secret resolver is the environment's, for real."""
+
+    def __init__(self, root: Path) -> None:
+        self._catalog = load_catalog(root)
+
+    def catalog(self) -> Any:
+        return self._catalog
+
+    def resolve_secret(self, ref: Any) -> SecretStr:
+        return SecretStr(os.environ[ref.location])
+
+
+def test_an_unreachable_server_gives_no_result_and_keeps_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fixtures._proc import free_port
+
+    monkeypatch.setenv("SLOT_WATCH_TEST_PW", "never-shown-pw-51a7")
+    root = catalog_with(
+        tmp_path,
+        "        pitr: {enabled: true, streaming: true}\n        password: secret+env://SLOT_WATCH_TEST_PW\n",
+    )
+    environments = root / "environments.yaml"
+    text = environments.read_text(encoding="utf-8")
+    environments.write_text(
+        text.replace("127.0.0.1:5432/app", f"127.0.0.1:{free_port()}/app"), encoding="utf-8"
+    )
+    store = FileStateStore(tmp_path / "state")
+    store.put("pitr-slot/prod/db", {"slot": SLOT, "inactive_since": "2026-01-01T03:00:00+00:00"})
+    run = watch_slots(cast("Any", CatalogOnly(root)), store, ["dev", "prod"])
+    assert run.results == []
+    (line,) = run.unreadable
+    assert line.startswith("prod/db: ")
+    assert "never-shown-pw-51a7" not in line
+    assert store.get("pitr-slot/prod/db") == {"slot": SLOT, "inactive_since": "2026-01-01T03:00:00+00:00"}
