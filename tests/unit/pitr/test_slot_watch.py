@@ -207,3 +207,32 @@ def test_an_unreachable_server_gives_no_result_and_keeps_the_state(
     assert line.startswith("prod/db: ")
     assert "never-shown-pw-51a7" not in line
     assert store.get("pitr-slot/prod/db") == {"slot": SLOT, "inactive_since": "2026-01-01T03:00:00+00:00"}
+
+
+def test_the_platform_status_pitr_line_shows_a_confirmed_slot_finding(tmp_path: Path) -> None:
+    from envsteward.adapters.objectstore_fs import FilesystemObjectStore
+    from envsteward.catalog.models import PostgresBackup
+    from envsteward.health.recording import record_result
+    from envsteward.pitr.walnames import archive_prefix, wal_object_key
+    from envsteward.status.gather import _pitr_line
+    from envsteward.status.model import Level
+
+    store = FileStateStore(tmp_path / "state")
+    backups = FilesystemObjectStore(tmp_path / "objects")
+    backups.put_bytes(wal_object_key(archive_prefix("prod", "db"), "000000010000000000000003"), b"x")
+    spec = PostgresBackup.model_validate(
+        {"name": "db", "kind": "postgres", "dsn": "postgresql://app@db:5432/app", "pitr": {"enabled": True}}
+    )
+    now = datetime.now(UTC)
+
+    def line() -> tuple[Level, str]:
+        return _pitr_line(store, backups, "prod", "db", rpo=timedelta(minutes=5), now=now)
+
+    assert line()[0] is Level.GREEN
+    record_result(store, slot_result(store, "prod", spec, inactive(9000), now), 1)
+    level, text = line()
+    assert level is Level.RED
+    assert f"slot {SLOT} INACTIVE" in text
+    later = now + timedelta(seconds=1)
+    record_result(store, slot_result(store, "prod", spec, SlotReading(SLOT, True, True), later), 1)
+    assert line()[0] is Level.GREEN
