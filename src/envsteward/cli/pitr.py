@@ -64,7 +64,10 @@ def check(target: TargetArg, catalog: CatalogOption = None) -> None:
     drill = services.catalog().environment(environment).drill
     rpo = drill.rpo_target_minutes * 60 if drill is not None else None
     findings = check_settings(
-        read_settings(spec.dsn, _password(services, spec)), selector=target, rpo_seconds=rpo
+        read_settings(spec.dsn, _password(services, spec)),
+        selector=target,
+        rpo_seconds=rpo,
+        streaming=spec.pitr.streaming,
     )
     if not findings:
         console().print(f"{target}: the server archives WAL into envsteward", markup=False)
