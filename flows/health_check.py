@@ -2,9 +2,11 @@
 
 Runbook:
 1. Read the catalog; pick the environments (all by default).
-2. Run every check at once. A check that finds its service down or degraded *completes*, in a state named
-   ``Down`` or ``Degraded``; only a probe that could not run (a bug, an unusable check definition) fails,
-   and its result still counts as ``down``. No check is retried within a run: step 3 confirms findings.
+2. Read the replication slot of every PITR target (check ``pitr-slot.<target>``: an inactive ``wal stream``
+   slot holding WAL is degraded, then down; :mod:`envsteward.pitr.slot_watch`) while every check runs at
+   once. A check that finds its service down or degraded *completes*, in a state named ``Down`` or
+   ``Degraded``; only a probe that could not run (a bug, an unusable check definition) fails, and its
+   result still counts as ``down``. No check is retried within a run: step 3 confirms findings.
 3. Fold each result into the check's stored state; a status change is confirmed only after the check's
    ``consecutive`` results agree (no flapping).
 4. For each confirmed change: one notification to each of the environment's channels, one audit record.
@@ -27,15 +29,17 @@ from envsteward.tasks.health import (
     send_alert,
     write_health_artifact,
 )
+from envsteward.tasks.pitr import pitr_slot_watch_task
 from envsteward.tasks.status import publish_changes, record_health_status
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, wait
 
 from envsteward.errors import EnvstewardError
-from envsteward.health.alerts import AlertDeliveryError, notification_for
+from envsteward.health.alerts import AlertDeliveryError
 from envsteward.health.checks import result_from_outcome
 from envsteward.health.report import summary
-from envsteward.health.runner import notify_channels, plan_checks
+from envsteward.health.runner import notify_channels, plan_checks, select_environments
+from envsteward.pitr.slot_watch import notification_for_change
 from envsteward.services import get_services
 
 
@@ -50,18 +54,26 @@ def health_check(environments: list[str] | None = None) -> dict[str, Any]:
     catalog = services.catalog()
     planned = plan_checks(catalog, environments)
 
+    slot_run = pitr_slot_watch_task.submit(select_environments(catalog, environments))
     check_runs = [run_health_check.submit(p.environment, p.spec) for p in planned]
     results = [
         result_from_outcome(p.environment, p.spec, run.result(raise_on_failure=False))
         for p, run in zip(planned, check_runs, strict=True)
     ]
+    slot_results = slot_run.result(raise_on_failure=False)
+    if isinstance(slot_results, BaseException):  # the checks still count; the failed task run shows why
+        get_run_logger().error("the PITR replication slots could not be checked: %s", _describe(slot_results))
+        slot_results = []
+    results += slot_results
 
     consecutive = {f"{p.environment}/{p.spec.name}": p.spec.consecutive for p in planned}
+    # a slot's thresholds (minutes inactive, MiB retained) already debounce it: one result confirms
+    consecutive |= {f"{r.environment}/{r.check}": 1 for r in slot_results}
     changes = record_and_detect(results, consecutive)
 
     deliveries: list[PrefectFuture[Any]] = []
     for change in changes:
-        notification = notification_for(change, link=flow_run_link())
+        notification = notification_for_change(change, link=flow_run_link())
         for channel in notify_channels(catalog, change.environment):
             deliveries.append(send_alert.submit(channel, notification))
         deliveries.append(audit_status_change.submit(change))

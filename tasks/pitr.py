@@ -57,3 +57,20 @@ def pitr_archive_status_task(environment: str | None) -> list[dict[str, str]]:
         description="WAL archive of the PITR targets: newest segment, age/RPO target, push failures, DR lag",
     )
     return rows
+
+
+@task(name="pitr-slot-watch", persist_result=False, **RETRY_TRANSIENT)
+def pitr_slot_watch_task(environments: list[str]) -> list[Any]:
+    """The replication slot of every PITR target of ``environments`` as health results (check
+    ``pitr-slot.<target>``): an inactive slot holding WAL is degraded or down. A server that cannot be
+    read gives no result and a warning in the run's log. Calls PostgreSQL (read-only), the secret
+    resolver and the state store (:mod:`envsteward.pitr.slot_watch`)."""
+    from prefect import get_run_logger
+
+    from envsteward.pitr.slot_watch import watch_slots
+
+    services = get_services()
+    run = watch_slots(services, services.state_store(), environments)
+    for line in run.unreadable:
+        get_run_logger().warning("replication slot not read: %s", line)
+    return list(run.results)

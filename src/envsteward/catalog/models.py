@@ -313,6 +313,29 @@ def _check_dsn(value: str) -> str:
     return value
 
 
+class SlotAlertSpec(Frozen):
+    """When a streaming target's replication slot, inactive (``wal stream`` down), alerts: the slot makes
+    the primary keep every WAL segment since, so ``pg_wal`` grows until its disk is full (checked by the
+    ``health-check`` flow; :mod:`envsteward.pitr.slot_watch`)."""
+
+    warn_retained_mib: int = Field(default=1024, ge=1, le=1 << 30)
+    """Warn (degraded) once an inactive slot holds this much WAL."""
+    warn_inactive_minutes: float = Field(default=10.0, gt=0, le=7 * 24 * 60)
+    """Warn once the slot has been inactive this long, whatever it holds."""
+    page_retained_mib: int = Field(default=8192, ge=1, le=1 << 30)
+    """Page (down) once an inactive slot holds this much WAL: above ``warn_retained_mib``, below the free
+    space of the primary's ``pg_wal`` disk."""
+
+    @model_validator(mode="after")
+    def _page_above_warn(self) -> SlotAlertSpec:
+        if self.page_retained_mib <= self.warn_retained_mib:
+            raise ValueError(
+                f"page_retained_mib ({self.page_retained_mib}) must be above warn_retained_mib "
+                f"({self.warn_retained_mib}): raise page_retained_mib or lower warn_retained_mib"
+            )
+        return self
+
+
 class PitrSpec(Frozen):
     """Point-in-time recovery for a PostgreSQL target (``envsteward wal push``/``fetch``, ``pitr ...``).
 
@@ -331,6 +354,8 @@ class PitrSpec(Frozen):
     streaming: bool = False
     """Run ``envsteward wal stream`` (``pg_receivewal`` with a replication slot) beside ``archive_command``:
     the segment being written is stored every few seconds, so the RPO is seconds, not ``archive_timeout``."""
+    slot_alert: SlotAlertSpec = Field(default_factory=SlotAlertSpec)
+    """Thresholds of the inactive-replication-slot alert (warn at 1 GiB or 10 minutes, page at 8 GiB)."""
 
 
 class PostgresBackup(_BackupBase):

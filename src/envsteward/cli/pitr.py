@@ -8,7 +8,8 @@
   [--backup ID] [--no-start]`` — unpack the newest base backup that ended before T into the NEW directory
   DIR, check it, write the recovery settings (``restore_command`` = ``envsteward wal fetch``), start
   PostgreSQL (as this OS user; not root), wait for the promotion, print the last replayed commit time.
-* ``pitr status ENV/TARGET [--json]`` — base backups and the newest archived segment's age.
+* ``pitr status ENV/TARGET [--json]`` — base backups, the newest archived segment's age, streamed
+  partial segments, and (``pitr.streaming``) the replication slot.
 * ``pitr prune ENV/TARGET [--dry-run]`` — keep ``pitr.keep_base_backups`` base backups and the WAL they
   need, in both regions.
 """
@@ -63,7 +64,10 @@ def check(target: TargetArg, catalog: CatalogOption = None) -> None:
     drill = services.catalog().environment(environment).drill
     rpo = drill.rpo_target_minutes * 60 if drill is not None else None
     findings = check_settings(
-        read_settings(spec.dsn, _password(services, spec)), selector=target, rpo_seconds=rpo
+        read_settings(spec.dsn, _password(services, spec)),
+        selector=target,
+        rpo_seconds=rpo,
+        streaming=spec.pitr.streaming,
     )
     if not findings:
         console().print(f"{target}: the server archives WAL into envsteward", markup=False)
@@ -164,7 +168,8 @@ def print_restore_result(result: dict[str, Any], *, json_output: bool) -> None:
 @handle_errors
 def status(target: TargetArg, catalog: CatalogOption = None, json_output: JsonOption = False) -> None:
     """Base backups and the WAL archive: newest segment, its age against the RPO target (the live RPO
-    exposure), wal push failures, DR lag. JSON (always; ``--json`` is accepted for symmetry)."""
+    exposure), wal push failures, DR lag, streamed partial segments and (pitr.streaming) the replication
+    slot. JSON (always; ``--json`` is accepted for symmetry)."""
     from envsteward.pitr.base import list_base_backups
     from envsteward.pitr.context import target_stores
     from envsteward.pitr.rpo import archive_status
@@ -186,6 +191,10 @@ def status(target: TargetArg, catalog: CatalogOption = None, json_output: JsonOp
         document["dr"] = archive_status(stores.dr, prefix).as_json()
     (archive,) = catalog_statuses(services, environment, spec.name)
     document["archive"] = archive.as_json()
+    if spec.pitr.streaming:  # wal stream's replication slot (read-only: SELECT on pg_replication_slots)
+        from envsteward.pitr.slot_watch import slot_status
+
+        document["slot"] = slot_status(services, services.state_store(), environment, spec)
     typer.echo(json.dumps(document, indent=2))
     _ = json_output
 

@@ -20,6 +20,8 @@ SETTINGS = (
     "archive_timeout",
     "archive_library",
     "max_wal_senders",
+    "max_replication_slots",
+    "max_slot_wal_keep_size",
 )
 
 
@@ -36,9 +38,10 @@ def recommended_archive_command(envsteward: str, selector: str) -> str:
 
 
 def check_settings(
-    values: Mapping[str, str], *, selector: str, rpo_seconds: float | None = None
+    values: Mapping[str, str], *, selector: str, rpo_seconds: float | None = None, streaming: bool = False
 ) -> list[Finding]:
-    """Problems in ``values`` (setting -> text as ``pg_settings`` shows it). Pure."""
+    """Problems in ``values`` (setting -> text as ``pg_settings`` shows it); with ``streaming`` (``wal
+    stream``) also what its replication slot needs. Pure."""
     findings: list[Finding] = []
     if values.get("wal_level") not in ("replica", "logical"):
         findings.append(
@@ -93,6 +96,30 @@ def check_settings(
                 "archive_timeout",
                 "warning",
                 f"archive_timeout is {timeout}s, longer than the RPO target of {rpo_seconds:g}s",
+            )
+        )
+    if streaming:
+        findings += _streaming_findings(values)
+    return findings
+
+
+def _streaming_findings(values: Mapping[str, str]) -> list[Finding]:
+    """``wal stream`` needs a WAL sender and a replication slot; a slot whose streamer is down keeps WAL
+    without limit unless ``max_slot_wal_keep_size`` caps it (the health-check flow alerts either way)."""
+    findings: list[Finding] = []
+    for setting in ("max_wal_senders", "max_replication_slots"):
+        if values.get(setting) is not None and int(values[setting] or 0) < 1:
+            findings.append(
+                Finding(setting, "error", f"{setting} is 0: wal stream needs 1 or more (needs a restart)")
+            )
+    if values.get("max_slot_wal_keep_size") == "-1":
+        findings.append(
+            Finding(
+                "max_slot_wal_keep_size",
+                "warning",
+                "max_slot_wal_keep_size is -1 (unlimited): while wal stream is down its slot keeps WAL "
+                "until the disk is full; cap it below the free space of pg_wal's disk (then the slot is "
+                "invalidated instead, and archive_command still archives)",
             )
         )
     return findings

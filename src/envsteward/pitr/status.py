@@ -8,6 +8,9 @@ backup flows' artifacts and the platform status show.
   message, which may name hosts or paths an operator keeps private). A failure older than the newest
   archived segment has been recovered from (PostgreSQL retried and the archive moved on).
 * **DR lag**: how far the DR copy's newest segment trails the primary's (segments and seconds).
+* **Streamed partial segments** (``wal stream``, ``<prefix>stream/<segment>.partial``): their count and
+  the newest one's age. A partial of a segment after the newest archived one is the live edge of the
+  archive (``wal fetch`` serves it), so the exposure is its age, not the newest whole segment's.
 
 :func:`record_push_failure` is best effort: ``wal push`` fails anyway, and must fail with its own error.
 :func:`target_status` lists the stores; :func:`status_rows` is pure.
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from envsteward.errors import EnvstewardError
 from envsteward.pitr.context import PitrServices
 from envsteward.pitr.rpo import ArchiveStatus, archive_status
-from envsteward.pitr.walnames import SegmentName, archive_prefix
+from envsteward.pitr.walnames import SegmentName, archive_prefix, wal_kind
 
 if TYPE_CHECKING:
     from envsteward.ports import JSONValue, ObjectStore, StateStore
@@ -90,6 +93,50 @@ class ArchiveFailures:
 
 
 @dataclass(frozen=True)
+class PartialStatus:
+    """The streamed partial objects of one archive (``wal stream``)."""
+
+    count: int = 0
+    newest_segment: str | None = None
+    newest_at: datetime | None = None
+    age_seconds: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "partials": self.count,
+            "newest_partial": self.newest_segment,
+            "newest_partial_at": self.newest_at.isoformat() if self.newest_at else None,
+            "partial_age_seconds": self.age_seconds,
+        }
+
+
+def partial_status(store: ObjectStore, prefix: str, now: datetime | None = None) -> PartialStatus:
+    """The partial objects under ``<prefix>stream/``: count, newest (by segment name) and its age (when it
+    was last replaced). Calls the store (list); raises its errors."""
+    from envsteward.pitr.archive import STREAM_FOLDER
+
+    head = f"{prefix}{STREAM_FOLDER}/"
+    newest: tuple[str, datetime] | None = None
+    count = 0
+    for info in store.list(head):
+        segment = info.key[len(head) :].removesuffix(".partial")
+        if not info.key.endswith(".partial") or "/" in segment:
+            continue
+        try:
+            if wal_kind(segment) != "segment":
+                continue
+        except EnvstewardError:
+            continue  # a foreign object: not ours to count
+        count += 1
+        if newest is None or segment > newest[0]:
+            newest = (segment, info.modified)
+    if newest is None:
+        return PartialStatus()
+    age = ((now or datetime.now(UTC)) - newest[1]).total_seconds()
+    return PartialStatus(count, newest[0], newest[1], round(max(0.0, age), 3))
+
+
+@dataclass(frozen=True)
 class TargetArchiveStatus:
     """One PITR target's archive as ``backup list`` shows it."""
 
@@ -100,17 +147,35 @@ class TargetArchiveStatus:
     failures: ArchiveFailures
     rpo_target_seconds: float | None
     base_backups: int
+    partials: PartialStatus = PartialStatus()
+
+    @property
+    def live_partial(self) -> bool:
+        """The newest partial object is of a segment after the newest whole one: the archive's live edge
+        (an older partial is a leftover that a whole segment supersedes)."""
+        newest_partial, newest_whole = self.partials.newest_segment, self.primary.newest_segment
+        return newest_partial is not None and (newest_whole is None or newest_partial > newest_whole)
+
+    @property
+    def newest_at(self) -> datetime | None:
+        """When the archive last moved on: the newest whole segment, or the live partial when newer."""
+        times = [self.primary.newest_at] + ([self.partials.newest_at] if self.live_partial else [])
+        present = [moment for moment in times if moment is not None]
+        return max(present) if present else None
 
     @property
     def exposure_seconds(self) -> float | None:
-        """The live RPO exposure: the newest archived segment's age (None: nothing archived yet)."""
-        return self.primary.age_seconds
+        """The live RPO exposure: the age of the newest archived segment, or of the live partial segment
+        when streaming stored a newer one (None: nothing archived yet)."""
+        ages = [self.primary.age_seconds] + ([self.partials.age_seconds] if self.live_partial else [])
+        present = [age for age in ages if age is not None]
+        return min(present) if present else None
 
     @property
     def failing(self) -> bool:
         """The last push failed and nothing was archived since (the archiver is stuck)."""
         last = self.failures.last_at
-        newest = self.primary.newest_at
+        newest = self.primary.newest_at  # whole segments: a fresh partial does not unstick archive_command
         return last is not None and (newest is None or last > newest)
 
     @property
@@ -138,7 +203,7 @@ class TargetArchiveStatus:
         """``ok``, ``failing`` (pushes fail now), ``stale`` (exposure above the RPO target), ``empty``."""
         if self.failing:
             return "failing"
-        if self.primary.newest_segment is None:
+        if self.primary.newest_segment is None and not self.live_partial:
             return "empty"
         exposure = self.exposure_seconds
         if (
@@ -157,7 +222,9 @@ class TargetArchiveStatus:
             "newest_at": self.primary.newest_at.isoformat() if self.primary.newest_at else None,
             "exposure_seconds": self.exposure_seconds,
             "rpo_target_seconds": self.rpo_target_seconds,
+            "segment_age_seconds": self.primary.age_seconds,
             "segments": self.primary.segments,
+            **self.partials.as_json(),
             "base_backups": self.base_backups,
             "failures": self.failures.count,
             "last_failure_at": self.failures.last_at.isoformat() if self.failures.last_at else None,
@@ -192,6 +259,7 @@ def target_status(
         failures=ArchiveFailures.of(state.get(failures_key(environment, target))),
         rpo_target_seconds=rpo_target_seconds,
         base_backups=len(list_base_backups(primary, prefix)),
+        partials=partial_status(primary, prefix, moment),
     )
 
 
@@ -211,7 +279,8 @@ def short_duration(seconds: float | None) -> str:
 def status_row(item: TargetArchiveStatus) -> dict[str, str]:
     """Short cells for one target (CLI table, artifacts), so the five columns fit 80 characters with a
     24-character segment name kept whole: ``exposure`` is ``age/RPO target``, ``failures`` the count and
-    the last error's class, ``dr_lag`` segments and seconds behind the primary. Pure."""
+    the last error's class, ``dr_lag`` segments and seconds behind the primary; ``partials`` (artifact and
+    JSON; the exposure already counts a live one) the streamed partial segments. Pure."""
     rpo = f"/{short_duration(item.rpo_target_seconds)}" if item.rpo_target_seconds is not None else ""
     failures = "0"
     if item.failures.count:
@@ -228,7 +297,15 @@ def status_row(item: TargetArchiveStatus) -> dict[str, str]:
         "exposure": f"{short_duration(item.exposure_seconds)}{rpo}",
         "failures": failures,
         "dr_lag": lag,
+        "partials": partial_cell(item.partials),
     }
+
+
+def partial_cell(partials: PartialStatus) -> str:
+    """``0``, or the count and the newest partial's age (``1 3s``): streamed partial segments. Pure."""
+    if not partials.count:
+        return "0"
+    return f"{partials.count} {short_duration(partials.age_seconds)}"
 
 
 def status_notes(item: TargetArchiveStatus) -> list[str]:

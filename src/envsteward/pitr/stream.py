@@ -2,8 +2,9 @@
 
 ``pg_receivewal`` connects over the replication protocol with a replication slot (created with
 ``--create-slot --if-not-exists``; the server keeps WAL until the slot received it, so a streamer that
-was down loses nothing) and writes into a spool folder: the segment being written as
-``<segment>.partial`` (flushed at every write: ``--synchronous``), renamed to ``<segment>`` when complete.
+was down loses nothing, but ``pg_wal`` grows meanwhile: :mod:`envsteward.pitr.slot_watch` alerts) and
+writes into a spool folder: the segment being written as ``<segment>.partial`` (flushed at every write:
+``--synchronous``), renamed to ``<segment>`` when complete.
 :class:`WalStreamer` pumps that folder:
 
 * every completed segment (and timeline ``.history`` file) goes through :func:`push_wal`, the very path of

@@ -461,12 +461,29 @@ def _pitr_line(
     )
     failures = f", {status.failures.count} push failure(s)" if status.failures.count else ""
     if status.state == "failing":
-        return Level.RED, f"{target} WAL: wal push failing ({status.failures.last_error}){failures}"
-    if status.exposure_seconds is None:
-        return Level.RED, f"{target} WAL: nothing archived yet"
-    age = timedelta(seconds=status.exposure_seconds)
-    level = Level.AMBER if status.state == "stale" else Level.GREEN
-    return level, f"{target} WAL: newest segment {age_text(age)} old (RPO {age_text(rpo)}){failures}"
+        level, line = Level.RED, f"{target} WAL: wal push failing ({status.failures.last_error}){failures}"
+    elif status.exposure_seconds is None:
+        level, line = Level.RED, f"{target} WAL: nothing archived yet"
+    else:
+        age = timedelta(seconds=status.exposure_seconds)
+        level = Level.AMBER if status.state == "stale" else Level.GREEN
+        line = f"{target} WAL: newest segment {age_text(age)} old (RPO {age_text(rpo)}){failures}"
+    return _with_slot(store, environment, target, level, line)
+
+
+def _with_slot(
+    store: StateStore, environment: str, target: str, level: Level, line: str
+) -> tuple[Level, str]:
+    """The replication slot watch's confirmed finding (health-check flow, ``pitr-slot.<target>``) added to
+    a PITR line: red when down, amber when degraded. Reads the state store."""
+    from envsteward.health.recording import read_state
+    from envsteward.pitr.slot_watch import check_name
+
+    state = read_state(store, environment, check_name(target))
+    if state is None or state.confirmed is None or state.confirmed.value == "up":
+        return level, line
+    slot_level = Level.RED if state.confirmed.value == "down" else Level.AMBER
+    return worst([level, slot_level]), f"{line}; {state.last_detail}"
 
 
 # ---------------------------------------------------------------------------------------------------------

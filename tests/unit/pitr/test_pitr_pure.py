@@ -153,3 +153,25 @@ def test_server_check_explains_what_to_set() -> None:
         ("archive_timeout", "warning"),
     ]
     assert "wal_level = replica" in bad[0].message
+
+
+def test_server_check_for_streaming_warns_about_an_unlimited_slot() -> None:
+    good = {
+        "wal_level": "replica",
+        "archive_mode": "on",
+        "archive_command": "envsteward wal push --target dev/db %p",
+        "archive_timeout": "60",
+        "max_wal_senders": "10",
+        "max_replication_slots": "10",
+        "max_slot_wal_keep_size": "-1",
+    }
+    assert check_settings(good, selector="dev/db") == []  # not streaming: the slot settings do not matter
+    found = check_settings(good, selector="dev/db", streaming=True)
+    assert [(f.setting, f.level) for f in found] == [("max_slot_wal_keep_size", "warning")]
+    assert "until the disk is full" in found[0].message
+    capped = check_settings(
+        {**good, "max_slot_wal_keep_size": "10240", "max_replication_slots": "0"},
+        selector="dev/db",
+        streaming=True,
+    )
+    assert [(f.setting, f.level) for f in capped] == [("max_replication_slots", "error")]

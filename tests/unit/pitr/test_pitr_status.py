@@ -135,3 +135,54 @@ def test_a_stale_pid_file_is_never_signalled(tmp_path: Path) -> None:
         if other.poll() is None:
             other.kill()
     assert os.path.exists(data)
+
+
+def age_objects(root: Path, seconds: float) -> None:
+    """Back-date every stored file (the filesystem store's ``modified`` is the file's mtime)."""
+    when = datetime.now(UTC).timestamp() - seconds
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, (when, when))
+
+
+def test_streamed_partials_are_counted_and_the_live_one_is_the_exposure(
+    stores: tuple[FilesystemObjectStore, FilesystemObjectStore, FileStateStore],
+) -> None:
+    from envsteward.pitr.archive import partial_object_key
+
+    primary, _dr, state = stores
+    prefix = archive_prefix("dev", "db")
+    put_segments(primary, SEG)
+    primary.put_bytes(partial_object_key(prefix, SEG[1]), b"leftover")  # superseded by a whole segment
+    age_objects(primary.root, 600)
+    stale = target_status("dev/db", primary=primary, dr=None, state=state, rpo_target_seconds=300)
+    assert stale.partials.count == 1
+    assert stale.partials.newest_segment == SEG[1]
+    assert not stale.live_partial, "a partial older than the newest whole segment is not the live edge"
+    assert stale.state == "stale"
+    assert stale.exposure_seconds is not None
+    assert stale.exposure_seconds >= 600
+
+    live = "000000010000000000000006"
+    primary.put_bytes(partial_object_key(prefix, live), b"streaming")
+    streaming = target_status("dev/db", primary=primary, dr=None, state=state, rpo_target_seconds=300)
+    assert streaming.live_partial
+    assert streaming.state == "ok"
+    assert streaming.exposure_seconds is not None
+    assert streaming.exposure_seconds < 60
+    document = streaming.as_json()
+    assert document["partials"] == 2
+    assert document["newest_partial"] == live
+    assert document["partial_age_seconds"] == streaming.exposure_seconds
+    assert document["segment_age_seconds"] >= 600
+    assert document["newest_segment"] == SEG[-1]
+    row = status_row(streaming)
+    assert row["partials"].startswith("2 ")
+    assert row["exposure"].endswith("/5m")
+    assert status_notes(streaming) == []
+
+    # archive_command failing while streaming goes on: still failing (PostgreSQL keeps the segments)
+    record_push_failure(state, "dev", "db", TransientError("x"), SEG[-1])
+    primary.put_bytes(partial_object_key(prefix, live), b"streaming on")
+    failing = target_status("dev/db", primary=primary, dr=None, state=state, rpo_target_seconds=300)
+    assert failing.state == "failing"
