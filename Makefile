@@ -23,7 +23,7 @@ demo: $(STAMP)
 ## Run the whole test suite against real services on loopback, in two workers (a test module stays on one
 ## worker: its module fixtures start once; each worker starts its own session servers on free ports).
 test: $(STAMP)
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -n 2 --dist loadfile
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
