@@ -395,6 +395,26 @@ def fetch_wal(
     raise WalNotFoundError(f"WAL file {name} is not in the {where} store")
 
 
+def absent_names(archive: WalArchive, names: list[str], source: FetchSource = "any") -> list[str]:
+    """The names in ``names`` that :func:`fetch_wal` would answer with WalNotFoundError right now: no store
+    asked holds the object and, for a segment, no store holds a streamed partial of it.
+
+    A store that does not answer (or any other error) makes the name unknown, never absent: it is left
+    out. Calls the stores (``head``); raises ConfigurationError (``--from dr`` without a DR store)."""
+    stores = _stores(archive, source)
+    found: list[str] = []
+    for name in names:
+        keys = [wal_object_key(archive.prefix, name)]
+        if wal_kind(name) == "segment":
+            keys.append(partial_object_key(archive.prefix, name))
+        try:
+            if all(store.head(key) is None for _, store in stores for key in keys):
+                found.append(name)
+        except EnvstewardError:
+            continue
+    return found
+
+
 def _write_atomically(destination: Path, data: bytes) -> None:
     tmp = destination.with_name(f".{destination.name}.envsteward-{os.getpid()}.tmp")
     try:
