@@ -8,7 +8,6 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -61,7 +60,7 @@ def test_probes_are_answered_absent_until_a_history_file_or_segment_appears(
         (data_dir / "recovery.signal").touch()  # the restore is ready: the read-ahead starts
         give_to_db_user(data_dir)
         spool = pg_wal / prefetch.SPOOL_NAME
-        wait_for(lambda: (spool / last).exists(), "the first segment in the spool")
+        wait_for((spool / last).exists, "the first segment in the spool")
         wait_for(lambda: prefetch.known_absent(after, pg_wal / "RECOVERYXLOG"), "the end listed as absent")
         assert prefetch.known_absent("00000002.history", history_path)
 

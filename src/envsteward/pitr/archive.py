@@ -152,6 +152,7 @@ def open_wal(keys: KeyProvider, object_id: str, sealed: bytes) -> bytes:
         reader.feed(sealed)
         reader.close()
     except IntegrityError as exc:
+        reader.abort()
         raise IntegrityError(f"WAL object {object_id}: {exc}") from None
     return b"".join(pieces)
 
