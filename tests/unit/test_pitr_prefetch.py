@@ -300,3 +300,32 @@ def test_two_fetch_workers_fill_the_window_in_any_order(tmp_path: Path) -> None:
 
     assert prefetch.run_prefetcher(spool, SEG, fetch_one, segment_size=16 << 20, ahead=8, workers=2) == 5
     assert sorted(path.name for path in spool.iterdir() if not path.name.startswith(".")) == names[:5]
+
+
+def test_a_segment_in_flight_that_is_not_found_is_answered_absent_once_listed(tmp_path: Path) -> None:
+    pg_wal = tmp_path / "pg_wal"
+    spool = prefetch.spool_for(pg_wal / "RECOVERYXLOG")
+    spool.mkdir(parents=True)
+    destination = pg_wal / "RECOVERYXLOG"
+    fd = _hold_lock(spool)  # a running prefetcher ...
+    try:
+        (spool / f"{SEG}.inflight").touch()  # ... fetching SEG right now
+
+        def not_found_then_listed() -> None:
+            time.sleep(0.1)
+            (spool / f"{SEG}.inflight").unlink()
+            time.sleep(0.05)
+            prefetch.write_absent(spool, [SEG], time.time())
+
+        worker = threading.Thread(target=not_found_then_listed)
+        worker.start()
+        assert prefetch.answer(SEG, destination) == 1
+        worker.join()
+        assert not destination.exists()
+        # not in flight and not listed: only the archive can tell
+        other = prefetch.next_segment(SEG, 16 << 20)
+        assert prefetch.answer(other, destination) is None
+    finally:
+        import os
+
+        os.close(fd)

@@ -58,11 +58,8 @@ def fetch_from_spool(argv: list[str]) -> tuple[str, int] | None:
     name, destination = parsed
     if prefetch.window() == 0:
         return None
-    if prefetch.take(name, destination):
-        return name, 0
-    if prefetch.known_absent(name, destination):
-        return name, 1
-    return None
+    code = prefetch.answer(name, destination)
+    return None if code is None else (name, code)
 
 
 def main() -> None:

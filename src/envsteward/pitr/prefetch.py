@@ -16,8 +16,37 @@ foreign, a store down) is simply not in the spool, so the foreground ``wal fetch
 reports exactly as before (exit 1 for missing, 126 with the segment's name for anything else).
 
 At most ``window`` segments wait in the spool (``ENVSTEWARD_WAL_PREFETCH``, default 8; 0 turns read-ahead
-off); the prefetcher stops at the end of the archive, on any error, or after ``IDLE_SECONDS`` without a
-taker. Only one prefetcher runs per spool (an ``flock``).
+off), fetched by ``WORKERS`` threads. Only one prefetcher runs per spool (an ``flock``). A point-in-time
+restore starts it before PostgreSQL (``envsteward wal prefetch``,
+:func:`envsteward.pitr.restore.start_read_ahead`) and writes a ``restore_command`` that takes a spooled
+segment with ``mv`` in ``sh``, without starting Python at all; otherwise the first ``wal fetch`` of a
+segment forks it.
+
+Negative answers. PostgreSQL probes for files that usually do not exist: the next timeline's ``.history``
+at the start and at the end of recovery, the parent timeline's at the end, and (twice) the segment after
+the last one. Each used to cost a full CLI start to answer "absent". The prefetcher checks those names
+every ``REFRESH_SECONDS`` (``absent``: absent only when every store asked answered "no such object", also
+for a streamed partial; an error means unknown, never absent) and writes the names found absent, with the
+wall-clock time the check STARTED, to ``absent`` in the spool. ``wal fetch`` answers exit 1 from it
+(:func:`known_absent`) only while that listing is at most ``FRESH_SECONDS`` old and a prefetcher holds the
+spool's lock; otherwise it asks the archive. The only segment ever listed is the first one the prefetcher
+could not find, where ``wal fetch`` itself would answer "absent": a gap or a damaged segment in the middle
+of the archive is answered exactly as before.
+
+The race, stated exactly: a file that reaches the archive after a check started can be answered "absent"
+for up to ``FRESH_SECONDS`` (2 s) after that start. That is the answer the archive gave 2 s earlier, i.e.
+the restore behaves as if PostgreSQL had asked 2 s sooner, never as if a file existed that does not or a
+file were missing from the middle: (a) the segment after the last one: recovery ends at the end of the
+archive as it was at most 2 s before (what ``--to-latest`` means anyway; the reported last replayed commit
+is the truth, so the drill's RPO stays honest, and a ``--to-time`` beyond it fails as before); (b) a
+``.history`` file of a timeline created in those 2 s (another cluster promoted on the same archive at that
+very moment): PostgreSQL picks its timeline as of 2 s earlier; any probe after that window finds the file.
+A killed prefetcher's listing is never used (no lock holder) and every listing expires after 2 s.
+
+At the end of the archive the prefetcher stays: it puts the last segment back once (PostgreSQL reads it
+again when recovery ends), keeps looking for the next segment (an archive that still grows continues the
+read-ahead), and exits ``LINGER_SECONDS`` after PostgreSQL removed ``recovery.signal`` (emptying the
+spool), or after ``IDLE_SECONDS`` without a taker.
 
 This module imports only the standard library: it runs on the fast path of every ``wal fetch``.
 External calls: local files only (the fetching itself is the ``fetch_one`` callable passed in).
@@ -50,6 +79,7 @@ MAX_TIMELINES_AHEAD = 8
 POLL_SECONDS = 0.02
 WORKERS = 2
 LINGER_SECONDS = 5.0
+END_WAIT_SECONDS = 0.5
 
 
 def window() -> int:
@@ -95,23 +125,53 @@ def take(name: str, destination: Path, *, wait: float = INFLIGHT_WAIT_SECONDS) -
 
     When the running prefetcher is fetching ``name`` right now, waits (up to ``wait`` s) for it rather
     than fetching the same segment twice. Local files only; never raises for a missing spool."""
+    return _take(name, destination, wait)[0]
+
+
+def _take(name: str, destination: Path, wait: float) -> tuple[bool, bool]:
+    """``(taken, it was in flight)``: see :func:`take`."""
     if not _SEGMENT.match(name):
-        return False
+        return False, False
     spool = spool_for(destination)
     ready, inflight = spool / name, spool / f"{name}.inflight"
     until = time.monotonic() + wait
+    waited = False
     while True:
         try:
             os.replace(ready, destination)
         except FileNotFoundError:
             pass
         except OSError:
-            return False
+            return False, waited
         else:
-            return True
+            return True, waited
         if not inflight.exists() or not _prefetcher_running(spool) or time.monotonic() > until:
-            return False
+            return False, waited
+        waited = True
         time.sleep(0.01)
+
+
+def answer(name: str, destination: Path, *, wait: float = INFLIGHT_WAIT_SECONDS) -> int | None:
+    """The read-ahead's answer to ``wal fetch NAME DESTINATION``: 0 when the segment was taken from the
+    spool, 1 when the archive does not hold it (:func:`known_absent`), None when only the archive can
+    tell (the caller fetches it itself).
+
+    A segment the prefetcher was fetching right now and did not find is the end of the archive: the
+    prefetcher lists it at once, so this waits up to ``END_WAIT_SECONDS`` for that listing rather than
+    starting the whole CLI to learn the same. Local files only; never raises."""
+    taken, was_in_flight = _take(name, destination, wait)
+    if taken:
+        return 0
+    if known_absent(name, destination):
+        return 1
+    if was_in_flight:
+        spool = spool_for(destination)
+        until = time.monotonic() + END_WAIT_SECONDS
+        while time.monotonic() < until and _prefetcher_running(spool):
+            time.sleep(0.01)
+            if known_absent(name, destination):
+                return 1
+    return None
 
 
 def _waiting(spool: Path) -> int:

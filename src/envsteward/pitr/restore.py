@@ -2,10 +2,12 @@
 ``envsteward backup restore ID --to-time/--to-latest --to-dir`` and ``envsteward pitr restore``.
 
 Steps (:func:`restore_to_point`): choose the base backup (the one given, else the newest that ended before
-the target time) in the store WAL is read from, verify and unpack it into the NEW or empty directory
+the target time) in the store WAL is read from; start the WAL read-ahead (:func:`start_read_ahead`: it
+loads while the base backup is unpacked); unpack and check the base backup into the NEW or empty directory
 (:func:`~envsteward.pitr.base.restore_base_backup`), ``pg_verifybackup``, write the recovery settings
-with ``restore_command`` = ``envsteward wal fetch`` (:func:`restore_command`), then (``start``) start
-PostgreSQL and wait for the promotion.
+with ``restore_command`` = ``mv`` from the read-ahead spool, else ``envsteward wal fetch``
+(:func:`restore_command`), then (``start``) start PostgreSQL and wait for the promotion. The JSON summary
+has ``timings`` (seconds per step).
 
 External calls: the object stores, the key provider, ``pg_verifybackup``, ``pg_ctl`` and the restored
 server (through :mod:`envsteward.pitr.base`).
