@@ -22,7 +22,14 @@ C. restore: with ``archive_command`` = both tools, one base backup each, then N 
    ``pgbackrest restore`` + ``pg_ctl start`` with ``archive-async=y`` (pgBackRest's prefetching
    ``archive-get``, the stronger of its two modes).
 
-Rounds are interleaved (the order alternates) and each figure is reported as best and median. Peak RSS of
+   Both sides wait for the promotion the same way: a stat of ``recovery.signal`` every 20 ms (PostgreSQL
+   removes it when it promotes), a query once it is gone. Per round the JSON also has where the time went
+   (``restore.envsteward_breakdown``: the restore command's ``timings`` and every envsteward process
+   PostgreSQL started, with its start, duration and exit code; ``restore.pgbackrest_breakdown``: its
+   restore step and start-to-promoted).
+
+Rounds are interleaved (the order alternates) and each figure is reported as best and median.
+``--only restore`` (or ``--skip``) runs a subset of the phases. Peak RSS of
 every envsteward process is taken with GNU time (``%M``) around the console script, including the ones
 PostgreSQL runs (archive_command / restore_command); a forked read-ahead child is not measured by it (it
 starts as a copy of its parent).
