@@ -14,7 +14,14 @@ import pytest
 from envsteward.pitr import prefetch
 from envsteward.pitr.restore import restore_command
 from tests.fixtures.pg_cluster import ClusterFactory, as_db_user, give_to_db_user
-from tests.integration._pitr_setup import SELECTOR, archiving_cluster, pitr_setup, switch_and_wait_archived
+from tests.integration._pitr_setup import (
+    SELECTOR,
+    archiving_cluster,
+    insert,
+    pitr_setup,
+    restored_ids,
+    switch_and_wait_archived,
+)
 
 HISTORY = b"1\t0/5000000\tno recovery target specified\n"
 
@@ -93,3 +100,36 @@ def test_probes_are_answered_absent_until_a_history_file_or_segment_appears(
         if reader.poll() is None:
             reader.terminate()
             reader.wait(timeout=30)
+
+
+def test_a_restore_with_read_ahead_off_uses_the_plain_command_and_no_spool(
+    pg_cluster_factory: ClusterFactory,
+) -> None:
+    setup = pitr_setup(pg_cluster_factory)
+    cluster = archiving_cluster(pg_cluster_factory, setup)
+    cluster.execute("CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+    insert(cluster, range(1, 3))
+    setup.envsteward("pitr", "base-backup", SELECTOR)
+    insert(cluster, range(3, 6))
+    switch_and_wait_archived(cluster)
+    insert(cluster, range(6, 8))
+    switch_and_wait_archived(cluster)
+
+    restored = setup.root / "restored-read-ahead-off"
+    port = pg_cluster_factory.adopt_restored(restored)
+    env = {**setup.env, "ENVSTEWARD_EXECUTABLE": setup.executable, "ENVSTEWARD_WAL_PREFETCH": "0"}
+    args = ["pitr", "restore", SELECTOR, "--to-latest", "--data-dir", str(restored), "--port", str(port)]
+    done = subprocess.run(
+        as_db_user([setup.executable, *args, "--json"], env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=setup.root,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert restored_ids(port) == list(range(1, 8))
+    settings = (restored / "postgresql.auto.conf").read_text()
+    assert "wal fetch" in settings
+    assert "mv -f" not in settings
+    assert not (restored / "pg_wal" / prefetch.SPOOL_NAME).exists()
