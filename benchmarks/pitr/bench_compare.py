@@ -22,7 +22,14 @@ C. restore: with ``archive_command`` = both tools, one base backup each, then N 
    ``pgbackrest restore`` + ``pg_ctl start`` with ``archive-async=y`` (pgBackRest's prefetching
    ``archive-get``, the stronger of its two modes).
 
-Rounds are interleaved (the order alternates) and each figure is reported as best and median. Peak RSS of
+   Both sides wait for the promotion the same way: a stat of ``recovery.signal`` every 20 ms (PostgreSQL
+   removes it when it promotes), a query once it is gone. Per round the JSON also has where the time went
+   (``restore.envsteward_breakdown``: the restore command's ``timings`` and every envsteward process
+   PostgreSQL started, with its start, duration and exit code; ``restore.pgbackrest_breakdown``: its
+   restore step and start-to-promoted).
+
+Rounds are interleaved (the order alternates) and each figure is reported as best and median.
+``--only restore`` (or ``--skip``) runs a subset of the phases. Peak RSS of
 every envsteward process is taken with GNU time (``%M``) around the console script, including the ones
 PostgreSQL runs (archive_command / restore_command); a forked read-ahead child is not measured by it (it
 starts as a copy of its parent).
@@ -79,13 +86,23 @@ class Bench:
         self.root.mkdir()
         self.rss_log = self.root / "envsteward-rss.log"
         self.rss_log.touch()
-        # every envsteward process (ours and PostgreSQL's) runs through GNU time, appending its peak RSS
+        # every envsteward process (ours and PostgreSQL's) runs through GNU time, appending its peak RSS,
+        # and leaves its start, end and exit code in the trace (the restore's breakdown)
+        self.trace_log = self.root / "envsteward-trace.log"
+        self.trace_log.touch()
         wrapper = self.root / "envsteward-timed"
         wrapper.write_text(
-            f'#!/bin/sh\nexec /usr/bin/time -a -o {self.rss_log} -f %M {self.setup.executable} "$@"\n'
+            "#!/bin/sh\n"
+            f'echo "$(date +%s.%N) start $$ $*" >> {self.trace_log}\n'
+            f'/usr/bin/time -a -o {self.rss_log} -f %M {self.setup.executable} "$@"\n'
+            "code=$?\n"
+            f'echo "$(date +%s.%N) end $$ $code" >> {self.trace_log}\n'
+            "exit $code\n"
         )
         wrapper.chmod(0o755)
         self.setup.executable = str(wrapper)
+        self.breakdowns: list[dict[str, Any]] = []
+        self.pgbr_breakdowns: list[dict[str, Any]] = []
         self.pgbr_conf = self.root / "pgbackrest.conf"
         for folder in ("pgbr-lock", "pgbr-spool", "pgbr-log", "segments"):
             (self.root / folder).mkdir()
@@ -403,14 +420,23 @@ class Bench:
         data_dir = self.root / "restore-envsteward"
         port = free_port()
         env_prefix = [] if prefetch else ["env", "ENVSTEWARD_WAL_PREFETCH=0"]
-        started = time.monotonic()
+        self.trace_log.write_text("")
+        started, wall = time.monotonic(), time.time()
         args = ["pitr", "restore", SELECTOR, "--data-dir", str(data_dir), "--to-latest", "--port", str(port)]
         command = as_db_user(
-            [*env_prefix, self.setup.executable, *args],
+            [*env_prefix, self.setup.executable, *args, "--json"],
             {**self.setup.env, "ENVSTEWARD_EXECUTABLE": self.setup.executable},
         )
-        run_checked(command, timeout=7200, cwd=self.setup.root)
+        done = run_checked(command, timeout=7200, cwd=self.setup.root)
         elapsed = time.monotonic() - started
+        self.breakdowns.append(
+            {
+                "read_ahead": prefetch,
+                "seconds": round(elapsed, 2),
+                "restore_command_timings": json.loads(done.stdout).get("timings", {}),
+                **trace_breakdown(self.trace_log.read_text(), wall),
+            }
+        )
         return elapsed, self.restored_ok(port, data_dir)
 
     def restore_pgbackrest(self) -> tuple[float, int]:
@@ -420,6 +446,7 @@ class Bench:
         port = free_port()
         started = time.monotonic()
         self.pgbackrest("restore", f"--pg1-path={data_dir}", "--archive-mode=off", "--type=default")
+        unpacked = time.monotonic()
         extra = (
             f"\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{data_dir}'\n"
             "recovery_target_action = 'promote'\n"
@@ -441,7 +468,14 @@ class Bench:
         )
         import psycopg
 
+        # the same wait as envsteward's start_recovery: stat recovery.signal every 20 ms (PostgreSQL
+        # removes it when it promotes), a query only when it is gone or once a second
+        asked = 0.0
         while True:
+            if (data_dir / "recovery.signal").exists() and time.monotonic() - asked < 1.0:
+                time.sleep(0.02)
+                continue
+            asked = time.monotonic()
             try:
                 with psycopg.connect(
                     f"host=127.0.0.1 port={port} user=postgres dbname=postgres", connect_timeout=2
@@ -451,8 +485,15 @@ class Bench:
             except psycopg.OperationalError:
                 if time.monotonic() - started > 10 and not (data_dir / "postmaster.pid").exists():
                     raise AssertionError((self.root / "pgbr-restore.log").read_text()[-3000:]) from None
-            time.sleep(0.2)
+            time.sleep(0.02)
         elapsed = time.monotonic() - started
+        self.pgbr_breakdowns.append(
+            {
+                "seconds": round(elapsed, 2),
+                "pgbackrest_restore": round(unpacked - started, 2),
+                "start_to_promoted": round(elapsed - (unpacked - started), 2),
+            }
+        )
         return elapsed, self.restored_ok(port, data_dir)
 
     def restore(self, rounds: int, wal_gib: float, no_prefetch_rounds: int) -> dict[str, Any]:
@@ -477,6 +518,8 @@ class Bench:
         runs = {tool: values for tool, values in runs.items() if values}
         return {
             **prepared,
+            "envsteward_breakdown": self.breakdowns,
+            "pgbackrest_breakdown": self.pgbr_breakdowns,
             "seconds": {tool: summary(values) for tool, values in runs.items()},
             "ratio_median_envsteward_over_pgbackrest": round(
                 statistics.median(runs["envsteward"]) / statistics.median(runs["pgbackrest"]), 2
@@ -485,6 +528,40 @@ class Bench:
                 min(runs["envsteward"]) / min(runs["pgbackrest"]), 2
             ),
         }
+
+
+def trace_breakdown(text: str, started: float) -> dict[str, Any]:
+    """Where an envsteward restore's time went, from the wrapper's trace: every envsteward process
+    (the restore command, the read-ahead, each ``wal fetch`` PostgreSQL started because the ``sh``
+    fast path could not answer), as seconds after ``started`` (wall clock), its duration and exit code."""
+    begun: dict[str, tuple[float, str]] = {}
+    calls: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) < 3:
+            continue
+        at, kind, pid = float(parts[0]), parts[1], parts[2]
+        rest = parts[3] if len(parts) > 3 else ""
+        if kind == "start":
+            begun[pid] = (at, rest)
+        elif pid in begun:
+            first, args = begun.pop(pid)
+            words = args.split()
+            label = " ".join(words[:2] + words[-2:-1]) if words[:1] == ["wal"] else " ".join(words[:2])
+            calls.append(
+                {
+                    "at": round(first - started, 3),
+                    "seconds": round(at - first, 3),
+                    "exit": rest,
+                    "call": label,
+                }
+            )
+    fetches = [call for call in calls if call["call"].startswith("wal fetch")]
+    return {
+        "cli_wal_fetches": len(fetches),
+        "cli_wal_fetch_seconds": round(sum(call["seconds"] for call in fetches), 2),
+        "calls": sorted(calls, key=lambda call: call["at"]),
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -522,8 +599,13 @@ def main() -> None:
     parser.add_argument("--wal-gib", type=float, default=1.0)
     parser.add_argument("--no-read-ahead-rounds", type=int, default=1)
     parser.add_argument("--skip", action="append", default=[], choices=["serial", "keep_up", "restore"])
+    parser.add_argument(
+        "--only", action="append", default=[], choices=["serial", "keep_up", "restore"], help="run only these"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.only:
+        args.skip = [phase for phase in ("serial", "keep_up", "restore") if phase not in args.only]
     # byte-compile once: the postgres OS user cannot write __pycache__ in this checkout, and a real
     # installation ships compiled modules
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "src")], check=False)

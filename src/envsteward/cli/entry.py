@@ -2,7 +2,10 @@
 
 PostgreSQL runs ``restore_command`` once per WAL segment. When the read-ahead of
 :mod:`envsteward.pitr.prefetch` already holds the segment, ``wal fetch`` is one rename: this module
-answers it before typer, pydantic, the catalog or the stores are imported (~0.03 s instead of ~0.4 s).
+answers it before typer, pydantic, the catalog or the stores are imported (~0.03 s instead of ~0.4 s); the
+same for a file the running prefetcher found absent a moment ago
+(:func:`envsteward.pitr.prefetch.known_absent`: PostgreSQL's probes for ``.history`` files and for the
+segment after the last one).
 Anything else, including any argument this small parser does not recognise, goes to
 :func:`envsteward.cli.main.main` unchanged.
 """
@@ -43,29 +46,32 @@ def _fetch_arguments(argv: list[str]) -> tuple[str, Path] | None:
     return positional[0], Path(positional[1])
 
 
-def fetch_from_spool(argv: list[str]) -> str | None:
-    """The segment's name when ``wal fetch`` (arguments ``argv``) was answered from the read-ahead spool,
-    else None."""
+def fetch_from_spool(argv: list[str]) -> tuple[str, int] | None:
+    """``(name, exit code)`` when ``wal fetch`` (arguments ``argv``) was answered by the read-ahead: 0 when
+    the segment was taken from the spool, 1 (absent) when the running prefetcher checked less than
+    ``FRESH_SECONDS`` ago that the archive does not hold it. None: the full CLI must answer."""
     parsed = _fetch_arguments(argv)
     if parsed is None:
         return None
     from envsteward.pitr import prefetch
 
     name, destination = parsed
-    if prefetch.window() == 0 or not prefetch.take(name, destination):
+    if prefetch.window() == 0:
         return None
-    return name
+    code = prefetch.answer(name, destination)
+    return None if code is None else (name, code)
 
 
 def main() -> None:
     """Console-script entry point."""
     argv = sys.argv[1:]
     if argv[:2] == ["wal", "fetch"]:
-        name = fetch_from_spool(argv[2:])
-        if name is not None:
-            if "-v" in argv or "--verbose" in argv:
+        answered = fetch_from_spool(argv[2:])
+        if answered is not None:
+            name, code = answered
+            if code == 0 and ("-v" in argv or "--verbose" in argv):
                 sys.stderr.write(f"envsteward wal fetch: {name}: from the read-ahead\n")
-            raise SystemExit(0)
+            raise SystemExit(code)
     from envsteward.cli.main import main as full_main
 
     full_main()

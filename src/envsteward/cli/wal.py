@@ -143,12 +143,27 @@ def _read_ahead(
     """After a segment was fetched, fork the prefetcher of the segments after it (envsteward.pitr.prefetch);
     the next ``wal fetch`` calls then take theirs from the spool (``envsteward.cli.entry``)."""
     from envsteward.pitr import prefetch
-    from envsteward.pitr.archive import WalNotFoundError, fetch_wal
     from envsteward.pitr.walnames import wal_kind
 
     ahead = prefetch.window()
     if ahead == 0 or wal_kind(name) != "segment" or result_partial:
         return
+    first = prefetch.next_segment(name, segment_size)
+    prefetch.start_background(
+        lambda: _prefetch(archive, source, first, path, segment_size=segment_size, ahead=ahead)
+    )
+
+
+def _prefetch(
+    archive: WalArchive, source: FetchSource, first: str, path: Path, *, segment_size: int, ahead: int
+) -> int:
+    """Run the read-ahead for a restore whose ``%p`` is ``path`` (``pg_wal/RECOVERYXLOG``), from segment
+    ``first``: segments into the spool, and the negative listing of what the archive does not hold.
+    Calls the stores and the key provider; writes the spool."""
+    import os
+
+    from envsteward.pitr import prefetch
+    from envsteward.pitr.archive import WalNotFoundError, absent_names, fetch_wal
 
     def fetch_one(next_name: str, target_path: Path) -> bool:
         try:
@@ -157,15 +172,74 @@ def _read_ahead(
             return False
         return True
 
-    spool = prefetch.spool_for(path)
-    prefetch.start_background(
-        lambda: prefetch.run_prefetcher(
-            spool,
-            prefetch.next_segment(name, segment_size),
-            fetch_one,
-            segment_size=segment_size,
-            ahead=ahead,
-        )
+    # PostgreSQL runs restore_command in its data directory, with %p = pg_wal/RECOVERY...
+    signal = (
+        Path(os.path.abspath(path.parent.parent / "recovery.signal"))
+        if path.parent.name == "pg_wal"
+        else None
+    )
+    return prefetch.run_prefetcher(
+        prefetch.spool_for(path),
+        first,
+        fetch_one,
+        segment_size=segment_size,
+        ahead=ahead,
+        absent=lambda names: absent_names(archive, names, source),
+        recovery_signal=signal,
+    )
+
+
+@app.command("prefetch", hidden=True)
+def prefetch_command(
+    first: Annotated[str, typer.Argument(help="The first WAL segment to read ahead.")],
+    pg_wal: Annotated[Path, typer.Argument(help="The restored cluster's pg_wal folder.")],
+    target: TargetOption,
+    source: Annotated[str, typer.Option("--from", help="any (primary, then DR), primary or dr.")] = "any",
+    restore_pid: Annotated[
+        int | None, typer.Option("--restore-pid", help="Give up when this process (the restore) ends first.")
+    ] = None,
+) -> None:
+    """Read ahead for a restore that is starting (run by ``backup restore`` / ``pitr restore`` and the PITR
+    drill): loads the settings and the archive while the base backup is unpacked, waits for
+    ``recovery.signal`` (written once the base backup is unpacked and checked), then runs the read-ahead in
+    the foreground until recovery ended or it idled."""
+    import os
+    import time
+
+    from envsteward.errors import EnvstewardError
+    from envsteward.pitr import prefetch
+    from envsteward.pitr.context import wal_archive
+
+    ahead = prefetch.window()
+    if ahead == 0 or source not in ("any", "primary", "dr"):
+        raise typer.Exit(0)
+    try:
+        archive = wal_archive(_services(), target, write=False)
+    except EnvstewardError as exc:  # the restore_command reports the same problem to PostgreSQL
+        _say("prefetch", f"error: {exc}")
+        raise typer.Exit(1) from None
+    signal = pg_wal.parent / "recovery.signal"
+    # ready: the settings are written, and (a root restore) the directory was handed to this OS user
+    while not (signal.exists() and os.access(pg_wal, os.W_OK | os.X_OK)):
+        if restore_pid is not None:
+            try:
+                os.kill(restore_pid, 0)
+            except ProcessLookupError:
+                raise typer.Exit(0) from None
+            except PermissionError:
+                pass  # alive, run by another OS user (root, which started us through runuser)
+        time.sleep(0.02)
+    try:
+        segment_size = (pg_wal / first).stat().st_size
+    except OSError:
+        segment_size = 16 << 20
+    _prefetch(
+        archive,
+        cast("FetchSource", source),
+        first,
+        pg_wal / "RECOVERYXLOG",
+        segment_size=segment_size,
+        ahead=ahead,
     )
 
 

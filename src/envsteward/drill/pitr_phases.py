@@ -61,7 +61,7 @@ def pitr_scratch(
     from envsteward.health.checks import run_check
     from envsteward.health.runner import context_from_services
     from envsteward.health.specs import PostgresCheck
-    from envsteward.pitr.restore import restore_command
+    from envsteward.pitr.restore import restore_command, start_read_ahead
 
     parts = urlsplit(target.dsn)
     database = parts.path.lstrip("/") or "postgres"
@@ -85,8 +85,14 @@ def pitr_scratch(
             dsn = scratch.libpq(params.get("dbname") or database, params.get("user") or user)
             checks.append(check.model_copy(update={"dsn": dsn, "password": None}))
     # WAL from the drilled region only: a DR drill must not quietly lean on the primary store
-    scratch.restore_command = restore_command(
-        services.settings.home, services.settings.catalog, f"{environment}/{target.name}", region
+    home, catalog, selector = (
+        services.settings.home,
+        services.settings.catalog,
+        f"{environment}/{target.name}",
+    )
+    scratch.restore_command = restore_command(home, catalog, selector, region)
+    scratch.read_ahead = lambda data_dir, first, run_as: start_read_ahead(
+        home, catalog, selector, region, data_dir, first, run_as=run_as
     )
     context = context_from_services(services, environment)
     scratch.checks = tuple(checks)

@@ -25,6 +25,7 @@ External calls: the object store and key provider (through :mod:`envsteward.pitr
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -120,6 +121,9 @@ class PitrClusterScratch(Scratch):
         self.restored: PitrRestored | None = None
         self.restore_command = ""
         """PostgreSQL's ``restore_command`` (``envsteward wal fetch --from REGION``), set by the drill."""
+        self.read_ahead: Callable[[Path, str, str | None], subprocess.Popen[bytes] | None] | None = None
+        """Starts the WAL read-ahead (data directory, first segment, OS user), set by the drill
+        (:func:`envsteward.pitr.restore.start_read_ahead`); None: the first ``wal fetch`` starts it."""
 
     def __repr__(self) -> str:
         return f"PitrClusterScratch(folder={str(self.folder)!r}, port={self.port})"
@@ -151,18 +155,42 @@ class PitrClusterScratch(Scratch):
         Raises what :mod:`envsteward.pitr.base` raises (IntegrityError for a file or WAL segment that
         fails its checks, PermanentError when the server stops during recovery)."""
         from envsteward.backup.pipeline import read_manifest
+        from envsteward.pitr.base import BaseBackupInfo, prepare_data_dir
+        from envsteward.pitr.restore import stop_read_ahead
+
+        if not self.restore_command:
+            raise ConfigurationError("the PITR scratch cluster has no restore_command")
+        info = BaseBackupInfo.of(read_manifest(store, backup_id))
+        prepare_data_dir(self.data_dir)  # refuses a used directory before the read-ahead is pointed at it
+        reader = self.read_ahead(self.data_dir, info.start_wal_file, self.run_as) if self.read_ahead else None
+        try:
+            outcome, summary = self._recover(store, keys, backup_id, reader)
+        except BaseException:
+            stop_read_ahead(reader, failed=True)
+            raise
+        stop_read_ahead(reader)
+        self.restored = PitrRestored(
+            backup_id=backup_id,
+            files=summary.files,
+            wal_files_in_backup=len(summary.wal_files or {}),
+            base_backup_end=info.end_time,
+            recovery=outcome,
+        )
+        return self.restored
+
+    def _recover(
+        self, store: ObjectStore, keys: KeyProvider, backup_id: str, reader: subprocess.Popen[bytes] | None
+    ) -> tuple[RecoveryOutcome, TarSummary]:
+        """Unpack, check, configure and start (see :meth:`restore_pitr`)."""
         from envsteward.pitr.base import (
-            BaseBackupInfo,
             give_to_os_user,
             restore_base_backup,
             start_recovery,
             verify_with_pg,
             write_recovery_settings,
         )
+        from envsteward.pitr.restore import wait_read_ahead
 
-        if not self.restore_command:
-            raise ConfigurationError("the PITR scratch cluster has no restore_command")
-        info = BaseBackupInfo.of(read_manifest(store, backup_id))
         summary: TarSummary = restore_base_backup(store, keys, backup_id, self.data_dir)
         verify_with_pg(self.data_dir, self.pg_bin)
         # the original's pg_hba.conf (or none: Debian keeps it in /etc) is replaced: socket logins only
@@ -181,6 +209,7 @@ class PitrClusterScratch(Scratch):
             },
         )
         give_to_os_user(self.folder, self.run_as)
+        wait_read_ahead(reader, self.data_dir)
         outcome = start_recovery(
             self.data_dir,
             port=self.port,
@@ -191,14 +220,7 @@ class PitrClusterScratch(Scratch):
             run_as=self.run_as,
             host=str(self.folder),
         )
-        self.restored = PitrRestored(
-            backup_id=backup_id,
-            files=summary.files,
-            wal_files_in_backup=len(summary.wal_files or {}),
-            base_backup_end=info.end_time,
-            recovery=outcome,
-        )
-        return self.restored
+        return outcome, summary
 
     def report(self, started_at: datetime, finished_at: datetime) -> RestoreReport:
         """The restore phase's report (for the drill's bookkeeping)."""

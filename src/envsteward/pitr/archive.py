@@ -152,6 +152,7 @@ def open_wal(keys: KeyProvider, object_id: str, sealed: bytes) -> bytes:
         reader.feed(sealed)
         reader.close()
     except IntegrityError as exc:
+        reader.abort()
         raise IntegrityError(f"WAL object {object_id}: {exc}") from None
     return b"".join(pieces)
 
@@ -393,6 +394,26 @@ def fetch_wal(
             return partial
     where = " or ".join(region for region, _ in stores)
     raise WalNotFoundError(f"WAL file {name} is not in the {where} store")
+
+
+def absent_names(archive: WalArchive, names: list[str], source: FetchSource = "any") -> list[str]:
+    """The names in ``names`` that :func:`fetch_wal` would answer with WalNotFoundError right now: no store
+    asked holds the object and, for a segment, no store holds a streamed partial of it.
+
+    A store that does not answer (or any other error) makes the name unknown, never absent: it is left
+    out. Calls the stores (``head``); raises ConfigurationError (``--from dr`` without a DR store)."""
+    stores = _stores(archive, source)
+    found: list[str] = []
+    for name in names:
+        keys = [wal_object_key(archive.prefix, name)]
+        if wal_kind(name) == "segment":
+            keys.append(partial_object_key(archive.prefix, name))
+        try:
+            if all(store.head(key) is None for _, store in stores for key in keys):
+                found.append(name)
+        except EnvstewardError:
+            continue
+    return found
 
 
 def _write_atomically(destination: Path, data: bytes) -> None:

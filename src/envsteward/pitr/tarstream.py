@@ -88,8 +88,11 @@ def _safe_name(name: str) -> str:
 class TarReader:
     """Feed the tar stream with :meth:`feed`, then call :meth:`close` for the checked summary."""
 
-    def __init__(self, extract_to: Path | None = None) -> None:
+    def __init__(self, extract_to: Path | None = None, *, sync_each_file: bool = True) -> None:
+        """``sync_each_file`` False: extracted files are not fsynced one by one (the caller makes the whole
+        tree durable at once, e.g. :func:`envsteward.pitr.base.sync_tree`)."""
         self.extract_to = extract_to
+        self.sync_each_file = sync_each_file
         self.summary = TarSummary()
         self._buffer = bytearray()
         self._offset = 0
@@ -240,7 +243,8 @@ class TarReader:
         if self._handle is not None:
             try:
                 self._handle.flush()
-                os.fsync(self._handle.fileno())
+                if self.sync_each_file:
+                    os.fsync(self._handle.fileno())
             finally:
                 self._handle.close()
                 self._handle = None
