@@ -259,7 +259,6 @@ class BackupWriter:
     def abort(self) -> None:
         """Give up on this object (the caller failed): stops the helper thread. Safe to call twice."""
         self._plain_hash.abort()
-        self._decompressor = None  # see close()
 
     def _check_open(self) -> None:
         if not self._started:
