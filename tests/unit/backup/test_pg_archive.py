@@ -17,8 +17,12 @@ from envsteward.backup.sources.pg_archive import ArchiveScanner, UnsupportedArch
 from envsteward.errors import IntegrityError
 
 
+INT_SIZE = {"bytes": 4}
+"""The archive's integer size (pg_dump writes ``sizeof(int)``: 4 on every common platform)."""
+
+
 def _int(value: int) -> bytes:
-    return bytes([1 if value < 0 else 0]) + abs(value).to_bytes(4, "little")
+    return bytes([1 if value < 0 else 0]) + abs(value).to_bytes(INT_SIZE["bytes"], "little")
 
 
 def _str(value: bytes | None) -> bytes:
@@ -63,7 +67,7 @@ def build(
 ) -> bytes:
     """An archive with one TABLE DATA entry per table (rows without newline), chunked per row, in one
     chunk, or in 3-byte chunks that split rows anywhere."""
-    head = b"PGDMP" + bytes([version[0], version[1], 0, 4, 8, 1])
+    head = b"PGDMP" + bytes([version[0], version[1], 0, INT_SIZE["bytes"], 8, 1])
     head += bytes([compression]) if version[1] >= 15 else _int(compression)
     head += b"".join(_int(0) for _ in range(7)) + _str(b"db") + _str(b"15.20") + _str(b"15.20")
     entries = [_entry(1, b"ENCODING", b"", b"ENCODING", None, defn=b"SET client_encoding = 'UTF8';\n")]
@@ -267,3 +271,12 @@ def test_the_v4_stream_hash_does_not_depend_on_where_pieces_split_headers() -> N
         irregular.append(at)
     assert _stream_of(_pieces(data, irregular)) == want
     assert want[0] == ("public.awkward", len(AWKWARD), stream(AWKWARD))
+
+
+def test_an_archive_with_8_byte_integers_gives_the_same_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    tables = {(b"public", b"awkward"): AWKWARD, (b"public", b"t"): ROWS}
+    want = _stream_of([build(tables)])
+    monkeypatch.setitem(INT_SIZE, "bytes", 8)
+    data = build(tables)
+    assert _stream_of([data]) == want
+    assert _stream_of(_pieces(data, list(range(0, len(data), 65537)))) == want
