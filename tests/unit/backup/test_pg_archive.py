@@ -16,7 +16,6 @@ from envsteward.adapters.pg_checksums import RowSum
 from envsteward.backup.sources.pg_archive import ArchiveScanner, UnsupportedArchive
 from envsteward.errors import IntegrityError
 
-
 INT_SIZE = {"bytes": 4}
 """The archive's integer size (pg_dump writes ``sizeof(int)``: 4 on every common platform)."""
 
