@@ -360,6 +360,7 @@ def main() -> None:
 
             with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    results["machine"]["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     for label, runs in samples.items():
         best = min(runs, key=lambda run: run["wall_seconds"])
         walls = sorted(run["wall_seconds"] for run in runs)

@@ -282,8 +282,8 @@ class StreamSum:
         self.rows += text.count(b"\n")
         self._hash.update(text)
 
-    def feed(self, text: bytes) -> None:
-        """Hash ``text`` without counting its rows (the caller sets :attr:`rows`)."""
+    def feed(self, text: bytes | bytearray | memoryview) -> None:
+        """Hash ``text`` (any bytes-like object) without counting its rows (the caller sets :attr:`rows`)."""
         self._hash.update(text)
 
     @property

@@ -7,6 +7,8 @@ as when writing to a pipe); the real pg_dump output is covered by tests/integrat
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import xxhash
 
@@ -14,9 +16,12 @@ from envsteward.adapters.pg_checksums import RowSum
 from envsteward.backup.sources.pg_archive import ArchiveScanner, UnsupportedArchive
 from envsteward.errors import IntegrityError
 
+INT_SIZE = {"bytes": 4}
+"""The archive's integer size (pg_dump writes ``sizeof(int)``: 4 on every common platform)."""
+
 
 def _int(value: int) -> bytes:
-    return bytes([1 if value < 0 else 0]) + abs(value).to_bytes(4, "little")
+    return bytes([1 if value < 0 else 0]) + abs(value).to_bytes(INT_SIZE["bytes"], "little")
 
 
 def _str(value: bytes | None) -> bytes:
@@ -61,7 +66,7 @@ def build(
 ) -> bytes:
     """An archive with one TABLE DATA entry per table (rows without newline), chunked per row, in one
     chunk, or in 3-byte chunks that split rows anywhere."""
-    head = b"PGDMP" + bytes([version[0], version[1], 0, 4, 8, 1])
+    head = b"PGDMP" + bytes([version[0], version[1], 0, INT_SIZE["bytes"], 8, 1])
     head += bytes([compression]) if version[1] >= 15 else _int(compression)
     head += b"".join(_int(0) for _ in range(7)) + _str(b"db") + _str(b"15.20") + _str(b"15.20")
     entries = [_entry(1, b"ENCODING", b"", b"ENCODING", None, defn=b"SET client_encoding = 'UTF8';\n")]
@@ -213,3 +218,64 @@ def test_data_without_the_end_of_data_line_raises() -> None:
 def test_not_a_custom_archive_raises() -> None:
     with pytest.raises(IntegrityError, match="PGDMP"):
         scan(b"-- plain SQL dump\n")
+
+
+# Row widths whose chunk lengths need 1, 2 and 3 bytes, with newline bytes (0x0a) in every length byte
+# position, and a run long enough that the vectorised reader (after _LOOP_CHUNKS rows) does the work.
+AWKWARD = [b"%d\t" % i + b"r" * ((i * 37) % 300) for i in range(4000)] + [
+    b"a" * 10,
+    b"b" * 0x0A0A,
+    b"c" * 0x0A000A,
+    b"d" * 0x010A0A,
+    *(b"%d\tafter\t" % i + b"s" * (i % 90) for i in range(2000)),
+]
+
+
+def _pieces(data: bytes, cuts: list[int]) -> list[bytes]:
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(data)}), len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _stream_of(pieces: list[bytes]) -> list[tuple[str, int, str]]:
+    scanner = ArchiveScanner(stream=True)
+    for piece in pieces:
+        scanner.feed(piece)
+    return [(t.name, t.rows, t.checksum) for t in scanner.finish()]
+
+
+def test_the_v4_stream_hash_of_stored_backups_is_unchanged() -> None:
+    # The digest below was computed by the scanner before issue 16's fourth pass (commit 321229e, which
+    # made v4 backups already stored): the faster reader must give the same bytes to XXH3 in the same order.
+    data = build({(b"public", b"awkward"): AWKWARD})
+    assert _stream_of([data]) == [("public.awkward", len(AWKWARD), "9de1351da9e8a100200132276e069065")]
+    assert _stream_of([data])[0][2] == stream(AWKWARD)
+
+
+def test_the_v4_stream_hash_does_not_depend_on_where_pieces_split_headers() -> None:
+    data = build({(b"public", b"awkward"): AWKWARD, (b"public", b"t"): ROWS})
+    want = _stream_of([data])
+    first_block = data.index(b"\x01" + _int(10))
+    # a cut at every byte of the first rows' chunk headers and payloads (headers split across reads),
+    # then the rest in pieces of irregular sizes (5-byte headers split at every offset somewhere)
+    for cut in range(first_block, first_block + 64):
+        assert _stream_of(_pieces(data, [cut])) == want, cut
+    for size in (4093, 65537, 1 << 20, 262147):
+        cuts = list(range(first_block + 3, len(data), size))
+        assert _stream_of(_pieces(data, cuts)) == want, size
+    irregular, at = [], first_block
+    for step in itertools.cycle((1, 2, 3, 4, 5, 6, 7, 8191, 131071)):
+        at += step
+        if at >= len(data):
+            break
+        irregular.append(at)
+    assert _stream_of(_pieces(data, irregular)) == want
+    assert want[0] == ("public.awkward", len(AWKWARD), stream(AWKWARD))
+
+
+def test_an_archive_with_8_byte_integers_gives_the_same_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    tables = {(b"public", b"awkward"): AWKWARD, (b"public", b"t"): ROWS}
+    want = _stream_of([build(tables)])
+    monkeypatch.setitem(INT_SIZE, "bytes", 8)
+    data = build(tables)
+    assert _stream_of([data]) == want
+    assert _stream_of(_pieces(data, list(range(0, len(data), 65537)))) == want

@@ -139,6 +139,7 @@ class ArchiveScanner:
         self._encoding = "UTF8"
         self._int_size = 4
         self._chunk = struct.Struct("<BI")
+        self._length_dtype = np.dtype("<u4")
         self._current: _Entry | None = None
         self._carry = b""
         self._held: list[bytes] = []
@@ -232,6 +233,7 @@ class ArchiveScanner:
             self._read_entry(reader, minor, off_size)
         self._int_size = int_size
         self._chunk = struct.Struct("<BI" if int_size == 4 else "<BQ")
+        self._length_dtype = np.dtype("<u4" if int_size == 4 else "<u8")
         self._state = "block"
         return reader.pos
 
@@ -366,17 +368,19 @@ class ArchiveScanner:
         newlines = np.flatnonzero(data == _NEWLINE)
         every: np.ndarray[Any, np.dtype[np.int64]] = np.empty(newlines.size + 1, dtype=np.int64)
         every[0] = 0
-        every[1:] = newlines + 1
-        cand = every[every + head <= size]
+        np.add(newlines, 1, out=every[1:])
+        # sorted: the candidates whose whole header is in the buffer are a prefix
+        cand = every[: int(np.searchsorted(every, size - head, side="right"))]
         if cand.size == 0:
             return pos, "more"
-        length = np.zeros(cand.size, dtype=np.int64)
-        for k in range(head - 1):
-            length |= data[cand + 1 + k].astype(np.int64) << (8 * k)
+        # every header's length field at once: an unaligned little-endian view, one element per byte offset
+        fields: np.ndarray[Any, Any] = np.ndarray(
+            (size - head + 1,), dtype=self._length_dtype, buffer=buf, offset=pos + 1, strides=(1,)
+        )
+        length = fields[cand].astype(np.int64)
         following = cand + head + length
-        index = np.searchsorted(cand, following)
-        found = index < cand.size
-        found[found] = cand[index[found]] == following[found]
+        index = np.minimum(np.searchsorted(cand, following), cand.size - 1)
+        found = cand[index] == following
         keep = np.zeros(cand.size, dtype=bool)
         keep[0] = True
         keep[index[found]] = True
@@ -387,7 +391,7 @@ class ArchiveScanner:
         if zero.size:
             last, state = int(zero[0]), "end"
             data_end, done = int(starts[last]), int(starts[last]) + head
-            headers = starts[:last]
+            count = last
             checked = starts[: last + 1]
         else:
             if int(nexts[last]) > size:
@@ -398,49 +402,70 @@ class ArchiveScanner:
             else:
                 state = "stuck"  # the next header is there but was no candidate: read one by one
             data_end = done = int(nexts[last]) if last >= 0 else 0
-            headers = checked = starts[: last + 1]
+            count = last + 1
+            checked = starts[:count]
         if np.any(data[checked] != 0):
             raise _integrity("negative chunk length in the pg_dump archive")
-        if self._current is not None and headers.size:
+        if self._current is not None and count:
+            headers, sizes = starts[:count], lengths[:count]
+            # the length fields' bytes above the largest length's are all zero: neither newline nor data
+            used = (int(sizes.max()).bit_length() + 7) // 8
             # newlines of the payloads: all those before data_end but the ones inside length fields
-            inside = sum(int(np.count_nonzero(data[headers + 1 + k] == _NEWLINE)) for k in range(head - 1))
+            inside = sum(int(np.count_nonzero((sizes >> (8 * k)) & 0xFF == _NEWLINE)) for k in range(used))
             lines = int(np.searchsorted(newlines, data_end)) - inside
-            self._text(self._payloads(buf, pos, data_end, headers), lines)
+            self._text(self._payloads(buf, pos, data_end, headers, used), lines)
         if state == "end":
             self._end_of_block()
         return pos + done, state
 
-    def _payloads(self, buf: bytes, pos: int, data_end: int, headers: np.ndarray[Any, Any]) -> bytes:
-        """The chunk payloads of ``buf[pos:pos+data_end]`` (chunk headers at ``headers``), concatenated:
-        the header bytes are zeroed and deleted (COPY text never holds a NUL byte; if it did, the length
-        check sends it the slow way)."""
+    def _payloads(
+        self, buf: bytes, pos: int, data_end: int, headers: np.ndarray[Any, Any], used: int
+    ) -> bytes | bytearray:
+        """The chunk payloads of ``buf[pos:pos+data_end]`` (chunk headers at ``headers``, sign byte zero,
+        length bytes beyond ``used`` zero), concatenated: the header bytes are zeroed and every NUL byte
+        deleted (a bytearray; ``bytes`` when the per-row sums split it). COPY text never holds a NUL
+        byte; if it did, the length check sends it the slow way."""
         head = self._chunk.size
         region = bytearray(memoryview(buf)[pos : pos + data_end])
         view = np.frombuffer(region, dtype=np.uint8)
-        for k in range(head):
+        for k in range(1, used + 1):
             view[headers + k] = 0
         del view
-        text = bytes(region.translate(None, b"\x00"))
+        text = region.translate(None, b"\x00")
         if len(text) == data_end - head * int(headers.size):
-            return text
+            return bytes(text) if self._rows else text
         bounds = [*headers.tolist(), data_end]
         return b"".join(buf[pos + start + head : pos + stop] for start, stop in itertools.pairwise(bounds))
 
-    def _text(self, text: bytes, lines: int | None = None) -> None:
-        """COPY text of the current table (rows may be cut anywhere; ``lines``: its newlines, when known):
-        into the stream hash and/or the per-row sum. The stream hash holds back the last bytes (the
-        end-of-data line is not hashed)."""
+    def _text(self, text: Any, lines: int | None = None) -> None:
+        """COPY text of the current table (any buffer; rows may be cut anywhere; ``lines``: its newlines,
+        when known): into the stream hash and/or the per-row sum. The stream hash holds back the last
+        bytes (the end-of-data line is not hashed)."""
         assert self._current is not None
-        if self._current.stream is not None:
+        stream = self._current.stream
+        if stream is not None:
             self._newlines += text.count(b"\n") if lines is None else lines
-            joined = self._tail + text if self._tail else text
-            if len(joined) > _TAIL_BYTES:
-                cut = len(joined) - _TAIL_BYTES
-                self._current.stream.feed(joined[:cut])
+            size = len(text)
+            if size >= _TAIL_BYTES:
+                # hash the held-back tail, then all of text but its last bytes: no copy of the piece
+                if self._tail:
+                    stream.feed(self._tail)
+                    self._hashed += len(self._tail)
+                cut = size - _TAIL_BYTES
+                view = memoryview(text)
+                stream.feed(view[:cut])
                 self._hashed += cut
-                self._tail = joined[cut:]
+                self._tail = bytes(view[cut:])
+                view.release()
             else:
-                self._tail = joined
+                joined = self._tail + bytes(text)
+                if len(joined) > _TAIL_BYTES:
+                    cut = len(joined) - _TAIL_BYTES
+                    stream.feed(joined[:cut])
+                    self._hashed += cut
+                    self._tail = joined[cut:]
+                else:
+                    self._tail = joined
         if self._current.rows is not None:
             self._lines(text)
 

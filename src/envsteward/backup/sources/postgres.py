@@ -487,6 +487,7 @@ class PostgresDumpStream(DumpStream):
             self._scanner = ArchiveScanner(stream=v4, rows=not v4)
         env = _tools.tool_environment(source._password, extra)
         self._proc = _tools.start(source.command(self.snapshot), env, stdin=False, operation=self._operation)
+        _tools.widen_pipe(self._proc.stdout)
         self._deadline = _tools.Deadline(
             self._proc,
             source.timeout_seconds,
