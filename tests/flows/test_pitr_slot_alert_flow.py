@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from tests.fixtures.pg_cluster import (
     wait_for,
 )
 from tests.fixtures.standins import PAGERDUTY_ROUTING_KEY, SLACK_TOKEN, PagerDutyStandin, SlackStandin
+from tests.flows._events import wait_for_events
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -151,25 +151,10 @@ def receiving(cluster: PgCluster) -> Iterator[None]:
 
 
 def slot_events(expect: dict[str, int], timeout: float = 30) -> list[Any]:
-    """The ``envsteward.health.*`` events of the slot's check, read back from the test server, oldest
-    first (polled until ``expect``, name -> count, is met or ``timeout``)."""
-    from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-    from prefect.events.worker import EventsWorker
-
-    EventsWorker.drain_all()
-    wanted = EventFilter(
-        event=EventNameFilter(prefix=["envsteward.health."]),
-        resource=EventResourceFilter(id=["envsteward.health.prod.pitr-slot.orders-db"]),
+    """The ``envsteward.health.*`` events of the slot's check, oldest first (polled until ``expect``)."""
+    return wait_for_events(
+        "envsteward.health.", "envsteward.health.prod.pitr-slot.orders-db", expect, timeout
     )
-    deadline = time.monotonic() + timeout
-    while True:
-        with get_client(sync_client=True) as client:
-            events = list(client.read_events(wanted, limit=50).events)
-        counts = {name: sum(1 for e in events if e.event == name) for name in expect}
-        if counts == expect or time.monotonic() > deadline:
-            return sorted(events, key=lambda e: e.occurred)
-        time.sleep(0.5)
 
 
 def assert_pitr_status_shows_the_page() -> None:

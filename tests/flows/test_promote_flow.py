@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from envsteward.ports import ConfigSource, JSONValue
 from envsteward.services import Services, set_services
 from envsteward.settings import AWSSettings, Settings, SlackSettings, SMTPSettings, VaultSettings
 from tests.fixtures.standins import SLACK_TOKEN, SlackStandin, SMTPStandin
+from tests.flows._events import wait_for_events
 from tests.flows._paused_runs import PausedFlowRun, answer
 from tests.unit.promotion._catalog import (
     ALL_SEEDED,
@@ -189,35 +189,15 @@ def promotion_events(
     """The ``envsteward.promotion.*`` events of one run, read back from the test server's events API
     (``/events/filter``), oldest first; asserts they are exactly ``expect`` (name -> count, in that order)
     and each has the target as its related environment and no secret value."""
-    events = _read_promotion_events(target, run_id, expect, timeout)
+    events = wait_for_events(
+        "envsteward.promotion.", f"envsteward.promotion.{target}.{run_id}", expect, timeout
+    )
     assert [e.event for e in events] == [name for name, n in expect.items() for _ in range(n)], [
         e.event for e in events
     ]
     for event in events:
         assert_event_shape(event, target)
     return events
-
-
-def _read_promotion_events(
-    target: str, run_id: uuid.UUID, expect: dict[str, int], timeout: float
-) -> list[Any]:
-    from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-    from prefect.events.worker import EventsWorker
-
-    EventsWorker.drain_all()
-    wanted = EventFilter(
-        event=EventNameFilter(prefix=["envsteward.promotion."]),
-        resource=EventResourceFilter(id=[f"envsteward.promotion.{target}.{run_id}"]),
-    )
-    deadline = time.monotonic() + timeout
-    while True:
-        with get_client(sync_client=True) as client:
-            events = list(client.read_events(wanted, limit=50).events)
-        counts = {name: sum(1 for e in events if e.event == name) for name in expect}
-        if counts == expect or time.monotonic() > deadline:
-            return sorted(events, key=lambda e: e.occurred)
-        time.sleep(0.5)
 
 
 def assert_event_shape(event: Any, target: str) -> None:
