@@ -61,6 +61,7 @@ from tests.fixtures.pg_cluster import (  # noqa: E402
     PgCluster,
     as_db_user,
     give_to_db_user,
+    pgbench_command,
     run_checked,
 )
 from tests.integration._pitr_setup import SELECTOR, PitrSetup, pitr_setup  # noqa: E402
@@ -155,8 +156,7 @@ class Bench:
         )
 
     def pgbench(self, *args: str, timeout: float = 3600) -> str:
-        command = [str(PG_BIN / "pgbench"), "-h", "127.0.0.1", "-p", str(self.cluster.port), "-U", "postgres"]
-        return run_checked(as_db_user([*command, *args, "postgres"]), timeout=timeout).stdout
+        return run_checked(pgbench_command(self.cluster.port, *args), timeout=timeout).stdout
 
     def set_archive_command(self, command: str) -> None:
         self.cluster.execute(f"ALTER SYSTEM SET archive_command = '{command}'")
@@ -261,22 +261,7 @@ class Bench:
         samples: list[int] = []
         started = time.monotonic()
         burst = subprocess.Popen(
-            as_db_user(
-                [
-                    str(PG_BIN / "pgbench"),
-                    "-i",
-                    "-q",
-                    "-s",
-                    str(burst_scale),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.cluster.port),
-                    "-U",
-                    "postgres",
-                    "postgres",
-                ]
-            ),
+            pgbench_command(self.cluster.port, "-i", "-q", "-s", str(burst_scale)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -284,23 +269,7 @@ class Bench:
             samples.append(self.ready())
             time.sleep(1)
         bench = subprocess.Popen(
-            as_db_user(
-                [
-                    str(PG_BIN / "pgbench"),
-                    "-n",
-                    "-c",
-                    "2",
-                    "-T",
-                    str(seconds),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.cluster.port),
-                    "-U",
-                    "postgres",
-                    "postgres",
-                ]
-            ),
+            pgbench_command(self.cluster.port, "-n", "-c", "2", "-T", str(seconds)),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

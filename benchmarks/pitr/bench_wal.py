@@ -30,9 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from tests.fixtures.pg_cluster import (  # noqa: E402
-    PG_BIN,
     ClusterFactory,
-    as_db_user,
+    pgbench_command,
     run_checked,
 )
 from tests.integration._pitr_setup import SELECTOR, archiving_cluster, pitr_setup  # noqa: E402
@@ -46,42 +45,10 @@ def serial(factory: ClusterFactory, count: int) -> dict[str, object]:
     setup = pitr_setup(factory)
     cluster = factory("serial")
     setup.write_catalog(cluster.port)
-    run_checked(
-        as_db_user(
-            [
-                str(PG_BIN / "pgbench"),
-                "-i",
-                "-s",
-                "5",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(cluster.port),
-                "-U",
-                "postgres",
-                "postgres",
-            ]
-        )
-    )
+    run_checked(pgbench_command(cluster.port, "-i", "-s", "5"))
     names = []
     while len(names) < count:
-        run_checked(
-            as_db_user(
-                [
-                    str(PG_BIN / "pgbench"),
-                    "-n",
-                    "-t",
-                    "2000",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(cluster.port),
-                    "-U",
-                    "postgres",
-                    "postgres",
-                ]
-            )
-        )
+        run_checked(pgbench_command(cluster.port, "-n", "-t", "2000"))
         names.append(cluster.execute("SELECT pg_walfile_name(pg_switch_wal())")[0][0])
     folder = setup.root / "segments"
     folder.mkdir()
@@ -124,41 +91,9 @@ def keep_up(factory: ClusterFactory, seconds: int) -> dict[str, object]:
     setup = pitr_setup(factory, "keepup-home")
     cluster = archiving_cluster(factory, setup, "keepup", archive_timeout="'60s'")
     port = str(cluster.port)
-    run_checked(
-        as_db_user(
-            [
-                str(PG_BIN / "pgbench"),
-                "-i",
-                "-s",
-                "5",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                port,
-                "-U",
-                "postgres",
-                "postgres",
-            ]
-        )
-    )
+    run_checked(pgbench_command(port, "-i", "-s", "5"))
     bench = subprocess.Popen(
-        as_db_user(
-            [
-                str(PG_BIN / "pgbench"),
-                "-n",
-                "-c",
-                "2",
-                "-T",
-                str(seconds),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                port,
-                "-U",
-                "postgres",
-                "postgres",
-            ]
-        ),
+        pgbench_command(port, "-n", "-c", "2", "-T", str(seconds)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
