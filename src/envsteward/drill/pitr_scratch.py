@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from envsteward.backup.sources.base import RestoreReport, RestoreTarget
 from envsteward.drill.model import Verification
-from envsteward.drill.scratch import Scratch, run_smoke_query
-from envsteward.errors import ConfigurationError, ConflictError, EnvstewardError
+from envsteward.drill.scratch import Scratch, make_scratch_folder, run_smoke_query
+from envsteward.errors import ConfigurationError, EnvstewardError
 
 if TYPE_CHECKING:
     from envsteward.backup.manifest import Manifest
@@ -136,11 +136,7 @@ class PitrClusterScratch(Scratch):
 
     def create(self, marker: str | None = None) -> None:
         """Make the folder (0700) and write the marker into it. Raises ConflictError when it exists."""
-        try:
-            self.folder.parent.mkdir(parents=True, exist_ok=True)
-            self.folder.mkdir(mode=0o700)
-        except FileExistsError:
-            raise ConflictError(f"scratch folder {self.folder} exists", system="drill") from None
+        make_scratch_folder(self.folder)
         self.created = True
         if marker is not None:
             (self.folder / MARKER_FILE).write_text(marker + "\n", encoding="utf-8")

@@ -417,6 +417,16 @@ def _digest(data: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def make_scratch_folder(folder: Path) -> None:
+    """Create ``folder`` (0700; its parents as needed) for one drill. Raises ConflictError when it exists:
+    a folder already there belongs to another drill or is a leftover for the sweep, never reused."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        raise ConflictError(f"scratch folder {folder} exists", system="drill") from None
+
+
 class FileScratch(Scratch):
     """A scratch folder holding the restored file (``restored.db`` or ``config.json``)."""
 
@@ -440,11 +450,7 @@ class FileScratch(Scratch):
 
     def create(self, marker: str | None = None) -> None:
         """Make the folder (the drill ledger is its label). Raises ConflictError when it exists."""
-        try:
-            self.folder.parent.mkdir(parents=True, exist_ok=True)
-            self.folder.mkdir(mode=0o700)
-        except FileExistsError:
-            raise ConflictError(f"scratch folder {self.folder} exists", system="drill") from None
+        make_scratch_folder(self.folder)
         self.created = True
 
     def restore_target(self) -> RestoreTarget:
