@@ -29,9 +29,6 @@ class PrefectServer:
             "PREFECT_API_URL": self.api_url,
             "PREFECT_HOME": str(self.home),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            # workers look for runs every 2 s, not 10 s: a resumed (rescheduled) run or a triggered
-            # deployment run starts sooner; what is tested does not depend on the interval
-            "PREFECT_WORKER_QUERY_SECONDS": "2",
             **extra,
         }
 
