@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures._proc import free_port, running_process, venv_executable
+from tests.fixtures._proc import free_port, log_tail, running_process, venv_executable
 
 REPO = Path(__file__).resolve().parents[2]
 WORK_POOL = "envsteward"
@@ -21,6 +21,11 @@ WORK_POOL = "envsteward"
 class PrefectServer:
     api_url: str
     home: Path
+
+    @property
+    def log(self) -> Path:
+        """The server's own output (kept: a failing e2e test shows its tail)."""
+        return self.home / "server.log"
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a prefect CLI / worker subprocess talking to this server."""
@@ -65,6 +70,22 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         lambda: _healthy(f"{server.api_url}/health"),
         timeout=120,
         env=server.env(),
+        log_path=server.log,
     ):
         server.cli("work-pool", "create", WORK_POOL, "--type", "process")
         yield server
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing e2e test's report carries the tail of the Prefect server's log: a 500 the UI or a worker
+    saw ("Something went wrong" in the browser) has its traceback there, and the log is gone after CI."""
+    report = yield
+    server = getattr(item, "funcargs", {}).get("prefect_server")
+    if report.failed and isinstance(server, PrefectServer):
+        tail = log_tail(server.log, lines=80)
+        if tail:
+            report.sections.append(("Prefect server log (last 80 lines)", tail))
+    return report
