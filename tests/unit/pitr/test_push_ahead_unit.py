@@ -110,3 +110,30 @@ def test_the_environment_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     assert push_ahead.disabled_by_environment()
     monkeypatch.setenv("ENVSTEWARD_WAL_PUSH_AHEAD", "1")
     assert not push_ahead.disabled_by_environment()
+
+
+def test_the_file_identity_short_cut_falls_back_to_the_hash_when_the_file_changed(tmp_path: Path) -> None:
+    name, data = "000000010000000000000004", b"y" * 4096
+    pg_wal = _layout(tmp_path, name, data)
+    spool, path = pg_wal / push_ahead.SPOOL_NAME, pg_wal / name
+    before = push_ahead.file_identity(path)
+    record = {
+        "segment": name,
+        "target": "prod/db",
+        "key": "k",
+        "regions": ["primary"],
+        "status": "archived",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "stat": push_ahead.settled_identity(path, before),
+    }
+    assert record["stat"] == before  # unchanged during the "push"
+    (spool / f"{name}.ok").write_text(json.dumps(record))
+    assert push_ahead.proven(spool, name, path, "prod/db") is not None
+    path.write_bytes(data)  # rewritten with the same bytes: identity differs, the hash still proves it
+    assert push_ahead.file_identity(path) != before
+    assert push_ahead.proven(spool, name, path, "prod/db") is not None
+    path.write_bytes(b"z" + data[1:])  # other bytes: nothing proves it
+    assert push_ahead.proven(spool, name, path, "prod/db") is None
+    # a file that changed between the two looks gets no identity (only the hash can prove it)
+    assert push_ahead.settled_identity(path, before) is None
