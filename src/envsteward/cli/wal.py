@@ -336,7 +336,10 @@ def stream(
         float, typer.Option("--partial-interval", min=0.5, help="Seconds between pushes of the open segment.")
     ] = 5.0,
     slot: Annotated[
-        str | None, typer.Option("--slot", help="Replication slot (default: envsteward_ENV_TARGET).")
+        str | None,
+        typer.Option(
+            "--slot", help="Replication slot (default: pitr.slot_name, else envsteward_ENV_TARGET)."
+        ),
     ] = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -354,7 +357,7 @@ def run_stream(
     from envsteward.errors import ConfigurationError, EnvstewardError
     from envsteward.pitr.base import pg_tool
     from envsteward.pitr.context import pitr_target, wal_archive
-    from envsteward.pitr.stream import StreamConfig, WalStreamer, slot_name
+    from envsteward.pitr.stream import StreamConfig, WalStreamer, target_slot
 
     stopping: list[int] = []
 
@@ -374,7 +377,7 @@ def run_stream(
         folder = spool or Path(services.settings.home) / "wal-stream" / f"{environment}_{spec.name}"
         config = StreamConfig(
             dsn=spec.dsn,
-            slot=slot or slot_name(environment, spec.name),
+            slot=slot or target_slot(environment, spec),
             spool=folder,
             pg_receivewal=pg_tool("pg_receivewal", Path(spec.pitr.pg_bin) if spec.pitr.pg_bin else None),
             password=services.resolve_secret(spec.password) if spec.password is not None else None,
