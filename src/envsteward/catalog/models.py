@@ -336,6 +336,32 @@ class SlotAlertSpec(Frozen):
         return self
 
 
+_SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
+
+
+def _check_slot_name(value: str | None) -> str | None:
+    if value is not None and not _SLOT_NAME.match(value):
+        raise ValueError(
+            f"slot_name {value!r} is not a PostgreSQL replication slot name: use 1-63 lower-case letters, "
+            "digits or underscores (e.g. envsteward_prod_db)"
+        )
+    return value
+
+
+class ArchiveAheadSpec(Frozen):
+    """``wal push`` archive-ahead (:mod:`envsteward.pitr.push_ahead`): one background pusher per data
+    directory pushes the next ``.ready`` segments, so each ``archive_command`` is answered in milliseconds
+    once its segment is stored in every region. On by default: a segment is still acknowledged only
+    after the stores confirmed it, and a primary writing WAL faster than one synchronous archiver
+    (~25 MiB/s) otherwise fills its disk."""
+
+    enabled: bool = True
+    workers: int = Field(default=2, ge=1, le=16)
+    """Segments pushed at once."""
+    max_ahead: int = Field(default=64, ge=1, le=4096)
+    """Segments pushed but not yet acknowledged to PostgreSQL, at most."""
+
+
 class PitrSpec(Frozen):
     """Point-in-time recovery for a PostgreSQL target (``envsteward wal push``/``fetch``, ``pitr ...``).
 
@@ -356,6 +382,11 @@ class PitrSpec(Frozen):
     the segment being written is stored every few seconds, so the RPO is seconds, not ``archive_timeout``."""
     slot_alert: SlotAlertSpec = Field(default_factory=SlotAlertSpec)
     """Thresholds of the inactive-replication-slot alert (warn at 1 GiB or 10 minutes, page at 8 GiB)."""
+    slot_name: Annotated[str | None, AfterValidator(_check_slot_name)] = None
+    """The replication slot of ``wal stream`` and of the slot watch (default ``envsteward_<env>_<target>``);
+    set it when the streamer runs with ``--slot NAME``, so that the watch follows that slot."""
+    archive_ahead: ArchiveAheadSpec = Field(default_factory=ArchiveAheadSpec)
+    """``wal push`` pushes the next ready segments in the background (on; ``enabled: false`` turns it off)."""
 
 
 class PostgresBackup(_BackupBase):

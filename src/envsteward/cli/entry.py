@@ -1,4 +1,4 @@
-"""The ``envsteward`` console script: a fast path for ``wal fetch`` of a prefetched segment, else the CLI.
+"""The ``envsteward`` console script: fast paths for ``wal fetch`` and ``wal push``, else the CLI.
 
 PostgreSQL runs ``restore_command`` once per WAL segment. When the read-ahead of
 :mod:`envsteward.pitr.prefetch` already holds the segment, ``wal fetch`` is one rename: this module
@@ -6,6 +6,9 @@ answers it before typer, pydantic, the catalog or the stores are imported (~0.03
 same for a file the running prefetcher found absent a moment ago
 (:func:`envsteward.pitr.prefetch.known_absent`: PostgreSQL's probes for ``.history`` files and for the
 segment after the last one).
+``wal push`` of a segment the archive-ahead pusher (:mod:`envsteward.pitr.push_ahead`) stored is answered
+the same way: exit 0 only when its ``.ok`` names this ``--target`` and the size and SHA-256 of the file
+PostgreSQL passed; exit 1 with the pusher's error message while the running pusher fails to push it.
 Anything else, including any argument this small parser does not recognise, goes to
 :func:`envsteward.cli.main.main` unchanged.
 """
@@ -62,6 +65,49 @@ def fetch_from_spool(argv: list[str]) -> tuple[str, int] | None:
     return None if code is None else (name, code)
 
 
+_PUSH_FLAGS = frozenset({"-v", "--verbose"})
+
+
+def _push_arguments(argv: list[str]) -> tuple[str, Path] | None:
+    """``(TARGET, PATH)`` of ``wal push --target TARGET [-v] PATH``; None for anything else (``--name``,
+    unknown options: the full CLI handles it)."""
+    target: str | None = None
+    positional: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--target" and index + 1 < len(argv):
+            target, index = argv[index + 1], index + 2
+            continue
+        if arg.startswith("--target="):
+            target, index = arg.partition("=")[2], index + 1
+            continue
+        if arg in _PUSH_FLAGS:
+            index += 1
+            continue
+        if arg.startswith("-"):
+            return None
+        positional.append(arg)
+        index += 1
+    if target is None or len(positional) != 1:
+        return None
+    return target, Path(positional[0])
+
+
+def push_from_spool(argv: list[str]) -> tuple[int, str] | None:
+    """``(exit code, line)`` when ``wal push`` (arguments ``argv``) was answered by the archive-ahead
+    (:func:`envsteward.pitr.push_ahead.answer`); None: the full CLI must push."""
+    parsed = _push_arguments(argv)
+    if parsed is None:
+        return None
+    from envsteward.pitr import push_ahead
+
+    if push_ahead.disabled_by_environment():
+        return None
+    target, path = parsed
+    return push_ahead.answer(path.name, path, target)
+
+
 def main() -> None:
     """Console-script entry point."""
     argv = sys.argv[1:]
@@ -71,6 +117,15 @@ def main() -> None:
             name, code = answered
             if code == 0 and ("-v" in argv or "--verbose" in argv):
                 sys.stderr.write(f"envsteward wal fetch: {name}: from the read-ahead\n")
+            raise SystemExit(code)
+    if argv[:2] == ["wal", "push"]:
+        pushed = push_from_spool(argv[2:])
+        if pushed is not None:
+            code, line = pushed
+            if code != 0:
+                sys.stderr.write(f"envsteward wal push: error: {line}\n")
+            elif "-v" in argv or "--verbose" in argv:
+                sys.stderr.write(f"envsteward wal push: {line}\n")
             raise SystemExit(code)
     from envsteward.cli.main import main as full_main
 

@@ -69,6 +69,9 @@ def check(target: TargetArg, catalog: CatalogOption = None) -> None:
         rpo_seconds=rpo,
         streaming=spec.pitr.streaming,
     )
+    from envsteward.pitr.status import pusher_status
+
+    console().print(pusher_status(services.state_store(), target).line(), markup=False, soft_wrap=True)
     if not findings:
         console().print(f"{target}: the server archives WAL into envsteward", markup=False)
         return

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from envsteward.pitr.archive import FetchSource, WalArchive
     from envsteward.services import Services
 
@@ -66,12 +68,16 @@ def push(
     """Archive one WAL file (for archive_command)."""
     from envsteward.errors import EnvstewardError
     from envsteward.pitr.archive import push_wal
-    from envsteward.pitr.context import wal_archive
+    from envsteward.pitr.context import pitr_target, wal_archive
 
     services: Services | None = None
     try:
         services = _services()
-        result = push_wal(wal_archive(services, target, write=True), path, name)
+        archive = wal_archive(services, target, write=True)
+        ahead = pitr_target(services, target)[1].pitr.archive_ahead
+        if name is None and ahead.enabled:
+            _push_ahead(services, archive, target, path, workers=ahead.workers, max_ahead=ahead.max_ahead)
+        result = push_wal(archive, path, name)
     except EnvstewardError as exc:
         _say("push", f"error: {exc}")
         if services is not None:
@@ -79,6 +85,80 @@ def push(
         raise typer.Exit(1) from None
     if verbose:
         _say("push", f"{result.name}: {result.status} (DR: {result.dr_status}) in {result.seconds:.3f}s")
+
+
+def _push_ahead(
+    services: Services, archive: WalArchive, target: str, path: Path, *, workers: int, max_ahead: int
+) -> None:
+    """Let the archive-ahead answer for ``path`` (envsteward.pitr.push_ahead): start the pusher of its
+    ``pg_wal`` when none runs, wait for its answer, and exit 0 (stored) or 1 (its error). Returns when the
+    caller must push the segment itself (not PostgreSQL's layout, no pusher, no progress)."""
+    from envsteward.pitr import push_ahead
+
+    spool = push_ahead.spool_for(path)
+    if spool is None or push_ahead.disabled_by_environment():
+        return
+    if not push_ahead.pusher_running(spool):
+        push_ahead.start_background(
+            lambda: _run_pusher(services, archive, target, path.parent, workers=workers, max_ahead=max_ahead)
+        )
+        push_ahead.wait_started(spool)
+    answered = push_ahead.answer(path.name, path, target)
+    if answered is None:
+        return
+    code, line = answered
+    if code != 0:
+        _say("push", f"error: {line}")
+    raise typer.Exit(code)
+
+
+def _run_pusher(
+    services: Services, archive: WalArchive, target: str, pg_wal: Path, *, workers: int, max_ahead: int
+) -> int:
+    """The body of the forked pusher: push ``pg_wal``'s ready segments with :func:`push_wal` and record
+    each failure (class and segment) and the pusher's state for ``pitr status``. Calls the stores, the
+    key provider and the state store; writes the spool."""
+    from envsteward.errors import EnvstewardError
+    from envsteward.pitr import push_ahead
+    from envsteward.pitr.archive import push_wal
+    from envsteward.pitr.status import record_pusher_event
+
+    def push_one(segment: str, segment_path: Path) -> dict[str, object]:
+        result = push_wal(archive, segment_path)
+        regions = ["primary"] + ([] if result.dr_status == "no-dr-store" else ["dr"])
+        return {
+            "key": result.key,
+            "regions": regions,
+            "status": result.status,
+            "dr_status": result.dr_status,
+            "size": result.size,
+            "sha256": result.sha256,
+            "stored_size": result.stored_size,
+        }
+
+    def describe(exc: BaseException) -> str:
+        # envsteward's errors are written for the operator and name no secret; anything else is a bug
+        # whose text could hold anything, so only its class is shown
+        if isinstance(exc, EnvstewardError):
+            return str(exc)
+        return f"unexpected {type(exc).__name__} in the archive-ahead (see `envsteward pitr status`)"
+
+    def on_event(kind: str, fields: Mapping[str, object]) -> None:
+        details = {key: value for key, value in fields.items() if key != "exception"}
+        exc = fields.get("exception")
+        if kind == "error" and isinstance(exc, BaseException):
+            _record_failure(services, target, exc, str(fields["segment"]))
+        record_pusher_event(services.state_store(), target, kind, {**details, "pg_wal": str(pg_wal)})
+
+    return push_ahead.run_pusher(
+        pg_wal,
+        push_one,
+        target=target,
+        workers=workers,
+        max_ahead=max_ahead,
+        describe_error=describe,
+        on_event=on_event,
+    )
 
 
 def _record_failure(services: Services, target: str, exc: BaseException, segment: str) -> None:
@@ -256,7 +336,10 @@ def stream(
         float, typer.Option("--partial-interval", min=0.5, help="Seconds between pushes of the open segment.")
     ] = 5.0,
     slot: Annotated[
-        str | None, typer.Option("--slot", help="Replication slot (default: envsteward_ENV_TARGET).")
+        str | None,
+        typer.Option(
+            "--slot", help="Replication slot (default: pitr.slot_name, else envsteward_ENV_TARGET)."
+        ),
     ] = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -274,7 +357,7 @@ def run_stream(
     from envsteward.errors import ConfigurationError, EnvstewardError
     from envsteward.pitr.base import pg_tool
     from envsteward.pitr.context import pitr_target, wal_archive
-    from envsteward.pitr.stream import StreamConfig, WalStreamer, slot_name
+    from envsteward.pitr.stream import StreamConfig, WalStreamer, target_slot
 
     stopping: list[int] = []
 
@@ -294,7 +377,7 @@ def run_stream(
         folder = spool or Path(services.settings.home) / "wal-stream" / f"{environment}_{spec.name}"
         config = StreamConfig(
             dsn=spec.dsn,
-            slot=slot or slot_name(environment, spec.name),
+            slot=slot or target_slot(environment, spec),
             spool=folder,
             pg_receivewal=pg_tool("pg_receivewal", Path(spec.pitr.pg_bin) if spec.pitr.pg_bin else None),
             password=services.resolve_secret(spec.password) if spec.password is not None else None,

@@ -92,6 +92,10 @@ class PushResult:
     size: int
     stored_size: int
     seconds: float
+    sha256: str = ""
+    """SHA-256 (hex) of the bytes read and stored: the archive-ahead binds its ``.ok`` record to it."""
+    key: str = ""
+    """The object key the file is stored under (in every region)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +105,8 @@ class PushResult:
             "size": self.size,
             "stored_size": self.stored_size,
             "seconds": self.seconds,
+            "sha256": self.sha256,
+            "key": self.key,
         }
 
 
@@ -322,6 +328,8 @@ def push_wal(archive: WalArchive, path: Path, name: str | None = None) -> PushRe
         size=len(data),
         stored_size=len(stored),
         seconds=round(time.monotonic() - started, 4),
+        sha256=hashlib.sha256(data).hexdigest(),
+        key=key,
     )
 
 

@@ -31,6 +31,7 @@ External calls: PostgreSQL (:func:`read_slot`), the state store (:func:`inactive
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from envsteward.health.result import CheckResult, CheckStatus, short_detail
 from envsteward.pitr.status import short_duration
-from envsteward.pitr.stream import slot_name
+from envsteward.pitr.stream import slot_name, target_slot
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -236,7 +237,7 @@ def watch_slots(services: PitrServices, state: StateStore, environments: Sequenc
     unreadable: list[str] = []
     for environment, spec in watched_targets(services.catalog(), environments):
         selector = f"{environment}/{spec.name}"
-        slot = slot_name(environment, spec.name)
+        slot = target_slot(environment, spec)
         try:
             password = services.resolve_secret(spec.password) if spec.password is not None else None
             reading = read_slot(spec.dsn, password, slot)
@@ -258,7 +259,7 @@ def slot_status(
     unreachable server gives ``error`` (its message names host:port/db, never a password)."""
     from envsteward.errors import EnvstewardError
 
-    slot = slot_name(environment, spec.name)
+    slot = target_slot(environment, spec)
     try:
         password = services.resolve_secret(spec.password) if spec.password is not None else None
         reading = read_slot(spec.dsn, password, slot)
@@ -281,13 +282,14 @@ def slot_status(
         "inactive_since": since.isoformat() if since is not None else None,
         "status": status.value,
         "detail": detail,
-        "fix": fix_text(environment, spec.name) if status is not CheckStatus.UP else None,
+        "fix": fix_text(environment, spec.name, slot) if status is not CheckStatus.UP else None,
     }
 
 
-def fix_text(environment: str, target: str) -> str:
-    """How to end the incident (read by a person at 3 a.m.). Pure."""
-    slot = slot_name(environment, target)
+def fix_text(environment: str, target: str, slot: str | None = None) -> str:
+    """How to end the incident (read by a person at 3 a.m.); ``slot`` defaults to the target's default
+    slot name. Pure."""
+    slot = slot or slot_name(environment, target)
     return (
         f"Restart the streamer on its host: `envsteward wal stream --target {environment}/{target}` "
         "(it resumes from the slot: nothing is lost, the primary frees the WAL as it catches up). "
@@ -297,17 +299,28 @@ def fix_text(environment: str, target: str) -> str:
     )
 
 
+_DETAIL_SLOT = re.compile(r"\bslot ([a-z0-9_]{1,63})\b")
+
+
+def _slot_of(change: StatusChange) -> str | None:
+    """The slot a watch result was about: :func:`evaluate`'s detail names it (``slot NAME ...``), which
+    also covers a ``pitr.slot_name`` the notification has no catalog to look up. Pure."""
+    found = _DETAIL_SLOT.search(change.result.detail or "")
+    return found.group(1) if found else None
+
+
 def slot_notification(change: StatusChange, link: str | None = None) -> Notification:
     """The health notification of a slot watch's confirmed change, with the slot and the fix."""
     from envsteward.health.alerts import notification_for
 
     base = notification_for(change, link)
     target = change.check.removeprefix(CHECK_PREFIX)
-    fields = {**base.fields, "slot": slot_name(change.environment, target)}
+    slot = _slot_of(change) or slot_name(change.environment, target)
+    fields = {**base.fields, "slot": slot}
     if change.is_recovery:
         text = f"{change.reason}. The slot no longer holds WAL back unattended."
     else:
-        fields["fix"] = fix_text(change.environment, target)
+        fields["fix"] = fix_text(change.environment, target, slot)
         text = f"{change.reason}. pg_wal on the primary grows until its disk is full."
     return dataclasses.replace(base, text=text, fields=fields)
 

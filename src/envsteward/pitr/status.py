@@ -31,9 +31,14 @@ from envsteward.pitr.rpo import ArchiveStatus, archive_status
 from envsteward.pitr.walnames import SegmentName, archive_prefix, wal_kind
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from envsteward.ports import JSONValue, ObjectStore, StateStore
 
 FAILURES_PREFIX = "pitr-archive-failures/"
+PUSHER_PREFIX = "pitr-archive-pusher/"
+PUSHER_FRESH_SECONDS = 90.0
+"""A running pusher records a heartbeat every 30 s: older than this, it is taken as gone (killed)."""
 
 
 class StatusServices(PitrServices, Protocol):
@@ -64,6 +69,118 @@ def record_push_failure(
 
     with contextlib.suppress(EnvstewardError, OSError):
         store.update(failures_key(environment, target), bump)
+
+
+def pusher_key(selector: str) -> str:
+    return f"{PUSHER_PREFIX}{selector}"
+
+
+def record_pusher_event(store: StateStore, selector: str, kind: str, fields: Mapping[str, object]) -> None:
+    """Record what the archive-ahead pusher of ``ENV/TARGET`` (:mod:`envsteward.pitr.push_ahead`) just did:
+    ``started``, ``heartbeat``, ``error`` (the error's class and segment, never its message), ``stopped``.
+    Calls the state store; never raises for it (best effort: the pusher's work does not depend on it)."""
+    import os
+    import socket
+
+    now = datetime.now(UTC).isoformat()
+
+    def apply(current: JSONValue | None) -> JSONValue:
+        document: dict[str, JSONValue] = dict(current) if isinstance(current, dict) else {}
+        if kind == "started":
+            document = {"started_at": now, "pushed": 0, **{k: v for k, v in document.items() if "error" in k}}
+        document.update(
+            {
+                "state": "stopped" if kind == "stopped" else "running",
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "pg_wal": str(fields.get("pg_wal", "")),
+                "heartbeat_at": now,
+            }
+        )
+        if isinstance(fields.get("pushed"), int):
+            document["pushed"] = fields["pushed"]
+        if kind == "stopped":
+            document["stopped_at"] = now
+        if kind == "error":
+            document["last_error"] = str(fields.get("error"))
+            document["last_error_segment"] = str(fields.get("segment"))
+            document["last_error_at"] = now
+        return document
+
+    with contextlib.suppress(EnvstewardError, OSError):
+        store.update(pusher_key(selector), apply)
+
+
+@dataclass(frozen=True)
+class PusherStatus:
+    """The archive-ahead pusher as it last recorded itself (read-only; see :func:`record_pusher_event`)."""
+
+    recorded: bool = False
+    running: bool = False
+    host: str | None = None
+    pid: int | None = None
+    heartbeat_at: datetime | None = None
+    pushed: int = 0
+    last_error: str | None = None
+    last_error_segment: str | None = None
+    last_error_at: datetime | None = None
+
+    @classmethod
+    def of(cls, value: JSONValue | None, now: datetime) -> PusherStatus:
+        if not isinstance(value, dict):
+            return cls()
+        beat, error_at = _parse(value.get("heartbeat_at")), _parse(value.get("last_error_at"))
+        fresh = beat is not None and (now - beat).total_seconds() <= PUSHER_FRESH_SECONDS
+        pid, pushed = value.get("pid"), value.get("pushed")
+        host, error, segment = value.get("host"), value.get("last_error"), value.get("last_error_segment")
+        return cls(
+            recorded=True,
+            running=value.get("state") == "running" and fresh,
+            host=host if isinstance(host, str) else None,
+            pid=pid if isinstance(pid, int) else None,
+            heartbeat_at=beat,
+            pushed=pushed if isinstance(pushed, int) else 0,
+            last_error=error if isinstance(error, str) else None,
+            last_error_segment=segment if isinstance(segment, str) else None,
+            last_error_at=error_at,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "host": self.host,
+            "pid": self.pid,
+            "heartbeat_at": self.heartbeat_at.isoformat() if self.heartbeat_at else None,
+            "pushed": self.pushed,
+            "last_error": self.last_error,
+            "last_error_segment": self.last_error_segment,
+            "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
+        }
+
+    def line(self) -> str:
+        """One line for ``pitr check``. Pure."""
+        if not self.recorded:
+            return "archive-ahead: no pusher has run yet (wal push starts one with the first segment)"
+        where = f"pid {self.pid} on {self.host}"
+        state = f"running ({where})" if self.running else f"not running (last: {where})"
+        error = ""
+        if self.last_error is not None:
+            error = (
+                f"; last error {self.last_error} on {self.last_error_segment} at {_iso(self.last_error_at)}"
+            )
+        return f"archive-ahead: pusher {state}, {self.pushed} segments pushed{error}"
+
+
+def _parse(value: JSONValue | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def pusher_status(store: StateStore, selector: str, now: datetime | None = None) -> PusherStatus:
+    """The pusher of ``ENV/TARGET`` as recorded. Calls the state store (get); raises its errors."""
+    return PusherStatus.of(store.get(pusher_key(selector)), now or datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -148,6 +265,8 @@ class TargetArchiveStatus:
     rpo_target_seconds: float | None
     base_backups: int
     partials: PartialStatus = PartialStatus()
+    pusher: PusherStatus = PusherStatus()
+    """The archive-ahead pusher (``wal push``), as it last recorded itself."""
 
     @property
     def live_partial(self) -> bool:
@@ -233,6 +352,7 @@ class TargetArchiveStatus:
             "dr": None if self.dr is None else self.dr.as_json(),
             "dr_lag_segments": self.dr_lag_segments,
             "dr_lag_seconds": self.dr_lag_seconds,
+            "archive_ahead": self.pusher.as_json(),
         }
 
 
@@ -260,6 +380,7 @@ def target_status(
         rpo_target_seconds=rpo_target_seconds,
         base_backups=len(list_base_backups(primary, prefix)),
         partials=partial_status(primary, prefix, moment),
+        pusher=pusher_status(state, selector, moment),
     )
 
 

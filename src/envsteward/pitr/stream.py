@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
@@ -40,6 +41,9 @@ from envsteward.backup.sources._tools import tool_environment
 from envsteward.errors import ConfigurationError, EnvstewardError, PermanentError
 from envsteward.pitr.archive import WalArchive, drop_partials, push_partial, push_wal
 from envsteward.pitr.walnames import wal_kind
+
+if TYPE_CHECKING:
+    from envsteward.catalog.models import PostgresBackup
 
 _COMPLETE = re.compile(r"^([0-9A-F]{24}|[0-9A-F]{8}\.history)$")
 _PARTIAL = re.compile(r"^([0-9A-F]{24})\.partial$")
@@ -51,6 +55,11 @@ def slot_name(environment: str, target: str) -> str:
     (lower-case letters, digits, underscore; at most 63). Pure."""
     body = re.sub(r"[^a-z0-9_]", "_", f"{environment}_{target}".lower())
     return f"envsteward_{body}"[:63]
+
+
+def target_slot(environment: str, spec: PostgresBackup) -> str:
+    """The replication slot of a catalog target: ``pitr.slot_name``, else :func:`slot_name`. Pure."""
+    return spec.pitr.slot_name or slot_name(environment, spec.name)
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,11 @@ from envsteward.pitr.slot_watch import (
     inactive_since,
     notification_for_change,
     pretty_bytes,
+    slot_notification,
     slot_result,
     watch_slots,
 )
+from envsteward.pitr.stream import slot_name
 from envsteward.ports import AlertEvent
 
 REPO = Path(__file__).resolve().parents[3]
@@ -236,3 +238,49 @@ def test_the_platform_status_pitr_line_shows_a_confirmed_slot_finding(tmp_path: 
     later = now + timedelta(seconds=1)
     record_result(store, slot_result(store, "prod", spec, SlotReading(SLOT, True, True), later), 1)
     assert line()[0] is Level.GREEN
+
+
+def test_catalog_slot_name_is_used_by_the_stream_and_the_watch(tmp_path: Path) -> None:
+    from envsteward.pitr.stream import target_slot
+
+    plain = load_catalog(catalog_with(tmp_path / "a", "        pitr: {enabled: true}\n"))
+    spec = plain.environment("prod").backups[0]
+    assert spec.kind == "postgres"
+    assert target_slot("prod", spec) == slot_name("prod", spec.name)
+    custom = load_catalog(
+        catalog_with(tmp_path / "b", "        pitr: {enabled: true, slot_name: orders_stream_2}\n")
+    )
+    spec = custom.environment("prod").backups[0]
+    assert spec.kind == "postgres"
+    assert target_slot("prod", spec) == "orders_stream_2"
+
+
+@pytest.mark.parametrize("name", ["Orders", "orders-stream", "", "x" * 64, "slot name", "'; DROP"])
+def test_bad_slot_names_name_the_file_and_field(tmp_path: Path, name: str) -> None:
+    root = catalog_with(tmp_path, f'        pitr: {{enabled: true, slot_name: "{name}"}}\n')
+    with pytest.raises(CatalogError, match="slot_name") as caught:
+        load_catalog(root)
+    assert "environments.yaml" in str(caught.value)
+    assert "lower-case letters" in str(caught.value)
+
+
+def test_the_notification_names_the_custom_slot_from_the_result(tmp_path: Path) -> None:
+    from envsteward.catalog.models import PostgresBackup
+
+    spec = PostgresBackup.model_validate(
+        {
+            "name": "db",
+            "kind": "postgres",
+            "dsn": "postgresql://postgres@127.0.0.1:5432/postgres",
+            "pitr": {"enabled": True, "streaming": True, "slot_name": "my_slot"},
+        }
+    )
+    store = FileStateStore(tmp_path / "state")
+    now = datetime.now(UTC)
+    baseline, _ = advance(None, slot_result(store, "prod", spec, SlotReading("my_slot", True, True), now), 1)
+    reading = SlotReading("my_slot", exists=True, active=False, retained_bytes=9 * 1024 * MIB)
+    _, change = advance(baseline, slot_result(store, "prod", spec, reading, now + timedelta(minutes=1)), 1)
+    assert change is not None
+    note = slot_notification(change)
+    assert note.fields["slot"] == "my_slot"
+    assert "pg_drop_replication_slot('my_slot')" in note.fields["fix"]

@@ -1,0 +1,439 @@
+"""Archive-ahead for ``wal push``: one background pusher per data directory keeps up with a busy primary.
+
+PostgreSQL runs ``archive_command`` once per 16 MiB segment, serially; each ``wal push`` used to pay the
+whole start-up of envsteward (~0.5 s) for ~0.03 s of work, which caps one archiver near 2 segments/s. Like
+pgBackRest's ``archive-push`` async mode, the first ``wal push`` of a segment forks one detached pusher for
+its ``pg_wal`` (an ``flock`` on ``pg_wal/.envsteward-push/.lock``: at most one). The pusher scans
+``pg_wal/archive_status/*.ready`` in WAL order and pushes the oldest segments not pushed yet with
+``workers`` threads through the caller's ``push_one`` (:func:`envsteward.pitr.archive.push_wal`: both
+regions, put-if-absent, the same objects and checks as a synchronous push). Each success is recorded in the
+spool as ``<segment>.ok`` (JSON: the target, the object key, the regions, the size and SHA-256 of the bytes
+pushed, and the file's identity: device, inode, size, mtime and ctime), written to a temp file, fsynced and
+renamed AFTER ``push_one`` returned, i.e. after every store confirmed. Each failure is ``<segment>.error``
+(the error's message: envsteward's errors name no secret) and the segment is retried after a back-off.
+
+The following ``wal push`` calls are answered by :func:`answer` before anything heavy is imported
+(``envsteward.cli.entry``): exit 0 ONLY when ``<segment>.ok`` exists, names the same ``--target`` and
+matches the file PostgreSQL passed as ``%p`` right now: the same identity (one ``stat``, see
+:func:`file_identity`), else the same size and SHA-256 (the file is hashed, ~40 ms); a ``.ok`` that does not
+match is never an answer (the full CLI pushes synchronously, with the usual conflict checks). While the
+pusher runs and works, the call waits for it (at most ``WAIT_SECONDS``); an ``.error`` makes the call fail
+with its message, so PostgreSQL keeps the segment and retries, as with a synchronous push. No pusher
+(killed, exited), a pusher that made no progress for ``STALL_SECONDS``, or a segment without a ``.ready``
+file: no answer, and the full CLI pushes the segment itself (and starts a new pusher).
+
+What a kill leaves: a pusher killed mid-push leaves no ``.ok`` for that segment (the ``.ok`` is written
+only after the stores confirmed) and possibly a temp object the store's sweep removes (put-if-absent
+never shows a partial object), a ``.<segment>.ok.<pid>.tmp`` and ``<segment>.inflight``; its ``flock``
+dies with it. The next pusher removes every temp file, ``.inflight`` and ``.error`` of its predecessor
+when it takes the lock, and (every scan) the ``.ok`` of segments whose ``.ready`` is gone (PostgreSQL
+marked them ``.done`` after our exit 0, or recycled them). The pusher exits after ``idle_seconds``
+without a ``.ready`` segment to push, and when ``pg_wal`` disappears.
+
+This module imports only the standard library: it runs on the fast path of every ``wal push``.
+External calls: local files only (the pushing is the ``push_one`` callable passed in).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from envsteward.pitr.prefetch import start_background
+
+__all__ = [
+    "SPOOL_NAME",
+    "answer",
+    "disabled_by_environment",
+    "pusher_running",
+    "run_pusher",
+    "spool_for",
+    "start_background",
+    "wait_started",
+]
+
+SPOOL_NAME = ".envsteward-push"
+_LOCK = ".lock"
+PROGRESS_FILE = "progress"
+"""Touched when the pusher starts and whenever a push starts or ends: its mtime is the last progress."""
+_SEGMENT = re.compile(r"^[0-9A-F]{24}$")
+_READY = re.compile(r"^([0-9A-F]{24})\.ready$")
+WAIT_SECONDS = 60.0
+"""How long one ``wal push`` waits for a working pusher before it pushes its segment itself."""
+STALL_SECONDS = 30.0
+"""A pusher with no push started or finished for this long is not making progress."""
+IDLE_SECONDS = 60.0
+POLL_SECONDS = 0.02
+IDLE_POLL_SECONDS = 0.1
+"""The pusher's scan interval after a second without work (the first segment of a new burst waits for
+this at most; the following ones are pushed before PostgreSQL asks)."""
+RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)
+"""Back-off before the pusher retries a segment that failed (the last value repeats)."""
+DEFAULT_WORKERS = 2
+DEFAULT_MAX_AHEAD = 64
+CLEAN_SECONDS = 1.0
+RACY_SECONDS = 0.05
+"""A file changed less than this ago may change again within the same timestamp tick (see
+:func:`settled_identity`)."""
+HEARTBEAT_SECONDS = 30.0
+"""``on_event("heartbeat")`` at least this often (and 2 s after a push, for ``pitr status``)."""
+
+
+def disabled_by_environment() -> bool:
+    """``ENVSTEWARD_WAL_PUSH_AHEAD=0`` in archive_command's environment turns the archive-ahead off at once
+    (the catalog's ``pitr.archive_ahead.enabled: false`` is the lasting switch)."""
+    return os.environ.get("ENVSTEWARD_WAL_PUSH_AHEAD", "").strip() in ("0", "off", "false", "no")
+
+
+def spool_for(path: Path) -> Path | None:
+    """The spool of the ``pg_wal`` holding ``path`` (PostgreSQL's ``%p``), or None when ``path`` is not in
+    a folder with an ``archive_status`` subfolder (not PostgreSQL's layout: push synchronously)."""
+    folder = path.parent
+    if not (folder / "archive_status").is_dir():
+        return None
+    return folder / SPOOL_NAME
+
+
+def pusher_running(spool: Path) -> bool:
+    """True while a pusher holds the spool's lock. Local files only; never raises."""
+    try:
+        fd = os.open(spool / _LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def wait_started(spool: Path, seconds: float = 2.0) -> bool:
+    """Wait (at most ``seconds``) until a pusher holds the spool's lock; whether one does."""
+    until = time.monotonic() + seconds
+    while not pusher_running(spool):
+        if time.monotonic() > until:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """``(size, SHA-256 hex)`` of the file at ``path``. Raises OSError."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def read_ok(spool: Path, name: str) -> dict[str, Any] | None:
+    """The ``.ok`` record of segment ``name``, or None (none, unreadable or not a record)."""
+    try:
+        record = json.loads((spool / f"{name}.ok").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def proven(spool: Path, name: str, path: Path, target: str) -> dict[str, Any] | None:
+    """The ``.ok`` record of ``name`` when it proves that the file at ``path`` is stored for ``target``:
+    the same segment name and target, and the file's size and SHA-256 now equal those pushed. Else None.
+    Reads the file (local files only; never raises)."""
+    record = read_ok(spool, name)
+    if record is None or record.get("segment") != name or record.get("target") != target:
+        return None
+    if not record.get("key") or not record.get("regions"):
+        return None
+    try:
+        if record.get("stat") is not None and record["stat"] == file_identity(path):
+            return record
+        size, digest = file_digest(path)
+    except OSError:
+        return None
+    if record.get("size") != size or record.get("sha256") != digest:
+        return None
+    return record
+
+
+def file_identity(path: Path) -> list[int]:
+    """``[device, inode, size, mtime_ns, ctime_ns]`` of ``path``. Raises OSError.
+
+    Unchanged between the pusher's read and now means the same bytes: any write or rename changes the
+    mtime or ctime (ctime cannot be set by a user), and PostgreSQL never writes a segment it marked
+    ``.ready``. The one blind spot, a write within the same clock tick after the last look, is closed by
+    :func:`settled_identity`."""
+    st = os.stat(path)
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def settled_identity(path: Path, before: list[int]) -> list[int] | None:
+    """The identity of ``path`` after it was pushed, when it equals ``before`` (taken before the push) and
+    the last change is older than ``RACY_SECONDS`` (waiting for that if needed, so that a later write
+    could not share the timestamp); None when the file changed (then only the SHA-256 proves it)."""
+    after = file_identity(path)
+    age = (time.time_ns() - max(after[3], after[4])) / 1e9
+    if age < RACY_SECONDS:
+        time.sleep(RACY_SECONDS - age)
+        after = file_identity(path)
+    return after if after == before else None
+
+
+def read_error(spool: Path, name: str) -> str | None:
+    """The message of segment ``name``'s ``.error``, or None."""
+    try:
+        record = json.loads((spool / f"{name}.error").read_text(encoding="utf-8"))
+        message = record["message"]
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
+        return None
+    return str(message)
+
+
+def _stalled(spool: Path, now: float) -> bool:
+    try:
+        return now - (spool / PROGRESS_FILE).stat().st_mtime > STALL_SECONDS
+    except OSError:
+        return True
+
+
+def answer(name: str, path: Path, target: str, *, wait: float = WAIT_SECONDS) -> tuple[int, str] | None:
+    """The archive-ahead's answer to ``wal push --target TARGET PATH`` for segment ``name``: ``(0, line)``
+    when a ``.ok`` proves the file is stored (:func:`proven`), ``(1, message)`` when the running pusher
+    failed to push it (its ``.error``), None when the caller must push the segment itself (no spool, no
+    ``.ready`` for it, no pusher running, a pusher making no progress, or ``wait`` seconds passed).
+
+    Waits while a working pusher has not answered yet. Local files only; never raises."""
+    if not _SEGMENT.match(name):
+        return None
+    spool = spool_for(path)
+    if spool is None:
+        return None
+    deadline = time.monotonic() + wait
+    ready = path.parent / "archive_status" / f"{name}.ready"
+    while True:
+        record = proven(spool, name, path, target)
+        if record is not None:
+            regions = "+".join(str(region) for region in record["regions"])
+            return (
+                0,
+                f"{name}: stored by the archive-ahead as {record['key']} ({regions}, {record['status']})",
+            )
+        if (spool / f"{name}.ok").exists() or not ready.exists() or not pusher_running(spool):
+            return None  # a .ok that proves nothing: the synchronous push checks the store itself
+        message = read_error(spool, name)
+        if message is not None:
+            return 1, message
+        if _stalled(spool, time.time()) or time.monotonic() > deadline:
+            return None
+        time.sleep(POLL_SECONDS)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The pusher
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _write_record(spool: Path, filename: str, record: Mapping[str, Any]) -> None:
+    """Write ``spool/filename`` atomically and durably (temp file, fsync, rename)."""
+    tmp = spool / f".{filename}.{os.getpid()}.tmp"
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(record, handle, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, spool / filename)
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.touch()
+
+
+def clean_leftovers(spool: Path) -> int:
+    """Remove what an earlier (killed) pusher left: temp files, ``.inflight`` markers and ``.error``
+    records. Call only while holding the lock. Returns how many files were removed."""
+    removed = 0
+    for entry in os.listdir(spool):
+        if entry.endswith((".tmp", ".inflight", ".error")):
+            with contextlib.suppress(OSError):
+                (spool / entry).unlink()
+                removed += 1
+    return removed
+
+
+def ready_segments(pg_wal: Path) -> list[str]:
+    """The segments PostgreSQL has marked ready to archive, in WAL order."""
+    names = (_READY.match(entry) for entry in os.listdir(pg_wal / "archive_status"))
+    return sorted(match.group(1) for match in names if match)
+
+
+def clean_stale(spool: Path, ready: set[str], pending: set[str]) -> int:
+    """Remove the ``.ok`` / ``.error`` of segments PostgreSQL no longer has ready (archived or recycled),
+    except those being pushed. Returns how many were removed."""
+    removed = 0
+    for entry in os.listdir(spool):
+        name, dot, kind = entry.partition(".")
+        if dot and kind in ("ok", "error") and _SEGMENT.match(name) and name not in ready | pending:
+            with contextlib.suppress(OSError):
+                (spool / entry).unlink()
+                removed += 1
+    return removed
+
+
+PushOne = Callable[[str, Path], Mapping[str, Any]]
+"""``push_one(segment, path)``: push it; the ``.ok`` record (without target/segment); raise on failure."""
+
+
+def run_pusher(
+    pg_wal: Path,
+    push_one: PushOne,
+    *,
+    target: str,
+    workers: int = DEFAULT_WORKERS,
+    max_ahead: int = DEFAULT_MAX_AHEAD,
+    idle_seconds: float = IDLE_SECONDS,
+    describe_error: Callable[[BaseException], str] = lambda exc: type(exc).__name__,
+    on_event: Callable[[str, Mapping[str, Any]], None] | None = None,
+) -> int:
+    """Push the ``.ready`` segments of ``pg_wal`` ahead of PostgreSQL until idle (see the module docstring).
+
+    At most ``workers`` pushes run at once (threads) and at most ``max_ahead`` segments wait pushed but not
+    yet taken by PostgreSQL. ``describe_error(exc)`` is the ``.error`` message of a failed push (it must
+    name no secret). ``on_event(kind, fields)`` (``started``, ``error``, ``heartbeat``, ``stopped``) is
+    called from this thread, best effort (its exceptions are swallowed); an ``error``'s fields carry the
+    segment, the error's class and the exception itself (``exception``: never to be stored as is).
+    Returns the number of segments pushed; returns 0 at once when another pusher holds the lock. Local
+    files, plus the callables' calls.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pg_wal = Path(os.path.abspath(pg_wal))
+    spool = pg_wal / SPOOL_NAME
+    spool.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(spool / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0
+        clean_leftovers(spool)
+        _touch(spool / PROGRESS_FILE)
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="push-ahead") as pool:
+            run = _Pusher(pg_wal, spool, push_one, pool, target, describe_error, on_event)
+            run.event("started", {})
+            try:
+                run.loop(max(1, workers), max(1, max_ahead), idle_seconds)
+            except FileNotFoundError:  # pg_wal (the cluster) was removed
+                pass
+            finally:
+                run.event("stopped", {"pushed": run.pushed})
+            return run.pushed
+    finally:
+        os.close(fd)
+
+
+class _Pusher:
+    """The state of one pusher (see :func:`run_pusher`)."""
+
+    def __init__(  # noqa: PLR0917 - the arguments of run_pusher
+        self,
+        pg_wal: Path,
+        spool: Path,
+        push_one: PushOne,
+        pool: Any,
+        target: str,
+        describe_error: Callable[[BaseException], str],
+        on_event: Callable[[str, Mapping[str, Any]], None] | None,
+    ) -> None:
+        self.pg_wal, self.spool, self.push_one, self.pool = pg_wal, spool, push_one, pool
+        self.target, self.describe_error, self.on_event = target, describe_error, on_event
+        self.pending: dict[str, Any] = {}
+        self.retry: dict[str, tuple[float, int]] = {}  # segment -> (not before, failures)
+        self.pushed = 0
+
+    def event(self, kind: str, fields: Mapping[str, Any]) -> None:
+        if self.on_event is not None:
+            with contextlib.suppress(Exception):
+                self.on_event(kind, fields)
+
+    def loop(self, workers: int, max_ahead: int, idle_seconds: float) -> None:
+        last_work = last_beat = time.monotonic()
+        last_clean = float("-inf")  # clean at once: a killed predecessor's .ok of archived segments
+        beat_pushed = 0
+        while True:
+            now = time.monotonic()
+            self.collect()
+            ready = ready_segments(self.pg_wal)
+            if now - last_clean >= CLEAN_SECONDS:
+                clean_stale(self.spool, set(ready), set(self.pending))
+                last_clean = now
+            waiting = [name for name in ready if not (self.spool / f"{name}.ok").exists()]
+            ahead = len(ready) - len(waiting)
+            for name in waiting:
+                if len(self.pending) >= workers or ahead + len(self.pending) >= max_ahead:
+                    break
+                if name in self.pending or self.retry.get(name, (0.0, 0))[0] > now:
+                    continue
+                self.submit(name)
+            if waiting or self.pending:
+                last_work = now
+            elif now - last_work > idle_seconds:
+                return
+            news = self.pushed != beat_pushed and now - last_beat >= 2.0
+            if news or now - last_beat >= HEARTBEAT_SECONDS:
+                last_beat, beat_pushed = now, self.pushed
+                self.event("heartbeat", {"pushed": self.pushed})
+            time.sleep(POLL_SECONDS if now - last_work < 1.0 else IDLE_POLL_SECONDS)
+
+    def submit(self, name: str) -> None:
+        _touch(self.spool / PROGRESS_FILE)
+        (self.spool / f"{name}.inflight").touch()
+        self.pending[name] = self.pool.submit(_push_and_identify, self.push_one, name, self.pg_wal / name)
+
+    def collect(self) -> None:
+        for name in [name for name, future in self.pending.items() if future.done()]:
+            future = self.pending.pop(name)
+            try:
+                record = dict(future.result())
+            except Exception as exc:  # noqa: BLE001 - recorded in .error; archive_command reports it
+                self.failed(name, exc)
+            else:
+                _write_record(self.spool, f"{name}.ok", {**record, "segment": name, "target": self.target})
+                (self.spool / f"{name}.error").unlink(missing_ok=True)
+                self.retry.pop(name, None)
+                self.pushed += 1
+            finally:
+                (self.spool / f"{name}.inflight").unlink(missing_ok=True)
+                _touch(self.spool / PROGRESS_FILE)
+
+    def failed(self, name: str, exc: BaseException) -> None:
+        try:
+            message = self.describe_error(exc)
+        except Exception:  # noqa: BLE001
+            message = type(exc).__name__
+        failures = self.retry.get(name, (0.0, 0))[1] + 1
+        delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1]
+        self.retry[name] = (time.monotonic() + delay, failures)
+        _write_record(self.spool, f"{name}.error", {"segment": name, "message": message, "at": time.time()})
+        self.event(
+            "error", {"segment": name, "error": type(exc).__name__, "failures": failures, "exception": exc}
+        )
+
+
+def _push_and_identify(push_one: PushOne, name: str, path: Path) -> dict[str, Any]:
+    """``push_one`` plus the file's identity (``stat``, when it did not change meanwhile): the fast path
+    then proves the file unchanged with one ``stat`` instead of hashing 16 MiB."""
+    before = file_identity(path)
+    record = dict(push_one(name, path))
+    record["stat"] = settled_identity(path, before)
+    return record
