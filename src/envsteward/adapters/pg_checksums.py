@@ -400,20 +400,21 @@ class FramedSum:
     def __init__(self) -> None:
         self.rows = 0
         self._hash = xxhash.xxh3_128()
-        self._carry = b""
+        self._carry: list[bytes] = []
         self._scratch = FrameScratch()
 
     def update(self, text: bytes) -> None:
         """Add COPY text (any cut of it). Raises ValueError for a line of 2 GiB or more."""
         cut = text.rfind(b"\n") + 1
-        if cut == 0:
-            self._carry += text
+        if cut == 0:  # a row goes on: kept until its newline (no re-copying of what is carried)
+            if text:
+                self._carry.append(text)
             return
         first = 0
         if self._carry:  # the carried line ends in this piece: framed on its own (no copy of the piece)
             first = text.find(b"\n") + 1
-            self._add(self._carry + text[:first])
-        self._carry = text[cut:]
+            self._add(b"".join([*self._carry, text[:first]]))
+        self._carry = [text[cut:]] if cut < len(text) else []
         with memoryview(text) as view:
             self._add(view[first:cut])
 
@@ -429,7 +430,7 @@ class FramedSum:
     @property
     def pending(self) -> bytes:
         """The partial line :meth:`update` carries (empty when the text so far ended with a newline)."""
-        return self._carry
+        return b"".join(self._carry)
 
     @property
     def checksum(self) -> str:

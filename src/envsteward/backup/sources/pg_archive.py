@@ -164,7 +164,7 @@ class ArchiveScanner:
         self._framed = stream and family == FRAMED_ALGORITHM
         self._marker = False
         self._fast_rows = 0
-        self._frame_carry = b""
+        self._frame_parts: list[bytes] = []
         self._scratch = FrameScratch()
         self._rows = rows
         self._only = frozenset(only) if only is not None else None
@@ -369,7 +369,7 @@ class ArchiveScanner:
         self._newlines = 0
         self._marker = False
         self._fast_rows = 0
-        self._frame_carry = b""
+        self._frame_parts = []
         self._state = "chunks"
         return reader.pos
 
@@ -540,7 +540,7 @@ class ArchiveScanner:
         but the last (the end-of-data chunk), or none (8-byte integers, a partial row or the end-of-data
         line before them). Proven from what the vectorised reader computed: every payload's last byte is
         a newline and the payloads hold as many newlines as there are chunks."""
-        if self._int_size != 4 or self._marker or self._frame_carry:
+        if self._int_size != 4 or self._marker or self._frame_parts:
             return 0
         head = self._chunk.size
         data, headers, sizes, lines = batch.data, batch.headers, batch.sizes, batch.lines
@@ -569,11 +569,14 @@ class ArchiveScanner:
         assert isinstance(entry.stream, FramedSum)
         if b"\x00" in text:
             raise self._nul()
-        whole = self._frame_carry + bytes(text) if self._frame_carry else bytes(text)
+        if not self._marker and b"\n" not in text:  # a row goes on: kept until its newline (no re-copying)
+            self._frame_parts.append(bytes(text))
+            return
+        whole = b"".join([*self._frame_parts, text]) if self._frame_parts else bytes(text)
+        self._frame_parts = []
         if self._marker:
             if whole.strip(b"\n"):
                 raise self._after_end(entry)
-            self._frame_carry = b""
             return
         if whole.startswith(_END_OF_DATA + b"\n"):
             at = 0
@@ -583,10 +586,12 @@ class ArchiveScanner:
         if at >= 0:
             if whole[at + len(_END_OF_DATA) :].strip(b"\n"):
                 raise self._after_end(entry)
-            rows, self._frame_carry, self._marker = whole[:at], b"", True
+            rows, self._marker = whole[:at], True
         else:
             cut = whole.rfind(b"\n") + 1
-            rows, self._frame_carry = whole[:cut], whole[cut:]
+            rows = whole[:cut]
+            if cut < len(whole):
+                self._frame_parts.append(whole[cut:])
         framed, count = frame_lines(rows, self._scratch)
         entry.stream.feed(framed)
         self._fast_rows += count
@@ -663,10 +668,10 @@ class ArchiveScanner:
         if entry is None:
             return
         if isinstance(entry.stream, FramedSum):
-            if not self._marker and self._frame_carry != _END_OF_DATA:
+            if not self._marker and b"".join(self._frame_parts) != _END_OF_DATA:
                 raise self._no_end(entry)
             entry.stream.rows = self._fast_rows
-            self._frame_carry = b""
+            self._frame_parts = []
         elif entry.stream is not None:
             body = self._tail.rstrip(b"\n")
             if not body.endswith(_END_OF_DATA) or (
