@@ -162,7 +162,7 @@ def _corrupt_row_chunk(data: bytes, row: bytes, delta: int) -> bytes:
 def test_a_broken_chunk_chain_raises_naming_the_table(row_index: int, delta: int) -> None:
     data = _corrupt_row_chunk(build({(b"public", b"awkward"): AWKWARD}), AWKWARD[row_index], delta)
     for pieces in ([data], _pieces(data, list(range(0, len(data), 4093)))):
-        with pytest.raises(IntegrityError, match="public.awkward"):
+        with pytest.raises(IntegrityError, match=r"public\.awkward"):
             scan(pieces)
 
 
