@@ -323,6 +323,7 @@ FRAME_HEADER = 5
 little-endian: pg_dump's chunk header (``WriteInt``, ``intSize`` 4)."""
 
 _FRAME_LOOP_ROWS = 64
+_FRAME_LOOP_BYTES = 1 << 16
 _NEWLINE_BYTE = 10
 
 
@@ -351,17 +352,26 @@ def frame_lines(
 ) -> tuple[bytes | memoryview, int]:
     """The v5 framed form of ``text`` and its number of rows: ``text`` is complete COPY lines (each ends
     with its newline; empty, or ending with a newline), each gets :data:`FRAME_HEADER` bytes in front.
-    Numpy (no Python work per row) from :data:`_FRAME_LOOP_ROWS` lines on. Returns a buffer (bytes, or a
-    memoryview; with ``scratch``, of its buffers, valid until the next call) to hash. Pure.
+    Numpy (no Python work per row) from :data:`_FRAME_LOOP_ROWS` lines or :data:`_FRAME_LOOP_BYTES` on.
+    Returns a buffer (bytes, or a memoryview; with ``scratch``, of its buffers, valid until the next call)
+    to hash. Pure.
 
     Raises ValueError when ``text`` does not end with a newline or a line is 2 GiB or longer (neither
     comes from ``COPY TO``)."""
     size = len(text)
     if size == 0:
         return b"", 0
-    data = np.frombuffer(text, dtype=np.uint8)
-    if data[-1] != _NEWLINE_BYTE:
+    if text[-1] != _NEWLINE_BYTE:
         raise ValueError("frame_lines: the text does not end with a newline")
+    raw = bytes(text) if size <= _FRAME_LOOP_BYTES else b""
+    if raw and raw.count(b"\n") < _FRAME_LOOP_ROWS:
+        lines = raw.split(b"\n")
+        lines.pop()  # after the last newline
+        if max(map(len, lines)) >= (1 << 31) - 1:
+            raise ValueError("frame_lines: a COPY line of 2 GiB or more")
+        framed = b"".join(b"\x00" + (len(line) + 1).to_bytes(4, "little") + line + b"\n" for line in lines)
+        return framed, len(lines)
+    data = np.frombuffer(text, dtype=np.uint8)
     ends = np.flatnonzero(data == _NEWLINE_BYTE)
     count = int(ends.size)
     ends += 1
@@ -371,13 +381,6 @@ def frame_lines(
     lengths = ends - starts
     if int(lengths.max()) >= 1 << 31:
         raise ValueError("frame_lines: a COPY line of 2 GiB or more")
-    if count < _FRAME_LOOP_ROWS:
-        raw = bytes(text)
-        framed = b"".join(
-            b"\x00" + (stop - start).to_bytes(4, "little") + raw[start:stop]
-            for start, stop in zip(starts.tolist(), ends.tolist(), strict=True)
-        )
-        return framed, count
     out, body = (scratch or FrameScratch()).arrays(size + FRAME_HEADER * count)
     body.fill(True)
     heads = starts + np.arange(0, FRAME_HEADER * count, FRAME_HEADER, dtype=np.int64)
