@@ -7,18 +7,23 @@ data (``1`` + dump id, then chunks ``<int length><bytes>`` ending with a zero le
 + dump id, then ``<oid>`` + chunks per object, ending with oid 0). Integers are a sign byte plus
 ``intSize`` little-endian bytes; strings an integer length (-1: NULL) plus the bytes. With compression off,
 the chunks of a ``TABLE DATA`` block ARE the text ``COPY ... TO STDOUT`` produced: one line per row, then the
-end-of-data line ``\\.`` (PostgreSQL 15's pg_dump writes one chunk per row, but rows are re-assembled from
-the chunk payloads, so any chunking works).
+end-of-data line ``\\.`` (pg_dump writes one chunk per row and one for the end-of-data line; any chunking
+is read correctly).
 
 :class:`ArchiveScanner` is fed the archive piece by piece (what the backup pipeline reads anyway) and
-computes, per table, the stream hash of its COPY text (:class:`envsteward.adapters.pg_checksums.StreamSum`,
-``pg-copy-xxh3-stream128/v4``: the chunk headers are found and stripped with numpy, so there is no Python
-work per row) and/or the per-row multiset sum (:class:`~envsteward.adapters.pg_checksums.RowSum`,
+computes, per table, an order-dependent hash: by default v5 (``pg-copy-xxh3-framed128/v5``,
+:class:`~envsteward.adapters.pg_checksums.FramedSum`: each row framed by the 5 bytes pg_dump's chunk header
+is made of, so where a run of chunks is proven to be one row each the archive's bytes are hashed IN PLACE,
+no copy and no deletion; elsewhere the scanner frames the rows itself with numpy), or v4
+(``pg-copy-xxh3-stream128/v4``, :class:`~envsteward.adapters.pg_checksums.StreamSum`, the COPY text: the
+chunk headers are found and deleted with numpy; kept for stored backups' re-checks); no Python work per row
+either way; and/or the per-row multiset sum (:class:`~envsteward.adapters.pg_checksums.RowSum`,
 ``pg-copy-xxh3-sum128/v3``: what a drill falls back to when the restored order differs), in constant
 memory: a partial chunk, one partial line and a few held-back bytes are carried between pieces. What
 it cannot read — a compressed archive, an archive version other than 1.12-1.15 (pg_dump 11-16), table data
 written as INSERT statements — raises :class:`UnsupportedArchive` (the caller falls back to the server-side
-checksums); a malformed or truncated archive raises IntegrityError.
+checksums); a malformed or truncated archive raises IntegrityError (naming the table where it is in one:
+a broken chunk chain, a NUL byte in v5's COPY text, a missing end-of-data line).
 
 Pure (no external system).
 """
@@ -243,7 +248,8 @@ class ArchiveScanner:
         self._buf = buf[pos:]
 
     def finish(self, kind: str = "") -> list[TableSum]:
-        """The tables, in ``schema.table`` byte order: the stream hashes (v4, ``kind="stream"``) or the
+        """The tables, in ``schema.table`` byte order: the order-dependent hashes (v5 or v4, as ``family``
+        said; ``kind="stream"``) or the
         per-row sums (v3, ``kind="rows"``); by default the stream hashes when computed. Tables left out by
         ``only`` are left out here too. Raises IntegrityError when the archive was cut short (inside a
         block, or before the data of a table), ValueError for a ``kind`` not computed."""
