@@ -11,10 +11,10 @@ process so the numbers do not mix:
 
 * ``pg_dump -Fc --compress=0`` to /dev/null (what envsteward runs: it compresses with zstd itself);
 * envsteward's backup of the catalog target into the filesystem store (the runner: pg_dump from an exported
-  snapshot, per-table row counts and checksums derived from the dump stream (v4), zstd with one worker
-  thread, AES-256-GCM,
-  SHA-256, write, then read back and verify), plus variants: the previous server-side checksums (v2,
-  forced), no table checksums, no table checksums and no read-back;
+  snapshot, per-table row counts and checksums derived from the dump stream (v5), zstd with one worker
+  thread, AES-256-GCM, SHA-256, write, then read back and verify), plus variants: the runner with the
+  previous default checksums (v4), no table checksums, no table checksums and no read-back (the child
+  modes ``v3``, ``v2`` and ``runner-zstd1`` can still be run by hand: ``--child MODE --home DIR``);
 * ``pg_dump -Fc --compress=0 | restic backup --stdin`` into a fresh local repository.
 
 Wall time; client CPU = user + sys of the whole process tree (``getrusage(RUSAGE_CHILDREN)``, so pg_dump is
@@ -195,12 +195,22 @@ def child_envsteward(mode: str, home: str) -> None:
     (catalog / "environments.yaml").write_text(json.dumps({"environments": envs}), encoding="utf-8")
     services = Services(Settings(catalog=catalog, home=Path(home) / "home", actor="bench"))
 
-    if mode == "runner":
+    if mode.startswith("runner"):
+        from envsteward.adapters import pg_checksums
+        from envsteward.backup import runner
+        from envsteward.backup.sources import postgres as pg_source
+
+        if mode == "runner-v4":
+            # the previous default: checksums v4 (stream hash of the COPY text, chunk headers deleted)
+            pg_source.DUMP_CHECKSUM_FAMILY = pg_checksums.STREAM_ALGORITHM
+        if mode == "runner-zstd1":
+            runner.RUNNER_ZSTD_LEVEL = 1
         outcome = run_backup(services, "bench", "orders-db")
         facts = {
             "plaintext": outcome.plaintext_bytes,
             "stored": outcome.stored_bytes,
             "tables": outcome.tables,
+            "checksum_algorithm": pg_source.DUMP_CHECKSUM_FAMILY,
         }
     else:
         from datetime import UTC, datetime
@@ -293,11 +303,11 @@ def contenders() -> list[tuple[str, Any]]:
     return [
         ("pg_dump -Fc --compress=0 > /dev/null", lambda: plain([*dump, "--compress=0"])),
         (
-            "envsteward backup (runner: checksums v4 + read-back verify, zstd 2, "
+            "envsteward backup (runner: checksums v5 + read-back verify, zstd 2, "
             "1 zstd worker + SHA-256 thread)",
             lambda: envsteward_run("runner"),
         ),
-        ("envsteward, per-row checksums v3 (previous default), zstd 3", lambda: envsteward_run("v3")),
+        ("envsteward runner, checksums v4 (previous default)", lambda: envsteward_run("runner-v4")),
         ("envsteward, no table checksums, zstd 3", lambda: envsteward_run("no-checksums")),
         (
             "envsteward, no table checksums, no read-back, zstd 3",

@@ -171,10 +171,10 @@ def test_postgres_round_trip_restores_equal_tables(postgres_db: str, scratch_db:
     assert set(by_name) == {"billing.invoices", "public.customers", "public.empty_table"}
     assert (by_name["public.customers"].rows, by_name["billing.invoices"].rows) == (3, 3)
     assert by_name["public.empty_table"].rows == 0
-    # derived from the dump stream (v4), not from a second scan of the database
+    # derived from the dump stream (v5, the default), not from a second scan of the database
     assert stream.facts["checksum_source"] == "dump stream"
     assert stream.facts["checksum_algorithm"].startswith(
-        "pg-copy-xxh3-stream128/v4; client_encoding=UTF8; lc_monetary="
+        "pg-copy-xxh3-framed128/v5; client_encoding=UTF8; lc_monetary="
     )
     assert all(table.algorithm == stream.facts["checksum_algorithm"] for table in stream.tables)
 

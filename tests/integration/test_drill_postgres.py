@@ -470,14 +470,20 @@ def _backup_with_tables(
 
 @pytest.mark.parametrize(
     ("compress_level", "algorithm"),
-    [(0, "pg-copy-xxh3-stream128/v4"), (0, "pg-copy-xxh3-sum128/v3"), (1, "pg-md5-sum128/v2")],
+    [
+        (0, "pg-copy-xxh3-framed128/v5"),
+        (0, "pg-copy-xxh3-stream128/v4"),
+        (0, "pg-copy-xxh3-sum128/v3"),
+        (1, "pg-md5-sum128/v2"),
+    ],
 )
 def test_a_drill_verifies_backups_of_either_checksum_algorithm(
     pg_drill: Callable[..., PgDrill], compress_level: int, algorithm: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Backups made before v4 (v3 ``pg-copy-xxh3-sum128``, made here by switching the dump's family back;
-    server-side ``pg-md5-sum128/v2``: pg_dump's own compression on, which falls back to it) still verify:
-    the drill summarises the restored copy with the manifest's algorithm."""
+    """Backups made before v5 (v4 ``pg-copy-xxh3-stream128`` and v3 ``pg-copy-xxh3-sum128``, made here by
+    switching the dump's family back; server-side ``pg-md5-sum128/v2``: pg_dump's own compression on, which
+    falls back to it) still verify, and v5 (the default) does: the drill summarises the restored copy with
+    the manifest's algorithm."""
     from envsteward.backup.sources import postgres as pg_source
 
     if compress_level == 0:
@@ -510,6 +516,9 @@ def test_a_restored_table_differing_by_one_byte_or_one_row_fails_the_drill(
 ) -> None:
     drill = pg_drill()
     _backup_id, manifest = _backup_with_tables(drill, tables_after=change)
+    assert manifest.tables
+    # the default table checksums (v5) are what must catch it
+    assert all(str(table.algorithm).startswith("pg-copy-xxh3-framed128/v5;") for table in manifest.tables)
     record, token = drill.drill(FakeClock(manifest.consistent_at + START_OFFSET, STEP))
     assert record.status is DrillStatus.FAILED
     assert record.failed_phase is PhaseName.VERIFY_DATA

@@ -1,5 +1,7 @@
-"""Table checksums v3 (``pg-copy-xxh3-sum128/v3``): derived from pg_dump's COPY stream at backup time,
-recomputed client-side from ``COPY ... TO STDOUT`` of the restored copy, against the machine's PostgreSQL.
+"""Table checksums over pg_dump's COPY text (v5 ``pg-copy-xxh3-framed128/v5``, the default, and v4
+``pg-copy-xxh3-stream128/v4``, which stored backups use: every test runs for both; v3's per-row sums are
+what the order-independent re-check uses): derived from pg_dump's COPY stream at backup time, recomputed
+client-side from ``COPY ... TO STDOUT`` of the restored copy, against the machine's PostgreSQL.
 
 The two sides must see byte-identical row text on every type whose text form depends on session settings
 (floats, timestamps with time zone, intervals, bytea, money, regclass) or on escaping (backslashes, tabs,
@@ -20,6 +22,8 @@ from psycopg import sql
 from envsteward.adapters import pg_checksums
 from envsteward.adapters.postgres import PostgresClient
 from envsteward.backup.manifest import TableChecksum
+from envsteward.backup.sources import pg_archive
+from envsteward.backup.sources import postgres as pg_source
 from envsteward.backup.sources.postgres import (
     PostgresBackupSource,
     PostgresRestoreTarget,
@@ -80,6 +84,14 @@ HOSTILE_DEFAULTS = (
 """Per-database defaults that would change the text of every sensitive value above if not pinned."""
 
 
+@pytest.fixture(autouse=True, params=[pg_checksums.FRAMED_ALGORITHM, pg_checksums.STREAM_ALGORITHM])
+def family(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The order-dependent family the dumps record: v5 (the default) and v4 (stored backups)."""
+    family = str(request.param)
+    monkeypatch.setattr(pg_source, "DUMP_CHECKSUM_FAMILY", family)
+    return family
+
+
 @pytest.fixture
 def databases(postgres_dsn_base: str) -> Iterator[tuple[str, str]]:
     """A seeded source database and an empty restore target, both with hostile session defaults."""
@@ -120,7 +132,7 @@ VIA = pytest.mark.parametrize("psql_min_pages", [0, 10**9], ids=["via-psql", "vi
 
 @VIA
 def test_dump_side_and_verify_side_agree_on_every_sensitive_type(
-    databases: tuple[str, str], psql_min_pages: int
+    databases: tuple[str, str], psql_min_pages: int, family: str
 ) -> None:
     source, target = databases
     data, tables = dump(source)
@@ -134,7 +146,7 @@ def test_dump_side_and_verify_side_agree_on_every_sensitive_type(
     assert [by_name[name].rows for name in sorted(by_name)] == [3, 0, 5, 2]
     algorithm = tables[0].algorithm
     assert algorithm is not None
-    assert algorithm.startswith(pg_checksums.STREAM_ALGORITHM)
+    assert algorithm.startswith(family + ";")
 
     # the source itself, read back through COPY TO STDOUT by a session with hostile defaults
     read = database_table_summaries(PostgresClient(source), tables, psql_min_pages=psql_min_pages)
@@ -149,14 +161,16 @@ def test_dump_side_and_verify_side_agree_on_every_sensitive_type(
     assert compare_tables(tables, read) == []
 
 
-def test_the_pinned_settings_are_what_makes_the_text_identical(databases: tuple[str, str]) -> None:
+def test_the_pinned_settings_are_what_makes_the_text_identical(
+    databases: tuple[str, str], family: str
+) -> None:
     """Without the pinned settings (hostile defaults in force), the same table hashes differently: the
     settings are load-bearing, and the test above would catch a missing one."""
     source, _target = databases
     _data, tables = dump(source)
     kinds = next(table for table in tables if table.name == "public.kinds")
     with psycopg.connect(source, autocommit=True) as conn:
-        unpinned = pg_checksums.copy_table_sum(conn, "public", "kinds")
+        unpinned = pg_checksums.copy_table_sum(conn, "public", "kinds", family=family)
     assert unpinned.rows == kinds.rows
     assert unpinned.checksum != kinds.checksum
 
@@ -314,3 +328,68 @@ def test_the_drill_scratch_passes_a_reordered_table_with_a_note_and_fails_a_chan
     assert not rows["public.kinds"].ok
     assert "different rows" in rows["public.kinds"].actual
     assert all(row.ok for name, row in rows.items() if name != "public.kinds")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a table big enough for the scanner's fast path (v5: one chunk per row, hashed in place)
+# ---------------------------------------------------------------------------------------------------------
+
+BIG_ROWS = 30_000
+BIG_SCHEMA = """
+CREATE TABLE public.big (id int PRIMARY KEY, body text, n numeric);
+INSERT INTO public.big
+SELECT g, repeat(chr(97 + g % 26), (g * 37) % 700) || E'\\t\\n', g / 7.0
+FROM generate_series(1, 30000) AS g;
+INSERT INTO public.big VALUES (30001, repeat('w', 70000), NULL);
+"""
+"""BIG_ROWS rows of 5 to ~720 bytes (chunk lengths whose low byte is 0x0a included), escapes, and one wide
+row."""
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        None,
+        "UPDATE public.big SET body = body || 'x' WHERE id = 20000",  # one byte more
+        "UPDATE public.big SET n = 0 WHERE id = 25000",  # one value, same width
+        "DELETE FROM public.big WHERE id = 15000",  # one row fewer
+        "UPDATE public.big SET id = 0 WHERE id = 29999",  # one row replaced by another, same count
+    ],
+)
+def test_a_big_table_hashed_in_place_agrees_with_the_verifier_and_one_change_shows(
+    databases: tuple[str, str], change: str | None, family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, target = databases
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute(BIG_SCHEMA)
+    framed_here: list[int] = []
+    original = pg_archive.frame_lines
+
+    def spy(text: Any, scratch: Any = None) -> Any:
+        framed, count = original(text, scratch)
+        framed_here.append(count)
+        return framed, count
+
+    monkeypatch.setattr(pg_archive, "frame_lines", spy)
+    data, tables = dump(source)
+    big = next(table for table in tables if table.name == "public.big")
+    assert big.rows == BIG_ROWS + 1
+    if family == pg_checksums.FRAMED_ALGORITHM:
+        # pg_dump wrote one chunk per row: nearly every row was hashed in place, not framed by the scanner
+        assert 0 < sum(framed_here) < BIG_ROWS // 10, sum(framed_here)
+    PostgresRestoreTarget(target, summarize=False, single_transaction=True).restore(iter([data]))
+    if change is not None:
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(change)
+    for psql_min_pages in (0, 10**9):
+        read = database_table_summaries(PostgresClient(target), tables, psql_min_pages=psql_min_pages)
+        problems = compare_tables(tables, read)
+        if change is None:
+            assert problems == []
+        else:
+            assert len(problems) == 1, problems
+            assert problems[0].startswith("table public.big:"), problems
+    if change is not None and "rows restored" not in problems[0]:
+        # the order-independent re-check does not excuse a changed row
+        verdict = reorder_check(PostgresClient(target), tables, ["public.big"], lambda sink: sink(data))
+        assert verdict == {"public.big": "different rows (an order-independent re-check of every row agrees)"}

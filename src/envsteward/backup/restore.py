@@ -265,7 +265,7 @@ def _table_mismatches(
     actual: Sequence[TableChecksum],
     restore_target: RestoreTarget,
 ) -> list[str]:
-    """:func:`compare_tables`; a v4 (order-dependent) mismatch at the same row count is re-checked
+    """:func:`compare_tables`; a v5 / v4 (order-dependent) mismatch at the same row count is re-checked
     order-independently by reading the backup again (same rows in another order: not a mismatch). Calls
     the object store, the key provider and the restored database (re-check only)."""
     from envsteward.backup.sources.postgres import (

@@ -205,7 +205,7 @@ class PostgresScratch(Scratch):
         # summarize=False: the table summaries are the verify phase's work, not the restore's.
         # single_transaction: every table is created and loaded in the restore's one transaction, so its
         # COPY skips the free space map and appends pages in stream order: the restored heap holds the
-        # rows in dump order, which the order-dependent checksums (v4) rely on (see verify).
+        # rows in dump order, which the order-dependent checksums (v5, v4) rely on (see verify).
         return PostgresRestoreTarget(
             dsn_for_database(self.server_dsn, self.name),
             self.password,
@@ -215,11 +215,11 @@ class PostgresScratch(Scratch):
         )
 
     def verify(self, manifest: Manifest, report: RestoreReport) -> list[Verification]:
-        """Every table of the manifest against the restored database. With v4 (order-dependent) checksums, a
-        table whose hash differs at the same row count is re-checked order-independently (the dump is read
-        again through :attr:`read_dump`): same rows in another physical order pass, with a note; a false
-        alarm costs time, never a failed drill. Calls PostgreSQL, psql, and (re-check only) the object
-        store and key provider."""
+        """Every table of the manifest against the restored database. With v5 / v4 (order-dependent)
+        checksums, a table whose hash differs at the same row count is re-checked order-independently (the
+        dump is read again through :attr:`read_dump`): same rows in another physical order pass, with a
+        note; a false alarm costs time, never a failed drill. Calls PostgreSQL, psql, and (re-check only)
+        the object store and key provider."""
         from envsteward.backup.sources.postgres import database_table_summaries, order_suspects, reorder_check
 
         expected = manifest.tables

@@ -12,7 +12,7 @@ import itertools
 import pytest
 import xxhash
 
-from envsteward.adapters.pg_checksums import RowSum
+from envsteward.adapters.pg_checksums import STREAM_ALGORITHM, RowSum
 from envsteward.backup.sources.pg_archive import ArchiveScanner, UnsupportedArchive
 from envsteward.errors import IntegrityError
 
@@ -89,6 +89,7 @@ def build(
 def scan(
     data: bytes, piece: int = 1 << 20, kind: str = "rows", **kwargs: object
 ) -> list[tuple[str, int, str]]:
+    kwargs.setdefault("family", STREAM_ALGORITHM)
     scanner = ArchiveScanner(stream=True, rows=True, **kwargs)  # type: ignore[arg-type]
     for start in range(0, len(data), piece):
         scanner.feed(data[start : start + piece])
@@ -237,7 +238,7 @@ def _pieces(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 def _stream_of(pieces: list[bytes]) -> list[tuple[str, int, str]]:
-    scanner = ArchiveScanner(stream=True)
+    scanner = ArchiveScanner(stream=True, family=STREAM_ALGORITHM)
     for piece in pieces:
         scanner.feed(piece)
     return [(t.name, t.rows, t.checksum) for t in scanner.finish()]

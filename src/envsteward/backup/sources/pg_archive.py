@@ -7,18 +7,23 @@ data (``1`` + dump id, then chunks ``<int length><bytes>`` ending with a zero le
 + dump id, then ``<oid>`` + chunks per object, ending with oid 0). Integers are a sign byte plus
 ``intSize`` little-endian bytes; strings an integer length (-1: NULL) plus the bytes. With compression off,
 the chunks of a ``TABLE DATA`` block ARE the text ``COPY ... TO STDOUT`` produced: one line per row, then the
-end-of-data line ``\\.`` (PostgreSQL 15's pg_dump writes one chunk per row, but rows are re-assembled from
-the chunk payloads, so any chunking works).
+end-of-data line ``\\.`` (pg_dump writes one chunk per row and one for the end-of-data line; any chunking
+is read correctly).
 
 :class:`ArchiveScanner` is fed the archive piece by piece (what the backup pipeline reads anyway) and
-computes, per table, the stream hash of its COPY text (:class:`envsteward.adapters.pg_checksums.StreamSum`,
-``pg-copy-xxh3-stream128/v4``: the chunk headers are found and stripped with numpy, so there is no Python
-work per row) and/or the per-row multiset sum (:class:`~envsteward.adapters.pg_checksums.RowSum`,
+computes, per table, an order-dependent hash: by default v5 (``pg-copy-xxh3-framed128/v5``,
+:class:`~envsteward.adapters.pg_checksums.FramedSum`: each row framed by the 5 bytes pg_dump's chunk header
+is made of, so where a run of chunks is proven to be one row each the archive's bytes are hashed IN PLACE,
+no copy and no deletion; elsewhere the scanner frames the rows itself with numpy), or v4
+(``pg-copy-xxh3-stream128/v4``, :class:`~envsteward.adapters.pg_checksums.StreamSum`, the COPY text: the
+chunk headers are found and deleted with numpy; kept for stored backups' re-checks); no Python work per row
+either way; and/or the per-row multiset sum (:class:`~envsteward.adapters.pg_checksums.RowSum`,
 ``pg-copy-xxh3-sum128/v3``: what a drill falls back to when the restored order differs), in constant
 memory: a partial chunk, one partial line and a few held-back bytes are carried between pieces. What
 it cannot read — a compressed archive, an archive version other than 1.12-1.15 (pg_dump 11-16), table data
 written as INSERT statements — raises :class:`UnsupportedArchive` (the caller falls back to the server-side
-checksums); a malformed or truncated archive raises IntegrityError.
+checksums); a malformed or truncated archive raises IntegrityError (naming the table where it is in one:
+a broken chunk chain, a NUL byte in v5's COPY text, a missing end-of-data line).
 
 Pure (no external system).
 """
@@ -35,7 +40,16 @@ from typing import Any
 
 import numpy as np
 
-from envsteward.adapters.pg_checksums import RowSum, StreamSum, TableSum
+from envsteward.adapters.pg_checksums import (
+    FRAMED_ALGORITHM,
+    STREAM_ALGORITHM,
+    FramedSum,
+    FrameScratch,
+    RowSum,
+    StreamSum,
+    TableSum,
+    frame_lines,
+)
 from envsteward.errors import IntegrityError
 
 MAGIC = b"PGDMP"
@@ -53,6 +67,8 @@ pg_dump writes after it are in there, and are not hashed)."""
 _LOOP_CHUNKS = 64
 """Chunks read one by one before the vectorised reader takes over (small tables never pay numpy)."""
 _NEWLINE = 10
+_BACKSLASH = 0x5C
+_DOT = 0x2E
 _ENCODING = re.compile(rb"SET client_encoding = '([^']*)'")
 _SYSTEM = "postgres"
 _OPERATION = "table checksums from the pg_dump archive"
@@ -74,9 +90,25 @@ class _NeedMore(Exception):  # noqa: N818 - internal signal
 class _Entry:
     namespace: bytes
     tag: bytes
-    stream: StreamSum | None = None
+    stream: StreamSum | FramedSum | None = None
     rows: RowSum | None = None
     seen: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Complete chunks the vectorised reader found: ``buf[pos:pos+data_end]``, chunk headers at
+    ``headers`` (relative to ``pos``; ``data`` is ``buf`` from ``pos`` as uint8), payload ``sizes``,
+    ``lines`` newlines in the payloads, ``used`` length bytes that are not always zero."""
+
+    buf: bytes
+    pos: int
+    data: np.ndarray[Any, Any]
+    data_end: int
+    headers: np.ndarray[Any, Any]
+    sizes: np.ndarray[Any, Any]
+    lines: int
+    used: int
 
 
 class _Reader:
@@ -122,11 +154,23 @@ class ArchiveScanner:
     """
 
     def __init__(
-        self, *, stream: bool = True, rows: bool = False, only: Collection[str] | None = None
+        self,
+        *,
+        stream: bool = True,
+        rows: bool = False,
+        only: Collection[str] | None = None,
+        family: str = FRAMED_ALGORITHM,
     ) -> None:
         if not (stream or rows):
             raise ValueError("ArchiveScanner: compute the stream hash, the row sums or both")
+        if family not in (FRAMED_ALGORITHM, STREAM_ALGORITHM):
+            raise ValueError(f"ArchiveScanner: no stream hash {family!r}")
         self._stream = stream
+        self._framed = stream and family == FRAMED_ALGORITHM
+        self._marker = False
+        self._fast_rows = 0
+        self._frame_parts: list[bytes] = []
+        self._scratch = FrameScratch()
         self._rows = rows
         self._only = frozenset(only) if only is not None else None
         self._tail = b""
@@ -154,8 +198,37 @@ class ArchiveScanner:
 
     def feed(self, data: bytes) -> None:
         """Scan the next piece of the archive. Raises UnsupportedArchive, IntegrityError."""
-        buf = self._buf + data if self._buf else data
         pos = 0
+        if self._buf and self._state == "chunks":
+            # the partial chunk carried over is completed from the piece's first bytes: the piece itself
+            # is then read in place (no copy of it behind the carried bytes)
+            need = self._to_complete(data)
+            if need is not None:
+                carried, self._buf = self._buf + data[:need], b""
+                self._run(carried, 0)
+                if self._buf:  # pragma: no cover - a whole chunk is always consumed
+                    carried, self._buf = self._buf + data[need:], b""
+                    self._run(carried, 0)
+                    return
+                pos = need
+        if self._buf:
+            self._run(self._buf + data, 0)
+        else:
+            self._run(data, pos)
+
+    def _to_complete(self, data: bytes) -> int | None:
+        """How many bytes of ``data`` complete the partial chunk in ``self._buf`` (its header, its payload);
+        None when ``data`` does not hold them all."""
+        head = self._chunk.size
+        missing = max(0, head - len(self._buf))
+        if missing > len(data):
+            return None
+        _sign, length = self._chunk.unpack_from(self._buf + data[:missing], 0)
+        need = missing + max(0, head + length - max(len(self._buf), head))
+        return need if need <= len(data) else None
+
+    def _run(self, buf: bytes, pos: int) -> None:
+        """Read ``buf`` from ``pos`` on; keep what is left of an incomplete value for the next piece."""
         try:
             while pos < len(buf):
                 if self._state == "head":
@@ -175,7 +248,8 @@ class ArchiveScanner:
         self._buf = buf[pos:]
 
     def finish(self, kind: str = "") -> list[TableSum]:
-        """The tables, in ``schema.table`` byte order: the stream hashes (v4, ``kind="stream"``) or the
+        """The tables, in ``schema.table`` byte order: the order-dependent hashes (v5 or v4, as ``family``
+        said; ``kind="stream"``) or the
         per-row sums (v3, ``kind="rows"``); by default the stream hashes when computed. Tables left out by
         ``only`` are left out here too. Raises IntegrityError when the archive was cut short (inside a
         block, or before the data of a table), ValueError for a ``kind`` not computed."""
@@ -258,9 +332,10 @@ class ArchiveScanner:
             pass
         reader.byte()  # data offset flag
         reader.take(off_size)
-        entry = _Entry(
-            namespace, tag, StreamSum() if self._stream else None, RowSum() if self._rows else None
-        )
+        acc: StreamSum | FramedSum | None = None
+        if self._stream:
+            acc = FramedSum() if self._framed else StreamSum()
+        entry = _Entry(namespace, tag, acc, RowSum() if self._rows else None)
         self._entries[dump_id] = entry
         if desc == b"ENCODING" and defn:
             match = _ENCODING.search(defn)
@@ -298,6 +373,9 @@ class ArchiveScanner:
         self._tail = b""
         self._hashed = 0
         self._newlines = 0
+        self._marker = False
+        self._fast_rows = 0
+        self._frame_parts = []
         self._state = "chunks"
         return reader.pos
 
@@ -323,6 +401,7 @@ class ArchiveScanner:
         unpack = self._chunk.unpack_from
         head = self._chunk.size
         end = len(buf)
+        first = pos
         payloads: list[bytes] = []
         append = payloads.append
         state = "more"
@@ -332,12 +411,12 @@ class ArchiveScanner:
             sign, length = unpack(buf, pos)
             if length == 0:
                 if sign:
-                    raise _integrity("negative chunk length in the pg_dump archive")
+                    raise _integrity(f"negative chunk length in the pg_dump archive{self._where()}")
                 pos += head
                 state = "end"
                 break
             if sign:
-                raise _integrity("negative chunk length in the pg_dump archive")
+                raise _integrity(f"negative chunk length in the pg_dump archive{self._where()}")
             stop = pos + head + length
             if stop > end:
                 break
@@ -346,7 +425,12 @@ class ArchiveScanner:
         else:
             state = "budget"
         if self._current is not None and payloads:
-            self._text(b"".join(payloads))
+            text = b"".join(payloads)
+            if self._framed and self._rows_in_place(buf, first, payloads, text):
+                if self._rows:
+                    self._lines(text)
+            else:
+                self._text(text)
         if state == "end":
             self._end_of_block()
         return pos, state
@@ -405,15 +489,13 @@ class ArchiveScanner:
             count = last + 1
             checked = starts[:count]
         if np.any(data[checked] != 0):
-            raise _integrity("negative chunk length in the pg_dump archive")
+            raise _integrity(f"negative chunk length in the pg_dump archive{self._where()}")
         if self._current is not None and count:
-            headers, sizes = starts[:count], lengths[:count]
-            # the length fields' bytes above the largest length's are all zero: neither newline nor data
-            used = (int(sizes.max()).bit_length() + 7) // 8
-            # newlines of the payloads: all those before data_end but the ones inside length fields
-            inside = sum(int(np.count_nonzero((sizes >> (8 * k)) & 0xFF == _NEWLINE)) for k in range(used))
-            lines = int(np.searchsorted(newlines, data_end)) - inside
-            self._text(self._payloads(buf, pos, data_end, headers, used), lines)
+            batch = _batch(buf, pos, data, newlines, data_end, headers=starts[:count], sizes=lengths[:count])
+            if self._framed:
+                self._framed_batch(batch)
+            else:
+                self._text(self._payloads(buf, pos, data_end, batch.headers, batch.used), batch.lines)
         if state == "end":
             self._end_of_block()
         return pos + done, state
@@ -437,13 +519,136 @@ class ArchiveScanner:
         bounds = [*headers.tolist(), data_end]
         return b"".join(buf[pos + start + head : pos + stop] for start, stop in itertools.pairwise(bounds))
 
+    def _rows_in_place(self, buf: bytes, first: int, payloads: list[bytes], text: bytes) -> bool:
+        """v5, chunks read one by one from ``first`` (their ``payloads``, joined: ``text``): when each is
+        exactly one row (see :meth:`_fast_prefix`), hash the archive's bytes in place and say True."""
+        if self._int_size != 4 or self._marker or self._frame_parts:
+            return False
+        if text.count(b"\n") != len(payloads) or b"\x00" in text or _END_OF_DATA + b"\n" in payloads:
+            return False
+        if not all(payload.endswith(b"\n") for payload in payloads):
+            return False
+        entry = self._current
+        assert entry is not None
+        assert entry.stream is not None
+        with memoryview(buf) as view, view[first : first + len(text) + 5 * len(payloads)] as framed:
+            entry.stream.feed(framed)
+        self._fast_rows += len(payloads)
+        return True
+
+    def _framed_batch(self, batch: _Batch) -> None:
+        """v5 (and the row sums, when computed) of a batch of chunks. The prefix of chunks that are exactly
+        one row each IS the framed form: hashed in place (a memoryview of the piece, no copy); the rest is
+        framed here (:meth:`_frame_text`). Raises IntegrityError naming the table for a NUL byte."""
+        entry = self._current
+        assert entry is not None
+        assert entry.stream is not None
+        buf, pos, headers = batch.buf, batch.pos, batch.headers
+        count = int(headers.size)
+        fast = self._fast_prefix(batch)
+        stop = int(headers[fast]) if fast < count else batch.data_end
+        if fast:
+            # COPY text never holds a NUL byte: every zero byte of the region is in a chunk header
+            if int(np.count_nonzero(batch.data[:stop] == 0)) != _header_zeros(batch.sizes[:fast]):
+                raise self._nul()
+            with memoryview(buf) as view, view[pos : pos + stop] as framed:
+                entry.stream.feed(framed)
+            self._fast_rows += fast
+        text: Any = None
+        if fast < count:
+            text = self._payloads(buf, pos + stop, batch.data_end - stop, headers[fast:] - stop, batch.used)
+            self._frame_text(text)
+        if self._rows:
+            if fast:  # the row sums need the payloads of the fast chunks too
+                text = self._payloads(buf, pos, batch.data_end, headers, batch.used)
+            self._lines(bytes(text))
+
+    def _fast_prefix(self, batch: _Batch) -> int:
+        """How many of the batch's chunks, from the first, are each exactly one row (the payload ends with
+        its only newline and is not the end-of-data line) with pg_dump's 5-byte header: all of them, all
+        but the last (the end-of-data chunk), or none (8-byte integers, a partial row or the end-of-data
+        line before them). Proven from what the vectorised reader computed: every payload's last byte is
+        a newline and the payloads hold as many newlines as there are chunks."""
+        if self._int_size != 4 or self._marker or self._frame_parts:
+            return 0
+        head = self._chunk.size
+        data, headers, sizes, lines = batch.data, batch.headers, batch.sizes, batch.lines
+        count = int(headers.size)
+        ends = data[headers + (head - 1) + sizes] == _NEWLINE
+        for fast in (count, count - 1):
+            if fast <= 0:
+                return 0
+            if fast < count:  # the newlines of the last chunk's payload are not in the prefix
+                start = batch.pos + int(headers[fast]) + head
+                lines -= batch.buf.count(b"\n", start, start + int(sizes[fast]))
+            if lines != fast or not bool(ends[:fast].all()):
+                continue
+            short = headers[:fast][sizes[:fast] == len(_END_OF_DATA) + 1] + head
+            if short.size and bool(np.any((data[short] == _BACKSLASH) & (data[short + 1] == _DOT))):
+                continue  # an end-of-data line alone in its chunk: the slow path ends the table
+            return fast
+        return 0
+
+    def _frame_text(self, text: Any) -> None:
+        """v5 slow path: COPY text of the current table (any cut) framed here and hashed; finds the
+        end-of-data line (rows after it are an error). Raises IntegrityError naming the table for a NUL
+        byte (COPY text never holds one) or data after the end-of-data line."""
+        entry = self._current
+        assert entry is not None
+        assert isinstance(entry.stream, FramedSum)
+        if b"\x00" in text:
+            raise self._nul()
+        if not self._marker and b"\n" not in text:  # a row goes on: kept until its newline (no re-copying)
+            self._frame_parts.append(bytes(text))
+            return
+        whole = b"".join([*self._frame_parts, text]) if self._frame_parts else bytes(text)
+        self._frame_parts = []
+        if self._marker:
+            if whole.strip(b"\n"):
+                raise self._after_end(entry)
+            return
+        if whole.startswith(_END_OF_DATA + b"\n"):
+            at = 0
+        else:
+            found = whole.find(b"\n" + _END_OF_DATA + b"\n")
+            at = found + 1 if found >= 0 else -1
+        if at >= 0:
+            if whole[at + len(_END_OF_DATA) :].strip(b"\n"):
+                raise self._after_end(entry)
+            rows, self._marker = whole[:at], True
+        else:
+            cut = whole.rfind(b"\n") + 1
+            rows = whole[:cut]
+            if cut < len(whole):
+                self._frame_parts.append(whole[cut:])
+        framed, count = frame_lines(rows, self._scratch)
+        entry.stream.feed(framed)
+        self._fast_rows += count
+
+    def _where(self) -> str:
+        entry = self._current
+        return f" (in the data of table {self._name(entry)})" if entry is not None else ""
+
+    def _nul(self) -> IntegrityError:
+        return _integrity(
+            f"a NUL byte in the COPY data of table {self._name(self._current) if self._current else '?'}: "
+            "COPY text never holds one; the archive is damaged"
+        )
+
+    def _after_end(self, entry: _Entry) -> IntegrityError:
+        return _integrity(
+            f"data after the end-of-data line of table {self._name(entry)} in the pg_dump archive"
+        )
+
     def _text(self, text: Any, lines: int | None = None) -> None:
         """COPY text of the current table (any buffer; rows may be cut anywhere; ``lines``: its newlines,
         when known): into the stream hash and/or the per-row sum. The stream hash holds back the last
         bytes (the end-of-data line is not hashed)."""
         assert self._current is not None
         stream = self._current.stream
-        if stream is not None:
+        if isinstance(stream, FramedSum):
+            self._frame_text(text)
+        elif stream is not None:
             self._newlines += text.count(b"\n") if lines is None else lines
             size = len(text)
             if size >= _TAIL_BYTES:
@@ -491,7 +696,12 @@ class ArchiveScanner:
         self._current = None
         if entry is None:
             return
-        if entry.stream is not None:
+        if isinstance(entry.stream, FramedSum):
+            if not self._marker and b"".join(self._frame_parts) != _END_OF_DATA:
+                raise self._no_end(entry)
+            entry.stream.rows = self._fast_rows
+            self._frame_parts = []
+        elif entry.stream is not None:
             body = self._tail.rstrip(b"\n")
             if not body.endswith(_END_OF_DATA) or (
                 body[:-2][-1:] != b"\n" and (len(body) > 2 or self._hashed)
@@ -509,10 +719,9 @@ class ArchiveScanner:
             self._held = []
             self._carry = b""
 
-    @staticmethod
-    def _no_end(entry: _Entry) -> IntegrityError:
+    def _no_end(self, entry: _Entry) -> IntegrityError:
         return _integrity(
-            f"the COPY data of {entry.tag.decode('utf-8', 'replace')} does not end with the end-of-data line"
+            f"the COPY data of table {self._name(entry)} does not end with the end-of-data line"
         )
 
     def _read_blob_oid(self, buf: bytes, pos: int) -> int:
@@ -535,6 +744,33 @@ class ArchiveScanner:
                 pos = reader.pos
         except _NeedMore:
             raise _NeedMore(pos) from None
+
+
+def _batch(
+    buf: bytes,
+    pos: int,
+    data: np.ndarray[Any, Any],
+    newlines: np.ndarray[Any, Any],
+    data_end: int,
+    *,
+    headers: np.ndarray[Any, Any],
+    sizes: np.ndarray[Any, Any],
+) -> _Batch:
+    """The :class:`_Batch` of these chunks (``newlines``: positions of every newline byte of ``data``)."""
+    # the length fields' bytes above the largest length's are all zero: neither newline nor data
+    used = (int(sizes.max()).bit_length() + 7) // 8
+    # newlines of the payloads: all those before data_end but the ones inside length fields
+    inside = sum(int(np.count_nonzero((sizes >> (8 * k)) & 0xFF == _NEWLINE)) for k in range(used))
+    lines = int(np.searchsorted(newlines, data_end)) - inside
+    return _Batch(buf, pos, data, data_end, headers, sizes, lines, used)
+
+
+def _header_zeros(sizes: np.ndarray[Any, Any]) -> int:
+    """Zero bytes in the 5-byte headers of chunks of these ``sizes`` (sign byte, zero length bytes)."""
+    zeros = int(sizes.size)
+    for k in range(4):
+        zeros += int(np.count_nonzero((sizes >> (8 * k)) & 0xFF == 0))
+    return zeros
 
 
 def _python_codec(pg_encoding: str) -> str:

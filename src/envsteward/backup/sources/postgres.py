@@ -4,8 +4,9 @@ Consistency. The dump opens a connection, starts a ``REPEATABLE READ, READ ONLY`
 exports its snapshot (``pg_export_snapshot()``); pg_dump is started with ``--snapshot=<id>`` and so sees
 exactly the data that transaction sees. The exporting transaction stays open (and the snapshot alive) until
 the dump AND the table summaries are done. The per-table row counts and checksums are derived FROM THE
-DUMP ITSELF as it streams by (algorithm ``pg-copy-xxh3-stream128/v4``, an order-dependent hash of each
-table's COPY text, :mod:`envsteward.adapters.pg_checksums`; the archive is parsed by
+DUMP ITSELF as it streams by (algorithm ``pg-copy-xxh3-framed128/v5``, an order-dependent hash of each
+table's COPY rows, each framed as pg_dump frames it, :mod:`envsteward.adapters.pg_checksums`; the archive is
+parsed by
 :mod:`~envsteward.backup.sources.pg_archive`), so the checksums describe exactly the snapshot that was
 dumped and cost no extra scan of the database (nor a Python loop per row). A restore that brings a table
 back in another physical order is re-checked order-independently (:func:`reorder_check`).
@@ -75,9 +76,10 @@ CUSTOM_FORMAT_MAGIC = b"PGDMP"
 CHECKSUM_ALGORITHM = pg_checksums.CHECKSUM_ALGORITHM
 """What :attr:`TableChecksum.algorithm` says for PostgreSQL tables (the drill compares like with like)."""
 
-DUMP_CHECKSUM_FAMILY = pg_checksums.STREAM_ALGORITHM
-"""What a dump records: v4 (order-dependent stream hash, the default) or v3 (``COPY_ALGORITHM``, per-row
-multiset sum; kept so benchmarks and tests can still make such backups)."""
+DUMP_CHECKSUM_FAMILY = pg_checksums.FRAMED_ALGORITHM
+"""What a dump records: v5 (order-dependent hash of the framed rows, the default), v4 (``STREAM_ALGORITHM``,
+order-dependent hash of the COPY text) or v3 (``COPY_ALGORITHM``, per-row multiset sum); v4 and v3 are kept
+so benchmarks and tests can still make such backups (stored ones verify whatever the default)."""
 
 SUMMARY_APPLICATION_NAME = "envsteward-table-checksums"
 """``application_name`` of the connection that computes the table summaries during a dump."""
@@ -122,8 +124,9 @@ def database_table_summaries(
     """Table summaries of the database ``client`` points at (e.g. a restored scratch database), made with
     the algorithm of ``expected`` (the backup's manifest) so the two can be compared.
 
-    ``expected`` made with ``pg-copy-xxh3-stream128/v4`` (order-dependent stream hash, the default) or
-    ``pg-copy-xxh3-sum128/v3`` (per-row multiset sum): each table named in ``expected`` is read once with
+    ``expected`` made with ``pg-copy-xxh3-framed128/v5`` (order-dependent hash of the framed rows, the
+    default), ``pg-copy-xxh3-stream128/v4`` (order-dependent stream hash) or ``pg-copy-xxh3-sum128/v3``
+    (per-row multiset sum): each table named in ``expected`` is read once with
     ``COPY ... TO STDOUT`` (``synchronize_seqscans`` off) and hashed client-side, streaming
     (tables of ``psql_min_pages`` or more through the ``psql`` executable when it is
     installed, the others over the driver: :func:`envsteward.adapters.pg_checksums.copy_table_sums`; the
@@ -181,7 +184,8 @@ def _psql_table_sum(
     family: str = pg_checksums.COPY_ALGORITHM,
 ) -> pg_checksums.TableSum:
     """Run ``script`` (session settings, then one ``COPY ... TO STDOUT``) with psql and hash its output
-    (v4 ``family``: block by block, no per-row work; v3: per line).
+    (v4 ``family``: block by block; v5: block by block, rows framed with numpy; no per-row Python work
+    either way; v3: per line).
 
     Runs psql (password through ``PGPASSWORD`` only). Raises psql's translated failure, ToolTimeoutError
     at the deadline, IntegrityError when the output does not end with a newline.
@@ -212,11 +216,16 @@ def _psql_table_sum(
         on_expire=functools.partial(_terminate, client, app_name),
     )
     stderr = _tools.StderrTail(proc.stderr)
-    acc: pg_checksums.RowSum | pg_checksums.StreamSum
+    acc: pg_checksums.RowSum | pg_checksums.StreamSum | pg_checksums.FramedSum
     carry = b""
     try:
         assert proc.stdout is not None
-        if family == pg_checksums.STREAM_ALGORITHM:
+        if family == pg_checksums.FRAMED_ALGORITHM:
+            acc = pg_checksums.FramedSum()
+            while piece := proc.stdout.read(CHUNK_SIZE):
+                acc.update(piece)
+            carry = acc.pending
+        elif family == pg_checksums.STREAM_ALGORITHM:
             acc = pg_checksums.StreamSum()
             while piece := proc.stdout.read(CHUNK_SIZE):
                 acc.update(piece)
@@ -275,8 +284,8 @@ def compare_tables(expected: Sequence[TableChecksum], actual: Sequence[TableChec
 
 
 def order_suspects(expected: Sequence[TableChecksum], actual: Sequence[TableChecksum]) -> list[str]:
-    """Tables whose v4 stream hashes differ while their row counts agree: the same rows may have come back
-    in another physical order (or a row differs). Pure."""
+    """Tables whose order-dependent (v4, v5) hashes differ while their row counts agree: the same rows may
+    have come back in another physical order (or a row differs). Pure."""
     found = {table.name: table for table in actual}
     suspects: list[str] = []
     for before in expected:
@@ -284,7 +293,7 @@ def order_suspects(expected: Sequence[TableChecksum], actual: Sequence[TableChec
         if (
             after is not None
             and after.algorithm == before.algorithm
-            and pg_checksums.algorithm_family(before.algorithm or "") == pg_checksums.STREAM_ALGORITHM
+            and pg_checksums.algorithm_family(before.algorithm or "") in pg_checksums.ORDERED_FAMILIES
             and after.rows == before.rows
             and after.checksum != before.checksum
         ):
@@ -303,11 +312,12 @@ def reorder_check(
     names: Sequence[str],
     read_dump: DumpReader,
 ) -> dict[str, str | None]:
-    """Re-check the tables ``names`` (v4 stream hashes that differ with equal row counts) order-
-    independently: the dump is read again (``read_dump``) and, for these tables only, both its stream hash
-    and its per-row multiset sum (v3) are computed; the restored tables are summed the v3 way. A table
-    passes when the dump's stream hash is the manifest's (the backup holds what was recorded) and the two
-    multisets are equal (the restore holds the same rows, in another order).
+    """Re-check the tables ``names`` (v4 / v5 order-dependent hashes that differ with equal row counts)
+    order-independently: the dump is read again (``read_dump``) and, for these tables only, both its
+    order-dependent hash (the manifest's family) and its per-row multiset sum (v3) are computed; the
+    restored tables are summed the v3 way. A table passes when the dump's order-dependent hash is the
+    manifest's (the backup holds what was recorded) and the two multisets are equal (the restore holds the
+    same rows, in another order).
 
     Returns ``name -> None`` (same rows, another order) or ``name -> why it fails``. Calls the object store
     and key provider (through ``read_dump``), PostgreSQL and psql. Raises the errors of ``read_dump`` and
@@ -315,7 +325,12 @@ def reorder_check(
     scanned.
     """
     wanted = {table.name: table for table in expected if table.name in set(names)}
-    scanner = ArchiveScanner(stream=True, rows=True, only=wanted.keys())
+    families = {pg_checksums.algorithm_family(table.algorithm or "") for table in wanted.values()}
+    family = families.pop() if len(families) == 1 else None
+    if family not in pg_checksums.ORDERED_FAMILIES:
+        return dict.fromkeys(wanted, "no order-dependent checksum to re-check")
+    assert family is not None
+    scanner = ArchiveScanner(stream=True, rows=True, only=wanted.keys(), family=family)
     read_dump(scanner.feed)
     dump_stream = {item.name: item for item in scanner.finish("stream")}
     dump_rows = {item.name: item for item in scanner.finish("rows")}
@@ -483,8 +498,12 @@ class PostgresDumpStream(DumpStream):
             options = pg_checksums.pg_dump_options(exported.lc_monetary)
             inherited = _tools.tool_environment(None).get("PGOPTIONS", "").strip()
             extra["PGOPTIONS"] = f"{inherited} {options}".strip()
-            v4 = DUMP_CHECKSUM_FAMILY == pg_checksums.STREAM_ALGORITHM
-            self._scanner = ArchiveScanner(stream=v4, rows=not v4)
+            ordered = DUMP_CHECKSUM_FAMILY in pg_checksums.ORDERED_FAMILIES
+            self._scanner = ArchiveScanner(
+                stream=ordered,
+                rows=not ordered,
+                family=DUMP_CHECKSUM_FAMILY if ordered else pg_checksums.FRAMED_ALGORITHM,
+            )
         env = _tools.tool_environment(source._password, extra)
         self._proc = _tools.start(source.command(self.snapshot), env, stdin=False, operation=self._operation)
         _tools.widen_pipe(self._proc.stdout)
@@ -501,7 +520,7 @@ class PostgresDumpStream(DumpStream):
         if source.summarize and self._scanner is None:
             self._fall_back("lc_monetary cannot be recorded in the algorithm text")
 
-    # -- checksums from the dump stream (v3) ---------------------------------------------------------------
+    # -- checksums from the dump stream (v5, v4, v3) -------------------------------------------------------
 
     def _scan(self, piece: bytes) -> None:
         """Feed ``piece`` to the archive scanner; on an archive it cannot read, fall back to the server-side
