@@ -19,7 +19,8 @@ dropped at the end unless ``--keep``; a database that already existed is never d
      database on the same server: prepare, choose, fetch+verify (read, authenticate, decompress the whole
      object), restore (CREATE DATABASE, then decrypt + decompress + stream into ``pg_restore`` on stdin),
      verify data (row counts + checksums of every table: ``COPY ... TO STDOUT`` of the restored copy
-     hashed client-side, algorithm v4), health + smoke query, teardown.
+     hashed client-side, the runner's default algorithm, recorded in the results), health + smoke query,
+     teardown.
 
 The comparison the issue asks for: the drill's **restore phase** against ``pg_restore`` alone (target:
 within 1.3x). Wall times; results go in README.md.
@@ -141,6 +142,7 @@ def backup_and_dump(services: Any, dump: Path) -> dict[str, Any]:
         "backup_seconds": seconds,
         "dump_bytes": manifest.sizes.plaintext,
         "stored_bytes": manifest.sizes.ciphertext,
+        "checksum_algorithm": manifest.tables[0].algorithm if manifest.tables else None,
     }
 
 
