@@ -198,6 +198,8 @@ def test_the_config_stamp_follows_the_catalog_the_environment_and_dotenv(
     assert stamp == push_ahead.config_stamp(dict(environ))
     assert stamp == push_ahead.config_stamp({**environ, "PATH": "/usr/bin"})  # not a setting
     assert stamp == push_ahead.config_stamp({**environ, "ENVSTEWARD_WAL_PUSH_AHEAD": "1"})
+    for secret in ("ENVSTEWARD_SMTP_PASSWORD", "ENVSTEWARD_FINGERPRINT_KEY", "ENVSTEWARD_VAULT_TOKEN"):
+        assert stamp == push_ahead.config_stamp({**environ, secret: "hunter2"}), secret  # not digested
     assert stamp != push_ahead.config_stamp({**environ, "ENVSTEWARD_HOME": "/y"})
     assert stamp != push_ahead.config_stamp({**environ, "envsteward_storage__kind": "s3"})
     environments = catalog / "environments.yaml"
@@ -250,3 +252,27 @@ def test_a_failed_push_line_names_the_segment_and_the_target() -> None:
     assert line == f"error: {segment} (--target prod/db): the DR store at s3://dr-bucket does not answer"
     named = ConflictError(f"WAL file {segment} is already archived with DIFFERENT content")
     assert push_error_line(segment, "prod/db", named) == f"error: {named}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["000000010000000000000003.partial", "00000002.history", "000000010000000000000003.00000028.backup"],
+)
+def test_non_segment_files_are_never_answered_from_the_spool(tmp_path: Path, name: str) -> None:
+    """.partial, .history and .backup files always go through the synchronous push, even with a forged
+    record and a .ready beside them."""
+    data = b"h" * 100
+    pg_wal = _layout(tmp_path, name, data)
+    record = {
+        "segment": name,
+        "target": "prod/db",
+        "config": STAMP,
+        "key": "k",
+        "regions": ["primary"],
+        "status": "archived",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    (pg_wal / push_ahead.SPOOL_NAME / f"{name}.ok").write_text(json.dumps(record))
+    assert push_ahead.answer(name, pg_wal / name, "prod/db", STAMP, wait=0) is None
+    assert push_ahead.ready_segments(pg_wal) == []  # and the pusher never pushes them ahead
