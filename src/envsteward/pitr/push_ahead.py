@@ -114,6 +114,10 @@ _STAMP_IGNORED = frozenset({"ENVSTEWARD_WAL_PUSH_AHEAD", "ENVSTEWARD_FINGERPRINT
 _SECRET_VARIABLE = re.compile(r"PASSWORD|TOKEN|SECRET")
 DEFAULT_CATALOG = "examples/catalog"
 """envsteward.settings.Settings.catalog's default (relative to the working directory)."""
+DEFAULT_HOME = ".envsteward"
+"""envsteward.settings.Settings.home's default (relative to the working directory)."""
+STAMP_CONTENT_BYTES = 1 << 20
+"""Catalog files up to this size are digested by content, larger ones by their ``stat``."""
 
 
 def _dotenv_value(text: str, name: str) -> str | None:
@@ -164,17 +168,41 @@ def config_stamp(environ: Mapping[str, str] | None = None) -> str:
         or DEFAULT_CATALOG
     )
     root = os.path.join(cwd, catalog)
+    # ENVSTEWARD_HOME may lie inside the catalog folder: its state and objects change all the time
+    home = os.path.realpath(
+        os.path.join(
+            cwd,
+            settings.get("ENVSTEWARD_HOME")
+            or _dotenv_value(dotenv.decode("utf-8", "replace"), "ENVSTEWARD_HOME")
+            or DEFAULT_HOME,
+        )
+    )
     for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(sub for sub in subfolders if not sub.startswith("."))  # .git and the like
+        subfolders[:] = sorted(
+            sub
+            for sub in subfolders
+            if not sub.startswith(".") and os.path.realpath(os.path.join(folder, sub)) != home
+        )  # .git and the like, and the home
         for filename in sorted(files):
-            path = os.path.join(folder, filename)
-            try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
-            except OSError:
-                data = b"\0unreadable"
-            add(f"catalog {os.path.relpath(path, root)}", data)
+            add(
+                f"catalog {os.path.relpath(os.path.join(folder, filename), root)}",
+                _file_stamp(folder, filename),
+            )
     return digest.hexdigest()[:32]
+
+
+def _file_stamp(folder: str, filename: str) -> bytes:
+    """The bytes of a catalog file, or for a file above ``STAMP_CONTENT_BYTES`` (not a catalog document)
+    its size, inode and timestamps. Never raises."""
+    path = os.path.join(folder, filename)
+    try:
+        st = os.stat(path)
+        if st.st_size > STAMP_CONTENT_BYTES:
+            return f"\0stat {st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}".encode()
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b"\0unreadable"
 
 
 def spool_for(path: Path) -> Path | None:

@@ -209,6 +209,17 @@ def test_the_config_stamp_follows_the_catalog_the_environment_and_dotenv(
     (catalog / "config").mkdir(exist_ok=True)
     (catalog / "config" / "new.yaml").write_text("a: 1\n")
     assert push_ahead.config_stamp(environ) != changed
+    # ENVSTEWARD_HOME inside the catalog folder (its state changes with every heartbeat), a .git: ignored
+    settled = push_ahead.config_stamp(environ)
+    for noise in (".git/index", "home/state/pusher.json"):
+        (catalog / noise).parent.mkdir(parents=True, exist_ok=True)
+        (catalog / noise).write_text("changes all the time")
+    home_inside = {**environ, "ENVSTEWARD_HOME": str(catalog / "home")}
+    before_noise = push_ahead.config_stamp(home_inside)
+    (catalog / "home" / "state" / "pusher.json").write_text("a heartbeat later")
+    (catalog / ".git" / "index").write_text("fetched")
+    assert push_ahead.config_stamp(home_inside) == before_noise
+    assert push_ahead.config_stamp(environ) != settled  # (home elsewhere: that folder is catalog content)
     # the catalog named by .env (pydantic-settings reads it from the working directory)
     plain = {"PATH": "/bin"}
     without = push_ahead.config_stamp(plain)
