@@ -385,3 +385,27 @@ def test_a_full_disk_under_the_spool_records_nothing_and_the_pusher_keeps_going(
         mark_done(pg_wal, name)
     push_ahead.retire_foreign(spool, "dev/stop-the-test", "")
     pusher.join()
+
+
+def test_two_pushers_racing_at_start_one_pushes_the_other_returns(pg_wal: Path, tmp_path: Path) -> None:
+    """Two wal push calls fork a pusher at the same moment: the flock lets one run; the other returns 0
+    at once without touching the spool (no cleanup under a running pusher's feet)."""
+    wal = archive(tmp_path / "home")
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+
+    def race() -> None:
+        barrier.wait()
+        stamp = push_ahead.config_stamp()
+        results.append(
+            push_ahead.run_pusher(pg_wal, push_one_with(wal), target=TARGET, config=stamp, idle_seconds=0.5)
+        )
+
+    threads = [threading.Thread(target=race, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == [0, 3]
+    for name in names(pg_wal):
+        assert stored(pg_wal, name)
