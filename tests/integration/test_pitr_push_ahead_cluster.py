@@ -93,8 +93,12 @@ def test_turned_off_in_the_catalog_pushes_synchronously(pg_cluster_factory: Clus
     cluster.execute("CREATE TABLE t (id int)")
     switch_and_wait_archived(cluster)
     switch_and_wait_archived(cluster)
+    # the read-only commands create nothing in pg_wal either (they read the pusher's recorded state)
+    setup.envsteward("pitr", "status", SELECTOR)
+    setup.envsteward("pitr", "check", SELECTOR, check=False)
     time.sleep(0.2)
     assert not (cluster.data_dir / "pg_wal" / SPOOL_NAME).exists()
+    assert not [p.name for p in (cluster.data_dir / "pg_wal").iterdir() if "envsteward" in p.name]
     assert _archiver(cluster)[1] == 0
 
 
