@@ -296,11 +296,15 @@ def file_identity(path: Path) -> list[int]:
 def settled_identity(path: Path, before: list[int]) -> list[int] | None:
     """The identity of ``path`` after it was pushed, when it equals ``before`` (taken before the push) and
     the last change is older than ``RACY_SECONDS`` (waiting for that if needed, so that a later write
-    could not share the timestamp); None when the file changed (then only the SHA-256 proves it)."""
+    could not share the timestamp); None when the file changed, or its timestamps cannot be trusted (dated
+    in the future: the clock stepped back; whole seconds: a coarse filesystem), then only the SHA-256
+    proves it."""
     after = file_identity(path)
     age = (time.time_ns() - max(after[3], after[4])) / 1e9
     if age < 0:  # changed "in the future": the clock stepped back; its timestamps prove nothing
         return None
+    if after[3] % 1_000_000_000 == 0 and after[4] % 1_000_000_000 == 0:
+        return None  # a filesystem keeping whole seconds: a rewrite within the second looks the same
     if age < RACY_SECONDS:
         time.sleep(RACY_SECONDS - age)
         after = file_identity(path)

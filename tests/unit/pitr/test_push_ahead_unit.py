@@ -287,3 +287,17 @@ def test_non_segment_files_are_never_answered_from_the_spool(tmp_path: Path, nam
     (pg_wal / push_ahead.SPOOL_NAME / f"{name}.ok").write_text(json.dumps(record))
     assert push_ahead.answer(name, pg_wal / name, "prod/db", STAMP, wait=0) is None
     assert push_ahead.ready_segments(pg_wal) == []  # and the pusher never pushes them ahead
+
+
+def test_whole_second_timestamps_prove_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a filesystem that keeps whole seconds (ext3, some NFS), a rewrite in the same second as the
+    pusher's look (``cp`` over the segment: same inode and size) keeps every field of the identity; only
+    the SHA-256 can prove such a file. (The one mock: such a filesystem cannot be made here.)"""
+    name = "000000010000000000000008"
+    path = _layout(tmp_path, name, b"s" * 100) / name
+    coarse = [11, 22, 100, 1_700_000_000 * 10**9, 1_700_000_000 * 10**9]
+    monkeypatch.setattr(push_ahead, "file_identity", lambda _path: list(coarse))
+    assert push_ahead.settled_identity(path, list(coarse)) is None
+    fine = [11, 22, 100, 1_700_000_000 * 10**9 + 123, 1_700_000_000 * 10**9 + 456]
+    monkeypatch.setattr(push_ahead, "file_identity", lambda _path: list(fine))
+    assert push_ahead.settled_identity(path, list(fine)) == fine
