@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from envsteward.errors import EnvstewardError, TransientError
+from envsteward.errors import ConflictError, EnvstewardError, TransientError
 from envsteward.pitr import push_ahead
 from envsteward.pitr.archive import WalArchive, WalNotFoundError, fetch_wal, push_wal
 from envsteward.pitr.walnames import wal_object_key
@@ -73,6 +73,7 @@ class Pusher:
                     pg_wal,
                     push_one_with(wal),
                     target=TARGET,
+                    config=push_ahead.config_stamp(),
                     idle_seconds=idle,
                     describe_error=str,
                     on_event=lambda kind, fields: self.events.append((kind, dict(fields))),
@@ -92,9 +93,16 @@ class Pusher:
         return self.result[0]
 
 
+def ask(
+    name: str, path: Path, target: str = TARGET, *, wait: float = push_ahead.WAIT_SECONDS
+) -> tuple[int, str] | None:
+    """``push_ahead.answer`` under this process's configuration stamp (as ``wal push`` asks it)."""
+    return push_ahead.answer(name, path, target, push_ahead.config_stamp(), wait=wait)
+
+
 def stored(pg_wal: Path, name: str) -> bool:
     """``wal push`` of ``name`` would exit 0 now."""
-    answered = push_ahead.answer(name, pg_wal / name, TARGET, wait=0.1)
+    answered = ask(name, pg_wal / name, wait=0.1)
     return answered is not None and answered[0] == 0
 
 
@@ -110,7 +118,7 @@ def test_pushed_segments_are_proven_by_their_ok_and_stale_ones_cleaned(pg_wal: P
     assert pusher.join() == 3  # exits once idle
     spool = pg_wal / push_ahead.SPOOL_NAME
     for name in names(pg_wal):
-        code, line = push_ahead.answer(name, pg_wal / name, TARGET, wait=0) or (None, "")
+        code, line = ask(name, pg_wal / name, TARGET, wait=0) or (None, "")
         assert code == 0, line
         assert wal_object_key(wal.prefix, name) in line
         for region in ("primary", "dr"):
@@ -119,17 +127,17 @@ def test_pushed_segments_are_proven_by_their_ok_and_stale_ones_cleaned(pg_wal: P
             assert fetched.read_bytes() == (pg_wal / name).read_bytes()
     first, second, third = names(pg_wal)
     # another target, or a file that is not the one pushed: no answer (the full CLI pushes and checks)
-    assert push_ahead.answer(first, pg_wal / first, "dev/other", wait=0) is None
+    assert ask(first, pg_wal / first, "dev/other", wait=0) is None
     data = bytearray((pg_wal / second).read_bytes())
     data[5000] ^= 0xFF
     (pg_wal / second).write_bytes(bytes(data))
-    assert push_ahead.answer(second, pg_wal / second, TARGET, wait=0) is None
+    assert ask(second, pg_wal / second, TARGET, wait=0) is None
     # a non-segment or a file outside PostgreSQL's layout: never answered
-    assert push_ahead.answer("00000002.history", pg_wal / "00000002.history", TARGET, wait=0) is None
+    assert ask("00000002.history", pg_wal / "00000002.history", TARGET, wait=0) is None
     loose = tmp_path / "loose" / first
     loose.parent.mkdir()
     shutil.copy(pg_wal / first, loose)
-    assert push_ahead.answer(first, loose, TARGET, wait=0) is None
+    assert ask(first, loose, TARGET, wait=0) is None
 
     # PostgreSQL archived the first: the next pusher removes its .ok (and a killed pusher's leftovers)
     mark_done(pg_wal, first)
@@ -138,7 +146,7 @@ def test_pushed_segments_are_proven_by_their_ok_and_stale_ones_cleaned(pg_wal: P
     (spool / f"{third}.error").write_text('{"message": "old"}')
     Pusher(pg_wal, wal).join()
     left = sorted(entry.name for entry in spool.iterdir())
-    assert left == [".lock", f"{second}.ok", f"{third}.ok", "progress"]
+    assert left == [".lock", f"{second}.ok", f"{third}.ok", "progress", "pusher.json"]
 
 
 def test_a_different_file_already_in_the_store_is_an_error_never_ok(pg_wal: Path, tmp_path: Path) -> None:
@@ -152,12 +160,13 @@ def test_a_different_file_already_in_the_store_is_an_error_never_ok(pg_wal: Path
     (pg_wal / first).write_bytes(original)
 
     pusher = Pusher(pg_wal, wal, idle=1)
-    answered = wait_for(
-        lambda: push_ahead.answer(first, pg_wal / first, TARGET, wait=0.1), 30, "the pusher's error"
-    )
-    code, message = answered
-    assert code == 1
+    spool = pg_wal / push_ahead.SPOOL_NAME
+    message = wait_for(lambda: push_ahead.read_error(spool, first), 30, "the pusher's error")
     assert "DIFFERENT content" in message
+    # never exit 0; no answer at all: the full CLI pushes itself and reports the conflict to PostgreSQL
+    assert ask(first, pg_wal / first, wait=0.1) is None
+    with pytest.raises(ConflictError, match="DIFFERENT content"):
+        push_wal(wal, pg_wal / first)
     assert not (pg_wal / push_ahead.SPOOL_NAME / f"{first}.ok").exists()
     for later in names(pg_wal)[1:]:  # the segments after it are pushed meanwhile
         wait_for(lambda name=later: stored(pg_wal, name), 30, later)
@@ -199,9 +208,10 @@ def test_a_store_down_longer_than_a_retry_fails_the_segment_until_it_is_stored(
     first = names(pg_wal)[0]
     pusher = Pusher(pg_wal, wal, idle=1)
     wait_for(lambda: pusher.errors() >= 2, 30, "a second failed attempt (a retry)")
-    code, message = push_ahead.answer(first, pg_wal / first, TARGET, wait=0.1) or (None, "")
-    assert code == 1
-    assert "does not answer" in message
+    assert "does not answer" in (push_ahead.read_error(pg_wal / push_ahead.SPOOL_NAME, first) or "")
+    assert ask(first, pg_wal / first, wait=0.1) is None  # the full CLI pushes itself, and fails the same
+    with pytest.raises(TransientError, match="does not answer"):
+        push_wal(wal, pg_wal / first)
     assert not list((pg_wal / push_ahead.SPOOL_NAME).glob("*.ok"))
     real.primary.get_bytes(wal_object_key(real.prefix, first))  # the primary has it: not enough
     with pytest.raises(WalNotFoundError):
@@ -234,7 +244,14 @@ class BlockingStore:
 def _killed_pusher(pg_wal: Path, home: Path, entered: Path) -> None:
     real = archive(home)
     wal = replace(real, dr=BlockingStore(real.dr, entered))  # type: ignore[arg-type]
-    push_ahead.run_pusher(pg_wal, push_one_with(wal), target=TARGET, workers=1, idle_seconds=600)
+    push_ahead.run_pusher(
+        pg_wal,
+        push_one_with(wal),
+        target=TARGET,
+        config=push_ahead.config_stamp(),
+        workers=1,
+        idle_seconds=600,
+    )
 
 
 @pytest.fixture
@@ -265,13 +282,130 @@ def test_a_pusher_killed_mid_push_leaves_no_ok_and_the_next_one_cleans_up(
     assert (spool / f"{first}.inflight").exists()  # a leftover
     assert not push_ahead.pusher_running(spool)
     started = time.monotonic()
-    assert push_ahead.answer(first, pg_wal / first, TARGET) is None  # no pusher: the caller pushes
+    assert ask(first, pg_wal / first, TARGET) is None  # no pusher: the caller pushes
     assert time.monotonic() - started < 5  # it did not wait for a dead pusher
     with pytest.raises((WalNotFoundError, EnvstewardError)):
         fetch_wal(wal, first, tmp_path / "x", "dr")
 
     Pusher(pg_wal, wal).join()
     assert not (spool / f"{first}.inflight").exists()
-    assert push_ahead.answer(first, pg_wal / first, TARGET, wait=0) is not None
+    assert ask(first, pg_wal / first, TARGET, wait=0) is not None
     fetch_wal(wal, first, tmp_path / "y", "dr")
     assert (tmp_path / "y").read_bytes() == (pg_wal / first).read_bytes()
+
+
+def test_a_pusher_failing_for_good_holds_nothing_back_and_is_retired(pg_wal: Path, tmp_path: Path) -> None:
+    """The pusher's DR client is broken for good (a token that expired in it; a new process logs in
+    afresh). Its .error used to fail every wal push while it ran, and with segments always ready it never
+    idled out: PostgreSQL kept its WAL until the disk filled. Now wal push pushes itself, and once that
+    succeeded where the pusher failed, the pusher is retired (the next wal push starts a fresh one)."""
+    real = archive(tmp_path / "home")
+    broken = OutageStore(real.dr)  # down for the pusher only
+    pusher = Pusher(pg_wal, replace(real, dr=broken), idle=600)  # type: ignore[arg-type]
+    spool = pg_wal / push_ahead.SPOOL_NAME
+    first = names(pg_wal)[0]
+    wait_for((spool / f"{first}.error").exists, 30, "the pusher's error")
+    assert ask(first, pg_wal / first, wait=0.1) is None
+    push_wal(real, pg_wal / first)  # what wal push then does: it works in a fresh process
+    assert push_ahead.retire_after_error(spool, first)
+    assert pusher.join() == 0  # exited, with segments still ready
+    assert not push_ahead.pusher_running(spool)
+    assert not list(spool.glob("*.ok"))
+
+
+def test_a_pusher_of_another_target_or_configuration_is_retired(pg_wal: Path, tmp_path: Path) -> None:
+    wal = archive(tmp_path / "home")
+    pusher = Pusher(pg_wal, wal, idle=600)
+    spool = pg_wal / push_ahead.SPOOL_NAME
+    first = names(pg_wal)[0]
+    wait_for(lambda: stored(pg_wal, first), 30, "the first segment stored")
+    stamp = push_ahead.config_stamp()
+    assert not push_ahead.retire_foreign(spool, TARGET, stamp)  # ours: kept
+    # archive_command now names another target: the pusher's records prove nothing for it
+    assert push_ahead.answer(first, pg_wal / first, "dev/other", stamp, wait=5) is None
+    assert push_ahead.retire_foreign(spool, "dev/other", stamp)
+    assert pusher.join() >= 1
+    assert not push_ahead.pusher_running(spool)
+
+
+def test_a_catalog_change_voids_the_records_and_stops_the_pusher(
+    pg_wal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DR region, another store or key added to the catalog while the pusher runs: the pusher built its
+    archive from the old catalog, so its .ok records must not answer for the new one (exit 0 for a
+    segment the new DR store never received), and it must stop (under load it would never idle out)."""
+    from envsteward.cli.entry import push_from_spool
+
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "environments.yaml").write_text("environments: []\n")
+    monkeypatch.setenv("ENVSTEWARD_CATALOG", str(catalog))
+    wal = archive(tmp_path / "home")
+    pusher = Pusher(pg_wal, wal, idle=600)
+    first = names(pg_wal)[0]
+    argv = ["--target", TARGET, str(pg_wal / first)]
+    answered = wait_for(lambda: push_from_spool(argv), 30, "the fast path's answer")
+    assert answered[0] == 0
+    (catalog / "environments.yaml").write_text("environments: []  # a DR region added\n")
+    assert push_from_spool(argv) is None  # the full CLI pushes under the new catalog
+    assert pusher.join() >= 1  # exits although segments are still ready
+
+
+def test_a_full_disk_under_the_spool_records_nothing_and_the_pusher_keeps_going(
+    pg_wal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC while the pusher writes a .ok or .error (pg_wal's disk full: exactly when archiving must
+    drain it). The pusher used to die with the error, to be forked again by the next wal push and die
+    again. Now the segment has no .ok (wal push pushes it itself: the store says already archived) and
+    the pusher retries it later. (The one mock: a full disk cannot be made here.)"""
+    import errno
+
+    real_write = push_ahead._write_record
+    full = threading.Event()
+    full.set()
+
+    def write_record(spool: Path, filename: str, record: Mapping[str, Any]) -> None:
+        if full.is_set() and filename.endswith((".ok", ".error")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(spool, filename, record)
+
+    monkeypatch.setattr(push_ahead, "_write_record", write_record)
+    wal = archive(tmp_path / "home")
+    pusher = Pusher(pg_wal, wal, idle=600)
+    spool = pg_wal / push_ahead.SPOOL_NAME
+    first = names(pg_wal)[0]
+    wait_for(lambda: pusher.errors() >= 2, 30, "the full disk reported, twice")
+    assert pusher.thread.is_alive()
+    assert push_ahead.pusher_running(spool)
+    assert ask(first, pg_wal / first, wait=0.1) is None
+    assert push_wal(wal, pg_wal / first).status == "already-archived"  # what wal push then does
+    full.clear()  # space again: the next retry records the .ok
+    for name in names(pg_wal):
+        wait_for(lambda n=name: stored(pg_wal, n), 30, f"{name} recorded")
+        mark_done(pg_wal, name)
+    push_ahead.retire_foreign(spool, "dev/stop-the-test", "")
+    pusher.join()
+
+
+def test_two_pushers_racing_at_start_one_pushes_the_other_returns(pg_wal: Path, tmp_path: Path) -> None:
+    """Two wal push calls fork a pusher at the same moment: the flock lets one run; the other returns 0
+    at once without touching the spool (no cleanup under a running pusher's feet)."""
+    wal = archive(tmp_path / "home")
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+
+    def race() -> None:
+        barrier.wait()
+        stamp = push_ahead.config_stamp()
+        results.append(
+            push_ahead.run_pusher(pg_wal, push_one_with(wal), target=TARGET, config=stamp, idle_seconds=0.5)
+        )
+
+    threads = [threading.Thread(target=race, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == [0, 3]
+    for name in names(pg_wal):
+        assert stored(pg_wal, name)

@@ -93,6 +93,40 @@ def test_turned_off_in_the_catalog_pushes_synchronously(pg_cluster_factory: Clus
     cluster.execute("CREATE TABLE t (id int)")
     switch_and_wait_archived(cluster)
     switch_and_wait_archived(cluster)
+    # the read-only commands create nothing in pg_wal either (they read the pusher's recorded state)
+    setup.envsteward("pitr", "status", SELECTOR)
+    setup.envsteward("pitr", "check", SELECTOR, check=False)
     time.sleep(0.2)
     assert not (cluster.data_dir / "pg_wal" / SPOOL_NAME).exists()
+    assert not [p.name for p in (cluster.data_dir / "pg_wal").iterdir() if "envsteward" in p.name]
     assert _archiver(cluster)[1] == 0
+
+
+def test_a_catalog_change_retires_the_pusher_and_its_records(pg_cluster_factory: ClusterFactory) -> None:
+    """The catalog changes while the pusher runs (here the zstd level; a DR region or another store the
+    same way): the pusher built its archive from the old catalog, so it exits by itself, its records
+    answer nothing, and the next wal push starts one under the new catalog; PostgreSQL sees no failure."""
+    from envsteward.pitr.push_ahead import PUSHER_FILE, pusher_running
+
+    setup = pitr_setup(pg_cluster_factory)
+    cluster = archiving_cluster(pg_cluster_factory, setup)
+    cluster.execute("CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+    spool = cluster.data_dir / "pg_wal" / SPOOL_NAME
+    for ids in (range(1, 3), range(3, 5)):
+        insert(cluster, ids)
+        switch_and_wait_archived(cluster)
+    wait_for(lambda: pusher_running(spool), 10, "the pusher")
+    first = json.loads((spool / PUSHER_FILE).read_text())
+
+    setup.write_catalog(cluster.port, zstd_level=3)
+    wait_for(lambda: not pusher_running(spool), 10, "the pusher of the old catalog to exit")
+    for ids in (range(5, 7), range(7, 9)):
+        insert(cluster, ids)
+        switch_and_wait_archived(cluster)
+    wait_for(lambda: pusher_running(spool), 10, "a pusher under the new catalog")
+    second = json.loads((spool / PUSHER_FILE).read_text())
+    assert second["pid"] != first["pid"]
+    assert second["config"] != first["config"]
+    for ok in spool.glob("*.ok"):
+        assert json.loads(ok.read_text())["config"] == second["config"], ok.name
+    assert _archiver(cluster)[1] == 0, cluster.log()[-3000:]

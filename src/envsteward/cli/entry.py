@@ -7,8 +7,10 @@ same for a file the running prefetcher found absent a moment ago
 (:func:`envsteward.pitr.prefetch.known_absent`: PostgreSQL's probes for ``.history`` files and for the
 segment after the last one).
 ``wal push`` of a segment the archive-ahead pusher (:mod:`envsteward.pitr.push_ahead`) stored is answered
-the same way: exit 0 only when its ``.ok`` names this ``--target`` and the size and SHA-256 of the file
-PostgreSQL passed; exit 1 with the pusher's error message while the running pusher fails to push it.
+the same way: exit 0 only when its ``.ok`` names this ``--target``, the configuration stamp of this
+process (the catalog, ``.env`` and ``ENVSTEWARD_*`` settings: :func:`envsteward.pitr.push_ahead.config_stamp`)
+and the identity or the size and SHA-256 of the file PostgreSQL passed. Never exit 1 from here: a
+segment the pusher failed to push is pushed by the full CLI itself.
 Anything else, including any argument this small parser does not recognise, goes to
 :func:`envsteward.cli.main.main` unchanged.
 """
@@ -105,7 +107,7 @@ def push_from_spool(argv: list[str]) -> tuple[int, str] | None:
     if push_ahead.disabled_by_environment():
         return None
     target, path = parsed
-    return push_ahead.answer(path.name, path, target)
+    return push_ahead.answer(path.name, path, target, push_ahead.config_stamp())
 
 
 def main() -> None:

@@ -67,19 +67,28 @@ def push(
 ) -> None:
     """Archive one WAL file (for archive_command)."""
     from envsteward.errors import EnvstewardError
+    from envsteward.pitr import push_ahead
     from envsteward.pitr.archive import push_wal
     from envsteward.pitr.context import pitr_target, wal_archive
 
+    # before the catalog is read: a catalog changed meanwhile makes the stamp older, never newer, than
+    # the archive built below (a .ok under it then proves nothing; never the other way round)
+    config = push_ahead.config_stamp()
     services: Services | None = None
     try:
         services = _services()
         archive = wal_archive(services, target, write=True)
         ahead = pitr_target(services, target)[1].pitr.archive_ahead
-        if name is None and ahead.enabled:
-            _push_ahead(services, archive, target, path, workers=ahead.workers, max_ahead=ahead.max_ahead)
+        spool = push_ahead.spool_for(path) if name is None else None
+        if spool is not None and ahead.enabled:
+            _push_ahead(
+                services, archive, (target, config), path, workers=ahead.workers, max_ahead=ahead.max_ahead
+            )
         result = push_wal(archive, path, name)
+        if spool is not None:
+            push_ahead.retire_after_error(spool, path.name)
     except EnvstewardError as exc:
-        _say("push", f"error: {exc}")
+        _say("push", push_error_line(name or path.name, target, exc))
         if services is not None:
             _record_failure(services, target, exc, name or path.name)
         raise typer.Exit(1) from None
@@ -87,33 +96,55 @@ def push(
         _say("push", f"{result.name}: {result.status} (DR: {result.dr_status}) in {result.seconds:.3f}s")
 
 
+def push_error_line(segment: str, target: str, exc: BaseException) -> str:
+    """The line PostgreSQL logs for a failed push: it names the segment and the target even when the
+    error itself (a store that does not answer) does not. envsteward's errors name no secret. Pure."""
+    message = str(exc)
+    where = "" if segment in message else f"{segment} (--target {target}): "
+    return f"error: {where}{message}"
+
+
 def _push_ahead(
-    services: Services, archive: WalArchive, target: str, path: Path, *, workers: int, max_ahead: int
+    services: Services,
+    archive: WalArchive,
+    target_config: tuple[str, str],
+    path: Path,
+    *,
+    workers: int,
+    max_ahead: int,
 ) -> None:
-    """Let the archive-ahead answer for ``path`` (envsteward.pitr.push_ahead): start the pusher of its
-    ``pg_wal`` when none runs, wait for its answer, and exit 0 (stored) or 1 (its error). Returns when the
-    caller must push the segment itself (not PostgreSQL's layout, no pusher, no progress)."""
+    """Let the archive-ahead answer for ``path`` (envsteward.pitr.push_ahead) under ``(target, config
+    stamp)``: retire a pusher of another target or configuration, start the pusher of its ``pg_wal`` when
+    none runs, wait for its answer, and exit 0 (stored). Returns when the caller must push the segment
+    itself (not PostgreSQL's layout, no pusher, no progress, the pusher failed to push it)."""
     from envsteward.pitr import push_ahead
 
+    target, config = target_config
     spool = push_ahead.spool_for(path)
     if spool is None or push_ahead.disabled_by_environment():
         return
+    if push_ahead.retire_foreign(spool, target, config):
+        return  # it exits within a second; the next wal push starts one under this configuration
     if not push_ahead.pusher_running(spool):
         push_ahead.start_background(
-            lambda: _run_pusher(services, archive, target, path.parent, workers=workers, max_ahead=max_ahead)
+            lambda: _run_pusher(
+                services, archive, target_config, path.parent, workers=workers, max_ahead=max_ahead
+            )
         )
         push_ahead.wait_started(spool)
-    answered = push_ahead.answer(path.name, path, target)
-    if answered is None:
-        return
-    code, line = answered
-    if code != 0:
-        _say("push", f"error: {line}")
-    raise typer.Exit(code)
+    answered = push_ahead.answer(path.name, path, target, config)
+    if answered is not None and answered[0] == 0:
+        raise typer.Exit(0)
 
 
 def _run_pusher(
-    services: Services, archive: WalArchive, target: str, pg_wal: Path, *, workers: int, max_ahead: int
+    services: Services,
+    archive: WalArchive,
+    target_config: tuple[str, str],
+    pg_wal: Path,
+    *,
+    workers: int,
+    max_ahead: int,
 ) -> int:
     """The body of the forked pusher: push ``pg_wal``'s ready segments with :func:`push_wal` and record
     each failure (class and segment) and the pusher's state for ``pitr status``. Calls the stores, the
@@ -122,6 +153,8 @@ def _run_pusher(
     from envsteward.pitr import push_ahead
     from envsteward.pitr.archive import push_wal
     from envsteward.pitr.status import record_pusher_event
+
+    target, config = target_config
 
     def push_one(segment: str, segment_path: Path) -> dict[str, object]:
         result = push_wal(archive, segment_path)
@@ -154,6 +187,7 @@ def _run_pusher(
         pg_wal,
         push_one,
         target=target,
+        config=config,
         workers=workers,
         max_ahead=max_ahead,
         describe_error=describe,
