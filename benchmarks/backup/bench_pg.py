@@ -317,6 +317,14 @@ def contenders() -> list[tuple[str, Any]]:
     ]
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to other guests so far (``steal`` of ``/proc/stat``, all CPUs): a run
+    whose steal grew was slowed by neighbours the load average does not show."""
+    with open("/proc/stat", encoding="utf-8") as handle:
+        fields = handle.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def machine() -> dict[str, str]:
     cpu = "unknown"
     with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -359,6 +367,7 @@ def main() -> None:
         print(f"reusing {DB}: {size / (1 << 30):.2f} GiB of table data")
     results: dict[str, Any] = {"machine": machine(), "table_bytes": size, "repeat": args.repeat, "runs": {}}
     samples: dict[str, list[dict[str, Any]]] = {}
+    steal_at_start = steal_seconds()
     try:
         for _round in range(args.repeat):  # interleaved, so a noisy minute hits every contender alike
             for label, run in contenders():
@@ -371,10 +380,17 @@ def main() -> None:
             with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
     results["machine"]["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    results["machine"]["steal_seconds_during_run"] = f"{steal_seconds() - steal_at_start:.1f}"
     for label, runs in samples.items():
         best = min(runs, key=lambda run: run["wall_seconds"])
         walls = sorted(run["wall_seconds"] for run in runs)
-        results["runs"][label] = {**best, "median_wall_seconds": walls[len(walls) // 2], "walls": walls}
+        results["runs"][label] = {
+            **best,
+            "median_wall_seconds": walls[len(walls) // 2],
+            "walls": walls,
+            # every round's client CPU, in round order (the best round's alone says little on a shared VM)
+            "cpu_seconds_per_round": [run.get("cpu_seconds") for run in runs],
+        }
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:
