@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures._proc import free_port, log_tail, running_process, venv_executable
+from tests.fixtures.databases import temporary_database
 
 REPO = Path(__file__).resolve().parents[2]
 WORK_POOL = "envsteward"
@@ -59,21 +60,34 @@ def _healthy(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """``prefect server start`` on a free loopback port with its own SQLite database, plus the work pool."""
+def prefect_server(
+    postgres_dsn_base: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrefectServer]:
+    """``prefect server start`` on a free loopback port with its own PostgreSQL database (dropped at the end),
+    plus the work pool.
+
+    Not SQLite: under CI's load (two xdist workers, each with its servers and workers) Prefect's server on
+    SQLite failed state writes with "database is locked" (its log, kept by this fixture, showed it), and a
+    resumed run stayed in ``Submitting`` until the browser test timed out. Production runs on PostgreSQL.
+    """
     port = free_port()
     home = tmp_path_factory.mktemp("prefect-home")
     server = PrefectServer(f"http://127.0.0.1:{port}/api", home)
-    with running_process(
-        "prefect-server",
-        [venv_executable("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        lambda: _healthy(f"{server.api_url}/health"),
-        timeout=120,
-        env=server.env(),
-        log_path=server.log,
-    ):
-        server.cli("work-pool", "create", WORK_POOL, "--type", "process")
-        yield server
+    with temporary_database(postgres_dsn_base, prefix="envsteward_e2e_prefect") as dsn:
+        database = dsn.rsplit("dbname=", 1)[1]
+        with running_process(
+            "prefect-server",
+            [venv_executable("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            lambda: _healthy(f"{server.api_url}/health"),
+            timeout=120,
+            # the server's own setting only: workers and CLI calls reach the database through the API
+            env=server.env(
+                PREFECT_API_DATABASE_CONNECTION_URL=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+            ),
+            log_path=server.log,
+        ):
+            server.cli("work-pool", "create", WORK_POOL, "--type", "process")
+            yield server
 
 
 @pytest.hookimpl(wrapper=True)
