@@ -33,6 +33,14 @@ from envsteward.health.result import CheckResult, CheckStatus
 MAX_PARALLEL_PER_GROUP = 16
 """Probes of one environment running at once (a probe that overran its watchdog no longer counts)."""
 
+MAX_PROBES_IN_FLIGHT = 32
+"""Probes running at once in the whole process, over every environment's task: 50 environment tasks
+starting 500 probes together would measure the GIL and the scheduler, not the services (a burst of false
+``degraded`` latencies under load)."""
+
+_IN_FLIGHT = threading.BoundedSemaphore(MAX_PROBES_IN_FLIGHT)
+_SLOT_POLL_SECONDS = 0.05
+
 WATCHDOG_GRACE_SECONDS = 2.0
 """How long past its own ``timeout_seconds`` a probe may take before it is abandoned as ``timed out``
 (the probe's client enforces the timeout itself; the watchdog is for a probe that does not)."""
@@ -47,17 +55,21 @@ def run_checks_watched(
     *,
     max_parallel: int = MAX_PARALLEL_PER_GROUP,
     grace_seconds: float = WATCHDOG_GRACE_SECONDS,
+    slots: threading.Semaphore | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[CheckResult]:
     """Run every check of ``specs`` (one environment: ``ctx``) concurrently; one result per check, in order.
 
-    At most ``max_parallel`` probes run at once, each in its own daemon thread. A probe still running
-    ``timeout_seconds + grace_seconds`` after it started is ``down`` with the detail "timed out" and is
-    abandoned: its slot goes to the next check. Never raises for a failing check (see
-    :func:`~envsteward.health.checks.run_check`); calls the systems the checks name.
+    At most ``max_parallel`` probes of this call run at once, each in its own daemon thread, and each holds
+    one of ``slots`` (default: the process's :data:`MAX_PROBES_IN_FLIGHT`, shared with every other call) while
+    it runs. A probe still running ``timeout_seconds + grace_seconds`` after it started is ``down`` with the
+    detail "timed out" and is abandoned: its slots go to the next check. Never raises for a failing check
+    (see :func:`~envsteward.health.checks.run_check`); raises ValueError for ``max_parallel`` below 1.
+    Calls the systems the checks name.
     """
     if max_parallel < 1:
         raise ValueError("max_parallel must be at least 1")
+    shared = _IN_FLIGHT if slots is None else slots
     results: list[CheckResult | None] = [None] * len(specs)
     finished: queue.SimpleQueue[tuple[int, CheckResult]] = queue.SimpleQueue()
     waiting = deque(range(len(specs)))
@@ -70,28 +82,37 @@ def run_checks_watched(
             result = result_from_error(ctx.environment, specs[index], exc)
         finished.put((index, result))
 
-    while waiting or running:
-        while waiting and len(running) < max_parallel:
-            index = waiting.popleft()
-            running[index] = clock() + specs[index].timeout_seconds + grace_seconds
-            threading.Thread(
-                target=probe, args=(index,), name=f"health-{specs[index].name}", daemon=True
-            ).start()
-        try:
-            index, result = finished.get(timeout=max(0.0, min(running.values()) - clock()))
-        except queue.Empty:
-            pass
-        else:
-            if running.pop(index, None) is not None:  # else: already abandoned, a late result is dropped
-                results[index] = result
-        now = clock()
-        for index, deadline in list(running.items()):
-            if deadline <= now:
-                del running[index]
-                spec = specs[index]
-                results[index] = result_from_error(
-                    ctx.environment, spec, TimeoutError(), (spec.timeout_seconds + grace_seconds) * 1000.0
-                )
+    try:
+        while waiting or running:
+            while waiting and len(running) < max_parallel and shared.acquire(blocking=False):
+                index = waiting.popleft()
+                running[index] = clock() + specs[index].timeout_seconds + grace_seconds
+                threading.Thread(
+                    target=probe, args=(index,), name=f"health-{specs[index].name}", daemon=True
+                ).start()
+            wait = min(running.values()) - clock() if running else _SLOT_POLL_SECONDS
+            if waiting and len(running) < max_parallel:  # no free slot in the process: look again soon
+                wait = min(wait, _SLOT_POLL_SECONDS)
+            try:
+                index, result = finished.get(timeout=max(0.0, wait))
+            except queue.Empty:
+                pass
+            else:
+                if running.pop(index, None) is not None:  # else: abandoned already, the late result dropped
+                    shared.release()
+                    results[index] = result
+            now = clock()
+            for index, deadline in list(running.items()):
+                if deadline <= now:
+                    del running[index]
+                    shared.release()
+                    spec = specs[index]
+                    results[index] = result_from_error(
+                        ctx.environment, spec, TimeoutError(), (spec.timeout_seconds + grace_seconds) * 1000.0
+                    )
+    finally:  # an interrupted call (the task's timeout) gives its slots back
+        for _ in running:
+            shared.release()
     return [result for result in results if result is not None]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def context() -> CheckContext:
 class ScriptedProbes:
     """An ``http`` probe whose behaviour depends on the check's name: ``hang*`` blocks until released
     (ignoring its timeout, like a probe stuck in a call without one), ``boom*`` raises, ``slow*`` is
-    degraded, anything else is up. Counts how many run at once."""
+    degraded, anything else is up. Counts how many (of those that do not hang) run at once."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -61,16 +62,19 @@ class ScriptedProbes:
         self.most_at_once = 0
 
     def __call__(self, spec: HTTPCheck, ctx: CheckContext) -> tuple[CheckStatus, str, float]:
+        if spec.name.startswith("hang"):  # abandoned by the watchdog: not counted as running
+            self.release.wait(60)
+            self.hung_returned.set()
+            return CheckStatus.UP, "late", 1.0
         with self._lock:
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
         try:
-            if spec.name.startswith("hang"):
-                self.release.wait(60)
-                self.hung_returned.set()
-                return CheckStatus.UP, "late", 1.0
             if spec.name.startswith("boom"):
                 raise TypeError(f"a bug, and the password {ctx.resolve_secret(None).get_secret_value()}")  # type: ignore[arg-type]
+            if spec.name.startswith("busy"):
+                time.sleep(0.02)  # long enough for others to start next to it
+                return CheckStatus.UP, "HTTP 200", 20.0
             if spec.name.startswith("slow"):
                 return CheckStatus.DEGRADED, "latency 1200 ms > 1000 ms", 1200.0
             return CheckStatus.UP, "HTTP 200", 2.0
@@ -116,6 +120,27 @@ def test_at_most_max_parallel_probes_at_once(probes: ScriptedProbes) -> None:
     results = run_checks_watched([http(f"c{n}") for n in range(20)], context(), max_parallel=3)
     assert [r.check for r in results] == [f"c{n}" for n in range(20)]
     assert 1 <= probes.most_at_once <= 3
+
+
+def test_calls_share_the_process_slots_and_get_them_back(probes: ScriptedProbes) -> None:
+    """Two environments at once, 2 slots between them: never more than 2 probes; hung ones give theirs up."""
+    slots = threading.BoundedSemaphore(2)
+    outcomes: dict[str, list[CheckResult]] = {}
+
+    def environment(name: str) -> None:
+        specs = [http(f"hang-{name}", timeout=0.1)] + [http(f"busy-{name}-{n}") for n in range(8)]
+        outcomes[name] = run_checks_watched(specs, context(), max_parallel=5, grace_seconds=0.05, slots=slots)
+
+    workers = [threading.Thread(target=environment, args=(name,)) for name in ("a", "b")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [r.status.value for r in outcomes["a"]] == ["down"] + ["up"] * 8
+    assert [r.status.value for r in outcomes["b"]] == ["down"] + ["up"] * 8
+    assert 1 <= probes.most_at_once <= 2
+    for _ in range(2):  # every slot was given back (a BoundedSemaphore refuses a release too many)
+        assert slots.acquire(blocking=False)
 
 
 def test_a_probe_that_raises_is_a_failed_probe_without_its_text(probes: ScriptedProbes) -> None:
