@@ -73,23 +73,34 @@ def write_catalogs(root: Path, envs: int, endpoint_port: int) -> dict[str, Path]
     return folders
 
 
-def task_runs(flow_run_id: str) -> int:
-    """The flow run's task runs (API, paged). Prefect records task runs from their events, which lag behind
-    under load: count them after every run has finished."""
+def task_runs(flow_run_id: str) -> dict[str, Any]:
+    """The flow run's task runs (API, paged) and when, after the flow run's start, the last check task
+    (``check-*``) ended: the probes' share of the run's wall time. Prefect records task runs from their
+    events, which lag behind under load: called once every run has finished."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    count, page = 0, 200
+    runs: list[Any] = []
     with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
         while True:
             batch = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                limit=page,
-                offset=count,
+                limit=200,
+                offset=len(runs),
             )
-            count += len(batch)
-            if len(batch) < page:
-                return count
+            runs += batch
+            if len(batch) < 200:
+                break
+    check_ends = [r.end_time for r in runs if r.name.startswith("check-") and r.end_time is not None]
+    start, end = flow_run.start_time, flow_run.end_time
+    return {
+        "task_runs": len(runs),
+        "checks_done_at_s": round((max(check_ends) - start).total_seconds(), 2)
+        if check_ends and start
+        else None,
+        "flow_run_s": round((end - start).total_seconds(), 2) if start and end else None,
+    }
 
 
 def run_measured(env: dict[str, str]) -> dict[str, Any]:
@@ -180,7 +191,7 @@ def main() -> int:
                     print(json.dumps({"pair": pair + 1, "mode": mode, **row}), flush=True)
             time.sleep(10)  # let the server record the last task runs' events
             for row in (row for mode_rows in rows.values() for row in mode_rows):
-                row["task_runs"] = task_runs(row.pop("flow_run_id"))
+                row.update(task_runs(row.pop("flow_run_id")))
         finally:
             endpoints.terminate()
             endpoints.wait()
