@@ -4,9 +4,12 @@ Runbook:
 1. Read the catalog; pick the environments (all by default).
 2. Read the replication slot of every PITR target (check ``pitr-slot.<target>``: an inactive ``wal stream``
    slot holding WAL is degraded, then down; :mod:`envsteward.pitr.slot_watch`) while every check runs at
-   once. A check that finds its service down or degraded *completes*, in a state named ``Down`` or
-   ``Degraded``; only a probe that could not run (a bug, an unusable check definition) fails, and its
-   result still counts as ``down``. No check is retried within a run: step 3 confirms findings.
+   once: one task run per check while the run has at most ``health.per_check_tasks_up_to`` checks
+   (``catalog.yaml``, default 100), above that one task run per environment (``check-<environment>``, its
+   checks probed concurrently inside it, each with its own timeout; results stay per check). A check
+   (or an environment's task) that finds a service down or degraded *completes*, in a state named ``Down``
+   or ``Degraded``; only a probe that could not run (a bug, an unusable check definition) fails its task
+   run, and its result still counts as ``down``. No check is retried within a run: step 3 confirms findings.
 3. Fold each result into the check's stored state; a status change is confirmed only after the check's
    ``consecutive`` results agree (no flapping).
 4. For each confirmed change: one notification to each of the environment's channels, one audit record.
@@ -14,7 +17,7 @@ Runbook:
 6. Add the run to the status history, emit an event per confirmed change (``envsteward.health.down`` /
    ``.degraded`` / ``.recovered``) and refresh the ``platform-status`` artifact (every run).
 
-Scheduled every minute by ``prefect.yaml`` (deployment ``health-check``).
+Scheduled every 30 seconds by ``prefect.yaml`` (deployment ``health-check``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from envsteward.tasks.common import flow_run_link
 from envsteward.tasks.health import (
     audit_status_change,
     record_and_detect,
+    run_environment_checks,
     run_health_check,
     send_alert,
     write_health_artifact,
@@ -37,8 +41,9 @@ from prefect.futures import PrefectFuture, wait
 from envsteward.errors import EnvstewardError
 from envsteward.health.alerts import AlertDeliveryError
 from envsteward.health.checks import result_from_outcome
+from envsteward.health.group import results_from_group_outcome
 from envsteward.health.report import summary
-from envsteward.health.runner import notify_channels, plan_checks, select_environments
+from envsteward.health.runner import by_environment, notify_channels, plan_checks, select_environments
 from envsteward.pitr.slot_watch import notification_for_change
 from envsteward.services import get_services
 
@@ -55,11 +60,20 @@ def health_check(environments: list[str] | None = None) -> dict[str, Any]:
     planned = plan_checks(catalog, environments)
 
     slot_run = pitr_slot_watch_task.submit(select_environments(catalog, environments))
-    check_runs = [run_health_check.submit(p.environment, p.spec) for p in planned]
-    results = [
-        result_from_outcome(p.environment, p.spec, run.result(raise_on_failure=False))
-        for p, run in zip(planned, check_runs, strict=True)
-    ]
+    if len(planned) <= catalog.health.per_check_tasks_up_to:
+        check_runs = [run_health_check.submit(p.environment, p.spec) for p in planned]
+        results = [
+            result_from_outcome(p.environment, p.spec, run.result(raise_on_failure=False))
+            for p, run in zip(planned, check_runs, strict=True)
+        ]
+    else:  # one task run per environment: a task run costs ~45 ms of CPU, a probe ~1 ms
+        groups = by_environment(planned)
+        group_runs = [run_environment_checks.submit(env, specs) for env, specs in groups.items()]
+        results = [
+            result
+            for (env, specs), run in zip(groups.items(), group_runs, strict=True)
+            for result in results_from_group_outcome(env, specs, run.result(raise_on_failure=False))
+        ]
     slot_results = slot_run.result(raise_on_failure=False)
     if isinstance(slot_results, BaseException):  # the checks still count; the failed task run shows why
         get_run_logger().error("the PITR replication slots could not be checked: %s", _describe(slot_results))

@@ -12,6 +12,7 @@ from prefect.states import Completed, State
 
 from envsteward.health.alerts import audit_details
 from envsteward.health.checks import AnyCheck, run_check
+from envsteward.health.group import GroupProbeError, group_finding, run_checks_watched
 from envsteward.health.recording import record_results
 from envsteward.health.report import render_markdown, table_rows
 from envsteward.health.result import CheckProbeError, CheckResult
@@ -24,6 +25,8 @@ ARTIFACT_KEY = "health-status"
 TABLE_ARTIFACT_KEY = "health-status-table"
 CHECK_TASK_TIMEOUT_SECONDS = 150.0
 """Above the largest check timeout the catalog allows (120 s): the check's own timeout fires first."""
+ENVIRONMENT_TASK_TIMEOUT_SECONDS = 600.0
+"""A backstop only: each probe of an environment task has its own watchdog (its timeout + 2 s)."""
 
 
 @task(
@@ -52,6 +55,37 @@ async def run_health_check(environment: str, spec: AnyCheck) -> CheckResult | St
     if result.finding is None:
         return result
     return Completed(data=result, name=result.finding, message=result.detail or result.finding)
+
+
+@task(
+    name="run-environment-checks",
+    task_run_name="check-{environment}",
+    retries=0,  # as run-health-check: findings are confirmed by the tracker, not by a retry
+    timeout_seconds=ENVIRONMENT_TASK_TIMEOUT_SECONDS,
+    persist_result=False,
+)
+async def run_environment_checks(
+    environment: str, specs: Sequence[AnyCheck]
+) -> list[CheckResult] | State[list[CheckResult]]:
+    """Run every check of one environment concurrently (the flow's grouped mode); one result per check.
+    Calls the checked systems; may resolve the checks' passwords (hence no persisted result).
+
+    The state is named for what happened: ``Completed`` when all are up, ``Completed`` named ``Down`` or
+    ``Degraded`` with a message listing the failing checks, ``Failed`` only when a probe could not run
+    (raises :class:`GroupProbeError`, which carries every result: the flow still records them all). A probe
+    that hangs past its timeout is ``down`` without holding the others (see
+    :func:`envsteward.health.group.run_checks_watched`). Async, as ``run-health-check``, so that the
+    backstop timeout can interrupt it.
+    """
+    context = context_from_services(get_services(), environment)
+    results = await asyncio.to_thread(run_checks_watched, specs, context)
+    if any(result.probe_failed for result in results):
+        raise GroupProbeError(environment, results)
+    finding = group_finding(results)
+    if finding is None:
+        return results
+    name, message = finding
+    return Completed(data=results, name=name, message=message)
 
 
 @task(

@@ -12,6 +12,7 @@ from envsteward.catalog.models import ChannelSpec, EnvironmentSpec
 from envsteward.catalog.problems import CatalogError, CatalogProblem
 from envsteward.catalog.rendered import RenderedConfig
 from envsteward.drift.rules import DriftRules
+from envsteward.health.specs import HealthRunSettings
 
 if TYPE_CHECKING:
     from envsteward.policy.rules import TierRule, TierRuleOverrides
@@ -32,6 +33,7 @@ class Catalog:
         drift_rules: DriftRules,
         rendered: Mapping[str, RenderedConfig],
         tier_overrides: Mapping[str, TierRuleOverrides],
+        health: HealthRunSettings | None = None,
     ) -> None:
         self._root = root
         self._platform = platform
@@ -42,6 +44,7 @@ class Catalog:
         self._drift_rules = drift_rules
         self._rendered = dict(rendered)
         self._tier_overrides = MappingProxyType(dict(tier_overrides))
+        self._health = health or HealthRunSettings()
 
     @property
     def root(self) -> Path:
@@ -73,6 +76,11 @@ class Catalog:
     @property
     def drift_rules(self) -> DriftRules:
         return self._drift_rules
+
+    @property
+    def health(self) -> HealthRunSettings:
+        """The catalog's ``catalog.yaml`` ``health`` settings (how the health-check flow runs)."""
+        return self._health
 
     @property
     def tier_overrides(self) -> Mapping[str, TierRuleOverrides]:

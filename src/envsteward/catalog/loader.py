@@ -136,6 +136,7 @@ class _Loader:
             drift_rules=drift_rules or DriftRules(),
             rendered=rendered,
             tier_overrides=overrides,
+            health=header.health,
         )
 
     # -- reading and validating ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from envsteward.catalog.refs import SecretRefField
-from envsteward.health.specs import HealthCheckSpec
+from envsteward.health.specs import HealthCheckSpec, HealthRunSettings
 from envsteward.ports import Severity
 from envsteward.retention.policy import RetentionPolicy
 from envsteward.tree import compile_glob
@@ -737,6 +737,8 @@ class CatalogDocument(Frozen):
     """Layer files every environment starts from, merged in order."""
     channels: list[Any] = Field(default_factory=list)
     """Validated one by one as :data:`ChannelSpec` (so one bad channel does not hide the others)."""
+    health: HealthRunSettings = Field(default_factory=HealthRunSettings)
+    """How the ``health-check`` flow runs the checks (:class:`envsteward.health.specs.HealthRunSettings`)."""
 
 
 class EnvironmentsDocument(Frozen):

@@ -73,6 +73,14 @@ def plan_checks(catalog: Catalog, environments: Sequence[str] | None = None) -> 
     ]
 
 
+def by_environment(planned: Iterable[PlannedCheck]) -> dict[str, list[AnyCheck]]:
+    """The planned checks per environment, in plan order (environments in their first appearance)."""
+    groups: dict[str, list[AnyCheck]] = {}
+    for item in planned:
+        groups.setdefault(item.environment, []).append(item.spec)
+    return groups
+
+
 def notify_channels(catalog: Catalog, environment: str) -> list[str]:
     """The catalog channels told about ``environment`` (its ``notify`` list)."""
     return list(catalog.environments[environment].notify)

@@ -56,3 +56,13 @@ HealthCheckSpec = Annotated[
     HTTPCheck | PostgresCheck | RedisCheck | VaultCheck | S3Check,
     Field(discriminator="kind"),
 ]
+
+
+class HealthRunSettings(BaseModel):
+    """How the ``health-check`` flow runs the checks (``catalog.yaml``: ``health``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_check_tasks_up_to: int = Field(default=100, ge=0, le=100_000, strict=True)
+    """One Prefect task run per check while a run has at most this many checks; above it, one task run per
+    environment (its checks probed concurrently inside it). 0: always one per environment."""
