@@ -20,35 +20,47 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-_FETCH_OPTIONS_WITH_VALUE = frozenset({"--target", "--from"})
-_FETCH_FLAGS = frozenset({"-v", "--verbose"})
+_FLAGS = frozenset({"-v", "--verbose"})
+_FETCH_OPTIONS = frozenset({"--target", "--from"})
+_PUSH_OPTIONS = frozenset({"--target"})
+
+
+def _split_arguments(argv: list[str], options: frozenset[str]) -> tuple[dict[str, str], list[str]] | None:
+    """``(options given, positional arguments)`` of ``argv``, where ``options`` take a value (``--o V`` or
+    ``--o=V``) and ``-v``/``--verbose`` are the only flags; None for anything else (an unknown option, an
+    option without its value): the full CLI handles it."""
+    given: dict[str, str] = {}
+    positional: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        name, equals, value = arg.partition("=")
+        if arg in options:
+            if index + 1 >= len(argv):
+                return None
+            given[arg] = argv[index + 1]
+            index += 2
+        elif equals and name in options:
+            given[name] = value
+            index += 1
+        elif arg in _FLAGS:
+            index += 1
+        elif arg.startswith("-"):
+            return None
+        else:
+            positional.append(arg)
+            index += 1
+    return given, positional
 
 
 def _fetch_arguments(argv: list[str]) -> tuple[str, Path] | None:
     """``NAME PATH`` of ``wal fetch [options] NAME PATH``; None for anything unusual (the full CLI
     handles it)."""
-    positional: list[str] = []
-    index = 0
-    while index < len(argv):
-        arg = argv[index]
-        if arg in _FETCH_OPTIONS_WITH_VALUE:
-            if index + 1 >= len(argv):
-                return None
-            index += 2
-            continue
-        if arg.startswith(("--target=", "--from=")):
-            index += 1
-            continue
-        if arg in _FETCH_FLAGS:
-            index += 1
-            continue
-        if arg.startswith("-"):
-            return None
-        positional.append(arg)
-        index += 1
-    if len(positional) != 2:
+    split = _split_arguments(argv, _FETCH_OPTIONS)
+    if split is None or len(split[1]) != 2:
         return None
-    return positional[0], Path(positional[1])
+    name, path = split[1]
+    return name, Path(path)
 
 
 def fetch_from_spool(argv: list[str]) -> tuple[str, int] | None:
@@ -67,33 +79,13 @@ def fetch_from_spool(argv: list[str]) -> tuple[str, int] | None:
     return None if code is None else (name, code)
 
 
-_PUSH_FLAGS = frozenset({"-v", "--verbose"})
-
-
 def _push_arguments(argv: list[str]) -> tuple[str, Path] | None:
     """``(TARGET, PATH)`` of ``wal push --target TARGET [-v] PATH``; None for anything else (``--name``,
     unknown options: the full CLI handles it)."""
-    target: str | None = None
-    positional: list[str] = []
-    index = 0
-    while index < len(argv):
-        arg = argv[index]
-        if arg == "--target" and index + 1 < len(argv):
-            target, index = argv[index + 1], index + 2
-            continue
-        if arg.startswith("--target="):
-            target, index = arg.partition("=")[2], index + 1
-            continue
-        if arg in _PUSH_FLAGS:
-            index += 1
-            continue
-        if arg.startswith("-"):
-            return None
-        positional.append(arg)
-        index += 1
-    if target is None or len(positional) != 1:
+    split = _split_arguments(argv, _PUSH_OPTIONS)
+    if split is None or "--target" not in split[0] or len(split[1]) != 1:
         return None
-    return target, Path(positional[0])
+    return split[0]["--target"], Path(split[1][0])
 
 
 def push_from_spool(argv: list[str]) -> tuple[int, str] | None:

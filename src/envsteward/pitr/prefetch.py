@@ -107,8 +107,14 @@ def next_segment(name: str, segment_size: int) -> str:
 
 
 def _prefetcher_running(spool: Path) -> bool:
+    return lock_held(spool / _LOCK)
+
+
+def lock_held(lock: Path) -> bool:
+    """True while a process holds an ``flock`` on ``lock`` (a spool's lock file: the prefetcher's, or the
+    archive-ahead pusher's). Local files only; never raises."""
     try:
-        fd = os.open(spool / _LOCK, os.O_RDONLY)
+        fd = os.open(lock, os.O_RDONLY)
     except OSError:
         return False
     try:

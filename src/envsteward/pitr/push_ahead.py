@@ -56,7 +56,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from envsteward.pitr.prefetch import start_background
+from envsteward.pitr.prefetch import lock_held, start_background
 
 __all__ = [
     "SPOOL_NAME",
@@ -216,17 +216,7 @@ def spool_for(path: Path) -> Path | None:
 
 def pusher_running(spool: Path) -> bool:
     """True while a pusher holds the spool's lock. Local files only; never raises."""
-    try:
-        fd = os.open(spool / _LOCK, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return lock_held(spool / _LOCK)
 
 
 def wait_started(spool: Path, seconds: float = 2.0) -> bool:
