@@ -10,7 +10,9 @@ write to local disk (envsteward: the embedded filesystem store, primary + DR fol
 pgBackRest: one ``repo1-path``, so envsteward writes every segment twice).
 
 A. serial push: the same K real segments (from ``pgbench -i``) pushed one process per segment, as
-   PostgreSQL's archiver does: ``envsteward wal push`` vs ``pgbackrest archive-push`` (async off), into a
+   PostgreSQL's archiver does: ``envsteward wal push`` (segments outside a ``pg_wal`` layout: synchronous),
+   ``envsteward wal push`` with the archive-ahead (the segments in a ``pg_wal`` layout with ``.ready``
+   files, ``bench_wal.py``'s ``push_like_postgresql``) vs ``pgbackrest archive-push`` (async off), into a
    fresh store / repo each round.
 B. keep-up: ``archive_command`` switched (ALTER SYSTEM + reload) between envsteward, pgBackRest sync and
    pgBackRest async (``archive-async=y``, ``process-max=2``); each phase runs a WAL burst (``pgbench -i``)
@@ -65,6 +67,19 @@ from tests.fixtures.pg_cluster import (  # noqa: E402
     run_checked,
 )
 from tests.integration._pitr_setup import SELECTOR, PitrSetup, pitr_setup  # noqa: E402
+
+
+def _bench_wal() -> Any:
+    """``bench_wal.py`` next to this file (its PostgreSQL-like serial push), loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_wal", Path(__file__).with_name("bench_wal.py"))
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 STANZA = "bench"
 SEGMENT = 16 << 20
@@ -226,24 +241,42 @@ class Bench:
         shutil.rmtree(repo, ignore_errors=True)
         return elapsed
 
+    def push_envsteward_ahead(self, segments: list[Path], round_no: int) -> float:
+        """The segments in a ``pg_wal`` layout, pushed as PostgreSQL's archiver does with the archive-ahead
+        on (its default): ``bench_wal.push_like_postgresql``, into fresh stores."""
+        for folder in ("objects", "objects-dr"):
+            shutil.rmtree(self.setup.home / folder, ignore_errors=True)
+            (self.setup.home / folder).mkdir()
+        give_to_db_user(self.setup.home)
+        data_dir = self.root / f"ahead-{round_no}"
+        seconds = float(_bench_wal().push_like_postgresql(self.setup, segments, data_dir)["seconds"])
+        shutil.rmtree(data_dir, ignore_errors=True)
+        return seconds
+
     def serial(self, count: int, rounds: int) -> dict[str, Any]:
         segments = self.make_segments(count)
-        results: dict[str, list[float]] = {"envsteward": [], "pgbackrest": []}
+        tools = ["envsteward", "envsteward-archive-ahead", "pgbackrest"]
+        results: dict[str, list[float]] = {tool: [] for tool in tools}
         for round_no in range(rounds):
-            order = ["envsteward", "pgbackrest"] if round_no % 2 == 0 else ["pgbackrest", "envsteward"]
+            order = tools if round_no % 2 == 0 else tools[::-1]
             for tool in order:
-                seconds = (
-                    self.push_envsteward(segments)
-                    if tool == "envsteward"
-                    else self.push_pgbackrest(segments, round_no)
-                )
+                if tool == "envsteward":
+                    seconds = self.push_envsteward(segments)
+                elif tool == "envsteward-archive-ahead":
+                    seconds = self.push_envsteward_ahead(segments, round_no)
+                else:
+                    seconds = self.push_pgbackrest(segments, round_no)
                 results[tool].append(round(count / seconds, 2))
                 log(f"serial push round {round_no + 1} {tool}: {count / seconds:.2f} segments/s")
+        pgbackrest = statistics.median(results["pgbackrest"])
         return {
             "segments": count,
             "segments_per_second": {tool: summary(values, "high") for tool, values in results.items()},
             "ratio_median_pgbackrest_over_envsteward": round(
-                statistics.median(results["pgbackrest"]) / statistics.median(results["envsteward"]), 2
+                pgbackrest / statistics.median(results["envsteward"]), 2
+            ),
+            "ratio_median_pgbackrest_over_envsteward_archive_ahead": round(
+                pgbackrest / statistics.median(results["envsteward-archive-ahead"]), 2
             ),
         }
 
