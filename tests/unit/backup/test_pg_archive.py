@@ -232,6 +232,18 @@ AWKWARD = [b"%d\t" % i + b"r" * ((i * 37) % 300) for i in range(4000)] + [
 ]
 
 
+def irregular_cuts(start: int, end: int) -> list[int]:
+    """Cut positions from ``start`` to ``end`` in steps of 1-7 bytes and two odd large sizes, repeated: a
+    5-byte chunk header is split at every offset somewhere."""
+    cuts, at = [], start
+    for step in itertools.cycle((1, 2, 3, 4, 5, 6, 7, 8191, 131071)):
+        at += step
+        if at >= end:
+            return cuts
+        cuts.append(at)
+    raise AssertionError("unreachable")
+
+
 def _pieces(data: bytes, cuts: list[int]) -> list[bytes]:
     bounds = [0, *sorted({c for c in cuts if 0 < c < len(data)}), len(data)]
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
@@ -263,12 +275,7 @@ def test_the_v4_stream_hash_does_not_depend_on_where_pieces_split_headers() -> N
     for size in (4093, 65537, 1 << 20, 262147):
         cuts = list(range(first_block + 3, len(data), size))
         assert _stream_of(_pieces(data, cuts)) == want, size
-    irregular, at = [], first_block
-    for step in itertools.cycle((1, 2, 3, 4, 5, 6, 7, 8191, 131071)):
-        at += step
-        if at >= len(data):
-            break
-        irregular.append(at)
+    irregular = irregular_cuts(first_block, len(data))
     assert _stream_of(_pieces(data, irregular)) == want
     assert want[0] == ("public.awkward", len(AWKWARD), stream(AWKWARD))
 

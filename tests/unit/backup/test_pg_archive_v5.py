@@ -10,7 +10,6 @@ pg_dump output is covered by tests/integration/test_pg_copy_checksums.py.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 
 import pytest
@@ -21,7 +20,7 @@ from envsteward.adapters.pg_checksums import FRAMED_ALGORITHM, FramedSum, frame_
 from envsteward.backup.sources import pg_archive
 from envsteward.backup.sources.pg_archive import ArchiveScanner
 from envsteward.errors import IntegrityError
-from tests.unit.backup.test_pg_archive import AWKWARD, INT_SIZE, ROWS, _int, _pieces, build
+from tests.unit.backup.test_pg_archive import AWKWARD, INT_SIZE, ROWS, _int, _pieces, build, irregular_cuts
 
 
 def v5(rows: Iterable[bytes]) -> str:
@@ -133,12 +132,7 @@ def test_chunk_headers_split_at_every_offset_across_pieces() -> None:
     late = data.index(b"%d\tafter\t" % 100) - 5
     for offset in range(6):
         assert scan(_pieces(data, [late + offset, late + offset + 3])) == WANT, offset
-    irregular, at = [], first_block
-    for step in itertools.cycle((1, 2, 3, 4, 5, 6, 7, 8191, 131071)):
-        at += step
-        if at >= len(data):
-            break
-        irregular.append(at)
+    irregular = irregular_cuts(first_block, len(data))
     assert scan(_pieces(data, irregular)) == WANT
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,19 +83,26 @@ def _layout(tmp_path: Path, name: str, data: bytes) -> Path:
     return pg_wal
 
 
-def test_an_ok_proves_only_the_same_file_for_the_same_target(tmp_path: Path) -> None:
-    name, data = "000000010000000000000003", b"x" * 1000
-    pg_wal = _layout(tmp_path, name, data)
-    record = {
+def _ok_record(name: str, data: bytes, **fields: Any) -> dict[str, Any]:
+    """A pusher's ``.ok`` record for segment ``name`` holding ``data``, archived for ``prod/db`` under
+    ``STAMP``; ``fields`` replace or add entries."""
+    return {
         "segment": name,
         "target": "prod/db",
         "config": STAMP,
-        "key": "prod/db.pitr/wal/" + name,
-        "regions": ["primary", "dr"],
+        "key": "k",
+        "regions": ["primary"],
         "status": "archived",
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
+        **fields,
     }
+
+
+def test_an_ok_proves_only_the_same_file_for_the_same_target(tmp_path: Path) -> None:
+    name, data = "000000010000000000000003", b"x" * 1000
+    pg_wal = _layout(tmp_path, name, data)
+    record = _ok_record(name, data, key="prod/db.pitr/wal/" + name, regions=["primary", "dr"])
     ok = pg_wal / push_ahead.SPOOL_NAME / f"{name}.ok"
     ok.write_text(json.dumps(record))
     assert push_ahead.answer(name, pg_wal / name, "prod/db", STAMP, wait=0) is not None
@@ -130,17 +138,7 @@ def test_the_file_identity_short_cut_falls_back_to_the_hash_when_the_file_change
     pg_wal = _layout(tmp_path, name, data)
     spool, path = pg_wal / push_ahead.SPOOL_NAME, pg_wal / name
     before = push_ahead.file_identity(path)
-    record = {
-        "segment": name,
-        "target": "prod/db",
-        "config": STAMP,
-        "key": "k",
-        "regions": ["primary"],
-        "status": "archived",
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "stat": push_ahead.settled_identity(path, before),
-    }
+    record = _ok_record(name, data, stat=push_ahead.settled_identity(path, before))
     assert record["stat"] == before  # unchanged during the "push"
     (spool / f"{name}.ok").write_text(json.dumps(record))
     assert push_ahead.proven(spool, name, path, "prod/db", STAMP) is not None
@@ -233,16 +231,7 @@ def test_the_config_stamp_follows_the_catalog_the_environment_and_dotenv(
 def test_an_ok_of_another_config_proves_nothing(tmp_path: Path) -> None:
     name, data = "000000010000000000000006", b"v" * 1000
     pg_wal = _layout(tmp_path, name, data)
-    record = {
-        "segment": name,
-        "target": "prod/db",
-        "config": "a" * 32,
-        "key": "k",
-        "regions": ["primary"],
-        "status": "archived",
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
+    record = _ok_record(name, data, config="a" * 32)
     spool = pg_wal / push_ahead.SPOOL_NAME
     (spool / f"{name}.ok").write_text(json.dumps(record))
     assert push_ahead.proven(spool, name, pg_wal / name, "prod/db", "a" * 32) is not None
@@ -274,16 +263,7 @@ def test_non_segment_files_are_never_answered_from_the_spool(tmp_path: Path, nam
     record and a .ready beside them."""
     data = b"h" * 100
     pg_wal = _layout(tmp_path, name, data)
-    record = {
-        "segment": name,
-        "target": "prod/db",
-        "config": STAMP,
-        "key": "k",
-        "regions": ["primary"],
-        "status": "archived",
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
+    record = _ok_record(name, data)
     (pg_wal / push_ahead.SPOOL_NAME / f"{name}.ok").write_text(json.dumps(record))
     assert push_ahead.answer(name, pg_wal / name, "prod/db", STAMP, wait=0) is None
     assert push_ahead.ready_segments(pg_wal) == []  # and the pusher never pushes them ahead
